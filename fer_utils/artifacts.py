@@ -1,0 +1,166 @@
+"""Run folders and reproducibility records.
+
+This module owns what every notebook writes next to its results: the run folder,
+seeding (one seed drives Python, NumPy and TensorFlow), the record of versions, seed and
+data checksum in ``metrics.json``, and the banners a report shows (``SYNTHETIC DATA``,
+the data card). Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+METRICS_FILE = "metrics.json"
+_PACKAGES = ("tensorflow", "keras", "keras_tuner", "numpy", "pandas", "scipy", "statsmodels", "sklearn",
+             "seaborn", "matplotlib", "papermill")
+
+
+def set_seed(seed: int, *, tensorflow: bool = True) -> int:
+    """Seed Python, NumPy and (if imported or requested) Keras/TensorFlow with one number.
+
+    Keras' ``set_random_seed`` also seeds TensorFlow; op determinism is not forced because it
+    slows CPU training and is unavailable for some GPU kernels (recorded in the metadata).
+    """
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    if tensorflow:
+        import keras
+
+        keras.utils.set_random_seed(seed)
+    return seed
+
+
+def versions() -> dict:
+    """Versions of Python and the stack's packages that are installed (not imported eagerly)."""
+    from importlib import metadata
+
+    names = {"sklearn": "scikit-learn", "keras_tuner": "keras-tuner"}
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in _PACKAGES:
+        try:
+            out[pkg] = metadata.version(names.get(pkg, pkg))
+        except metadata.PackageNotFoundError:
+            if pkg == "tensorflow":
+                try:
+                    out[pkg] = metadata.version("tensorflow-cpu")
+                except metadata.PackageNotFoundError:
+                    pass
+    return out
+
+
+def run_folder(run_dir, notebook: str = "adhoc") -> Path:
+    """Create (if needed) and return a notebook's run folder.
+
+    ``run_dir=""`` gives ``reports/adhoc/<notebook>``, for notebooks opened by hand.
+    """
+    path = Path(run_dir) if run_dir else Path("reports") / "adhoc" / notebook
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class Timer:
+    """Wall-clock timer: ``t = Timer(); ...; t.seconds``."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        """Seconds since creation."""
+        return time.perf_counter() - self.start
+
+
+def run_metadata(seed: int, dataset=None, params: dict | None = None, **extra) -> dict:
+    """The reproducibility record of a run: seed, data, versions, parameters, time."""
+    meta = {"seed": int(seed), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions(), "params": params or {}}
+    if dataset is not None:
+        meta["data"] = dataset.describe() if hasattr(dataset, "describe") else dataset
+        meta["synthetic_data"] = bool(getattr(dataset, "is_synthetic", False))
+    meta.update(extra)
+    return meta
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path, payload: dict) -> Path:
+    """Write JSON atomically (a crash never leaves a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_jsonable(payload), indent=2, sort_keys=False))
+    tmp.replace(path)
+    return path
+
+
+def write_metrics(run_dir, headline: dict, metadata: dict, **sections) -> Path:
+    """Write ``metrics.json``: ``headline`` (shown on the index page), ``metadata`` and more sections.
+
+    Args:
+        run_dir: the notebook's run folder.
+        headline: a few key numbers or strings (e.g. ``{"test_accuracy": 0.71}``).
+        metadata: from :func:`run_metadata`.
+        **sections: any further JSON-serialisable sections (per-model results, tables).
+    """
+    return write_json(Path(run_dir) / METRICS_FILE, {"headline": headline, "metadata": metadata, **sections})
+
+
+def read_metrics(run_dir) -> dict:
+    """Read a run folder's ``metrics.json``.
+
+    Raises:
+        FileNotFoundError: naming the file and the notebook that should have written it.
+    """
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; run the notebook that writes {Path(run_dir).name} first")
+    return json.loads(path.read_text())
+
+
+SYNTHETIC_BANNER = ("SYNTHETIC DATA: no real dataset was found, so this report uses the built-in procedurally "
+                    "drawn faces. Its numbers say nothing about FER-2013. Set FER_DATA_DIR or data_dir (README: Data).")
+
+
+def banner_html(dataset) -> str:
+    """HTML for the data banner of a report: a loud red SYNTHETIC DATA box, or a data card."""
+    desc = dataset.describe() if hasattr(dataset, "describe") else dataset
+    synthetic = bool(desc.get("synthetic_rows")) and desc.get("synthetic_rows") == desc.get("n")
+    card = (f"<b>dataset</b> {desc['name']} &nbsp; <b>path</b> {desc['path'] or '(generated)'} &nbsp; "
+            f"<b>rows</b> {desc['n']:,} &nbsp; <b>splits</b> {desc['splits']} &nbsp; "
+            f"<b>sha256</b> <code>{desc['checksum'][:16]}</code>")
+    if synthetic:
+        return ("<div style='background:#b00020;color:white;padding:14px;font-size:20px;font-weight:bold;"
+                f"border-radius:6px'>&#9888; {SYNTHETIC_BANNER}</div><div style='padding:6px'>{card}</div>")
+    return f"<div style='background:#e8f0fe;padding:10px;border-radius:6px'>{card}</div>"
+
+
+def show_banner(dataset):
+    """Display the data banner in a notebook (also prints it, so text renderings carry it)."""
+    from IPython.display import HTML, display
+
+    desc = dataset.describe() if hasattr(dataset, "describe") else dataset
+    if desc.get("synthetic_rows") and desc.get("synthetic_rows") == desc.get("n"):
+        print("!" * 20, SYNTHETIC_BANNER, "!" * 20)
+    display(HTML(banner_html(dataset)))

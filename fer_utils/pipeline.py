@@ -1,0 +1,178 @@
+"""Input pipelines: ``tf.data`` from in-memory arrays for training and evaluation.
+
+This module owns everything between a :class:`fer_utils.data.FERDataset` and a model's
+input tensor: resizing to the model's input size with the aspect ratio preserved,
+grey-to-RGB for backbones that want three channels, normalisation, augmentation with
+Keras preprocessing layers (no ``ImageDataGenerator``), caching and prefetching.
+TensorFlow is imported inside the functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NORMALIZATIONS = ("unit", "symmetric", "standardize", "per_image", "imagenet_caffe")
+AUGMENT_KEYS = {"flip": bool, "shift": float, "rotation_deg": float, "zoom": float, "contrast": float}
+
+
+def check_augment(augment) -> dict:
+    """Validate an augmentation dict (``flip``, ``shift``, ``rotation_deg``, ``zoom``, ``contrast``).
+
+    Raises:
+        ValueError: an unknown key or a negative amount, naming the key.
+    """
+    if not augment:
+        return {}
+    if not isinstance(augment, dict):
+        raise ValueError(f"augment must be a dict with keys {sorted(AUGMENT_KEYS)} or None, got {augment!r}")
+    for key, value in augment.items():
+        if key not in AUGMENT_KEYS:
+            raise ValueError(f"augment key {key!r} is unknown; expected some of {sorted(AUGMENT_KEYS)}")
+        if key != "flip" and (not isinstance(value, (int, float)) or value < 0):
+            raise ValueError(f"augment[{key!r}]={value!r}: expected a number >= 0")
+    return dict(augment)
+
+
+def augmentation_layers(augment: dict, seed: int = 0):
+    """A ``keras.Sequential`` of preprocessing layers for ``augment`` (or None when empty).
+
+    ``shift`` and ``zoom`` are fractions of the image size; ``rotation_deg`` is in degrees.
+    """
+    import keras
+
+    augment = check_augment(augment)
+    layers = []
+    if augment.get("flip"):
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed, name="aug_flip"))
+    if augment.get("rotation_deg"):
+        layers.append(keras.layers.RandomRotation(augment["rotation_deg"] / 360.0, fill_mode="reflect",
+                                                  seed=seed + 1, name="aug_rotation"))
+    if augment.get("shift"):
+        layers.append(keras.layers.RandomTranslation(augment["shift"], augment["shift"], fill_mode="reflect",
+                                                     seed=seed + 2, name="aug_shift"))
+    if augment.get("zoom"):
+        layers.append(keras.layers.RandomZoom(augment["zoom"], fill_mode="reflect", seed=seed + 3, name="aug_zoom"))
+    if augment.get("contrast"):
+        layers.append(keras.layers.RandomContrast(augment["contrast"], seed=seed + 4, name="aug_contrast"))
+    if not layers:
+        return None
+    return keras.Sequential(layers, name="augmentation")
+
+
+def normalization_stats(images: np.ndarray) -> tuple:
+    """Mean and std of pixel values (0-255 scale) of a training set, for ``standardize``."""
+    x = np.asarray(images, dtype=np.float64)
+    return float(x.mean()), float(x.std() or 1.0)
+
+
+def make_dataset(images, labels=None, num_classes: int | None = None, *, input_size=(48, 48), channels: int = 1,
+                 batch_size: int = 64, normalization: str = "unit", mean: float | None = None,
+                 std: float | None = None, augment=None, shuffle: bool = False, seed: int = 0, cache: bool = True,
+                 soft_labels=None, drop_remainder: bool = False):
+    """Build a ``tf.data.Dataset`` of ``(x, y)`` batches (or ``x`` only when ``labels`` is None).
+
+    Args:
+        images: uint8 ``[N, H, W]`` grey images.
+        labels: int ``[N]`` class indices, or None for prediction-only pipelines.
+        num_classes: number of classes (one-hot width).
+        input_size: ``(H, W)`` (or an int) of the model input; images are resized with the
+            aspect ratio preserved (padding when the ratios differ).
+        channels: 1, or 3 to repeat the grey channel for RGB backbones.
+        batch_size: batch size.
+        normalization: ``unit`` ([0, 1]), ``symmetric`` ([-1, 1]), ``standardize`` (training
+            mean/std, pass ``mean``/``std``), ``per_image`` (each image to zero mean, unit
+            variance) or ``imagenet_caffe`` (BGR mean subtraction of Keras' VGG/ResNet weights).
+        mean: training-set pixel mean (0-255) for ``standardize``.
+        std: training-set pixel std (0-255) for ``standardize``.
+        augment: dict for :func:`augmentation_layers` or None; applied after batching,
+            before normalisation, on training data only.
+        shuffle: shuffle every epoch (seeded).
+        seed: seed for shuffling and augmentation.
+        cache: cache the decoded, resized images in memory (before augmentation).
+        soft_labels: float ``[N, K]`` targets used instead of one-hot labels (FER+ votes).
+        drop_remainder: drop the last incomplete batch.
+
+    Returns:
+        A prefetching ``tf.data.Dataset`` yielding float32 ``[B, H, W, C]`` and one-hot
+        (or soft) float32 ``[B, K]``.
+    """
+    import tensorflow as tf
+
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise ValueError(f"images must be uint8 [N,H,W], got {images.dtype} {images.shape}")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization={normalization!r}: expected one of {NORMALIZATIONS}")
+    if normalization == "standardize" and (mean is None or std is None):
+        raise ValueError("normalization='standardize' needs mean= and std= from the training split "
+                         "(see normalization_stats)")
+    if channels not in (1, 3):
+        raise ValueError(f"channels={channels}: expected 1 or 3")
+    size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    aug = augmentation_layers(augment, seed) if augment else None
+
+    x = tf.data.Dataset.from_tensor_slices(images[..., None])
+    if labels is not None:
+        if num_classes is None:
+            raise ValueError("num_classes is required with labels")
+        if soft_labels is not None:
+            y = np.asarray(soft_labels, dtype=np.float32)
+        else:
+            y = np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
+        ds = tf.data.Dataset.zip((x, tf.data.Dataset.from_tensor_slices(y)))
+    else:
+        ds = x.map(lambda im: (im,))
+
+    def resize(im, *rest):
+        im = tf.cast(im, tf.float32)
+        if tuple(images.shape[1:3]) != size:
+            im = tf.image.resize_with_pad(im, size[0], size[1], method="bilinear", antialias=True)
+        return (im, *rest)
+
+    ds = ds.map(resize, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(min(len(images), 20000), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+
+    def finish(im, *rest):
+        if aug is not None:
+            im = aug(im, training=True)
+        im = _normalize(tf, im, normalization, mean, std)
+        if channels == 3:
+            im = tf.repeat(im, 3, axis=-1)
+            if normalization == "imagenet_caffe":
+                im = im - tf.constant([103.939, 116.779, 123.68], dtype=im.dtype)
+        return (im, *rest) if rest else im
+
+    ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _normalize(tf, im, normalization, mean, std):
+    if normalization == "unit":
+        return im / 255.0
+    if normalization == "symmetric":
+        return im / 127.5 - 1.0
+    if normalization == "standardize":
+        return (im - mean) / std
+    if normalization == "per_image":
+        return tf.image.per_image_standardization(im)
+    return im  # imagenet_caffe: mean subtraction per channel after the channel repeat
+
+
+def as_arrays(dataset, limit: int | None = None):
+    """Collect a (small) dataset's batches into numpy arrays, for tests and plots."""
+    xs, ys = [], []
+    for batch in dataset:
+        if isinstance(batch, tuple):
+            xs.append(batch[0].numpy())
+            if len(batch) > 1:
+                ys.append(batch[1].numpy())
+        else:
+            xs.append(batch.numpy())
+        if limit and sum(len(b) for b in xs) >= limit:
+            break
+    x = np.concatenate(xs)
+    return (x, np.concatenate(ys)) if ys else x

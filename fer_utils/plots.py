@@ -1,0 +1,134 @@
+"""Figures: every plot the notebooks show, each optionally saved under the run folder.
+
+Each function returns the matplotlib ``Figure`` and, when ``save_to`` is given, writes
+it as PNG there (the run folder keeps figures next to ``metrics.json``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _plt():
+    # Imported lazily: notebooks use the inline backend, scripts and tests whatever is set (Agg headless).
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, save_to):
+    if save_to:
+        path = Path(save_to)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    return fig
+
+
+def class_count_bars(counts: pd.DataFrame, title: str = "Images per class and split", save_to=None):
+    """Grouped bar chart of a :meth:`FERDataset.class_counts` table (totals dropped)."""
+    import seaborn as sns
+
+    plt = _plt()
+    table = counts.drop(index="total", errors="ignore").drop(columns="total", errors="ignore")
+    long = table.reset_index().melt(id_vars=table.index.name or "index", var_name="split", value_name="images")
+    fig, ax = plt.subplots(figsize=(10, 4))
+    sns.barplot(data=long, x=table.index.name or "index", y="images", hue="split", ax=ax)
+    ax.set_title(title)
+    ax.set_xlabel("")
+    for container in ax.containers:
+        ax.bar_label(container, fontsize=7)
+    fig.tight_layout()
+    return _save(fig, save_to)
+
+
+def sample_grid(samples, title: str = "Samples per class", save_to=None):
+    """Grid of images: one row per class from ``[(class_name, images), ...]``."""
+    plt = _plt()
+    samples = list(samples)
+    cols = max((len(imgs) for _, imgs in samples), default=1)
+    fig, axes = plt.subplots(len(samples), cols, figsize=(cols * 1.1, len(samples) * 1.2), squeeze=False)
+    for r, (name, imgs) in enumerate(samples):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.axis("off")
+            if c < len(imgs):
+                ax.imshow(imgs[c], cmap="gray", vmin=0, vmax=255)
+        axes[r][0].set_title(name, fontsize=9, loc="left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, save_to)
+
+
+def intensity_histograms(ds, bins: int = 32, save_to=None):
+    """Pixel-intensity distribution per class (density), plus each class's mean face."""
+    plt = _plt()
+    k = ds.num_classes
+    fig, axes = plt.subplots(2, k, figsize=(k * 1.8, 3.8), squeeze=False)
+    for c, name in enumerate(ds.class_names):
+        x = ds.images[ds.labels == c]
+        ax = axes[0][c]
+        if len(x):
+            ax.hist(x.ravel(), bins=bins, range=(0, 255), density=True, color="steelblue")
+            axes[1][c].imshow(x.mean(axis=0), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(name, fontsize=9)
+        ax.set_yticks([])
+        axes[1][c].axis("off")
+    axes[1][0].set_title("mean face", fontsize=8, loc="left")
+    fig.tight_layout()
+    return _save(fig, save_to)
+
+
+def heatmap(table: pd.DataFrame, title: str, fmt: str = "d", normalize_rows: bool = False, save_to=None,
+            cmap: str = "Blues"):
+    """Annotated heatmap of a table (confusion matrix, label agreement...)."""
+    import seaborn as sns
+
+    plt = _plt()
+    data = table.astype(float)
+    if normalize_rows:
+        data = data.div(data.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
+        fmt = ".2f"
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * data.shape[1], 0.8 + 0.6 * data.shape[0]))
+    sns.heatmap(data, annot=True, fmt=fmt if normalize_rows or fmt != "d" else ".0f", cmap=cmap, cbar=False, ax=ax)
+    ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, save_to)
+
+
+def duplicate_examples(ds, dups: pd.DataFrame, n: int = 8, save_to=None):
+    """Show up to ``n`` duplicate groups with conflicting labels or crossing splits (first two members each)."""
+    plt = _plt()
+    if dups.empty:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no duplicate images", ha="center")
+        return _save(fig, save_to)
+    pick = dups.sort_values(["conflicting", "cross_split", "n"], ascending=False).head(n)
+    index = {s: i for i, s in enumerate(ds.source_ids)}
+    fig, axes = plt.subplots(2, len(pick), figsize=(len(pick) * 1.5, 3.6), squeeze=False)
+    for c, (_, g) in enumerate(pick.iterrows()):
+        for r in range(2):
+            ax = axes[r][c]
+            ax.axis("off")
+            if r < len(g.source_ids):
+                i = index[g.source_ids[r]]
+                ax.imshow(ds.images[i], cmap="gray", vmin=0, vmax=255)
+                ax.set_title(f"{ds.class_names[ds.labels[i]]}\n{ds.splits[i]}", fontsize=7)
+    fig.suptitle("Identical images: conflicting labels / crossing splits first")
+    fig.tight_layout()
+    return _save(fig, save_to)
+
+
+def bar(series: pd.Series, title: str, ylabel: str = "", save_to=None):
+    """Simple bar chart of a Series."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(4, 0.7 * len(series)), 3))
+    series.plot.bar(ax=ax, color="steelblue")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.bar_label(ax.containers[0], fontsize=8)
+    fig.tight_layout()
+    return _save(fig, save_to)
