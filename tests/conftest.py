@@ -1,0 +1,51 @@
+"""Shared test fixtures: where the real data is, and small files built from the real fixtures."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path | None:
+    """``$FER_DATA_DIR`` if set (``.ci/run`` sets it to ../shared/data)."""
+    value = os.environ.get("FER_DATA_DIR")
+    return Path(value) if value else None
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The real-data folder; tests using it skip cleanly only when FER_DATA_DIR is unset."""
+    d = data_dir()
+    if d is None:
+        pytest.skip("FER_DATA_DIR is not set (real-data tests need ../shared/data)")
+    assert d.is_dir(), f"FER_DATA_DIR={d} does not exist"
+    return d
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir(real_data) -> Path:
+    return real_data / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def tiny_csv(fixtures_dir) -> Path:
+    return fixtures_dir / "fer2013_tiny.csv"
+
+
+@pytest.fixture()
+def cache_dir(tmp_path):
+    """A private parse cache so tests never depend on (or pollute) ~/.cache."""
+    return tmp_path / "cache"
+
+
+def write_png(path: Path, image: np.ndarray):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)

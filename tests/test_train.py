@@ -1,0 +1,281 @@
+"""Tests for fer_utils.train: config checks, losses, schedules, fitting, resume."""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import csv  # noqa: E402
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402
+
+from fer_utils import train  # noqa: E402
+from fer_utils.train import TrainConfig  # noqa: E402
+
+
+# --------------------------------------------------------------------------- #
+# Helpers
+# --------------------------------------------------------------------------- #
+
+
+def tiny_cnn(input_shape=(16, 16, 1), num_classes=2):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs)
+
+
+def bright_dark_data(n=128, seed=0):
+    """Two separable classes: dark (0) vs bright (1) noisy 16x16 images."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = rng.normal(0.0, 0.1, size=(n, 16, 16, 1)) + np.where(y, 0.8, 0.2)[:, None, None, None]
+    return x.astype("float32"), keras.utils.to_categorical(y, 2).astype("float32")
+
+
+def datasets(batch_size=32):
+    x, y = bright_dark_data()
+    train_ds = tf.data.Dataset.from_tensor_slices((x[:96], y[:96])).batch(batch_size)
+    val_ds = tf.data.Dataset.from_tensor_slices((x[96:], y[96:])).batch(batch_size)
+    return train_ds, val_ds
+
+
+def read_history(run_dir):
+    with open(run_dir / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def quick_cfg(**kw):
+    base = dict(optimizer="adam", learning_rate=0.05, epochs=3, verbose=0, precision="float32")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Simulates a crash right after epoch index ``after_epoch`` finished."""
+
+    def __init__(self, after_epoch):
+        super().__init__()
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.after_epoch:
+            raise RuntimeError("simulated interrupt")
+
+
+# --------------------------------------------------------------------------- #
+# Losses, regularisers, schedules
+# --------------------------------------------------------------------------- #
+
+
+def test_cosine_loss_is_negative_cosine():
+    y_true = np.array([[0.0, 1.0, 0.0]], dtype="float32")
+    y_pred = np.array([[0.2, 0.7, 0.1]], dtype="float32")
+    # cos = 0.7 / (1 * sqrt(0.04 + 0.49 + 0.01)) = 0.7 / sqrt(0.54)
+    expected = -0.7 / np.sqrt(0.54)
+    loss = train.make_loss(TrainConfig(loss="cosine"))
+    assert float(loss(y_true, y_pred)) == pytest.approx(expected, rel=1e-5)
+    assert expected == pytest.approx(-0.952579, rel=1e-5)
+
+
+def test_crossentropy_loss_uses_label_smoothing():
+    loss = train.make_loss(TrainConfig(loss="crossentropy", label_smoothing=0.1))
+    y_true = np.array([[0.0, 1.0]], dtype="float32")
+    y_pred = np.array([[0.3, 0.7]], dtype="float32")
+    # Smoothed target: [0.05, 0.95].
+    expected = -(0.05 * np.log(0.3) + 0.95 * np.log(0.7))
+    assert float(loss(y_true, y_pred)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_step_schedule_absolute_boundaries():
+    table = train.effective_step_table(TrainConfig(schedule="step", epochs=200))
+    expected = {
+        0: 1e-3, 80: 1e-3, 81: 1e-4, 120: 1e-4, 121: 1e-5,
+        160: 1e-5, 161: 1e-6, 180: 1e-6, 181: 5e-7, 199: 5e-7,
+    }
+    for epoch, lr in expected.items():
+        assert train.step_schedule(epoch, table) == lr, epoch
+
+
+def test_step_schedule_relative_scaling_at_20_epochs():
+    cfg = TrainConfig(schedule="step", epochs=20, step_table_scale="relative")
+    table = train.effective_step_table(cfg)
+    assert [s for s, _ in table] == [0, 8, 12, 16, 18]
+    lrs = [train.step_schedule(e, table) for e in range(20)]
+    assert lrs == [1e-3] * 8 + [1e-4] * 4 + [1e-5] * 4 + [1e-6] * 2 + [5e-7] * 2
+
+
+def test_regularizer_adds_losses():
+    assert train.make_regularizer(0.0, 0.0) is None
+    assert isinstance(train.make_regularizer(0.0, 1e-3), keras.regularizers.L2)
+    assert isinstance(train.make_regularizer(1e-3, 1e-3), keras.regularizers.L1L2)
+    inputs = keras.Input((4,))
+    dense = keras.layers.Dense(2, kernel_regularizer=train.make_regularizer(0.0, 1e-2))
+    model = keras.Model(inputs, dense(inputs))
+    assert len(model.losses) > 0
+    kernel = np.asarray(dense.kernel)
+    assert float(sum(model.losses)) == pytest.approx(1e-2 * np.sum(kernel**2), rel=1e-5)
+
+
+def test_optimizers_and_cosine_schedule():
+    sgd = train.make_optimizer(TrainConfig(optimizer="sgd", momentum=0.8, nesterov=True))
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov
+    assert float(sgd.momentum) == pytest.approx(0.8)
+    assert isinstance(train.make_optimizer(TrainConfig(optimizer="rmsprop")), keras.optimizers.RMSprop)
+    cfg = TrainConfig(schedule="cosine", epochs=10, warmup_epochs=2, learning_rate=0.1)
+    opt = train.make_optimizer(cfg, steps_per_epoch=5)
+    sched = opt._learning_rate
+    assert isinstance(sched, keras.optimizers.schedules.CosineDecay)
+    assert float(sched(0)) == pytest.approx(0.0)
+    assert float(sched(10)) == pytest.approx(0.1)  # end of warm-up = peak
+    assert float(sched(50)) == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        train.make_optimizer(cfg)
+
+
+# --------------------------------------------------------------------------- #
+# Config validation
+# --------------------------------------------------------------------------- #
+
+
+def test_unknown_choices_raise_listing_choices():
+    with pytest.raises(ValueError, match=r"optimizer='nadam'.*'sgd', 'adam', 'rmsprop'"):
+        TrainConfig.from_dict({"optimizer": "nadam"})
+    with pytest.raises(ValueError, match=r"loss='mse'.*'crossentropy', 'cosine'"):
+        TrainConfig.from_dict({"loss": "mse"})
+    with pytest.raises(ValueError, match=r"schedule='poly'.*'constant', 'step', 'plateau', 'cosine'"):
+        TrainConfig.from_dict({"schedule": "poly"})
+    with pytest.raises(ValueError, match=r"Unknown TrainConfig key 'lr'.*learning_rate"):
+        TrainConfig.from_dict({"lr": 0.1})
+
+    # The factory functions check too (e.g. a config mutated after creation).
+    cfg = TrainConfig()
+    cfg.optimizer = "nadam"
+    with pytest.raises(ValueError, match="'sgd', 'adam', 'rmsprop'"):
+        train.make_optimizer(cfg)
+    cfg = TrainConfig()
+    cfg.loss = "mse"
+    with pytest.raises(ValueError, match="'crossentropy', 'cosine'"):
+        train.make_loss(cfg)
+    cfg = TrainConfig()
+    cfg.schedule = "poly"
+    with pytest.raises(ValueError, match="'constant', 'step'"):
+        train.make_callbacks(cfg, "unused-dir-never-created")
+
+
+def test_config_value_checks_and_round_trip():
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig.from_dict({"learning_rate": -1})
+    with pytest.raises(ValueError, match="step_table"):
+        TrainConfig.from_dict({"step_table": [[5, 1e-3], [2, 1e-4]]})
+    with pytest.raises(ValueError, match="class_weight"):
+        TrainConfig.from_dict({"class_weight": "inverse"})
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TrainConfig.from_dict({"loss": "cosine", "label_smoothing": 0.1})
+    cfg = TrainConfig.from_dict({"optimizer": "sgd", "schedule": "step", "epochs": 20})
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_balanced_class_weights():
+    w = train.balanced_class_weights([10, 30, 0])
+    assert w[0] == pytest.approx(40 / (3 * 10))
+    assert w[1] == pytest.approx(40 / (3 * 30))
+    assert w[2] == 1.0
+
+
+# --------------------------------------------------------------------------- #
+# Precision
+# --------------------------------------------------------------------------- #
+
+
+def test_set_precision_sets_global_policy():
+    try:
+        assert train.set_precision("float32") == "float32"
+        assert keras.mixed_precision.global_policy().name == "float32"
+        assert train.set_precision("mixed_bfloat16") == "mixed_bfloat16"
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        inputs = keras.Input((8, 8, 1))
+        x = keras.layers.Conv2D(2, 3, name="conv")(inputs)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        x = keras.layers.Dense(3, name="logits")(x)
+        outputs = keras.layers.Activation("softmax", dtype="float32", name="probs")(x)
+        model = keras.Model(inputs, outputs)
+        assert model.get_layer("conv").compute_dtype == "bfloat16"
+        out = model(np.zeros((2, 8, 8, 1), "float32"))
+        assert out.dtype == "float32"
+        assert train.set_precision("auto") in ("float32", "mixed_bfloat16", "mixed_float16")
+        with pytest.raises(ValueError, match="'auto', 'float32'"):
+            train.set_precision("fp8")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+# --------------------------------------------------------------------------- #
+# Fitting, resume, refusing to mix runs
+# --------------------------------------------------------------------------- #
+
+
+def test_fit_lowers_loss_and_writes_run_folder(tmp_path):
+    train_ds, val_ds = datasets()
+    cfg = quick_cfg(epochs=4, schedule="step", step_table=[[0, 0.05], [2, 0.01]])
+    history = train.fit_model(tiny_cnn(), train_ds, val_ds, cfg, tmp_path, seed=0)
+    losses = history.history["loss"]
+    assert len(losses) == 4
+    assert losses[-1] < losses[0]
+    for name in ("model.keras", "history.csv", "train_config.json"):
+        assert (tmp_path / name).is_file(), name
+    assert not (tmp_path / "backup").exists()  # deleted on completion
+    assert TrainConfig.from_dict(json.loads((tmp_path / "train_config.json").read_text())) == cfg
+    rows = read_history(tmp_path)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    # The lr actually used per epoch follows the step table.
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.05, 0.05, 0.01, 0.01])
+    best = train.load_best_model(tmp_path)
+    assert best.predict(np.zeros((1, 16, 16, 1), "float32"), verbose=0).shape == (1, 2)
+
+
+def test_fit_with_balanced_class_weights_and_plateau(tmp_path):
+    train_ds, val_ds = datasets()
+    cfg = quick_cfg(epochs=2, class_weight="balanced", schedule="plateau", plateau_patience=0)
+    history = train.fit_model(tiny_cnn(), train_ds, val_ds, cfg, tmp_path, class_counts=[48, 48])
+    assert len(history.history["loss"]) == 2
+    assert "lr" in history.history
+
+
+def test_backup_and_restore_resumes(tmp_path):
+    train_ds, val_ds = datasets()
+    cfg = quick_cfg(epochs=4)
+    with pytest.raises(RuntimeError, match="simulated interrupt"):
+        train.fit_model(tiny_cnn(), train_ds, val_ds, cfg, tmp_path, seed=0,
+                        callbacks=[Interrupt(after_epoch=1)])
+    assert (tmp_path / "backup").is_dir()
+    assert [int(r["epoch"]) for r in read_history(tmp_path)] == [0, 1]
+
+    # A fresh process would rebuild the model; the backup restores its state.
+    history = train.fit_model(tiny_cnn(), train_ds, val_ds, cfg, tmp_path, seed=0)
+    assert history.epoch == [2, 3]
+    rows = read_history(tmp_path)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert not (tmp_path / "backup").exists()
+
+
+def test_refuses_to_mix_runs_unless_overwrite(tmp_path):
+    train_ds, val_ds = datasets()
+    cfg = quick_cfg(epochs=2)
+    train.fit_model(tiny_cnn(), train_ds, val_ds, cfg, tmp_path, seed=0)
+    old_history = (tmp_path / "history.csv").read_text()
+
+    with pytest.raises(FileExistsError, match="history.csv"):
+        train.fit_model(tiny_cnn(), train_ds, val_ds, cfg, tmp_path, seed=1)
+    assert (tmp_path / "history.csv").read_text() == old_history
+
+    train.fit_model(tiny_cnn(), train_ds, val_ds, quick_cfg(epochs=1), tmp_path,
+                    seed=1, overwrite=True)
+    assert [int(r["epoch"]) for r in read_history(tmp_path)] == [0]
+    # The old results were moved aside, not deleted.
+    moved = list(tmp_path.glob("replaced-*/history.csv"))
+    assert len(moved) == 1 and moved[0].read_text() == old_history
