@@ -188,7 +188,9 @@ def resolve(profile: dict, notebooks: list, overrides=()) -> dict:
             raise ParamsError(f"--param {text!r}: unknown parameter {key!r}; no notebook in this run declares it")
         for s in hits:
             check_value(s, key, declared[s], value, f"--param {text}")
-            out[s][key] = value
+            current = out[s].get(key)
+            # A dict override (e.g. train_config={epochs: 2}) changes only the keys it names.
+            out[s][key] = {**current, **value} if isinstance(current, dict) and isinstance(value, dict) else value
     return out
 
 

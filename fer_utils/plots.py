@@ -132,3 +132,92 @@ def bar(series: pd.Series, title: str, ylabel: str = "", save_to=None):
     ax.bar_label(ax.containers[0], fontsize=8)
     fig.tight_layout()
     return _save(fig, save_to)
+
+
+def learning_curves(histories: dict, save_to=None):
+    """Loss and accuracy per epoch (train dashed, validation solid) for each model's history."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    for i, (name, h) in enumerate(histories.items()):
+        color = f"C{i % 10}"
+        for ax, metric in zip(axes, ("loss", "accuracy")):
+            if metric in h:
+                ax.plot(h["epoch"] + 1 if "epoch" in h else range(1, len(h) + 1), h[metric], "--", color=color,
+                        alpha=0.7)
+            if f"val_{metric}" in h:
+                ax.plot(h["epoch"] + 1 if "epoch" in h else range(1, len(h) + 1), h[f"val_{metric}"], "-",
+                        color=color, label=name, marker="o", ms=3)
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{metric} (dashed: train, solid: validation)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, save_to)
+
+
+def confusion_matrices(matrices: dict, class_names, normalized: bool = True, save_to=None):
+    """Row-normalised (or count) confusion matrices side by side, one per model."""
+    import seaborn as sns
+
+    plt = _plt()
+    n = len(matrices)
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols)) if n else 1
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.4 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (name, cm) in zip(axes.ravel(), matrices.items()):
+        ax.axis("on")
+        cm = np.asarray(cm, dtype=float)
+        sns.heatmap(cm, annot=True, fmt=".2f" if normalized else ".0f", cmap="Blues", cbar=False, ax=ax,
+                    xticklabels=class_names, yticklabels=class_names, vmin=0, vmax=1 if normalized else None)
+        ax.set_title(name)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+    fig.tight_layout()
+    return _save(fig, save_to)
+
+
+def explanation_grid(images, rows: dict, titles, save_to=None, title: str = ""):
+    """Faces (top row) and, below, one row of heat-map overlays per explanation (Grad-CAM, CBAM maps...).
+
+    Args:
+        images: uint8 ``[N, H, W]`` faces.
+        rows: ``{row label: [N, H, W] maps in [0, 1]}``.
+        titles: per-column titles (e.g. class names, true/predicted).
+    """
+    from fer_utils.evaluate import overlay
+
+    plt = _plt()
+    n = len(images)
+    fig, axes = plt.subplots(1 + len(rows), n, figsize=(1.5 * n, 1.6 * (1 + len(rows))), squeeze=False)
+    for c in range(n):
+        axes[0][c].imshow(images[c], cmap="gray", vmin=0, vmax=255)
+        axes[0][c].set_title(titles[c], fontsize=7)
+        for r, (label, maps) in enumerate(rows.items(), start=1):
+            axes[r][c].imshow(overlay(images[c], maps[c]))
+            if c == 0:
+                axes[r][c].set_ylabel(label, fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, save_to)
+
+
+def results_bars(table: pd.DataFrame, column: str, reference: dict | None = None, title: str = "", save_to=None):
+    """Bar chart of one results column per model, with published reference values as markers."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(table)), 3.6))
+    ax.bar(table.index, table[column], color="steelblue", label="ours")
+    ax.bar_label(ax.containers[0], fmt="%.3f", fontsize=8)
+    if reference:
+        xs = [i for i, m in enumerate(table.index) if m in reference]
+        ax.scatter(xs, [reference[table.index[i]] for i in xs], color="crimson", marker="D", zorder=3,
+                   label="published")
+        ax.legend(fontsize=8)
+    ax.set_title(title or column)
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return _save(fig, save_to)

@@ -135,6 +135,9 @@ class TrainConfig:
         checkpoint_monitor: Quantity that selects the best checkpoint (and
             drives early stopping).
         verbose: Keras ``fit`` verbosity (0, 1 or 2).
+        run_eagerly: Skip graph tracing (``model.compile(run_eagerly=True)``).
+            Slower per step, but tracing a big backbone costs 20-75 s on a CPU,
+            so the smoke profile's one-step fits are about 4x faster eagerly.
     """
 
     optimizer: str = "adam"
@@ -163,6 +166,7 @@ class TrainConfig:
     tensorboard: bool = False
     checkpoint_monitor: str = "val_accuracy"
     verbose: int = 2
+    run_eagerly: bool = False
 
     def __post_init__(self):
         self.validate()
@@ -885,6 +889,7 @@ def fit_model(
             optimizer=make_optimizer(cfg, steps),
             loss=make_loss(cfg),
             metrics=["accuracy"],
+            run_eagerly=bool(cfg.run_eagerly),
         )
 
     _write_config(run_dir, cfg, resuming)
