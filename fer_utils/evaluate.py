@@ -261,7 +261,7 @@ def save_predictions(
     y_prob,
     *,
     source_ids=None,
-    split: Optional[str] = None,
+    split=None,
     class_names: Optional[Sequence[str]] = None,
 ) -> Path:
     """Writes predictions to ``predictions.npz`` (no pickled objects).
@@ -273,7 +273,8 @@ def save_predictions(
         y_prob: ``[N, K]`` probabilities.
         source_ids: Optional ``[N]`` ids (ints or strings) linking rows to
             the source images.
-        split: Optional split name, e.g. "test".
+        split: Optional split name for all rows (e.g. "PrivateTest") or a
+            per-row ``[N]`` array of split names.
         class_names: Optional K class names.
 
     Returns:
@@ -302,7 +303,13 @@ def save_predictions(
             raise ValueError(f"source_ids has {len(ids)} entries but y_prob has {n} rows.")
         arrays["source_ids"] = ids
     if split is not None:
-        arrays["split"] = np.asarray(str(split))
+        # One split name for every row, or a per-row array when several splits share the file.
+        sp = np.asarray(split)
+        if sp.ndim == 0:
+            sp = np.full(n, str(split))
+        elif len(sp) != n:
+            raise ValueError(f"split has {len(sp)} entries but y_prob has {n} rows.")
+        arrays["split"] = sp.astype(str)
     if class_names is not None:
         names = [str(c) for c in class_names]
         if len(names) != k:
@@ -339,7 +346,7 @@ def load_predictions(path) -> dict[str, Any]:
             "y_prob": data["y_prob"].astype(np.float32),
             "y_pred": data["y_pred"].astype(np.int64),
             "source_ids": data["source_ids"] if "source_ids" in data else None,
-            "split": str(data["split"]) if "split" in data else None,
+            "split": data["split"].astype(str) if "split" in data else None,
             "class_names": [str(c) for c in data["class_names"]]
             if "class_names" in data
             else None,

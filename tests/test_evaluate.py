@@ -59,7 +59,8 @@ def test_predictions_round_trip_and_missing_file(tmp_path):
     np.testing.assert_array_equal(d["y_prob"], y_prob)
     np.testing.assert_array_equal(d["y_pred"], [0, 2, 0])
     assert list(d["source_ids"]) == ["a.png", "b.png", "c.png"]
-    assert d["split"] == "test" and d["class_names"] == ["x", "y", "z"]
+    assert (d["split"] == "test").all() and len(d["split"]) == len(d["y_true"])
+    assert d["class_names"] == ["x", "y", "z"]
 
     minimal = evaluate.load_predictions(evaluate.save_predictions(tmp_path / "m.npz", y_true, y_prob))
     assert minimal["source_ids"] is None and minimal["split"] is None
