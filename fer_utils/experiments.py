@@ -277,7 +277,11 @@ def explain_model(run_dir, name: str, ds: D.FERDataset, *, split: str = "Private
     if layers:
         chosen = sorted({layers[0], layers[len(layers) // 2], layers[-1]}, key=layers.index)[:max_attention_maps]
         for layer, maps in evaluate.attention_maps(model, x, chosen).items():
-            rows[f"CBAM {layer.replace('_spatial_attention', '')}"] = to_face(maps)
+            # Sigmoid maps sit near 0.5 everywhere early in training: stretch each face's map to [0, 1]
+            # so the overlay shows where attention is relatively higher (the row label says so).
+            lo = maps.min(axis=(1, 2), keepdims=True)
+            span = np.maximum(maps.max(axis=(1, 2), keepdims=True) - lo, 1e-8)
+            rows[f"CBAM {layer.replace('_spatial_attention', '')}\n(min-max per face)"] = to_face((maps - lo) / span)
     titles = [f"{ds.class_names[te.labels[i]]}\npred: {ds.class_names[p]}" for i, p in zip(pick, pred)]
     return faces, rows, titles
 
