@@ -9,6 +9,8 @@ random generators or touch the file system. Each stage lives in its own module:
 - ``models``    model builders (VGG19, ResNet50, InceptionV3, Study B CNN, Study C network) and attention blocks
 - ``train``     compile/fit from parameters (optimisers, losses, schedules, callbacks, precision)
 - ``evaluate``  metrics, confusion matrices, test-time augmentation, predictions, Grad-CAM
+- ``experiments`` one model trained and evaluated end to end, results tables, Study C runs
+- ``eda``       the exploratory analysis of notebook 01
 - ``plots``     every figure the notebooks show
 - ``params``    parameter profiles and their check against the notebooks
 - ``artifacts`` run folders, seeding, metadata (seed, data checksum, versions) and report banners
