@@ -97,6 +97,7 @@ def write_index(out_dir: Path, profile: str) -> Path:
         data_txt = (f"{html.escape(str(data.get('name', '?')))} ({data.get('n', '?')} rows)<br>"
                     f"<code>{html.escape(str(data.get('checksum', ''))[:16])}</code><br>"
                     f"<small>{html.escape(str(data.get('path', '')))}</small>") if data else "-"
+        link += _artifact_links(out_dir, stem)
         rows.append(f"<tr><td>{link}</td><td style='color:{color}'><b>{status}</b><br>{rec.get('seconds', 0):.1f} s"
                     f"<br><small>{html.escape(rec.get('finished', ''))}</small></td><td><ul>{headline}</ul></td>"
                     f"<td>{meta.get('seed', rec.get('params', {}).get('seed', '-'))}</td><td>{data_txt}</td>"
@@ -115,6 +116,23 @@ under <code>_previous/</code>.</p>
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+ARTIFACTS = ("metrics.json", "history.csv", "predictions.npz", "model.keras")
+
+
+def _artifact_links(out_dir: Path, stem: str) -> str:
+    """Links to the artifacts of each model run inside a notebook's run folder."""
+    items = []
+    for metrics in sorted((out_dir / stem).glob("**/metrics.json")):
+        run = metrics.parent
+        if run == out_dir / stem:
+            continue
+        rel = run.relative_to(out_dir)
+        files = " ".join(f"<a href='{html.escape(str(rel / f))}'>{f.split('.')[0]}</a>" for f in ARTIFACTS
+                         if (run / f).exists())
+        items.append(f"<li><code>{html.escape(str(run.relative_to(out_dir / stem)))}</code>: {files}</li>")
+    return f"<details><summary>{len(items)} model runs</summary><ul>{''.join(items)}</ul></details>" if items else ""
 
 
 def _fmt(v) -> str:

@@ -49,6 +49,11 @@ def test_smoke_profile_runs_every_notebook(tmp_path):
         assert metrics["metadata"]["seed"] == 42
         assert len(metrics["metadata"]["data"]["checksum"]) == 64
         assert "tensorflow" in metrics["metadata"]["versions"]
+    # Each model run's artifacts are linked from the index.
+    for artifact in ("metrics.json", "history.csv", "predictions.npz", "model.keras"):
+        assert f"03_baselines/cnn/{artifact}" in index
+        assert (out / "03_baselines" / "cnn" / artifact).is_file()
+    assert "04_cbam/ckplus/msca_resnet/fold0/predictions.npz" in index
     eda = json.loads((out / "01_eda" / "metrics.json").read_text())
     if os.environ.get("FER_DATA_DIR"):
         assert eda["headline"]["counts_match_published"] is True
