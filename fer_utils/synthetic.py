@@ -59,7 +59,7 @@ _CLASS_OVERRIDES = {
     0: {"mouth_curve": -0.15, "mouth_width": 0.27, "lip_press": 1.0,
         "brow_angle": -0.9, "brow_height": -0.03, "eye_open": 0.65},
     # disgust: raised one-sided upper lip, squint, lowered brows, nose wrinkle.
-    1: {"mouth_curve": -0.35, "mouth_open": 0.2, "mouth_width": 0.28, "mouth_asym": 0.8,
+    1: {"mouth_curve": -0.3, "mouth_open": 0.08, "mouth_width": 0.28, "mouth_asym": 0.8,
         "brow_angle": -0.5, "brow_height": -0.035, "eye_open": 0.5, "nose_wrinkle": 1.0},
     # fear: raised brows with inner ends up, wide eyes, open stretched mouth.
     2: {"mouth_curve": -0.25, "mouth_open": 0.45, "mouth_width": 0.38,
@@ -81,15 +81,15 @@ _CLASS_OVERRIDES = {
 # that neighbouring classes (angry/disgust, fear/surprise, sad/neutral)
 # occasionally overlap while the classes stay learnable.
 _GEOMETRY_JITTER_STD = {
-    "mouth_curve": 0.22,
-    "mouth_open": 0.13,
-    "mouth_width": 0.035,
-    "mouth_asym": 0.2,
-    "lip_press": 0.25,
-    "brow_angle": 0.25,
-    "brow_height": 0.018,
-    "eye_open": 0.18,
-    "nose_wrinkle": 0.25,
+    "mouth_curve": 0.16,
+    "mouth_open": 0.09,
+    "mouth_width": 0.025,
+    "mouth_asym": 0.15,
+    "lip_press": 0.2,
+    "brow_angle": 0.18,
+    "brow_height": 0.012,
+    "eye_open": 0.13,
+    "nose_wrinkle": 0.2,
 }
 
 # Nuisance parameters for an unperturbed face (draw_face defaults).
@@ -177,8 +177,8 @@ def _render_canonical(p: dict, side: int) -> Image.Image:
     # Brows: thick slanted bars; the inner end moves by brow_angle, the whole
     # brow by brow_height. Closeness to the eye tracks the lowered-brow look.
     brow_base = eye_y - 0.085 * s - p["brow_height"] * s
-    brow_w = max(1, int(round(0.028 * s)))
-    tilt = 0.05 * s * p["brow_angle"]
+    brow_w = max(1, int(round(0.034 * s)))
+    tilt = 0.06 * s * p["brow_angle"]
     for sign in (-1, 1):
         inner = (cx + sign * 0.045 * s, brow_base - tilt)
         mid = (cx + sign * 0.125 * s, brow_base - 0.012 * s - 0.35 * tilt)
@@ -205,20 +205,20 @@ def _render_canonical(p: dict, side: int) -> Image.Image:
     # raises one side of the upper lip only.
     mouth_y = cy + 0.22 * s
     half_w = 0.5 * max(0.05, p["mouth_width"]) * s
-    curve = 0.09 * s * p["mouth_curve"]
-    opening = 0.16 * s * max(0.0, p["mouth_open"])
+    curve = 0.11 * s * p["mouth_curve"]
+    opening = 0.18 * s * max(0.0, p["mouth_open"])
     asym = 0.06 * s * p["mouth_asym"]
     n_pts = 17
     upper, lower = [], []
     for i in range(n_pts):
         t = -1.0 + 2.0 * i / (n_pts - 1)
         x = cx + t * half_w
-        bend = curve * (t * t - 1.0)  # corners move up for a smile
-        y_mid = mouth_y + bend + curve * 0.4
+        bend = curve * (1.0 - t * t)  # centre drops (corners rise) for a smile
+        y_mid = mouth_y + bend - curve * 0.4
         lift = asym * max(0.0, t) * (1.0 - abs(t) * 0.4)
         upper.append((x, y_mid - 0.35 * opening * (1 - t * t) - lift))
         lower.append((x, y_mid + 0.65 * opening * (1 - t * t) ** 0.7))
-    lip_w = max(1, int(round(0.02 * s * (1.0 - 0.45 * min(1.0, max(0.0, p["lip_press"]))))))
+    lip_w = max(1, int(round(0.026 * s * (1.0 - 0.45 * min(1.0, max(0.0, p["lip_press"]))))))
     if opening > 0.01 * s or asym > 0.01 * s:
         draw.polygon(upper + lower[::-1], fill=max(0, ink - 20))
         teeth = min(255, skin + 25)
