@@ -61,9 +61,15 @@ def versions() -> dict:
 def run_folder(run_dir, notebook: str = "adhoc") -> Path:
     """Create (if needed) and return a notebook's run folder.
 
-    ``run_dir=""`` gives ``reports/adhoc/<notebook>``, for notebooks opened by hand.
+    The runner always passes ``run_dir``. ``run_dir=""`` (a notebook opened by hand) gives a
+    new ``<project>/reports/adhoc/<notebook>/<timestamp>`` folder, so a second run by hand never
+    overwrites the first one's results.
     """
-    path = Path(run_dir) if run_dir else Path("reports") / "adhoc" / notebook
+    if run_dir:
+        path = Path(run_dir)
+    else:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = Path(__file__).resolve().parent.parent / "reports" / "adhoc" / notebook / stamp
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -121,3 +121,27 @@ def test_runner_keys_are_required(tmp_path):
     _notebook(nbs / "01_a.ipynb", "seed = 1\n")
     with pytest.raises(P.ParamsError, match="must declare 'profile'"):
         P.resolve({"shared": {}, "notebooks": {}}, P.list_notebooks(nbs))
+
+
+def test_adhoc_run_folders_never_collide(monkeypatch, tmp_path):
+    """A notebook run by hand (run_dir="") gets a fresh folder under reports/adhoc each time."""
+    import datetime as dt
+
+    from fer_utils import artifacts
+
+    given = artifacts.run_folder(str(tmp_path / "given"), "01_eda")
+    assert given == tmp_path / "given" and given.is_dir()
+    first = artifacts.run_folder("", "01_test_adhoc")
+    try:
+        assert first.parent == ROOT / "reports" / "adhoc" / "01_test_adhoc"
+
+        class Later(dt.datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return dt.datetime(2099, 1, 1, 0, 0, 0)
+
+        monkeypatch.setattr(artifacts._dt, "datetime", Later)
+        second = artifacts.run_folder("", "01_test_adhoc")
+        assert second != first and second.name == "20990101-000000"
+    finally:
+        shutil.rmtree(ROOT / "reports" / "adhoc" / "01_test_adhoc", ignore_errors=True)
