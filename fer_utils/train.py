@@ -437,7 +437,9 @@ def scale_step_table(
     Each start epoch ``s`` becomes ``floor(s * epochs / reference_epochs + 0.5)``
     (round half up). Study C's table at ``epochs=20`` starts its steps at
     epochs 8, 12, 16 and 18. Entries that collide keep the later one, matching
-    :func:`step_schedule`'s "last start <= epoch wins" rule.
+    :func:`step_schedule`'s "last start <= epoch wins" rule; a later step never
+    moves to epoch 0, so the table's initial rate always trains the first epoch
+    (without this a 1-epoch smoke run would start at the second rate).
 
     Args:
         table: ``[start_epoch, lr]`` pairs.
@@ -449,8 +451,9 @@ def scale_step_table(
     """
     factor = epochs / reference_epochs
     scaled: dict[int, float] = {}
-    for start, lr in table:
-        scaled[int(math.floor(start * factor + 0.5))] = float(lr)
+    for i, (start, lr) in enumerate(table):
+        new = int(math.floor(start * factor + 0.5))
+        scaled[new if i == 0 or start == 0 else max(1, new)] = float(lr)
     return [[s, lr] for s, lr in sorted(scaled.items())]
 
 

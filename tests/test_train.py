@@ -109,6 +109,12 @@ def test_step_schedule_relative_scaling_at_20_epochs():
     assert lrs == [1e-3] * 8 + [1e-4] * 4 + [1e-5] * 4 + [1e-6] * 2 + [5e-7] * 2
 
 
+def test_short_relative_step_table_keeps_the_initial_rate_for_epoch_zero():
+    table = train.effective_step_table(TrainConfig(schedule="step", epochs=1, step_table_scale="relative"))
+    assert train.step_schedule(0, table) == 1e-3
+    assert table == [[0, 1e-3], [1, 5e-7]]
+
+
 def test_regularizer_adds_losses():
     assert train.make_regularizer(0.0, 0.0) is None
     assert isinstance(train.make_regularizer(0.0, 1e-3), keras.regularizers.L2)
