@@ -304,9 +304,11 @@ def _sample_params(label: int, rng: np.random.Generator, jitter: float) -> dict:
         p[key] += rng.normal(0.0, std * jitter)
     # Tones are sampled independently of the class so they carry no label
     # information; hair is kept darker than skin so the face stays visible.
+    # Every range is centred on _DEFAULT_NUISANCE so jitter=0 reproduces the
+    # clean draw_face(class_geometry(label)) prototype exactly.
     skin = rng.uniform(185.0 - 35.0 * jitter, 185.0 + 25.0 * jitter)
     p["skin_tone"] = skin
-    p["hair_tone"] = rng.uniform(20.0, 20.0 + 90.0 * jitter)
+    p["hair_tone"] = rng.uniform(60.0 - 40.0 * jitter, 60.0 + 45.0 * jitter)
     p["background_tone"] = rng.uniform(120.0 - 90.0 * jitter, 120.0 + 100.0 * jitter)
     p["feature_tone"] = rng.uniform(40.0 - 20.0 * jitter, 40.0 + 25.0 * jitter)
     p["shift_x"] = rng.uniform(-3.0, 3.0) * jitter
