@@ -476,7 +476,8 @@ def grad_cam(
         x = tf.convert_to_tensor(x_all[start:start + batch_size])
         with tf.GradientTape() as tape:
             feats, preds = sub(x, training=False)
-            feats = tf.cast(feats, tf.float32)
+            # Differentiate w.r.t. the layer's own output: under mixed precision a cast
+            # (bf16 -> f32) is a new tensor the score does not depend on (gradient None).
             preds = tf.cast(preds, tf.float32)
             if idx is None:
                 cls = tf.argmax(preds, axis=-1, output_type=tf.int32)
@@ -485,7 +486,8 @@ def grad_cam(
             # Sum over the batch: each image's score depends only on its own
             # features, so one gradient call yields per-image gradients.
             score = tf.reduce_sum(tf.gather(preds, cls, axis=1, batch_dims=1))
-        grads = tape.gradient(score, feats)
+        grads = tf.cast(tape.gradient(score, feats), tf.float32)
+        feats = tf.cast(feats, tf.float32)
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(weights * feats, axis=-1))
         cam = _resize_maps(cam, (h, w))

@@ -199,3 +199,20 @@ def test_overlay():
     assert out.shape == (16, 16, 3) and out.dtype == np.uint8
     assert not np.array_equal(out[0, 0], out[-1, -1])  # hot vs cold corner
     np.testing.assert_array_equal(evaluate.overlay(img, heat, alpha=0.0)[..., 0], img)
+
+
+def test_grad_cam_under_mixed_bfloat16():
+    """Grad-CAM must differentiate through bf16 features (a cast tensor would give no gradient)."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        inputs = keras.Input((16, 16, 1), name="in")
+        x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+        x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+        outputs = keras.layers.Dense(3, activation="softmax", dtype="float32", name="out")(x)
+        model = keras.Model(inputs, outputs)
+        rng = np.random.default_rng(0)
+        cam = evaluate.grad_cam(model, rng.random((2, 16, 16, 1)).astype("float32"), class_index=1)
+        assert cam.shape == (2, 16, 16) and np.isfinite(cam).all()
+        assert 0.0 <= cam.min() and cam.max() <= 1.0
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
