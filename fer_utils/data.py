@@ -863,12 +863,16 @@ def train_val_split(ds: FERDataset, val_fraction: float = 0.1, seed: int = 0, *,
 
     Only real rows of ``source_split`` can move to validation: test splits and synthetic
     (GAN) rows are never touched, so validation never leaks test data or generated faces.
+    The one exception is the all-synthetic default dataset, which has no real rows.
     """
     if not 0 < val_fraction < 1:
         raise DataError(f"val_fraction={val_fraction}: expected a number between 0 and 1")
     from sklearn.model_selection import train_test_split
 
-    candidates = np.flatnonzero((ds.splits == source_split) & ~ds.synthetic)
+    # GAN rows mixed into real data never validate; a wholly synthetic dataset (the built-in
+    # default) has nothing else, so its own rows are used.
+    eligible = np.ones(len(ds), dtype=bool) if ds.is_synthetic else ~ds.synthetic
+    candidates = np.flatnonzero((ds.splits == source_split) & eligible)
     if len(candidates) == 0:
         raise DataError(f"{ds.name}: split {source_split!r} is empty; splits present: {ds.split_names}")
     labels = ds.labels[candidates]

@@ -294,6 +294,12 @@ def test_validation_split_is_stratified_seeded_and_from_training_only():
     assert (a.splits[ds.splits != "Training"] == ds.splits[ds.splits != "Training"]).all()
 
 
+def test_validation_split_of_the_all_synthetic_default():
+    ds = D.load_synthetic(10, seed=0)
+    val = D.train_val_split(ds, 0.2, seed=0).splits == "Validation"
+    assert val.sum() > 0 and (ds.splits[val] == "Training").all()
+
+
 def test_duplicates_within_and_across_splits_with_conflicts():
     ds = _toy(n=60)
     ds.images[1] = ds.images[0]                  # same split, labels 0 and 1: conflicting
