@@ -149,10 +149,22 @@ SYNTHETIC_BANNER = ("SYNTHETIC DATA: no real dataset was found, so this report u
                     "drawn faces. Its numbers say nothing about FER-2013. Set FER_DATA_DIR or data_dir (README: Data).")
 
 
+def quiet_warnings():
+    """Silence library deprecation chatter in reports (fer_utils' own warnings still show)."""
+    import warnings
+
+    for cat in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=cat, module=r"(?!fer_utils)")
+
+
+def _all_synthetic(desc: dict) -> bool:
+    return bool(desc.get("synthetic_rows")) and desc.get("synthetic_rows") == desc.get("n")
+
+
 def banner_html(dataset) -> str:
     """HTML for the data banner of a report: a loud red SYNTHETIC DATA box, or a data card."""
     desc = dataset.describe() if hasattr(dataset, "describe") else dataset
-    synthetic = bool(desc.get("synthetic_rows")) and desc.get("synthetic_rows") == desc.get("n")
+    synthetic = _all_synthetic(desc)
     card = (f"<b>dataset</b> {desc['name']} &nbsp; <b>path</b> {desc['path'] or '(generated)'} &nbsp; "
             f"<b>rows</b> {desc['n']:,} &nbsp; <b>splits</b> {desc['splits']} &nbsp; "
             f"<b>sha256</b> <code>{desc['checksum'][:16]}</code>")
@@ -167,6 +179,6 @@ def show_banner(dataset):
     from IPython.display import HTML, display
 
     desc = dataset.describe() if hasattr(dataset, "describe") else dataset
-    if desc.get("synthetic_rows") and desc.get("synthetic_rows") == desc.get("n"):
+    if _all_synthetic(desc):
         print("!" * 20, SYNTHETIC_BANNER, "!" * 20)
     display(HTML(banner_html(dataset)))

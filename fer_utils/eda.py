@@ -9,7 +9,6 @@ CK+ subjects per class, and the ``metrics.json`` of the EDA run. Figures come fr
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -89,12 +88,6 @@ def summary(ds: D.FERDataset, dups: pd.DataFrame, comparison: pd.DataFrame, agre
     if ckplus is not None:
         head["ckplus_subjects"] = int(ckplus.meta["subject"].nunique())
     return head
-
-
-def quiet_warnings():
-    """Silence library deprecation chatter in reports (our own warnings still show)."""
-    for cat in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
-        warnings.filterwarnings("ignore", category=cat, module=r"(?!fer_utils)")
 
 
 def sample_ids(ds: D.FERDataset, n: int = 5) -> list:
