@@ -18,7 +18,7 @@ compiles it (Adam, categorical cross-entropy) and measures, in images per second
 4. ``pipeline_only_img_s``: the same dataset iterated with no model at all, i.e. the most the
    pipeline can deliver on this machine.
 
-The input images come from :func:`fer_utils.synthetic.make_synthetic_faces`, so no dataset
+The input images come from :func:`fer_utils.data.make_synthetic_faces`, so no dataset
 files are needed. Only speed is measured; accuracy is meaningless here.
 
 How it is timed and why:
@@ -371,12 +371,12 @@ def main(argv=None):
 
     import tensorflow as tf
 
-    from fer_utils import synthetic, train
+    from fer_utils import data, train
 
     tf.get_logger().setLevel("ERROR")  # retracing notices between configurations are expected here
     # Enough source images for POOL_BATCHES full batches (make_synthetic_faces counts per class).
     n_per_class = math.ceil(POOL_BATCHES * args.batch / NUM_CLASSES)
-    images, labels = synthetic.make_synthetic_faces(n_per_class, size=SOURCE_SIZE, seed=0)
+    images, labels = data.make_synthetic_faces(n_per_class, size=SOURCE_SIZE, seed=0)
     images, labels = images[:POOL_BATCHES * args.batch], labels[:POOL_BATCHES * args.batch]
 
     common = {"batch": args.batch, "steps": args.steps, "cpu_count": _cpu_count(), "tensorflow": tf.__version__,

@@ -1,15 +1,15 @@
 """Run folders and reproducibility records.
 
-This module owns what every notebook writes next to its results: the run folder,
-seeding (one seed drives Python, NumPy and TensorFlow), the record of versions, seed and
-data checksum in ``metrics.json``, and the banners a report shows (``SYNTHETIC DATA``,
-the data card). Nothing happens at import time.
+This module owns what every notebook records next to its results: the notebook's run folder,
+seeding (one seed drives Python, NumPy and TensorFlow), the reproducibility record (versions,
+seed, data checksum, every parameter of the notebook) that goes into ``metrics.json`` (written
+by :mod:`fer_utils.runs`), and the banners a report shows (``SYNTHETIC DATA``, the data card).
+Nothing happens at import time.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import random
@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-METRICS_FILE = "metrics.json"
 _PACKAGES = ("tensorflow", "keras", "keras_tuner", "numpy", "pandas", "scipy", "statsmodels", "sklearn",
              "seaborn", "matplotlib", "papermill")
 
@@ -58,18 +57,19 @@ def versions() -> dict:
     return out
 
 
-def run_folder(run_dir, notebook: str = "adhoc") -> Path:
+def run_folder(run_dir, notebook: str = "adhoc", reports_dir="") -> Path:
     """Create (if needed) and return a notebook's run folder.
 
     The runner always passes ``run_dir``. ``run_dir=""`` (a notebook opened by hand) gives a
-    new ``<project>/reports/adhoc/<notebook>/<timestamp>`` folder, so a second run by hand never
-    overwrites the first one's results.
+    new ``<reports_dir>/adhoc/<notebook>/<timestamp>`` folder (``reports_dir`` defaults to the
+    project's ``reports/``), so a second run by hand never overwrites the first one's results.
     """
     if run_dir:
         path = Path(run_dir)
     else:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = Path(__file__).resolve().parent.parent / "reports" / "adhoc" / notebook / stamp
+        root = Path(reports_dir) if reports_dir else Path(__file__).resolve().parent.parent / "reports"
+        path = root / "adhoc" / notebook / stamp
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -86,6 +86,21 @@ class Timer:
         return time.perf_counter() - self.start
 
 
+def notebook_parameters(namespace: dict, notebook: str) -> dict:
+    """Every parameter a notebook declares, with the value it runs with (for ``metrics.json``).
+
+    Args:
+        namespace: the notebook's ``globals()``.
+        notebook: the notebook's stem, e.g. ``"03_baselines"``; its ``parameters`` cell is read from
+            ``notebooks/<notebook>.ipynb`` to know which names are parameters.
+    """
+    from fer_utils import params
+
+    path = Path(__file__).resolve().parent.parent / "notebooks" / f"{notebook}.ipynb"
+    declared = params.notebook_parameters(path)
+    return {k: namespace.get(k, v) for k, v in declared.items()}
+
+
 def run_metadata(seed: int, dataset=None, params: dict | None = None, **extra) -> dict:
     """The reproducibility record of a run: seed, data, versions, parameters, time."""
     meta = {"seed": int(seed), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -95,54 +110,6 @@ def run_metadata(seed: int, dataset=None, params: dict | None = None, **extra) -
         meta["synthetic_data"] = bool(getattr(dataset, "is_synthetic", False))
     meta.update(extra)
     return meta
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def write_json(path, payload: dict) -> Path:
-    """Write JSON atomically (a crash never leaves a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(payload), indent=2, sort_keys=False))
-    tmp.replace(path)
-    return path
-
-
-def write_metrics(run_dir, headline: dict, metadata: dict, **sections) -> Path:
-    """Write ``metrics.json``: ``headline`` (shown on the index page), ``metadata`` and more sections.
-
-    Args:
-        run_dir: the notebook's run folder.
-        headline: a few key numbers or strings (e.g. ``{"test_accuracy": 0.71}``).
-        metadata: from :func:`run_metadata`.
-        **sections: any further JSON-serialisable sections (per-model results, tables).
-    """
-    return write_json(Path(run_dir) / METRICS_FILE, {"headline": headline, "metadata": metadata, **sections})
-
-
-def read_metrics(run_dir) -> dict:
-    """Read a run folder's ``metrics.json``.
-
-    Raises:
-        FileNotFoundError: naming the file and the notebook that should have written it.
-    """
-    path = Path(run_dir) / METRICS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; run the notebook that writes {Path(run_dir).name} first")
-    return json.loads(path.read_text())
 
 
 SYNTHETIC_BANNER = ("SYNTHETIC DATA: no real dataset was found, so this report uses the built-in procedurally "

@@ -1,62 +1,17 @@
 """Exploratory data analysis: the tables and checks of notebook 01.
 
-This module owns the EDA stage: loading the datasets it can find, comparing class counts
-with the published tables, the duplicate/leakage analysis, FER vs FER+ label agreement,
-CK+ subjects per class, and the ``metrics.json`` of the EDA run. Figures come from
+This module owns the EDA stage: the duplicate/leakage analysis, FER vs FER+ label agreement,
+CK+ subjects per class, and the headline of the EDA run. The comparisons with the studies'
+published tables live with the published numbers (:mod:`fer_utils.experiments.published`). Figures come from
 :mod:`fer_utils.plots`; this module only decides what to show.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from fer_utils import data as D
-
-PUBLISHED = Path(__file__).with_name("published.json")
-
-
-def published() -> dict:
-    """The studies' published numbers (``fer_utils/published.json``, sources named inside)."""
-    return json.loads(PUBLISHED.read_text())
-
-
-def compare_with_published(ds: D.FERDataset) -> pd.DataFrame:
-    """FER-2013 class counts next to Study A's Table II, with a ``match`` column.
-
-    Returns an empty frame for datasets that are not FER-2013 with its three splits.
-    """
-    ref = published()["fer2013_class_counts"]
-    if ds.class_names != tuple(ref["classes"]) or not {"Training", "PublicTest", "PrivateTest"} <= set(ds.split_names):
-        return pd.DataFrame()
-    counts = ds.class_counts()
-    rows = []
-    for i, name in enumerate(ref["classes"]):
-        train = int(counts.loc[name, "Training"])
-        test = int(counts.loc[name, "PublicTest"] + counts.loc[name, "PrivateTest"])
-        rows.append({"class": name, "train": train, "published train": ref["train"][i], "test (Public+Private)": test,
-                     "published test": ref["test"][i],
-                     "match": train == ref["train"][i] and test == ref["test"][i]})
-    return pd.DataFrame(rows).set_index("class")
-
-
-def split_totals(ds: D.FERDataset) -> pd.DataFrame:
-    """Rows per split next to the published FER-2013 totals (where the split names match)."""
-    ref = published()["fer2013_class_counts"]["split_totals"]
-    return pd.DataFrame([{"split": s, "rows": int((ds.splits == s).sum()), "published (FER-2013)": ref.get(s)}
-                         for s in ds.split_names]).set_index("split")
-
-
-def optional_dataset(kind: str, data_dir="auto", **kwargs):
-    """Load ``ferplus`` or ``ckplus`` if it can be found, else return None (with the reason printed)."""
-    try:
-        return D.load_dataset(kind, data_dir, **kwargs)
-    except D.DataError as exc:
-        print(f"{kind}: not available ({exc})")
-        return None
 
 
 def ferplus_agreement(ferplus: D.FERDataset | None):

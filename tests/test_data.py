@@ -196,8 +196,8 @@ def test_non_strict_skips_and_reports_bad_rows(tmp_path):
     with pytest.warns(UserWarning, match="skipped 2 bad row"):
         ds = D.load_fer2013_csv(path, strict=False, cache_dir=False)
     assert len(ds) == 2 and ds.labels.tolist() == [1, 2]
-    assert [s for s, _ in ds.skipped] == ["bad.csv:row=3", "bad.csv:row=1"] or \
-        sorted(s for s, _ in ds.skipped) == ["bad.csv:row=1", "bad.csv:row=3"]
+    # Each bad row is reported once: the label check runs first (row 3), then the pixels (row 1).
+    assert [s for s, _ in ds.skipped] == ["bad.csv:row=3", "bad.csv:row=1"]
 
 
 def test_missing_columns_empty_and_missing_file(tmp_path):
@@ -280,8 +280,9 @@ def _toy(n=200, classes=4, seed=0):
 
 
 def test_validation_split_is_stratified_seeded_and_from_training_only():
-    ds = _toy()
-    ds.synthetic[:40] = True  # pretend GAN rows: they must stay in training
+    synthetic = np.zeros(200, dtype=bool)
+    synthetic[:40] = True  # pretend GAN rows: they must stay in training
+    ds = _toy().replace(synthetic=synthetic)
     a = D.train_val_split(ds, 0.25, seed=1)
     b = D.train_val_split(ds, 0.25, seed=1)
     c = D.train_val_split(ds, 0.25, seed=2)
@@ -289,8 +290,8 @@ def test_validation_split_is_stratified_seeded_and_from_training_only():
     val = a.splits == "Validation"
     assert val.sum() == 30  # 25% of the 120 real training rows
     assert (ds.splits[val] == "Training").all() and not a.synthetic[val].any()
-    assert np.bincount(a.labels[val], minlength=4).tolist() == [8, 7, 8, 7] or \
-        np.ptp(np.bincount(a.labels[val], minlength=4)) <= 1
+    # 30 real training rows per class: stratified, each class gets 7 or 8 of the 30.
+    assert sorted(np.bincount(a.labels[val], minlength=4).tolist()) == [7, 7, 8, 8]
     assert (a.splits[ds.splits != "Training"] == ds.splits[ds.splits != "Training"]).all()
 
 
@@ -364,3 +365,72 @@ def test_synthetic_default_dataset_is_deterministic():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert D.load_synthetic(6, seed=4).checksum != a.checksum
+
+
+# ----------------------------------------------------------------------------- the dataset type and secondary datasets
+
+def test_datasets_are_frozen_and_every_change_is_checked():
+    import dataclasses
+
+    ds = _toy()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ds.labels = np.zeros(len(ds), dtype=np.int64)
+    with pytest.raises(D.DataError, match="labels must lie in 0..3"):
+        ds.replace(labels=np.full(len(ds), 9))
+    with pytest.raises(D.DataError, match="meta has 3 rows, images have 200"):
+        ds.replace(meta=pd.DataFrame({"x": [1, 2, 3]}))
+    with pytest.raises(D.DataError, match="soft_labels must be"):
+        ds.replace(soft_labels=np.ones((len(ds), 2), np.float32))
+    with pytest.raises(D.DataError, match="class names must be distinct"):
+        ds.replace(class_names=("a", "A", "b", "c"))
+
+
+def test_synthetic_stand_in_has_subjects_for_ckplus():
+    ck = D.synthetic_stand_in("ckplus", 5, seed=0)
+    assert ck.name == "synthetic stand-in for ckplus" and ck.is_synthetic
+    assert ck.meta["subject"].nunique() == 20
+    assert D.synthetic_stand_in("ferplus", 5, seed=0).meta is None
+
+
+def test_load_optional_falls_back_only_when_not_found(tmp_path, capsys):
+    assert D.load_optional("ckplus", tmp_path) is None
+    assert "ckplus: not available" in capsys.readouterr().out
+    stand_in = D.load_optional("ckplus", tmp_path, stand_in=True, synthetic_per_class=5)
+    assert stand_in.is_synthetic and "SYNTHETIC stand-in" in capsys.readouterr().out
+    # Found but broken is an error naming the file, never a silent stand-in.
+    broken = tmp_path / "ckplus48.npz"
+    broken.write_bytes(b"not an npz")
+    with pytest.raises(D.DataError, match="ckplus48.npz: not a readable npz"):
+        D.load_optional("ckplus", tmp_path, stand_in=True)
+
+
+def test_ferplus_with_a_file_as_data_dir_loads_ferplus_not_fer2013(real_data, tmp_path):
+    """Regression: dataset='ferplus' with data_dir=<a csv file> used to load FER-2013."""
+    root = tmp_path / "data"
+    (root / "fer2013").mkdir(parents=True)
+    (root / "ferplus").mkdir()
+    rows = [int(x) for x in (real_data / "fixtures" / "fer2013_tiny_rows.txt").read_text().split()
+            if x.strip().isdigit()]
+    full = pd.read_csv(real_data / "fer2013" / "fer2013.csv.gz")
+    votes = pd.read_csv(real_data / "ferplus" / "fer2013new.csv")
+    full.iloc[rows].to_csv(root / "fer2013" / "fer2013.csv", index=False)
+    votes.iloc[rows].to_csv(root / "ferplus" / "fer2013new.csv", index=False)
+    for given in (root / "ferplus" / "fer2013new.csv", root / "fer2013" / "fer2013.csv"):
+        ds = D.load_dataset("ferplus", given, cache_dir=False)
+        assert ds.name == "ferplus" and ds.class_names == D.FERPLUS_CLASSES, given
+    with pytest.raises(D.DataError, match="is the FER\\+ votes file"):
+        D.load_dataset("fer2013", root / "ferplus" / "fer2013new.csv")
+    (root / "ferplus" / "fer2013new.csv").unlink()
+    with pytest.raises(D.DataError, match="needs fer2013new.csv"):
+        D.load_dataset("ferplus", root / "fer2013" / "fer2013.csv")
+
+
+def test_empty_and_corrupt_gzip_csv_are_data_errors(tmp_path):
+    empty = tmp_path / "fer2013.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(D.DataError, match=f"{empty}: the file is empty"):
+        D.load_fer2013_csv(empty, cache_dir=False)
+    corrupt = tmp_path / "fer2013.csv.gz"
+    corrupt.write_bytes(gzip.compress(b"emotion,pixels,Usage\n" * 2000)[:60] + b"\x00garbage" * 50)
+    with pytest.raises(D.DataError, match=f"{corrupt}: cannot be read"):
+        D.load_fer2013_csv(corrupt, cache_dir=False)

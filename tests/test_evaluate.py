@@ -1,4 +1,4 @@
-"""Tests for fer_utils.evaluate: metrics, prediction files, TTA and maps."""
+"""Tests for fer_utils.evaluate (metrics, TTA, maps) and the predictions file of fer_utils.runs."""
 
 import os
 
@@ -12,7 +12,7 @@ import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
 
-from fer_utils import evaluate  # noqa: E402
+from fer_utils import evaluate, runs  # noqa: E402
 
 
 # --------------------------------------------------------------------------- #
@@ -49,12 +49,12 @@ def test_compute_metrics_hand_made_example():
 def test_predictions_round_trip_and_missing_file(tmp_path):
     y_true = np.array([0, 2, 1])
     y_prob = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.5, 0.3, 0.2]], "float32")
-    path = evaluate.save_predictions(
+    path = runs.save_predictions(
         tmp_path, y_true, y_prob, source_ids=["a.png", "b.png", "c.png"],
         split="test", class_names=["x", "y", "z"],
     )
     assert path == tmp_path / "predictions.npz"
-    d = evaluate.load_predictions(tmp_path)
+    d = runs.load_predictions(tmp_path)
     np.testing.assert_array_equal(d["y_true"], y_true)
     np.testing.assert_array_equal(d["y_prob"], y_prob)
     np.testing.assert_array_equal(d["y_pred"], [0, 2, 0])
@@ -62,12 +62,12 @@ def test_predictions_round_trip_and_missing_file(tmp_path):
     assert (d["split"] == "test").all() and len(d["split"]) == len(d["y_true"])
     assert d["class_names"] == ["x", "y", "z"]
 
-    minimal = evaluate.load_predictions(evaluate.save_predictions(tmp_path / "m.npz", y_true, y_prob))
+    minimal = runs.load_predictions(runs.save_predictions(tmp_path / "m.npz", y_true, y_prob))
     assert minimal["source_ids"] is None and minimal["split"] is None
 
     missing = tmp_path / "nope"
     with pytest.raises(FileNotFoundError, match=str(missing / "predictions.npz")):
-        evaluate.load_predictions(missing)
+        runs.load_predictions(missing)
 
 
 # --------------------------------------------------------------------------- #

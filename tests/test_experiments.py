@@ -1,12 +1,13 @@
-"""Experiments end to end on real fixtures: training lowers the loss and the run folder is complete."""
+"""Experiments end to end on real fixtures: training, the run-folder contract, the predictor, comparisons."""
 
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fer_utils import data as D
-from fer_utils import evaluate, experiments
+from fer_utils import experiments, runs
 
 TINY_CNN = {"filters": [8, 16, 16, 32], "dense_units": 16, "dropout": 0.0}
 CFG = {"optimizer": "adam", "learning_rate": 0.003, "batch_size": 16, "epochs": 4, "precision": "float32",
@@ -19,26 +20,69 @@ def tiny_fer(real_data):
     return experiments.prepare(ds, val_fraction=0.34, seed=0)
 
 
-def test_run_model_trains_and_writes_every_artifact(tiny_fer, tmp_path):
-    res = experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", train_config=CFG, model_kwargs=TINY_CNN,
-                                seed=0, tta="flip")
-    run = tmp_path / "cnn"
-    for name in ("metrics.json", "history.csv", "predictions.npz", "model.keras", "train_config.json"):
+@pytest.fixture(scope="module")
+def trained_cnn(tiny_fer, tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    res = experiments.run_model("cnn", tiny_fer, root / "cnn", train_config=CFG, model_kwargs=TINY_CNN,
+                                seed=0, tta="flip", normalization="standardize")
+    return root, res
+
+
+def test_run_model_trains_and_writes_every_artifact(tiny_fer, trained_cnn):
+    root, res = trained_cnn
+    run = root / "cnn"
+    for name in runs.RUN_FILES:
         assert (run / name).is_file(), name
-    hist = experiments.load_histories(tmp_path, ["cnn"])["cnn"]
+    hist = experiments.load_histories(root, ["cnn"])["cnn"]
     assert len(hist) == 4 and hist["loss"].iloc[-1] < hist["loss"].iloc[0]
+    assert res["epochs_run"] == 4 and res["best_val_accuracy"] == pytest.approx(hist["val_accuracy"].max())
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["model"] == "cnn" and metrics["metadata"]["seed"] == 0
-    assert metrics["metadata"]["data"]["checksum"] == tiny_fer.checksum
+    assert metrics["metadata"]["data"]["checksum"] == tiny_fer.checksum == res["data_checksum"]
     assert set(metrics["splits"]) == {"PublicTest", "PrivateTest"}
-    pred = evaluate.load_predictions(run)
+    pred = runs.load_predictions(run)
     public = tiny_fer.split("PublicTest")
     assert list(pred["source_ids"][pred["split"] == "PublicTest"]) == list(public.source_ids)
-    acc = float((pred["y_prob"].argmax(1) == pred["y_true"]).mean())
-    both = (res["PublicTest_accuracy"] * 21 + res["PrivateTest_accuracy"] * 21) / 42
-    assert abs(acc - both) < 1e-9
-    table = experiments.collect_results(tmp_path)
+    for split in ("PublicTest", "PrivateTest"):
+        rows = pred["split"] == split
+        acc = float((pred["y_prob"][rows].argmax(1) == pred["y_true"][rows]).mean())
+        assert acc == pytest.approx(res[f"{split}_accuracy"], abs=1e-12)
+    table = experiments.collect_results(root)
     assert list(table.index) == ["cnn"] and table.loc["cnn", "PrivateTest_accuracy"] == res["PrivateTest_accuracy"]
+
+
+def test_preprocessing_record_and_predictor_reproduce_the_saved_predictions(tiny_fer, trained_cnn):
+    root, _ = trained_cnn
+    prep = runs.read_preprocessing(root / "cnn")
+    tr = tiny_fer.split("Training")
+    assert prep["class_names"] == list(tiny_fer.class_names) and prep["input_size"] == [48, 48]
+    assert prep["channels"] == 1 and prep["normalization"] == "standardize" and prep["tta"] == "flip"
+    assert prep["norm_mean"] == pytest.approx(float(tr.images.mean()))
+    predictor = runs.load_predictor(root / "cnn")
+    saved = runs.load_predictions(root / "cnn")
+    by_id = dict(zip(tiny_fer.source_ids, tiny_fer.images))
+    faces = np.stack([by_id[i] for i in saved["source_ids"]])
+    # Same faces per split (evaluation's batches), same preprocessing: bit-identical probabilities.
+    for split in ("PublicTest", "PrivateTest"):
+        rows = saved["split"] == split
+        np.testing.assert_array_equal(predictor.predict(faces[rows]), saved["y_prob"][rows])
+    # In other batches the float arithmetic may round differently, never by more than float noise.
+    np.testing.assert_allclose(predictor.predict(faces), saved["y_prob"], rtol=0, atol=1e-6)
+    # Any face size: a 96x96 upscaled face is resized back to the model input.
+    big = np.repeat(np.repeat(faces[:3], 2, axis=1), 2, axis=2)
+    assert predictor.predict(big).shape == (3, tiny_fer.num_classes)
+    with pytest.raises(ValueError, match=r"uint8 grey faces \[N, H, W\]"):
+        predictor.predict(faces.astype(np.float32))
+
+
+def test_predictor_needs_its_preprocessing_record(trained_cnn, tmp_path):
+    root, _ = trained_cnn
+    (tmp_path / "model.keras").write_bytes((root / "cnn" / "model.keras").read_bytes())
+    with pytest.raises(FileNotFoundError, match="preprocessing.json"):
+        runs.load_predictor(tmp_path)
+    (tmp_path / "preprocessing.json").write_text('{"class_names": ["a"]}')
+    with pytest.raises(ValueError, match=r"missing key\(s\).*input_size"):
+        runs.load_predictor(tmp_path)
 
 
 def test_validation_never_comes_from_test(tiny_fer):
@@ -49,6 +93,14 @@ def test_validation_never_comes_from_test(tiny_fer):
 def test_unknown_model_fails_before_training(tiny_fer, tmp_path):
     with pytest.raises(ValueError, match="unknown model 'resnet51'; known models: .*resnet50"):
         experiments.run_models(["cnn", "resnet51"], tiny_fer, tmp_path, train_config=CFG)
+    with pytest.raises(ValueError, match="unknown model 'cnnn'"):
+        experiments.run_models(["cnn"], tiny_fer, tmp_path, train_config=CFG, train_configs={"cnnn": {"epochs": 2}})
+    assert not (tmp_path / "cnn").exists()
+
+
+def test_missing_eval_split_fails_before_training(tiny_fer, tmp_path):
+    with pytest.raises(D.DataError, match=r"split\(s\) \['Test'\] not present"):
+        experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", train_config=CFG, eval_splits=("Test",))
     assert not (tmp_path / "cnn").exists()
 
 
@@ -60,27 +112,40 @@ def test_ckplus_cross_validation_is_subject_independent(fixtures_dir, tmp_path):
     res = experiments.run_cv("msca_resnet", ck, tmp_path, k=2, folds=[0], seed=0, val_fraction=0.3,
                              train_config={**CFG, "epochs": 1, "loss": "cosine"}, tta=None,
                              model_kwargs={"filters": [8, 8, 16], "stem_filters": 8})
-    assert res["folds"] == 1 and 0.0 <= res["Test_accuracy"] <= 1.0
-    pred = evaluate.load_predictions(tmp_path / "fold0")
+    pred = runs.load_predictions(tmp_path / "fold0")
     assert set(pred["split"]) == {"Test"} and len(pred["y_true"]) == (fold.splits == "Test").sum()
+    assert res["folds"] == 1
+    assert res["Test_accuracy"] == pytest.approx(float((pred["y_pred"] == pred["y_true"]).mean()))
+    # Study C's registry default normalization is per-image standardization.
+    assert runs.read_preprocessing(tmp_path / "fold0")["normalization"] == "per_image"
 
 
-def test_ablation_table_layout():
-    import pandas as pd
-
+def test_ablation_table_layout_comes_from_the_registry():
     fp = pd.DataFrame({"PrivateTest_accuracy": [0.5, 0.4]}, index=["msca_resnet", "msca_resnet_plain"])
     ck = pd.DataFrame({"Test_accuracy": [0.9, 0.8]}, index=["msca_resnet", "msca_resnet_plain"])
     table = experiments.ablation_table(fp, ck)
+    assert list(table.index) == ["msca_resnet_plain", "msca_resnet"]
     assert table.loc["msca_resnet", "FER+ paper"] == pytest.approx(0.878)
     assert table.loc["msca_resnet_plain", "CK+ paper"] == pytest.approx(0.9728)
     assert not table.loc["msca_resnet_plain", "SE"] and table.loc["msca_resnet", "BN"]
 
 
-def test_attention_comparison_pairs_models():
-    import pandas as pd
-
-    res = pd.DataFrame({"PrivateTest_accuracy": [0.6, 0.65, 0.62], "PrivateTest_macro_f1": [0.5, 0.55, 0.5]},
-                       index=["cnn", "cnn_se", "cnn_cbam"])
+def test_attention_comparison_pairs_models_by_registry_and_flags_different_data():
+    res = pd.DataFrame({"PrivateTest_accuracy": [0.6, 0.65, 0.62, 0.5], "PrivateTest_macro_f1": [0.5, 0.55, 0.5, 0.4],
+                        "data_checksum": ["a", "a", "b", "a"]},
+                       index=["cnn", "cnn_se", "cnn_cbam", "msca_resnet"])
     cmp = experiments.attention_comparison(res)
+    assert list(cmp.index) == ["cnn_se", "cnn_cbam"]  # msca_resnet has no plain baseline in the registry
     assert cmp.loc["cnn_se", "delta accuracy"] == pytest.approx(0.05)
     assert cmp.loc["cnn_cbam", "baseline"] == "cnn"
+    assert cmp.loc["cnn_se", "same data"] and not cmp.loc["cnn_cbam", "same data"]
+
+
+def test_combine_results_warns_when_earlier_runs_used_other_data(tmp_path, capsys):
+    for name, checksum in (("cnn", "old"), ("vgg19", "new")):
+        runs.write_metrics(tmp_path / name, {"PrivateTest_accuracy": 0.5, "data_checksum": checksum},
+                           {"data": {"checksum": checksum}}, model=name)
+    ours = pd.DataFrame({"PrivateTest_accuracy": [0.6], "data_checksum": ["new"]}, index=["cnn_se"])
+    combined = experiments.combine_results(ours, tmp_path)
+    assert combined["same data"].to_dict() == {"cnn": False, "vgg19": True, "cnn_se": True}
+    assert "WARNING: ['cnn'] were trained on different data" in capsys.readouterr().out

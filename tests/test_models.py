@@ -84,9 +84,37 @@ def test_model_info_fields(name):
     info = M.model_info(name)
     assert {"family", "attention", "min_input_size", "channels", "study"} <= set(info)
     assert info["channels"] == (1 if info["family"] in ("cnn", "msca_resnet") else 3)
-    assert info["attention"] in (None, "se", "cbam")
     if info["family"] in ("vgg19", "resnet50", "inception_v3"):
         assert info["defaults"]["head"] == "gap"
+
+
+def test_registry_pairs_and_ablation_flags_match_the_built_models():
+    """Plain-vs-attention pairs and Study C's SE x BN flags come from the registry, and match the layers."""
+    for name in M.available_models():
+        info = M.model_info(name)
+        if info["baseline"] is not None:
+            base = M.model_info(info["baseline"])
+            assert base["attention"] is None and base["family"] == info["family"] and info["attention"], name
+        if info["ablation"] is not None:
+            layers = registry_model(name).layers
+            assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in layers) == info["ablation"]["bn"]
+            assert any(layer.name.endswith("_se_scale") for layer in layers) == info["ablation"]["se"]
+    assert M.attention_pairs(["cnn", "cnn_se", "vgg19_cbam", "msca_resnet"]) == [("cnn_se", "cnn")]
+    assert {n for n in M.available_models() if M.model_info(n)["ablation"]} == {
+        "msca_resnet", "msca_resnet_no_se", "msca_resnet_no_bn", "msca_resnet_plain"}
+
+
+def test_registry_owns_default_normalization():
+    assert M.default_normalization("cnn") == "unit"
+    assert M.default_normalization("msca_resnet_no_bn") == "per_image"
+    # ImageNet weights get the preprocessing Keras trained them with.
+    assert M.default_normalization("vgg19_cbam", "imagenet") == "imagenet_caffe"
+    assert M.default_normalization("resnet50", "imagenet") == "imagenet_caffe"
+    assert M.default_normalization("inception_v3", "imagenet") == "symmetric"
+    assert M.default_normalization("resnet50", None) == "unit"
+    assert M.resolve_normalization("cnn", "standardize") == "standardize"
+    with pytest.raises(ValueError, match="normalization='z': expected 'auto' or one of"):
+        M.resolve_normalization("cnn", "z")
 
 
 def test_registry_attention_metadata_matches_models():
@@ -448,12 +476,21 @@ def test_weights_from_keras_file_by_name(tmp_path):
 def test_weights_from_legacy_applications_h5(tmp_path):
     """A keras.applications .h5 file (what users download offline) loads too."""
     import h5py
-    from keras.src.legacy.saving import legacy_h5_format
 
     ref = keras.applications.InceptionV3(weights=None, include_top=False, input_shape=(75, 75, 3))
     path = tmp_path / "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    # The legacy (Keras 2) layout keras.applications' files use: a group per layer, in model order,
+    # each listing its weight datasets in "weight_names"; written with h5py, no private Keras API.
     with h5py.File(path, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, ref)
+        f.attrs["layer_names"] = [layer.name.encode() for layer in ref.layers]
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["keras_version"] = b"2.15.0"
+        for layer in ref.layers:
+            group = f.create_group(layer.name)
+            names = [f"{layer.name}/w{i}:0" for i in range(len(layer.weights))]
+            group.attrs["weight_names"] = [n.encode() for n in names]
+            for n, value in zip(names, layer.get_weights()):
+                group.create_dataset(n, data=value)
     ours = M.build_inception_v3(input_shape=(75, 75, 3), weights=str(path), include_top=False)
     x = batch((75, 75, 3), seed=9)
     np.testing.assert_allclose(

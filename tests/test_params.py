@@ -1,7 +1,6 @@
 """Parameter profiles: every key and type is checked against the notebooks before running."""
 
 import json
-import shutil
 
 import pytest
 
@@ -124,24 +123,32 @@ def test_runner_keys_are_required(tmp_path):
 
 
 def test_adhoc_run_folders_never_collide(monkeypatch, tmp_path):
-    """A notebook run by hand (run_dir="") gets a fresh folder under reports/adhoc each time."""
+    """A notebook run by hand (run_dir="") gets a fresh folder under <reports>/adhoc each time."""
     import datetime as dt
 
     from fer_utils import artifacts
 
     given = artifacts.run_folder(str(tmp_path / "given"), "01_eda")
     assert given == tmp_path / "given" and given.is_dir()
-    first = artifacts.run_folder("", "01_test_adhoc")
-    try:
-        assert first.parent == ROOT / "reports" / "adhoc" / "01_test_adhoc"
+    first = artifacts.run_folder("", "01_test_adhoc", tmp_path / "reports")
+    assert first.parent == tmp_path / "reports" / "adhoc" / "01_test_adhoc" and first.is_dir()
 
-        class Later(dt.datetime):
-            @classmethod
-            def now(cls, tz=None):
-                return dt.datetime(2099, 1, 1, 0, 0, 0)
+    class Later(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime(2099, 1, 1, 0, 0, 0)
 
-        monkeypatch.setattr(artifacts._dt, "datetime", Later)
-        second = artifacts.run_folder("", "01_test_adhoc")
-        assert second != first and second.name == "20990101-000000"
-    finally:
-        shutil.rmtree(ROOT / "reports" / "adhoc" / "01_test_adhoc", ignore_errors=True)
+    monkeypatch.setattr(artifacts._dt, "datetime", Later)
+    second = artifacts.run_folder("", "01_test_adhoc", tmp_path / "reports")
+    assert second != first and second.name == "20990101-000000"
+
+
+def test_notebook_parameters_records_every_declared_parameter():
+    from fer_utils import artifacts
+
+    declared = P.notebook_parameters(ROOT / "notebooks" / "03_baselines.ipynb")
+    namespace = {"seed": 7, "models": ["cnn"], "unrelated": 1}
+    recorded = artifacts.notebook_parameters(namespace, "03_baselines")
+    assert set(recorded) == set(declared)
+    assert recorded["seed"] == 7 and recorded["models"] == ["cnn"] and "unrelated" not in recorded
+    assert recorded["tta"] == declared["tta"]  # not in the namespace: the declared default

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fer_utils.synthetic import (
+from fer_utils.data.synthetic import (
     FER2013_CLASSES,
     class_geometry,
     draw_face,

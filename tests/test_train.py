@@ -49,6 +49,11 @@ def read_history(run_dir):
         return list(csv.DictReader(f))
 
 
+def compiled(model, cfg, batches=3):
+    """Compile a test model the way training does (the schedule needs the batches per epoch)."""
+    return train.compile_model(model, cfg, steps_per_epoch=batches)
+
+
 def quick_cfg(**kw):
     base = dict(optimizer="adam", learning_rate=0.05, epochs=3, verbose=0, precision="float32")
     base.update(kw)
@@ -79,7 +84,6 @@ def test_cosine_loss_is_negative_cosine():
     expected = -0.7 / np.sqrt(0.54)
     loss = train.make_loss(TrainConfig(loss="cosine"))
     assert float(loss(y_true, y_pred)) == pytest.approx(expected, rel=1e-5)
-    assert expected == pytest.approx(-0.952579, rel=1e-5)
 
 
 def test_crossentropy_loss_uses_label_smoothing():
@@ -158,19 +162,22 @@ def test_unknown_choices_raise_listing_choices():
     with pytest.raises(ValueError, match=r"Unknown TrainConfig key 'lr'.*learning_rate"):
         TrainConfig.from_dict({"lr": 0.1})
 
-    # The factory functions check too (e.g. a config mutated after creation).
+
+
+def test_config_is_frozen_and_replace_validates():
+    """Validated once when made: a config cannot be changed into an invalid one afterwards."""
+    import dataclasses
+
     cfg = TrainConfig()
-    cfg.optimizer = "nadam"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.optimizer = "nadam"
     with pytest.raises(ValueError, match="'sgd', 'adam', 'rmsprop'"):
-        train.make_optimizer(cfg)
-    cfg = TrainConfig()
-    cfg.loss = "mse"
-    with pytest.raises(ValueError, match="'crossentropy', 'cosine'"):
-        train.make_loss(cfg)
-    cfg = TrainConfig()
-    cfg.schedule = "poly"
-    with pytest.raises(ValueError, match="'constant', 'step'"):
-        train.make_callbacks(cfg, "unused-dir-never-created")
+        cfg.replace(optimizer="nadam")
+    with pytest.raises(ValueError, match=r"Unknown TrainConfig key\(s\) \['lr'\]"):
+        cfg.replace(lr=0.1)
+    assert cfg.replace(epochs=3).epochs == 3 and cfg.epochs == 30
+    # The step table is stored as tuples, so it cannot be edited in place either.
+    assert isinstance(cfg.step_table, tuple) and isinstance(cfg.step_table[0], tuple)
 
 
 def test_config_value_checks_and_round_trip():
@@ -213,9 +220,25 @@ def test_set_precision_sets_global_policy():
         assert model.get_layer("conv").compute_dtype == "bfloat16"
         out = model(np.zeros((2, 8, 8, 1), "float32"))
         assert out.dtype == "float32"
-        assert train.set_precision("auto") in ("float32", "mixed_bfloat16", "mixed_float16")
         with pytest.raises(ValueError, match="'auto', 'float32'"):
             train.set_precision("fp8")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("gpus, bf16, expected", [
+    (["GPU:0"], True, "mixed_float16"),
+    ([], True, "mixed_bfloat16"),
+    ([], False, "float32"),
+])
+def test_auto_precision_follows_the_hardware(monkeypatch, gpus, bf16, expected):
+    from fer_utils.train import compile as compile_module
+
+    monkeypatch.setattr(compile_module.tf.config, "list_physical_devices", lambda kind=None: list(gpus))
+    monkeypatch.setattr(compile_module, "_cpu_supports_bf16", lambda: bf16)
+    try:
+        assert train.set_precision("auto") == expected
+        assert keras.mixed_precision.global_policy().name == expected
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -228,7 +251,7 @@ def test_set_precision_sets_global_policy():
 def test_fit_lowers_loss_and_writes_run_folder(tmp_path):
     train_ds, val_ds = datasets()
     cfg = quick_cfg(epochs=4, schedule="step", step_table=[[0, 0.05], [2, 0.01]])
-    history = train.fit_model(tiny_cnn(), train_ds, val_ds, cfg, tmp_path, seed=0)
+    history = train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, tmp_path, seed=0)
     losses = history.history["loss"]
     assert len(losses) == 4
     assert losses[-1] < losses[0]
@@ -240,29 +263,76 @@ def test_fit_lowers_loss_and_writes_run_folder(tmp_path):
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
     # The lr actually used per epoch follows the step table.
     assert [float(r["lr"]) for r in rows] == pytest.approx([0.05, 0.05, 0.01, 0.01])
-    best = train.load_best_model(tmp_path)
+    from fer_utils import runs
+
+    best = runs.load_model(tmp_path)
     assert best.predict(np.zeros((1, 16, 16, 1), "float32"), verbose=0).shape == (1, 2)
 
 
-def test_fit_with_balanced_class_weights_and_plateau(tmp_path):
+def test_fit_passes_balanced_class_weights_and_plateau_lowers_lr(tmp_path):
     train_ds, val_ds = datasets()
-    cfg = quick_cfg(epochs=2, class_weight="balanced", schedule="plateau", plateau_patience=0)
-    history = train.fit_model(tiny_cnn(), train_ds, val_ds, cfg, tmp_path, class_counts=[48, 48])
-    assert len(history.history["loss"]) == 2
-    assert "lr" in history.history
+    cfg = quick_cfg(epochs=3, class_weight="balanced", schedule="plateau", plateau_patience=0,
+                    plateau_factor=0.5, learning_rate=0.05)
+    model = compiled(tiny_cnn(), cfg)
+    seen = {}
+    original_fit = model.fit
+
+    def spy(*args, **kwargs):
+        seen["class_weight"] = kwargs.get("class_weight")
+        return original_fit(*args, **kwargs)
+
+    model.fit = spy
+    history = train.fit_model(model, train_ds, val_ds, cfg, tmp_path, class_counts=[10, 30])
+    assert seen["class_weight"] == pytest.approx({0: 40 / 20, 1: 40 / 60})
+    # Without a balanced config no weights are passed.
+    plain = quick_cfg(epochs=1)
+    model2 = compiled(tiny_cnn(), plain)
+    seen.clear()
+    original_fit2 = model2.fit
+    model2.fit = lambda *a, **k: (seen.update(class_weight=k.get("class_weight")), original_fit2(*a, **k))[1]
+    train.fit_model(model2, train_ds, val_ds, plain, tmp_path / "plain")
+    assert seen["class_weight"] is None
+    # Plateau with patience 0 halves the rate after an epoch whose val_loss did not improve,
+    # and history records the rate per epoch.
+    lrs = history.history["lr"]
+    assert lrs[0] == pytest.approx(0.05)
+    assert all(b in (pytest.approx(a), pytest.approx(a / 2)) for a, b in zip(lrs, lrs[1:]))
+
+
+def test_fit_refuses_an_uncompiled_model_or_a_dict_config(tmp_path):
+    train_ds, val_ds = datasets()
+    cfg = quick_cfg(epochs=1)
+    with pytest.raises(ValueError, match="not compiled.*build_compiled_model"):
+        train.fit_model(tiny_cnn(), train_ds, val_ds, cfg, tmp_path)
+    with pytest.raises(TypeError, match="TrainConfig"):
+        train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, {"epochs": 1}, tmp_path)
+
+
+def test_build_compiled_model_applies_the_whole_config():
+    cfg = TrainConfig(optimizer="sgd", nesterov=True, momentum=0.8, l2=1e-3, precision="float32",
+                      loss="cosine", schedule="cosine", epochs=4, learning_rate=0.1)
+    model, policy = train.build_compiled_model("cnn", cfg, input_shape=(16, 16, 1), num_classes=3,
+                                               steps_per_epoch=5, model_kwargs={"filters": [4, 4, 4, 4],
+                                                                                "dense_units": 8})
+    assert policy == "float32" and model.name == "cnn"
+    assert isinstance(model.optimizer, keras.optimizers.SGD) and model.optimizer.nesterov
+    assert isinstance(model.loss, keras.losses.CosineSimilarity)
+    assert isinstance(model.get_layer("block1_conv1").kernel_regularizer, keras.regularizers.L2)
+    sched = model.optimizer._learning_rate
+    assert float(sched(0)) == pytest.approx(0.1) and float(sched(20)) == pytest.approx(0.0, abs=1e-7)
 
 
 def test_backup_and_restore_resumes(tmp_path):
     train_ds, val_ds = datasets()
     cfg = quick_cfg(epochs=4)
     with pytest.raises(RuntimeError, match="simulated interrupt"):
-        train.fit_model(tiny_cnn(), train_ds, val_ds, cfg, tmp_path, seed=0,
+        train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, tmp_path, seed=0,
                         callbacks=[Interrupt(after_epoch=1)])
     assert (tmp_path / "backup").is_dir()
     assert [int(r["epoch"]) for r in read_history(tmp_path)] == [0, 1]
 
     # A fresh process would rebuild the model; the backup restores its state.
-    history = train.fit_model(tiny_cnn(), train_ds, val_ds, cfg, tmp_path, seed=0)
+    history = train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, tmp_path, seed=0)
     assert history.epoch == [2, 3]
     rows = read_history(tmp_path)
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
@@ -272,16 +342,24 @@ def test_backup_and_restore_resumes(tmp_path):
 def test_refuses_to_mix_runs_unless_overwrite(tmp_path):
     train_ds, val_ds = datasets()
     cfg = quick_cfg(epochs=2)
-    train.fit_model(tiny_cnn(), train_ds, val_ds, cfg, tmp_path, seed=0)
+    train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, tmp_path, seed=0)
     old_history = (tmp_path / "history.csv").read_text()
 
     with pytest.raises(FileExistsError, match="history.csv"):
-        train.fit_model(tiny_cnn(), train_ds, val_ds, cfg, tmp_path, seed=1)
+        train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, tmp_path, seed=1)
     assert (tmp_path / "history.csv").read_text() == old_history
 
-    train.fit_model(tiny_cnn(), train_ds, val_ds, quick_cfg(epochs=1), tmp_path,
-                    seed=1, overwrite=True)
+    # The earlier run's evaluation files belong to it too.
+    (tmp_path / "metrics.json").write_text('{"headline": {"old": 1}}')
+    (tmp_path / "predictions.npz").write_bytes(b"old predictions")
+    (tmp_path / "preprocessing.json").write_text("{}")
+    one = quick_cfg(epochs=1)
+    train.fit_model(compiled(tiny_cnn(), one), train_ds, val_ds, one, tmp_path, seed=1, overwrite=True)
     assert [int(r["epoch"]) for r in read_history(tmp_path)] == [0]
-    # The old results were moved aside, not deleted.
-    moved = list(tmp_path.glob("replaced-*/history.csv"))
-    assert len(moved) == 1 and moved[0].read_text() == old_history
+    # Every file of the old run was moved aside together, not deleted.
+    moved = list(tmp_path.glob("replaced-*"))
+    assert len(moved) == 1 and (moved[0] / "history.csv").read_text() == old_history
+    assert (moved[0] / "metrics.json").read_text() == '{"headline": {"old": 1}}'
+    assert (moved[0] / "predictions.npz").read_bytes() == b"old predictions"
+    assert (moved[0] / "preprocessing.json").is_file() and (moved[0] / "model.keras").is_file()
+    assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "predictions.npz").exists()

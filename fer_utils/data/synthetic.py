@@ -1,6 +1,7 @@
 """Procedurally drawn FER-like dataset used when no real dataset is available.
 
-This module owns the synthetic default dataset of the suite: grey 48x48 (by
+This module owns the synthetic default dataset of the suite (:func:`load_synthetic`, and
+:func:`synthetic_stand_in` for FER+/CK+ when they are absent): grey 48x48 (by
 default) cartoon faces whose expression class is encoded *only* by facial
 geometry (mouth curve/openness/width/asymmetry, brow angle/height, eye
 openness, nose wrinkle), overlaid with per-sample nuisance variation (pose,
@@ -21,11 +22,14 @@ import numbers
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from PIL import Image, ImageDraw
 
-__all__ = ["FER2013_CLASSES", "draw_face", "class_geometry", "make_synthetic_faces"]
+from fer_utils.data.classes import FER2013_CLASSES
+from fer_utils.data.dataset import DataError, FERDataset
 
-FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+__all__ = ["FER2013_CLASSES", "draw_face", "class_geometry", "make_synthetic_faces", "load_synthetic",
+           "synthetic_stand_in"]
 
 # Faces are drawn at this multiple of the output size and then downsampled
 # with an antialiasing filter, which gives smooth edges without any
@@ -397,3 +401,45 @@ def make_synthetic_faces(n_per_class, size: int = 48, seed: int = 0,
             row += 1
     order = np.random.default_rng([seed, _SHUFFLE_TAG]).permutation(total)
     return images[order], labels[order]
+
+
+
+def load_synthetic(n_per_class: int = 60, *, seed: int = 0, size: int = 48,
+                   split_fractions=(0.8, 0.1, 0.1)) -> FERDataset:
+    """The built-in synthetic FER-like dataset (procedurally drawn faces).
+
+    Class frequencies follow FER-2013's (Happy most, Disgust least) scaled so that the
+    average class has ``n_per_class`` images; rows are split into ``Training``,
+    ``PublicTest`` and ``PrivateTest`` by ``split_fractions``, stratified.
+    """
+    if n_per_class < 3:
+        raise DataError(f"n_per_class={n_per_class}: expected at least 3 (one image per split)")
+    fer_train = np.array([3995, 436, 4097, 7215, 4830, 3171, 4965], dtype=np.float64)
+    per_class = np.maximum(3, np.round(fer_train / fer_train.mean() * n_per_class)).astype(int)
+    images, labels = make_synthetic_faces(per_class.tolist(), size=size, seed=seed)
+    splits = np.empty(len(labels), dtype=object)
+    rng = np.random.default_rng(seed)
+    for c in range(len(FER2013_CLASSES)):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_test = max(1, int(round(split_fractions[1] * len(idx))))
+        n_priv = max(1, int(round(split_fractions[2] * len(idx))))
+        splits[idx] = "Training"
+        splits[idx[:n_test]] = "PublicTest"
+        splits[idx[n_test:n_test + n_priv]] = "PrivateTest"
+    return FERDataset(images=images, labels=labels, class_names=FER2013_CLASSES, splits=splits,
+                      source_ids=np.array([f"synthetic:seed={seed}:i={i}" for i in range(len(labels))], dtype=object),
+                      name="synthetic", path="", synthetic=np.ones(len(labels), dtype=bool))
+
+
+def synthetic_stand_in(kind: str, n_per_class: int = 60, *, seed: int = 0) -> FERDataset:
+    """The synthetic default standing in for a dataset that was not found (``ferplus`` or ``ckplus``).
+
+    Its name says what it stands in for. The CK+ stand-in gets 20 pseudo-subjects (``meta``) so
+    that subject-independent folds still run.
+    """
+    ds = load_synthetic(n_per_class, seed=seed)
+    meta = None
+    if kind == "ckplus":
+        meta = pd.DataFrame({"subject": [f"S{i % 20:03d}" for i in range(len(ds))],
+                             "sequence": [f"S{i % 20:03d}_{i}" for i in range(len(ds))]})
+    return ds.replace(name=f"synthetic stand-in for {kind}", meta=meta)

@@ -1,0 +1,135 @@
+"""Class probabilities from a model, optionally averaged over test-time augmentation (flip, ten-crop)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+TTA_CHOICES = (None, "flip", "ten_crop")
+
+
+def _model_hw(model: keras.Model, fallback: tuple[int, int]) -> tuple[int, int]:
+    try:
+        shape = model.input_shape
+    except (AttributeError, ValueError):
+        return fallback
+    if isinstance(shape, list):
+        shape = shape[0]
+    if shape is not None and len(shape) == 4 and shape[1] and shape[2]:
+        return int(shape[1]), int(shape[2])
+    return fallback
+
+
+def ten_crop_views(x: tf.Tensor, crop_fraction: float, out_hw: tuple[int, int]) -> list[tf.Tensor]:
+    """Returns the 10 ten-crop views of a batch, each resized to ``out_hw``.
+
+    The views are the 4 corner crops and the centre crop of size
+    ``round(crop_fraction * H) x round(crop_fraction * W)``, each followed by
+    its horizontal mirror.
+
+    Args:
+        x: Float batch ``[B, H, W, C]``.
+        crop_fraction: Crop side as a fraction of the image side, in (0, 1].
+        out_hw: Output ``(height, width)``, normally the model input size.
+
+    Returns:
+        List of 10 float32 tensors ``[B, out_h, out_w, C]``.
+    """
+    if not 0 < crop_fraction <= 1:
+        raise ValueError(
+            f"Invalid crop_fraction={crop_fraction!r}; expected a number in (0, 1]."
+        )
+    h, w = int(x.shape[1]), int(x.shape[2])
+    ch = max(1, int(round(crop_fraction * h)))
+    cw = max(1, int(round(crop_fraction * w)))
+    offsets = [
+        (0, 0),
+        (0, w - cw),
+        (h - ch, 0),
+        (h - ch, w - cw),
+        ((h - ch) // 2, (w - cw) // 2),
+    ]
+    views = []
+    for top, left in offsets:
+        crop = tf.image.crop_to_bounding_box(x, top, left, ch, cw)
+        crop = tf.cast(tf.image.resize(crop, out_hw), tf.float32)
+        views.append(crop)
+        views.append(tf.image.flip_left_right(crop))
+    return views
+
+
+def _iter_batches(images, batch_size: int):
+    if isinstance(images, tf.data.Dataset):
+        for batch in images:
+            # Accept (x, y[, w]) datasets too: predictions only need x.
+            yield batch[0] if isinstance(batch, (tuple, list)) else batch
+        return
+    arr = np.asarray(images)
+    if arr.ndim == 3:
+        # [N, H, W] grayscale: add the channel axis the models expect.
+        arr = arr[..., None]
+    if arr.ndim != 4:
+        raise ValueError(
+            f"Invalid images shape {arr.shape}; expected [N, H, W, C] "
+            "(or [N, H, W]) or a tf.data.Dataset of batches."
+        )
+    for start in range(0, len(arr), batch_size):
+        yield tf.convert_to_tensor(arr[start:start + batch_size], dtype=tf.float32)
+
+
+def predict_proba(
+    model: keras.Model,
+    images,
+    *,
+    batch_size: int = 256,
+    tta: Optional[str] = None,
+    crop_fraction: float = 0.875,
+    preprocess: Optional[Callable[[tf.Tensor], tf.Tensor]] = None,
+) -> np.ndarray:
+    """Predicts class probabilities, optionally averaged over TTA views.
+
+    Args:
+        model: Model whose output is class probabilities ``[B, K]``.
+        images: Preprocessed float array ``[N, H, W, C]`` or a
+            ``tf.data.Dataset`` of x batches (``(x, y)`` batches also work).
+        batch_size: Batch size for array input.
+        tta: None, "flip" (mean of the image and its horizontal mirror) or
+            "ten_crop" (4 corners + centre of side ``crop_fraction * H``, each
+            also mirrored, resized back to the model input size, averaged).
+        crop_fraction: Crop side fraction for "ten_crop".
+        preprocess: Optional callable applied to each x batch before the TTA
+            views are taken.
+
+    Returns:
+        float32 array ``[N, K]``.
+
+    Raises:
+        ValueError: If ``tta`` is unknown or the images have the wrong rank.
+    """
+    if tta not in TTA_CHOICES:
+        raise ValueError(f"Invalid tta={tta!r}; expected one of {list(TTA_CHOICES)}.")
+    outputs = []
+    for x in _iter_batches(images, batch_size):
+        x = tf.convert_to_tensor(x)
+        if preprocess is not None:
+            x = preprocess(x)
+        x = tf.cast(x, tf.float32)
+        if tta is None:
+            views = [x]
+        elif tta == "flip":
+            views = [x, tf.image.flip_left_right(x)]
+        else:
+            out_hw = _model_hw(model, (int(x.shape[1]), int(x.shape[2])))
+            views = ten_crop_views(x, crop_fraction, out_hw)
+        # predict_on_batch reuses one traced predict function across batches.
+        probs = [np.asarray(model.predict_on_batch(v), dtype=np.float32) for v in views]
+        outputs.append(np.mean(probs, axis=0))
+    if not outputs:
+        raise ValueError("No images to predict: the input is empty.")
+    return np.concatenate(outputs, axis=0).astype(np.float32)
+
+

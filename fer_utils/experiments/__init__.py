@@ -1,0 +1,41 @@
+"""Experiment recipes of the training notebooks (03 baselines, 04 attention), split by concern.
+
+- ``running``    one model trained and evaluated end to end (:func:`run_model`), tables of them, CK+ folds
+- ``results``    model runs read back from their run folders and put side by side (same-data checks)
+- ``published``  the studies' published numbers, in one place, and the comparisons with them
+- ``study_c``    Study C on FER+ and CK+, and its SE x BN ablation table
+- ``explain``    Grad-CAM and CBAM maps of a trained run on faces of every class
+
+TensorFlow is imported only inside the functions that train or explain.
+"""
+
+from fer_utils.experiments.explain import explain_model
+from fer_utils.experiments.published import (
+    accuracy_vs_published,
+    class_counts_vs_published,
+    published,
+    published_reference,
+    published_table,
+    split_totals,
+)
+from fer_utils.experiments.results import (
+    attention_comparison,
+    collect_results,
+    combine_results,
+    confusion_matrices,
+    headline,
+    load_histories,
+    mark_same_data,
+    results_records,
+    sibling_run,
+)
+from fer_utils.experiments.running import check_model_names, prepare, run_cv, run_model, run_models
+from fer_utils.experiments.study_c import ablation_table, run_study_c_ckplus, run_study_c_ferplus, study_c_headline
+
+__all__ = [
+    "ablation_table", "accuracy_vs_published", "attention_comparison", "check_model_names",
+    "class_counts_vs_published", "collect_results", "combine_results", "confusion_matrices", "explain_model",
+    "headline", "load_histories", "mark_same_data", "prepare", "published", "published_reference", "published_table",
+    "results_records", "run_cv", "run_model", "run_models", "run_study_c_ckplus", "run_study_c_ferplus", "sibling_run",
+    "split_totals", "study_c_headline",
+]

@@ -1,0 +1,204 @@
+"""Running models: one registry model trained and evaluated end to end, a table of them, CK+ folds.
+
+The recipe the training notebooks repeat for every model: carve validation from training, build
+the input pipelines, build and compile the model from the registry and the training config, fit,
+then evaluate every test split through the run's own predictor (``runs.load_predictor``), so the
+numbers in ``metrics.json`` come from exactly the preprocessing a user's faces get. The run folder's
+files belong to :mod:`fer_utils.runs`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer_utils import artifacts, progress, runs
+from fer_utils import data as D
+
+TARGETS = ("majority", "distribution")
+
+
+def prepare(ds: D.FERDataset, *, max_per_class: int = 0, val_fraction: float = 0.1, seed: int = 0) -> D.FERDataset:
+    """Subsample (``max_per_class`` per class and split; 0 keeps all) and add a Validation split from Training."""
+    ds = D.limit_per_class(ds, max_per_class, seed)
+    if "Validation" in ds.split_names:
+        return ds
+    return D.train_val_split(ds, val_fraction, seed)
+
+
+def _whole_run(run_dir: Path) -> dict:
+    """Epochs, best validation accuracy and training time of the whole run, from ``history.csv``."""
+    rows = runs.history_rows(run_dir)
+
+    def column(key):
+        vals = []
+        for r in rows:
+            try:
+                vals.append(float(r[key]))
+            except (KeyError, TypeError, ValueError):
+                pass
+        return [v for v in vals if math.isfinite(v)]
+
+    val = column("val_accuracy")
+    return {"epochs_run": len(rows), "best_val_accuracy": max(val) if val else float("nan")}
+
+
+def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict, input_size: int = 48,
+              normalization: str = "auto", augment: dict | None = None, eval_splits=("PublicTest", "PrivateTest"),
+              tta: str | None = "flip", seed: int = 0, model_kwargs: dict | None = None,
+              target: str = "majority", overwrite: bool = False, params: dict | None = None,
+              label: str | None = None) -> dict:
+    """Train one registry model on ``ds`` and evaluate it on ``eval_splits``.
+
+    Args:
+        model_name: a name from :func:`fer_utils.models.available_models`.
+        ds: dataset with ``Training`` and ``Validation`` splits (see :func:`prepare`) and the test splits.
+        run_dir: this model's run folder (created).
+        train_config: :class:`fer_utils.train.TrainConfig` fields (optimizer, lr, epochs, ...).
+        input_size: side of the square model input (48 keeps FER's native size).
+        normalization: ``"auto"`` (the registry's default for the model and its weights) or one of
+            :data:`fer_utils.pipeline.NORMALIZATIONS`; ``standardize`` uses training statistics.
+        augment: augmentation dict for the training pipeline (None: no augmentation).
+        eval_splits: splits to evaluate; none of them is ever used for training or checkpoint selection.
+        tta: test-time augmentation for evaluation: None, ``"flip"`` or ``"ten_crop"``.
+        seed: drives subsampling, shuffling, augmentation and weight initialisation.
+        model_kwargs: extra builder arguments (e.g. ``{"filters": [32, 64, 128, 256]}``).
+        target: ``"majority"`` (one-hot) or ``"distribution"`` (``ds.soft_labels``, FER+ votes).
+        overwrite: allow a run folder that already holds a finished run (its files are moved aside).
+        params: the notebook parameters, recorded in ``metrics.json``.
+        label: the name progress lines give this run (default: the model name).
+
+    Returns:
+        A flat dict of results (model, accuracy and macro-F1 per evaluated split, epochs, seconds, ...).
+    """
+    import keras
+    import tensorflow as tf
+
+    from fer_utils import evaluate, models, pipeline, train
+
+    tf.get_logger().setLevel("ERROR")  # tf.function retracing notices would drown the report
+    if target not in TARGETS:
+        raise ValueError(f"target={target!r}: expected one of {list(TARGETS)}")
+    if tta not in evaluate.TTA_CHOICES:
+        raise ValueError(f"tta={tta!r}: expected one of {list(evaluate.TTA_CHOICES)}")
+    missing = [s for s in ("Training", "Validation", *eval_splits) if s not in ds.split_names]
+    if missing:
+        raise D.DataError(f"{ds.name}: split(s) {missing} not present (splits: {ds.split_names}); eval_splits must "
+                          "name test splits the dataset has, and Validation comes from prepare()")
+    cfg = train.TrainConfig.from_dict(train_config)
+    info = models.model_info(model_name)
+    normalization = models.resolve_normalization(model_name, normalization, (model_kwargs or {}).get("weights"))
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    timer = artifacts.Timer()
+    artifacts.set_seed(seed)
+    size = max(int(input_size), int(info["min_input_size"]))
+    channels = int(info["channels"])
+    tr, va = ds.split("Training"), ds.split("Validation")
+    mean, std = pipeline.normalization_stats(tr.images) if normalization == "standardize" else (None, None)
+    common = dict(input_size=(size, size), channels=channels, normalization=normalization, mean=mean, std=std)
+    soft = (lambda d: d.soft_labels) if target == "distribution" else (lambda d: None)
+    train_ds = pipeline.make_dataset(tr.images, tr.labels, ds.num_classes, batch_size=cfg.batch_size, augment=augment,
+                                     shuffle=True, seed=seed, soft_labels=soft(tr), **common)
+    val_ds = pipeline.make_dataset(va.images, va.labels, ds.num_classes, batch_size=cfg.batch_size,
+                                   soft_labels=soft(va), **common)
+    model, policy = train.build_compiled_model(model_name, cfg, input_shape=(size, size, channels),
+                                               num_classes=ds.num_classes, model_kwargs=model_kwargs,
+                                               steps_per_epoch=train.steps_per_epoch(len(tr), cfg.batch_size))
+    train.fit_model(model, train_ds, val_ds, cfg, run_dir, seed=seed, overwrite=overwrite, label=label or model_name,
+                    class_counts=np.bincount(tr.labels, minlength=ds.num_classes))
+    train_seconds = timer.seconds
+    runs.write_preprocessing(run_dir, class_names=ds.class_names, input_size=size, channels=channels,
+                             normalization=normalization, norm_mean=mean, norm_std=std, tta=tta,
+                             model=model_name, dataset=ds.name)
+    predictor = runs.load_predictor(run_dir)
+    results = {"model": model_name, "params": int(model.count_params()), "input": f"{size}x{size}x{channels}",
+               "precision": policy, **_whole_run(run_dir), "train_seconds": round(train_seconds, 1),
+               "data_checksum": ds.checksum}
+    per_split, y_true, y_prob, ids, split_col = {}, [], [], [], []
+    for split in eval_splits:
+        te = ds.split(split)
+        prob = predictor.predict(te.images)
+        m = evaluate.compute_metrics(te.labels, prob, ds.class_names)
+        per_split[split] = m
+        results[f"{split}_accuracy"] = m["accuracy"]
+        results[f"{split}_macro_f1"] = m["macro_f1"]
+        y_true.append(te.labels), y_prob.append(prob), ids.append(te.source_ids), split_col.append([split] * len(te))
+    if y_true:
+        runs.save_predictions(run_dir, np.concatenate(y_true), np.concatenate(y_prob),
+                              source_ids=np.concatenate(ids).astype(str), split=np.concatenate(split_col),
+                              class_names=list(ds.class_names))
+    results["seconds"] = round(timer.seconds, 1)
+    metadata = artifacts.run_metadata(seed, ds, params or {}, precision=policy, tta=tta, target=target,
+                                      train_config=cfg.to_dict(), input_size=size, normalization=normalization,
+                                      norm_mean=mean, norm_std=std, augment=augment or {},
+                                      model_kwargs=model_kwargs or {})
+    runs.write_metrics(run_dir, {k: v for k, v in results.items() if k != "model"}, metadata,
+                       model=model_name, splits=per_split, class_names=list(ds.class_names))
+    keras.backend.clear_session()  # frees the graph before the next model of the table
+    return results
+
+
+def check_model_names(*groups):
+    """Every name in ``groups`` is a registry model; raises before any training otherwise."""
+    from fer_utils import models
+
+    known = set(models.available_models())
+    for group in groups:
+        for name in group or ():
+            if name not in known:
+                raise ValueError(f"unknown model {name!r}; known models: {sorted(known)}")
+
+
+def run_models(model_names, ds: D.FERDataset, run_dir, *, model_kwargs_by_model: dict | None = None,
+               input_sizes: dict | None = None, train_configs: dict | None = None, train_config: dict,
+               **kwargs) -> pd.DataFrame:
+    """:func:`run_model` for each name (sub-folder per model); returns the results table.
+
+    Args:
+        model_names: registry names.
+        ds: prepared dataset (see :func:`prepare`).
+        run_dir: the notebook's run folder; each model gets ``run_dir/<name>``.
+        model_kwargs_by_model: builder overrides per model name, e.g. ``{"cnn": {"dropout": 0.3}}``.
+        input_sizes: input side per model name, overriding ``input_size``.
+        train_configs: training-config keys per model name, merged over ``train_config``
+            (e.g. ``{"cnn": {"epochs": 20}}``).
+        train_config: the training configuration every model shares.
+        **kwargs: passed to :func:`run_model`.
+    """
+    check_model_names(model_names, model_kwargs_by_model, input_sizes, train_configs)
+    rows = []
+    for i, name in enumerate(model_names, start=1):
+        print(f"=== {name} ===", flush=True)
+        progress.report(f"model {i}/{len(model_names)}: {name}")
+        extra = dict(kwargs)
+        if input_sizes and name in input_sizes:
+            extra["input_size"] = input_sizes[name]
+        cfg = {**train_config, **((train_configs or {}).get(name) or {})}
+        rows.append(run_model(name, ds, Path(run_dir) / name, model_kwargs=(model_kwargs_by_model or {}).get(name),
+                              train_config=cfg, **extra))
+    return pd.DataFrame(rows).set_index("model")
+
+
+def run_cv(model_name: str, ds: D.FERDataset, run_dir, *, k: int = 10, folds=(0,), seed: int = 0,
+           val_fraction: float = 0.1, **kwargs) -> dict:
+    """Subject-independent k-fold runs (CK+): trains on the given folds, returns mean and std accuracy.
+
+    Each fold's run folder is ``run_dir/fold<i>``; the fold's test subjects never appear in its
+    training or validation data.
+    """
+    rows = []
+    for f in folds:
+        fold = D.fold_dataset(ds, int(f), k=k, seed=seed, val_fraction=val_fraction)
+        r = run_model(model_name, fold, Path(run_dir) / f"fold{f}", eval_splits=(D.SINGLE_TEST_SPLIT,), seed=seed,
+                      label=f"{model_name} fold {f}", **kwargs)
+        rows.append(r)
+    acc = np.array([r["Test_accuracy"] for r in rows])
+    f1 = np.array([r["Test_macro_f1"] for r in rows])
+    return {"model": model_name, "folds": len(rows), "k": k, "Test_accuracy": float(acc.mean()),
+            "Test_accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, "Test_macro_f1": float(f1.mean()),
+            "params": rows[0]["params"], "train_seconds": round(sum(r["train_seconds"] for r in rows), 1),
+            "data_checksum": ds.checksum}

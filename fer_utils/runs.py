@@ -1,0 +1,352 @@
+"""The run-folder contract: every file of a model's run folder, written and read back here only.
+
+A model run folder (one per trained model, e.g. ``reports/cpu/03_baselines/cnn/``)::
+
+    run_dir/
+        train_config.json   the TrainConfig used (round-trips via TrainConfig.from_dict)
+        history.csv         one row per finished epoch, with the learning rate
+        model.keras         best checkpoint on validation
+        preprocessing.json  what a face goes through before the model: classes, input size, channels,
+                            normalization and its statistics, TTA used at evaluation
+        predictions.npz     test-split probabilities with labels, source ids and split per row
+        metrics.json        headline numbers, per-split metrics and the reproducibility metadata
+        backup/             resumable state while a run is unfinished
+        tb/                 TensorBoard logs (optional)
+        replaced-<stamp>/   an earlier run's files, moved aside together (never deleted)
+
+A notebook's run folder holds the same ``metrics.json`` (its headline for the index page).
+:func:`load_predictor` turns a model run folder into a :class:`Predictor` whose ``predict``
+takes uint8 faces; evaluation uses it too, so prediction and evaluation cannot drift apart.
+
+Importing this module imports no TensorFlow (the runner reads file names from it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "train_config.json"
+PREDICTIONS_FILE = "predictions.npz"
+PREPROCESSING_FILE = "preprocessing.json"
+BACKUP_DIR = "backup"
+TENSORBOARD_DIR = "tb"
+#: The files of a finished model run (linked from the index; moved aside together on overwrite).
+RUN_FILES = (METRICS_FILE, HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE, CONFIG_FILE, PREPROCESSING_FILE)
+#: Keys every preprocessing.json has.
+PREPROCESSING_KEYS = ("class_names", "input_size", "channels", "normalization", "norm_mean", "norm_std", "tta",
+                      "crop_fraction", "resize")
+
+
+# ----------------------------------------------------------------------------- JSON files
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path, payload: dict) -> Path:
+    """Write JSON atomically (a crash never leaves a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_jsonable(payload), indent=2, sort_keys=False))
+    tmp.replace(path)
+    return path
+
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found ({what})")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); expected {what}") from exc
+
+
+def write_metrics(run_dir, headline: dict, metadata: dict, **sections) -> Path:
+    """Write ``metrics.json``: ``headline`` (shown on the index page), ``metadata`` and more sections.
+
+    Args:
+        run_dir: a notebook's or a model's run folder.
+        headline: a few key numbers or strings (e.g. ``{"PrivateTest_accuracy": 0.71}``).
+        metadata: from :func:`fer_utils.artifacts.run_metadata`.
+        **sections: any further JSON-serialisable sections (per-split metrics, tables).
+    """
+    return write_json(Path(run_dir) / METRICS_FILE, {"headline": headline, "metadata": metadata, **sections})
+
+
+def read_metrics(run_dir) -> dict:
+    """Read a run folder's ``metrics.json``.
+
+    Raises:
+        FileNotFoundError: naming the file and the notebook that should have written it.
+    """
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; run the notebook that writes {Path(run_dir).name} first")
+    return json.loads(path.read_text())
+
+
+def write_train_config(run_dir, config: dict) -> Path:
+    """Write ``train_config.json`` (a ``TrainConfig.to_dict()``)."""
+    return write_json(Path(run_dir) / CONFIG_FILE, config)
+
+
+def read_train_config(run_dir) -> dict:
+    """Read ``train_config.json`` as a dict (``TrainConfig.from_dict`` makes it a config again)."""
+    return _read_json(Path(run_dir) / CONFIG_FILE, "the training configuration of a run")
+
+
+def write_preprocessing(run_dir, *, class_names, input_size, channels: int, normalization: str,
+                        norm_mean: Optional[float] = None, norm_std: Optional[float] = None,
+                        tta: Optional[str] = None, crop_fraction: float = 0.875, **extra) -> Path:
+    """Write ``preprocessing.json``: everything a face goes through before the model sees it.
+
+    ``resize`` is always ``"pad"``: the face is resized to ``input_size`` with its aspect ratio kept
+    (padding), exactly as :func:`fer_utils.pipeline.make_dataset` does.
+    """
+    size = [int(input_size), int(input_size)] if np.isscalar(input_size) else [int(v) for v in input_size]
+    spec = {"class_names": [str(c) for c in class_names], "input_size": size, "channels": int(channels),
+            "normalization": normalization, "norm_mean": norm_mean, "norm_std": norm_std, "tta": tta,
+            "crop_fraction": float(crop_fraction), "resize": "pad", **extra}
+    return write_json(Path(run_dir) / PREPROCESSING_FILE, spec)
+
+
+def read_preprocessing(run_dir) -> dict:
+    """Read ``preprocessing.json``, checking it has every key a predictor needs."""
+    path = Path(run_dir) / PREPROCESSING_FILE
+    spec = _read_json(path, "the preprocessing record every trained model writes")
+    missing = [k for k in PREPROCESSING_KEYS if k not in spec]
+    if missing:
+        raise ValueError(f"{path}: missing key(s) {missing}; expected {list(PREPROCESSING_KEYS)}")
+    return spec
+
+
+# ----------------------------------------------------------------------------- history and model
+
+def history_rows(run_dir) -> list:
+    """The rows of ``history.csv`` as dicts of strings ([] when absent)."""
+    import csv
+
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def load_history(run_dir):
+    """``history.csv`` as a pandas DataFrame indexed by epoch.
+
+    Raises:
+        FileNotFoundError: If the history file does not exist.
+    """
+    import pandas as pd
+
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"No training history at {path}.")
+    return pd.read_csv(path).set_index("epoch")
+
+
+def load_model(run_dir, *, compile: bool = False):
+    """The best checkpoint of a run (``model.keras``).
+
+    Raises:
+        FileNotFoundError: If the checkpoint does not exist.
+    """
+    import keras
+
+    import fer_utils.models  # noqa: F401  (registers the custom layers before deserialising)
+
+    path = Path(run_dir) / MODEL_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"No checkpoint at {path}; training writes it after the first epoch that "
+                                "improves the monitored metric.")
+    return keras.saving.load_model(str(path), compile=compile)
+
+
+def finished_files(run_dir) -> list:
+    """The files and folders of an earlier run present in ``run_dir`` (empty history files ignored)."""
+    run_dir = Path(run_dir)
+    names = list(RUN_FILES) + [BACKUP_DIR, TENSORBOARD_DIR]
+    return [run_dir / n for n in names if (run_dir / n).exists()]
+
+
+def move_aside(run_dir) -> Optional[Path]:
+    """Move every file of an earlier run into ``run_dir/replaced-<timestamp>/`` together; returns it."""
+    run_dir = Path(run_dir)
+    leftovers = finished_files(run_dir)
+    if not leftovers:
+        return None
+    dest = run_dir / time.strftime("replaced-%Y%m%d-%H%M%S")
+    suffix = 1
+    while dest.exists():
+        dest = dest.with_name(f"{dest.name.split('.')[0]}.{suffix}")
+        suffix += 1
+    dest.mkdir()
+    for path in leftovers:
+        shutil.move(str(path), str(dest / path.name))
+    return dest
+
+
+# ----------------------------------------------------------------------------- predictions.npz
+
+def _predictions_path(path) -> Path:
+    p = Path(path)
+    # A run folder gets the standard file name; an explicit *.npz path is used as given.
+    return p if p.suffix == ".npz" else p / PREDICTIONS_FILE
+
+
+def save_predictions(path, y_true, y_prob, *, source_ids=None, split=None,
+                     class_names: Optional[Sequence[str]] = None) -> Path:
+    """Write predictions to ``predictions.npz`` (no pickled objects).
+
+    Args:
+        path: Run folder (writes ``<path>/predictions.npz``) or a ``.npz`` path.
+        y_true: ``[N]`` labels or ``[N, K]`` one-hot/soft labels (stored as argmax labels).
+        y_prob: ``[N, K]`` probabilities.
+        source_ids: Optional ``[N]`` ids linking rows to the source images.
+        split: Optional split name for all rows or a per-row ``[N]`` array of split names.
+        class_names: Optional K class names.
+
+    Raises:
+        ValueError: If the arrays' lengths or class counts disagree.
+    """
+    from fer_utils.evaluate.metrics import to_labels
+
+    prob = np.asarray(y_prob, dtype=np.float32)
+    if prob.ndim != 2:
+        raise ValueError(f"Invalid y_prob shape {prob.shape}; expected [N, K].")
+    n, k = prob.shape
+    yt = to_labels(y_true, k, "y_true")
+    if len(yt) != n:
+        raise ValueError(f"y_true has {len(yt)} samples but y_prob has {n}.")
+    arrays: dict[str, np.ndarray] = {"y_true": yt, "y_prob": prob, "y_pred": np.argmax(prob, axis=1).astype(np.int64)}
+    if source_ids is not None:
+        ids = np.asarray(source_ids)
+        if ids.dtype == object:
+            ids = ids.astype(str)
+        if len(ids) != n:
+            raise ValueError(f"source_ids has {len(ids)} entries but y_prob has {n} rows.")
+        arrays["source_ids"] = ids
+    if split is not None:
+        sp = np.asarray(split)
+        if sp.ndim == 0:
+            sp = np.full(n, str(split))
+        elif len(sp) != n:
+            raise ValueError(f"split has {len(sp)} entries but y_prob has {n} rows.")
+        arrays["split"] = sp.astype(str)
+    if class_names is not None:
+        names = [str(c) for c in class_names]
+        if len(names) != k:
+            raise ValueError(f"class_names has {len(names)} names but y_prob has {k} columns.")
+        arrays["class_names"] = np.asarray(names)
+    out = _predictions_path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(out)
+    return out
+
+
+def load_predictions(path) -> dict[str, Any]:
+    """Read a file written by :func:`save_predictions`.
+
+    Returns:
+        Dict with ``y_true`` (int64 [N]), ``y_prob`` (float32 [N, K]), ``y_pred`` (int64 [N]),
+        ``source_ids`` (array or None), ``split`` (str array or None), ``class_names`` (list or None).
+
+    Raises:
+        FileNotFoundError: If the file does not exist (names the path).
+    """
+    p = _predictions_path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"No predictions file at {p}.")
+    with np.load(p, allow_pickle=False) as data:
+        return {
+            "y_true": data["y_true"].astype(np.int64),
+            "y_prob": data["y_prob"].astype(np.float32),
+            "y_pred": data["y_pred"].astype(np.int64),
+            "source_ids": data["source_ids"] if "source_ids" in data else None,
+            "split": data["split"].astype(str) if "split" in data else None,
+            "class_names": [str(c) for c in data["class_names"]] if "class_names" in data else None,
+        }
+
+
+# ----------------------------------------------------------------------------- the predictor
+
+class Predictor:
+    """A trained model with exactly its evaluation preprocessing: uint8 faces in, probabilities out.
+
+    Attributes:
+        model: the Keras model (best checkpoint).
+        preprocessing: the run's ``preprocessing.json`` as a dict.
+        class_names: class names in output order.
+        run_dir: where it was loaded from (None when built in memory).
+    """
+
+    def __init__(self, model, preprocessing: dict, run_dir=None):
+        self.model = model
+        self.preprocessing = dict(preprocessing)
+        self.class_names = tuple(self.preprocessing["class_names"])
+        self.run_dir = None if run_dir is None else Path(run_dir)
+
+    def __repr__(self):
+        p = self.preprocessing
+        return (f"Predictor({self.run_dir or 'in memory'}: {len(self.class_names)} classes, input "
+                f"{p['input_size'][0]}x{p['input_size'][1]}x{p['channels']}, {p['normalization']}, tta={p['tta']})")
+
+    def predict(self, images, *, batch_size: int = 256, tta: Any = "default") -> np.ndarray:
+        """Class probabilities ``float32 [N, K]`` for uint8 grey faces ``[N, H, W]`` (any H, W).
+
+        Faces are resized to the model's input with the aspect ratio kept, given the run's channels
+        and normalization, and averaged over the run's test-time augmentation (``tta="default"``),
+        or over ``tta`` (None, ``"flip"``, ``"ten_crop"``) when given.
+
+        Raises:
+            ValueError: images that are not uint8 ``[N, H, W]`` (a single ``[H, W]`` face is accepted).
+        """
+        from fer_utils import pipeline
+        from fer_utils.evaluate.tta import predict_proba
+
+        faces = np.asarray(images)
+        if faces.ndim == 2:
+            faces = faces[None]
+        if faces.dtype != np.uint8 or faces.ndim != 3:
+            raise ValueError(f"images must be uint8 grey faces [N, H, W] (or one [H, W] face); got "
+                             f"{faces.dtype} {faces.shape}")
+        p = self.preprocessing
+        ds = pipeline.make_dataset(faces, input_size=tuple(p["input_size"]), channels=int(p["channels"]),
+                                   normalization=p["normalization"], mean=p["norm_mean"], std=p["norm_std"],
+                                   batch_size=batch_size, cache=False)
+        return predict_proba(self.model, ds, tta=p["tta"] if tta == "default" else tta,
+                             crop_fraction=float(p["crop_fraction"]))
+
+
+def load_predictor(run_dir) -> Predictor:
+    """The :class:`Predictor` of a finished model run (``model.keras`` + ``preprocessing.json``).
+
+    Raises:
+        FileNotFoundError: the run folder lacks its model or preprocessing record (names the file).
+    """
+    spec = read_preprocessing(run_dir)
+    return Predictor(load_model(run_dir, compile=False), spec, run_dir)

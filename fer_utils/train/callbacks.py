@@ -1,0 +1,170 @@
+"""The callbacks of a training run, in the order they must run, and the progress line per epoch."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import keras
+
+from fer_utils import progress, runs
+from fer_utils.train.config import TrainConfig
+from fer_utils.train.schedules import effective_step_table, step_schedule
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Writes the learning rate used in each epoch to ``logs["lr"]``.
+
+    The value is read at the end of the epoch's last training step, before
+    any end-of-epoch callback (e.g. ReduceLROnPlateau) changes it, so place
+    this callback first. For in-optimiser schedules (cosine) it is the rate
+    of the epoch's last step.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        lr = self.model.optimizer.learning_rate
+        # A Keras Variable (constant/step/plateau) or a tensor (schedules).
+        logs["lr"] = float(lr.numpy() if hasattr(lr, "numpy") else lr)
+
+
+class ProgressReporter(keras.callbacks.Callback):
+    """One progress line per finished epoch (``fer_utils.progress``; the runner shows it on the console).
+
+    Args:
+        label: what is training (a model name, ``ferplus/msca_resnet``...).
+        epochs: the run's total number of epochs.
+    """
+
+    def __init__(self, label: str, epochs: int):
+        super().__init__()
+        self.label, self.epochs = label, int(epochs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        shown = " ".join(f"{k} {logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs)
+        progress.report(f"{self.label} epoch {epoch + 1}/{self.epochs} {shown}".rstrip())
+
+
+def _monitor_mode(monitor: str) -> str:
+    # Explicit mode: Keras' "auto" cannot infer direction for every metric
+    # name before the metrics are built, and we need it to seed the best value.
+    return "min" if "loss" in monitor else "max"
+
+
+def backup_epoch(run_dir: Path) -> Optional[int]:
+    """The epoch a run's ``backup/`` would resume at (None without a readable backup)."""
+    meta = Path(run_dir) / runs.BACKUP_DIR / "training_metadata.json"
+    try:
+        return int(json.loads(meta.read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _best_so_far(run_dir: Path, monitor: str) -> Optional[float]:
+    values = []
+    for row in runs.history_rows(run_dir):
+        try:
+            values.append(float(row[monitor]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    values = [v for v in values if math.isfinite(v)]
+    if not values:
+        return None
+    return min(values) if _monitor_mode(monitor) == "min" else max(values)
+
+
+def make_callbacks(
+    cfg: TrainConfig, run_dir, *, has_validation: bool = True, label: str | None = None
+) -> list[keras.callbacks.Callback]:
+    """Builds the callback list for one run, in the order they must run.
+
+    Order matters: the lr logger reads the rate before ReduceLROnPlateau
+    changes it; CSVLogger and ModelCheckpoint see the completed logs; the
+    schedulers act before BackupAndRestore saves, so a resumed run restarts
+    with the updated rate.
+
+    When ``run_dir/backup`` exists (resuming), the checkpoint's best value is
+    seeded from the existing history.csv, so the first resumed epoch does not
+    overwrite a better model.keras from before the interruption.
+
+    Args:
+        cfg: Training configuration.
+        run_dir: Run folder (created if missing).
+        has_validation: False when fitting without validation data; then the
+            checkpoint saves the latest model each epoch, and the plateau /
+            early-stopping monitors use training quantities.
+        label: the name progress lines give the run (default: the run folder's name).
+
+    Returns:
+        The list of callbacks to pass to ``model.fit``.
+
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    monitor = cfg.checkpoint_monitor
+    if not has_validation and monitor.startswith("val_"):
+        monitor = monitor[len("val_"):]
+    mode = _monitor_mode(monitor)
+
+    callbacks: list[keras.callbacks.Callback] = [
+        LearningRateLogger(),
+        keras.callbacks.TerminateOnNaN(),
+        ProgressReporter(label or Path(run_dir).name, cfg.epochs),
+        keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY_FILE), append=True),
+    ]
+
+    resuming = (run_dir / runs.BACKUP_DIR).exists()
+    threshold = _best_so_far(run_dir, cfg.checkpoint_monitor) if resuming else None
+    callbacks.append(
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / runs.MODEL_FILE),
+            monitor=cfg.checkpoint_monitor,
+            mode=_monitor_mode(cfg.checkpoint_monitor),
+            save_best_only=has_validation,
+            initial_value_threshold=threshold,
+            verbose=0,
+        )
+    )
+    if cfg.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.TENSORBOARD_DIR)))
+
+    if cfg.schedule == "step":
+        callbacks.append(
+            keras.callbacks.LearningRateScheduler(
+                functools.partial(_scheduled_lr, table=effective_step_table(cfg))
+            )
+        )
+    elif cfg.schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss" if has_validation else "loss",
+                factor=float(cfg.plateau_factor),
+                patience=int(cfg.plateau_patience),
+                min_lr=float(cfg.plateau_min_lr),
+                verbose=0,
+            )
+        )
+    if cfg.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                mode=mode,
+                patience=int(cfg.early_stopping_patience),
+                restore_best_weights=True,
+            )
+        )
+    callbacks.append(keras.callbacks.BackupAndRestore(str(run_dir / runs.BACKUP_DIR)))
+    return callbacks
+
+
+def _scheduled_lr(epoch: int, lr: float = None, *, table) -> float:
+    # LearningRateScheduler passes (epoch, current_lr); the table ignores lr.
+    return step_schedule(epoch, table)
+
+

@@ -1,0 +1,231 @@
+"""Building and compiling a model from a registry name and a TrainConfig.
+
+One function, :func:`build_compiled_model`, owns precision, distribution strategy, regularizer,
+optimizer, loss and learning-rate schedule; training, KerasTuner's ``build(hp)`` and the 5x2cv
+trainings all call it, so a model is always compiled the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import keras
+import tensorflow as tf
+
+from fer_utils.train.config import LOSSES, PRECISIONS, TrainConfig, choice_error
+from fer_utils.train.schedules import effective_step_table, step_schedule
+
+
+def _cpu_supports_bf16() -> bool:
+    """True if /proc/cpuinfo advertises native bf16 matmuls (AVX512-BF16/AMX)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        # Not Linux (or no procfs): be conservative, float32 is always safe.
+        pass
+    return False
+
+
+def set_precision(precision: str = "auto") -> str:
+    """Sets the global Keras dtype policy. Call before building the model.
+
+    Args:
+        precision: "float32", "mixed_bfloat16", "mixed_float16" or "auto".
+            "auto" picks "mixed_float16" when a GPU is visible, else
+            "mixed_bfloat16" when the CPU has native bf16 matmuls
+            (``avx512_bf16``/``amx_bf16`` in /proc/cpuinfo), else "float32".
+
+    Returns:
+        The name of the policy that was set.
+
+    Raises:
+        ValueError: If ``precision`` is not one of the choices.
+    """
+    if precision not in PRECISIONS:
+        raise choice_error("precision", precision, PRECISIONS)
+    if precision == "auto":
+        if tf.config.list_physical_devices("GPU"):
+            precision = "mixed_float16"
+        elif _cpu_supports_bf16():
+            precision = "mixed_bfloat16"
+        else:
+            precision = "float32"
+    keras.mixed_precision.set_global_policy(precision)
+    return precision
+
+
+def get_strategy() -> tf.distribute.Strategy:
+    """Returns MirroredStrategy with more than one visible GPU, else the default.
+
+    Build and compile the model inside ``with get_strategy().scope():``.
+    """
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+# --------------------------------------------------------------------------- #
+# Optimiser, loss, regulariser, schedules
+# --------------------------------------------------------------------------- #
+
+
+def make_regularizer(l1: float = 0.0, l2: float = 0.0):
+    """Returns the kernel regulariser for the model builders, or None.
+
+    Args:
+        l1: L1 coefficient (0 = off).
+        l2: L2 coefficient (0 = off); adds ``l2 * sum(w**2)``.
+
+    Returns:
+        ``keras.regularizers.L1``, ``L2``, ``L1L2`` or None when both are 0.
+
+    Raises:
+        ValueError: If a coefficient is negative.
+    """
+    for key, value in (("l1", l1), ("l2", l2)):
+        if value < 0:
+            raise ValueError(f"Invalid {key}={value!r}; expected a number >= 0.")
+    if l1 and l2:
+        return keras.regularizers.L1L2(l1=float(l1), l2=float(l2))
+    if l1:
+        return keras.regularizers.L1(float(l1))
+    if l2:
+        return keras.regularizers.L2(float(l2))
+    return None
+
+
+def make_loss(cfg: TrainConfig) -> keras.losses.Loss:
+    """Returns the training loss for ``cfg.loss``.
+
+    Args:
+        cfg: Training configuration.
+
+    Returns:
+        ``CategoricalCrossentropy(label_smoothing=...)`` for "crossentropy";
+        ``CosineSimilarity(axis=-1)`` for "cosine", which is exactly Study C's
+        ``-cos(y_true, y_pred)`` (Keras negates the similarity).
+
+    Raises:
+        ValueError: If ``cfg.loss`` is unknown.
+    """
+    if cfg.loss == "crossentropy":
+        return keras.losses.CategoricalCrossentropy(
+            label_smoothing=float(cfg.label_smoothing)
+        )
+    if cfg.loss == "cosine":
+        return keras.losses.CosineSimilarity(axis=-1, name="cosine_loss")
+    raise choice_error("loss", cfg.loss, LOSSES)
+
+
+def make_optimizer(
+    cfg: TrainConfig, steps_per_epoch: Optional[int] = None
+) -> keras.optimizers.Optimizer:
+    """Builds the optimiser, with the cosine schedule inside it if requested.
+
+    Args:
+        cfg: Training configuration.
+        steps_per_epoch: Batches per epoch; required for ``schedule="cosine"``
+            (the decay length is ``epochs * steps_per_epoch``).
+
+    Returns:
+        A Keras optimiser. For "step" its initial rate is the table's rate at
+        epoch 0; for "constant"/"plateau" it is ``cfg.learning_rate``.
+
+    Raises:
+        ValueError: If the optimiser or schedule is unknown, or
+            ``steps_per_epoch`` is missing for the cosine schedule.
+    """
+
+    lr: Any = float(cfg.learning_rate)
+    if cfg.schedule == "step":
+        lr = step_schedule(0, effective_step_table(cfg))
+    elif cfg.schedule == "cosine":
+        if not steps_per_epoch or steps_per_epoch < 1:
+            raise ValueError(
+                f"Invalid steps_per_epoch={steps_per_epoch!r}; schedule='cosine' "
+                "needs a positive number of batches per epoch."
+            )
+        total = int(cfg.epochs * steps_per_epoch)
+        warmup = int(cfg.warmup_epochs * steps_per_epoch)
+        if warmup:
+            # Keras' warm-up ramps linearly from initial_learning_rate to
+            # warmup_target, then decays from warmup_target.
+            lr = keras.optimizers.schedules.CosineDecay(
+                initial_learning_rate=0.0,
+                decay_steps=max(total - warmup, 1),
+                warmup_target=float(cfg.learning_rate),
+                warmup_steps=warmup,
+            )
+        else:
+            lr = keras.optimizers.schedules.CosineDecay(
+                initial_learning_rate=float(cfg.learning_rate),
+                decay_steps=max(total, 1),
+            )
+
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(
+            learning_rate=lr, momentum=float(cfg.momentum), nesterov=cfg.nesterov
+        )
+    if cfg.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    return keras.optimizers.RMSprop(learning_rate=lr)
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Batches per epoch of ``n_train`` images (the last batch is kept), for the cosine schedule."""
+    return max(1, math.ceil(int(n_train) / int(batch_size)))
+
+
+def compile_model(model: keras.Model, cfg: TrainConfig, *, steps_per_epoch: Optional[int] = None) -> keras.Model:
+    """Compiles a built model with ``cfg``'s optimizer, schedule and loss (accuracy as metric).
+
+    The model must have been built under ``cfg``'s precision and strategy; use
+    :func:`build_compiled_model` to get both right. Returns the same model.
+    """
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig (TrainConfig.from_dict(...)); got {type(cfg).__name__}.")
+    strategy = getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
+    # Optimiser variables must live in the same strategy as the model's.
+    with strategy.scope():
+        model.compile(optimizer=make_optimizer(cfg, steps_per_epoch), loss=make_loss(cfg), metrics=["accuracy"],
+                      run_eagerly=bool(cfg.run_eagerly))
+    return model
+
+
+def build_compiled_model(name: str, cfg: TrainConfig, *, input_shape, num_classes: int,
+                         steps_per_epoch: Optional[int] = None, model_kwargs: Optional[dict] = None):
+    """Builds a registry model and compiles it from a training config, in one place.
+
+    Sets the precision policy (``cfg.precision``), builds inside the distribution strategy
+    (``MirroredStrategy`` on more than one GPU) with ``cfg``'s L1/L2 on every kernel, then compiles
+    with ``cfg``'s optimizer, learning-rate schedule and loss.
+
+    Args:
+        name: A registry name (``fer_utils.models.available_models()``).
+        cfg: The :class:`TrainConfig`.
+        input_shape: ``(H, W, C)``.
+        num_classes: Number of classes.
+        steps_per_epoch: Batches per epoch (needed by ``schedule="cosine"``; see :func:`steps_per_epoch`).
+        model_kwargs: Builder overrides (e.g. ``{"filters": [32, 64, 128, 256]}``).
+
+    Returns:
+        ``(model, policy)``: the compiled model and the precision policy it was built under.
+
+    Raises:
+        TypeError: ``cfg`` is not a TrainConfig.
+        ValueError: Unknown model name or builder argument (the message lists the choices).
+    """
+    from fer_utils import models
+
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig (TrainConfig.from_dict(...)); got {type(cfg).__name__}.")
+    policy = set_precision(cfg.precision)
+    with get_strategy().scope():
+        model = models.build_model(name, tuple(input_shape), num_classes,
+                                   kernel_regularizer=make_regularizer(cfg.l1, cfg.l2), **(model_kwargs or {}))
+    return compile_model(model, cfg, steps_per_epoch=steps_per_epoch), policy
