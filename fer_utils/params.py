@@ -53,7 +53,8 @@ def notebook_parameters(path) -> dict:
             try:
                 params[node.targets[0].id] = ast.literal_eval(node.value)
             except ValueError as exc:
-                raise ParamsError(f"{path}: parameter {node.targets[0].id!r} (line {node.lineno}) is not a literal") from exc
+                raise ParamsError(f"{path}: parameter {node.targets[0].id!r} (line {node.lineno}) "
+                                  "is not a literal") from exc
         else:
             raise ParamsError(f"{path}: line {node.lineno} of the parameters cell is not a plain assignment "
                               "'name = literal' (no annotations, no expressions)")
@@ -164,7 +165,8 @@ def resolve(profile: dict, notebooks: list, overrides=()) -> dict:
     all_stems = {p.stem for p in list_notebooks(Path(notebooks[0]).parent)} if notebooks else set()
     for stem in profile["notebooks"]:
         if stem not in all_stems:
-            raise ParamsError(f"{source}: section notebooks.{stem} names no notebook; notebooks are {sorted(all_stems)}")
+            raise ParamsError(f"{source}: section notebooks.{stem} names no notebook; "
+                              f"notebooks are {sorted(all_stems)}")
     out = {}
     for stem, decl in declared.items():
         for key in RUNNER_KEYS:

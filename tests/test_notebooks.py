@@ -1,5 +1,10 @@
-"""Runner and notebooks: a papermill smoke run of every notebook, failures, archiving."""
+"""Runner and notebooks: a papermill smoke run of every notebook, failures, archiving.
 
+Like recommenders' notebook tests, the checks read the headline numbers back from the executed
+notebooks (the output of the cell tagged ``headline``) and assert them.
+"""
+
+import ast
 import json
 import os
 import subprocess
@@ -28,6 +33,16 @@ def _nb(path, cells):
     path.write_text(json.dumps(nb))
 
 
+def notebook_headline(path) -> dict:
+    """The value the executed notebook's ``headline`` cell displayed, parsed back into a dict."""
+    nb = json.loads(path.read_text())
+    cells = [c for c in nb["cells"] if "headline" in c.get("metadata", {}).get("tags", [])]
+    assert len(cells) == 1, f"{path}: expected one cell tagged 'headline'"
+    results = [o for o in cells[0]["outputs"] if o.get("output_type") == "execute_result"]
+    assert results, f"{path}: the headline cell shows no result"
+    return ast.literal_eval("".join(results[0]["data"]["text/plain"]))
+
+
 def test_committed_notebooks_carry_no_outputs():
     for nb in P.list_notebooks(ROOT / "notebooks"):
         cells = json.loads(nb.read_text())["cells"]
@@ -54,10 +69,24 @@ def test_smoke_profile_runs_every_notebook(tmp_path):
         assert f"03_baselines/cnn/{artifact}" in index
         assert (out / "03_baselines" / "cnn" / artifact).is_file()
     assert "04_cbam/ckplus/msca_resnet/fold0/predictions.npz" in index
-    eda = json.loads((out / "01_eda" / "metrics.json").read_text())
+    # Headline numbers read back from the executed notebooks, and the same numbers in metrics.json.
+    heads = {nb.stem: notebook_headline(out / f"{nb.stem}.ipynb") for nb in P.list_notebooks(ROOT / "notebooks")}
+    for stem, head in heads.items():
+        assert head == json.loads((out / stem / "metrics.json").read_text())["headline"], stem
+    cnn = json.loads((out / "03_baselines" / "cnn" / "metrics.json").read_text())
+    assert heads["03_baselines"]["cnn PrivateTest acc"] == round(cnn["headline"]["PrivateTest_accuracy"], 4)
+    assert set(heads["03_baselines"]) >= {f"{m} PrivateTest acc" for m in ("cnn", "vgg19", "resnet50", "inception_v3")}
+    assert heads["04_cbam"]["best"] in {"cnn_se", "cnn_cbam", "vgg19_cbam", "resnet50_cbam", "inception_v3_cbam"}
+    assert "msca_resnet CK+ fold acc" in heads["04_cbam"]
+    # Every parameter of a notebook is recorded, not just some.
+    recorded = json.loads((out / "03_baselines" / "metrics.json").read_text())["metadata"]["params"]
+    assert set(recorded) == set(P.notebook_parameters(ROOT / "notebooks" / "03_baselines.ipynb"))
+    assert recorded["train_configs"]["cnn"]["epochs"] == 25
     if os.environ.get("FER_DATA_DIR"):
-        assert eda["headline"]["counts_match_published"] is True
-        assert eda["headline"]["n_Training"] == 28709
+        assert heads["01_eda"]["counts_match_published"] is True
+        assert heads["01_eda"]["n_Training"] == 28709 and heads["01_eda"]["n_PrivateTest"] == 3589
+        assert heads["01_eda"]["fer_vs_ferplus_agreement"] == pytest.approx(0.653, abs=0.002)
+        assert heads["01_eda"]["ckplus_subjects"] == 118
     else:
         assert "SYNTHETIC" in (out / "01_eda.html").read_text()
 
@@ -75,6 +104,12 @@ def test_readme_default_run_without_any_dataset(tmp_path):
         assert "SYNTHETIC DATA" in (out / f"{nb.stem}.html").read_text(), nb.stem
         assert json.loads((out / nb.stem / "metrics.json").read_text())["metadata"]["synthetic_data"] is True
     assert "SYNTHETIC DATA" in (out / "index.html").read_text()
+    # The newcomer's first report shows models that learn: the CNNs are far above chance (1/7).
+    assert notebook_headline(out / "03_baselines.ipynb")["cnn PrivateTest acc"] >= 0.8
+    cnn = json.loads((out / "03_baselines" / "cnn" / "metrics.json").read_text())["headline"]
+    assert cnn["PublicTest_accuracy"] >= 0.8
+    attention = notebook_headline(out / "04_cbam.ipynb")
+    assert attention["cnn_se PrivateTest acc"] >= 0.8 and attention["cnn_cbam PrivateTest acc"] >= 0.8
 
 
 @pytest.fixture()

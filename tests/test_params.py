@@ -16,7 +16,8 @@ def _notebook(path, source, tags=("parameters",)):
     return path
 
 
-BASE = 'profile = "adhoc"\nrun_dir = ""\nreports_dir = ""\nseed = 1\nlr = 0.1\nname = "x"\nflag = True\nsizes = [1, 2]\n'
+BASE = ('profile = "adhoc"\nrun_dir = ""\nreports_dir = ""\n'
+        'seed = 1\nlr = 0.1\nname = "x"\nflag = True\nsizes = [1, 2]\n')
 
 
 @pytest.fixture()

@@ -363,3 +363,22 @@ def test_refuses_to_mix_runs_unless_overwrite(tmp_path):
     assert (moved[0] / "predictions.npz").read_bytes() == b"old predictions"
     assert (moved[0] / "preprocessing.json").is_file() and (moved[0] / "model.keras").is_file()
     assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "predictions.npz").exists()
+
+
+class BatchCounter(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+
+@pytest.mark.parametrize("cap, expected", [(0, 3 * 2), (2, 2 * 2), (5, 3 * 2)])
+def test_steps_per_epoch_caps_batches_per_epoch(tmp_path, cap, expected):
+    """A cap below the split's 3 batches shortens each epoch; a larger cap uses the whole split."""
+    train_ds, val_ds = datasets()  # 96 training images in batches of 32: 3 batches
+    cfg = quick_cfg(epochs=2, steps_per_epoch=cap)
+    counter = BatchCounter()
+    train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, tmp_path, callbacks=[counter])
+    assert counter.batches == expected

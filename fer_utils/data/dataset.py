@@ -75,7 +75,8 @@ class FERDataset:
         if len(set(c.lower() for c in self.class_names)) != len(self.class_names):
             raise DataError(f"{self.name}: class names must be distinct, got {list(self.class_names)}")
         if self.soft_labels is not None and self.soft_labels.shape != (n, len(self.class_names)):
-            raise DataError(f"{self.name}: soft_labels must be [{n}, {len(self.class_names)}], got {self.soft_labels.shape}")
+            raise DataError(f"{self.name}: soft_labels must be [{n}, {len(self.class_names)}], "
+                            f"got {self.soft_labels.shape}")
         if self.meta is not None and len(self.meta) != n:
             raise DataError(f"{self.name}: meta has {len(self.meta)} rows, images have {n}")
         if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):

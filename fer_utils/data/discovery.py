@@ -1,4 +1,7 @@
-"""Finding datasets on disk (``auto``: ``$FER_DATA_DIR``, ``./data``, ``../data``, Kaggle inputs) and loading by name."""
+"""Finding datasets on disk and loading them by name.
+
+``auto`` looks in ``$FER_DATA_DIR``, ``./data``, ``../data`` and the Kaggle inputs.
+"""
 
 from __future__ import annotations
 

@@ -65,7 +65,8 @@ def _parse_pixels(pixels: pd.Series, path: Path, strict: bool, problems: list, n
             continue
         if row.min() < 0 or row.max() > 255:
             keep[i] = False
-            _bad_row(problems, strict, path, i, f"'pixels' value out of range ({row.min()}..{row.max()}), expected 0-255")
+            _bad_row(problems, strict, path, i, f"'pixels' value out of range ({row.min()}..{row.max()}), "
+                                                 "expected 0-255")
             continue
         out[i] = row
     return out, keep
@@ -100,7 +101,8 @@ def load_fer2013_csv(path, *, strict: bool = True, image_size: int = 48, cache_d
         with _open_text(path) as fh:
             df = pd.read_csv(fh, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{path}: the file is empty (expected the FER-2013 csv with header emotion,pixels,Usage)") from exc
+        raise DataError(f"{path}: the file is empty (expected the FER-2013 csv with header "
+                        "emotion,pixels,Usage)") from exc
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot be read as a csv ({type(exc).__name__}: {exc}); expected the FER-2013 csv "
                         "(plain or gzip) with header emotion,pixels,Usage") from exc

@@ -91,7 +91,8 @@ def read_ferplus_votes(path) -> pd.DataFrame:
     bad = ~vals.apply(lambda c: pd.to_numeric(c, errors="coerce")).notna().all(axis=1)
     if bad.any():
         r = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{path}: row {r} has a non-numeric vote count, expected integers in {list(FERPLUS_VOTE_COLUMNS)}")
+        raise DataError(f"{path}: row {r} has a non-numeric vote count, expected integers in "
+                        f"{list(FERPLUS_VOTE_COLUMNS)}")
     return df
 
 

@@ -33,7 +33,7 @@ def _get_layer(model: keras.Model, name: str):
     except ValueError:
         raise ValueError(
             f"Unknown layer_name={name!r}; the model's layers are: "
-            f"{[l.name for l in model.layers]}."
+            f"{[lay.name for lay in model.layers]}."
         ) from None
 
 
@@ -178,12 +178,12 @@ def attention_maps(
     x_all = _as_image_batch(images)
     h, w = x_all.shape[1:3]
     if layer_names is None:
-        names = [l.name for l in model.layers if _is_attention_name(l.name)]
+        names = [lay.name for lay in model.layers if _is_attention_name(lay.name)]
         if not names:
             raise ValueError(
                 "The model has no CBAM spatial attention: no layer name ends "
                 f"with {SPATIAL_ATTENTION_SUFFIX!r}. Layers: "
-                f"{[l.name for l in model.layers]}."
+                f"{[lay.name for lay in model.layers]}."
             )
     else:
         names = list(layer_names)
@@ -194,7 +194,7 @@ def attention_maps(
                 f"Invalid layer {layer.name!r}: attention maps need a 4-D "
                 "[B, h, w, C] output."
             )
-    sub = keras.Model(model.inputs, [l.output for l in layers])
+    sub = keras.Model(model.inputs, [lay.output for lay in layers])
     collected: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for start in range(0, len(x_all), batch_size):
         outs = sub(tf.convert_to_tensor(x_all[start:start + batch_size]), training=False)

@@ -22,8 +22,14 @@ TARGETS = ("majority", "distribution")
 
 
 def prepare(ds: D.FERDataset, *, max_per_class: int = 0, val_fraction: float = 0.1, seed: int = 0) -> D.FERDataset:
-    """Subsample (``max_per_class`` per class and split; 0 keeps all) and add a Validation split from Training."""
-    ds = D.limit_per_class(ds, max_per_class, seed)
+    """Subsample and add a Validation split carved from Training.
+
+    ``max_per_class`` caps each class in each split of a real dataset (0 keeps all; the smoke
+    profile's small subsample). The built-in synthetic default is used whole: its size is already
+    chosen by ``synthetic_per_class``, and a model needs all of it to learn the synthetic classes.
+    """
+    if not ds.is_synthetic:
+        ds = D.limit_per_class(ds, max_per_class, seed)
     if "Validation" in ds.split_names:
         return ds
     return D.train_val_split(ds, val_fraction, seed)
@@ -107,7 +113,8 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
                                    soft_labels=soft(va), **common)
     model, policy = train.build_compiled_model(model_name, cfg, input_shape=(size, size, channels),
                                                num_classes=ds.num_classes, model_kwargs=model_kwargs,
-                                               steps_per_epoch=train.steps_per_epoch(len(tr), cfg.batch_size))
+                                               steps_per_epoch=min(train.steps_per_epoch(len(tr), cfg.batch_size),
+                                                                   cfg.steps_per_epoch or math.inf))
     train.fit_model(model, train_ds, val_ds, cfg, run_dir, seed=seed, overwrite=overwrite, label=label or model_name,
                     class_counts=np.bincount(tr.labels, minlength=ds.num_classes))
     train_seconds = timer.seconds

@@ -32,7 +32,7 @@ def run_study_c_ckplus(model_names, ds: D.FERDataset, run_dir, *, seed: int, k: 
 
 
 def ablation_table(ferplus: pd.DataFrame, ckplus: pd.DataFrame) -> pd.DataFrame:
-    """Study C's Table 3 layout: SE x BN (from the registry), our FER+ (PrivateTest) and CK+ (fold mean) vs the paper."""
+    """Study C's Table 3 layout: SE x BN (registry flags), our FER+ (PrivateTest) and CK+ (fold mean) vs the paper."""
     from fer_utils import models
 
     pub = published_table(study="C")

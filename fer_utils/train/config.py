@@ -93,6 +93,9 @@ class TrainConfig:
         run_eagerly: Skip graph tracing (``model.compile(run_eagerly=True)``).
             Slower per step, but tracing a big backbone costs 20-75 s on a CPU,
             so the smoke profile's one-step fits are about 4x faster eagerly.
+        steps_per_epoch: At most this many batches per epoch (0 = the whole
+            training split). A cap for quick checks (the smoke profile's big
+            backbones); a split with fewer batches is used whole.
     """
 
     optimizer: str = "adam"
@@ -120,6 +123,7 @@ class TrainConfig:
     checkpoint_monitor: str = "val_accuracy"
     verbose: int = 2
     run_eagerly: bool = False
+    steps_per_epoch: int = 0
 
     def __post_init__(self):
         # Validated once, here; the config is frozen, so it cannot become invalid later.
@@ -188,7 +192,7 @@ class TrainConfig:
         ):
             if getattr(self, key) not in choices:
                 raise choice_error(key, getattr(self, key), choices)
-        for key in ("nesterov", "tensorboard"):
+        for key in ("nesterov", "tensorboard", "run_eagerly"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(
                     f"Invalid {key}={getattr(self, key)!r}; expected true or false."
@@ -224,6 +228,7 @@ class TrainConfig:
             lambda v: is_int(v) and 0 <= v < self.epochs,
             f"an integer in [0, epochs={self.epochs})",
         )
+        check("steps_per_epoch", lambda v: is_int(v) and v >= 0, "an integer >= 0 (0 = the whole split)")
         check(
             "early_stopping_patience",
             lambda v: is_int(v) and v >= 0,

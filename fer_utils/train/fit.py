@@ -98,6 +98,20 @@ def _count_classes(ds) -> np.ndarray:
     return counts
 
 
+def epoch_steps(cfg: TrainConfig, n_batches: Optional[int]) -> Optional[int]:
+    """Batches per epoch for ``model.fit``: ``cfg.steps_per_epoch`` as a cap, None for the whole split."""
+    if not cfg.steps_per_epoch or (n_batches is not None and n_batches <= cfg.steps_per_epoch):
+        return None
+    return int(cfg.steps_per_epoch)
+
+
+def _n_batches(ds) -> Optional[int]:
+    if isinstance(ds, tf.data.Dataset):
+        n = int(ds.cardinality())
+        return n if n >= 0 else None
+    return None
+
+
 def balanced_class_weights(class_counts) -> dict[int, float]:
     """Returns ``{k: n / (K * count_k)}`` (scikit-learn's "balanced").
 
@@ -190,6 +204,12 @@ def fit_model(
         counts = class_counts if class_counts is not None else _count_classes(train_ds)
         class_weight = balanced_class_weights(counts)
 
+    steps = epoch_steps(cfg, _n_batches(train_ds))
+    if steps is not None and isinstance(train_ds, tf.data.Dataset):
+        # Capped epochs take consecutive batches of an endless (reshuffled) stream; a finite
+        # dataset would run out after a few epochs.
+        train_ds = train_ds.repeat()
+
     _write_config(run_dir, cfg, resuming)
     cbs = make_callbacks(cfg, run_dir, has_validation=val_ds is not None, label=label)
     cbs += list(callbacks or [])
@@ -198,6 +218,7 @@ def fit_model(
             train_ds,
             validation_data=val_ds,
             epochs=int(cfg.epochs),
+            steps_per_epoch=steps,
             verbose=cfg.verbose,
             callbacks=cbs,
             class_weight=class_weight,
