@@ -133,18 +133,19 @@ def _kaggle_tree(root, ds):
         write_png(root / sub / D.FER2013_CLASSES[ds.labels[i]] / f"{ds.splits[i]}_{i}.png", ds.images[i])
 
 
-def test_kaggle_layout_restores_test_splits(tiny_csv, tmp_path):
-    csv = D.load_fer2013_csv(tiny_csv, cache_dir=False)
+def test_kaggle_layout_restores_test_splits(tmp_path):
+    csv = D.load_synthetic(5, seed=1)  # any FER-2013-shaped dataset: the layout is what is tested
     _kaggle_tree(tmp_path / "fer", csv)
     ds = D.load_fer2013_folders(tmp_path / "fer")
-    assert ds.class_counts().loc["total", ["Training", "PublicTest", "PrivateTest"]].tolist() == [21, 21, 21]
+    expected = [int((csv.splits == s).sum()) for s in ("Training", "PublicTest", "PrivateTest")]
+    assert ds.class_counts().loc["total", ["Training", "PublicTest", "PrivateTest"]].tolist() == expected
     # Same pixels and labels as the csv, matched through the row index kept in the file name.
     order = np.array([int(s.rsplit("_", 1)[1].split(".")[0]) for s in ds.source_ids])
     assert np.array_equal(ds.images, csv.images[order]) and np.array_equal(ds.labels, csv.labels[order])
 
 
-def test_kaggle_layout_without_prefixes_uses_test_split(tiny_csv, tmp_path):
-    csv = D.load_fer2013_csv(tiny_csv, cache_dir=False)
+def test_kaggle_layout_without_prefixes_uses_test_split(tmp_path):
+    csv = D.load_synthetic(4, seed=2)
     for i in range(len(csv)):
         sub = "train" if csv.splits[i] == "Training" else "test"
         write_png(tmp_path / sub / D.FER2013_CLASSES[csv.labels[i]] / f"img{i}.png", csv.images[i])

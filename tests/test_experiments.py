@@ -1,4 +1,7 @@
-"""Experiments end to end on real fixtures: training, the run-folder contract, the predictor, comparisons."""
+"""Experiments end to end on the synthetic faces: training, the run-folder contract, the predictor, comparisons.
+
+Nothing here needs a real dataset, so these tests always run.
+"""
 
 import json
 
@@ -15,9 +18,8 @@ CFG = {"optimizer": "adam", "learning_rate": 0.003, "batch_size": 16, "epochs": 
 
 
 @pytest.fixture(scope="module")
-def tiny_fer(real_data):
-    ds = D.load_fer2013_csv(real_data / "fixtures" / "fer2013_tiny.csv", cache_dir=False)
-    return experiments.prepare(ds, val_fraction=0.34, seed=0)
+def tiny_fer():
+    return experiments.prepare(D.load_synthetic(6, seed=0), val_fraction=0.34, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +88,12 @@ def test_predictor_needs_its_preprocessing_record(trained_cnn, tmp_path):
 
 
 def test_validation_never_comes_from_test(tiny_fer):
+    raw = D.load_synthetic(6, seed=0)
     assert set(tiny_fer.split_names) == {"Training", "Validation", "PublicTest", "PrivateTest"}
-    assert tiny_fer.class_counts().loc["total", "PublicTest"] == 21
+    for split in ("PublicTest", "PrivateTest"):
+        assert list(tiny_fer.split(split).source_ids) == list(raw.split(split).source_ids)
+    validation = set(tiny_fer.split("Validation").source_ids)
+    assert validation and validation <= set(raw.split("Training").source_ids)
 
 
 def test_unknown_model_fails_before_training(tiny_fer, tmp_path):
@@ -104,8 +110,8 @@ def test_missing_eval_split_fails_before_training(tiny_fer, tmp_path):
     assert not (tmp_path / "cnn").exists()
 
 
-def test_ckplus_cross_validation_is_subject_independent(fixtures_dir, tmp_path):
-    ck = D.load_ckplus(fixtures_dir / "ckplus48_tiny.npz")
+def test_ckplus_cross_validation_is_subject_independent(tmp_path):
+    ck = D.synthetic_stand_in("ckplus", 4, seed=0)  # 20 pseudo-subjects
     fold = D.fold_dataset(ck, 0, k=2, seed=0, val_fraction=0.3)
     subjects = ck.meta["subject"].to_numpy()
     assert not set(subjects[fold.splits == "Test"]) & set(subjects[fold.splits != "Test"])
