@@ -382,3 +382,52 @@ def test_steps_per_epoch_caps_batches_per_epoch(tmp_path, cap, expected):
     counter = BatchCounter()
     train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, tmp_path, callbacks=[counter])
     assert counter.batches == expected
+
+
+# --------------------------------------------------------------------------- #
+# Kills while the backup is written
+# --------------------------------------------------------------------------- #
+
+
+def _interrupted_run(tmp_path, epochs=4, after_epoch=2):
+    train_ds, val_ds = datasets()
+    cfg = quick_cfg(epochs=epochs)
+    with pytest.raises(RuntimeError, match="simulated interrupt"):
+        train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, tmp_path, seed=0,
+                        callbacks=[Interrupt(after_epoch=after_epoch)])
+    return train_ds, val_ds, cfg
+
+
+def test_backup_keeps_the_previous_state_and_a_truncated_latest_falls_back(tmp_path):
+    train_ds, val_ds, cfg = _interrupted_run(tmp_path, epochs=5, after_epoch=2)
+    backup = tmp_path / "backup"
+    # Epochs 0-2 finished and were backed up; the state before epoch 2 is kept as the previous one.
+    assert train.backup_epoch(tmp_path) == 3
+    assert json.loads((backup / "training_metadata.json.previous").read_text())["epoch"] == 2
+    assert [int(r["epoch"]) for r in read_history(tmp_path)] == [0, 1, 2]
+    # A kill in the middle of writing the latest weights: the file is cut short.
+    latest = backup / "latest.weights.h5"
+    latest.write_bytes(latest.read_bytes()[:200])
+    with pytest.warns(UserWarning, match=f"{backup}: the latest backup cannot be restored"):
+        history = train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, tmp_path, seed=0)
+    assert history.epoch == [2, 3, 4]  # resumed from the previous good state (after epoch 1)
+    rows = read_history(tmp_path)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3, 4]  # continuous: re-run epochs replaced their rows
+    assert all(float(r["epoch_seconds"]) > 0 for r in rows)
+    assert not backup.exists()
+
+
+def test_unrestorable_backup_is_an_error_and_history_is_not_cut(tmp_path):
+    train_ds, val_ds, cfg = _interrupted_run(tmp_path, epochs=4, after_epoch=2)
+    for name in ("latest.weights.h5", "latest.previous.weights.h5"):
+        (tmp_path / "backup" / name).write_bytes(b"garbage")
+    before = (tmp_path / "history.csv").read_text()
+    with pytest.raises(train.BackupError, match="no backup can be restored.*Move the folder away"):
+        train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, tmp_path, seed=0)
+    assert (tmp_path / "history.csv").read_text() == before
+
+
+def test_cut_history_drops_rerun_epochs_and_a_torn_line(tmp_path):
+    (tmp_path / "history.csv").write_text("epoch,loss\n0,1.0\n1,0.9\n2,0.8\n3,0.")
+    assert train.cut_history(tmp_path, 2) == 2
+    assert (tmp_path / "history.csv").read_text() == "epoch,loss\n0,1.0\n1,0.9\n"

@@ -36,7 +36,10 @@ def prepare(ds: D.FERDataset, *, max_per_class: int = 0, val_fraction: float = 0
 
 
 def _whole_run(run_dir: Path) -> dict:
-    """Epochs, best validation accuracy and training time of the whole run, from ``history.csv``."""
+    """Epochs, best validation accuracy and training time of the whole run, from ``history.csv``.
+
+    Whole-run figures even after interruptions: a resumed run's history holds every epoch with its time.
+    """
     rows = runs.history_rows(run_dir)
 
     def column(key):
@@ -49,7 +52,8 @@ def _whole_run(run_dir: Path) -> dict:
         return [v for v in vals if math.isfinite(v)]
 
     val = column("val_accuracy")
-    return {"epochs_run": len(rows), "best_val_accuracy": max(val) if val else float("nan")}
+    return {"epochs_run": len(rows), "best_val_accuracy": max(val) if val else float("nan"),
+            "train_seconds": round(sum(column("epoch_seconds")), 1)}
 
 
 def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict, input_size: int = 48,
@@ -117,14 +121,12 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
                                                                    cfg.steps_per_epoch or math.inf))
     train.fit_model(model, train_ds, val_ds, cfg, run_dir, seed=seed, overwrite=overwrite, label=label or model_name,
                     class_counts=np.bincount(tr.labels, minlength=ds.num_classes))
-    train_seconds = timer.seconds
     runs.write_preprocessing(run_dir, class_names=ds.class_names, input_size=size, channels=channels,
                              normalization=normalization, norm_mean=mean, norm_std=std, tta=tta,
                              model=model_name, dataset=ds.name)
     predictor = runs.load_predictor(run_dir)
     results = {"model": model_name, "params": int(model.count_params()), "input": f"{size}x{size}x{channels}",
-               "precision": policy, **_whole_run(run_dir), "train_seconds": round(train_seconds, 1),
-               "data_checksum": ds.checksum}
+               "precision": policy, **_whole_run(run_dir), "data_checksum": ds.checksum}
     per_split, y_true, y_prob, ids, split_col = {}, [], [], [], []
     for split in eval_splits:
         te = ds.split(split)

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import functools
-import json
 import math
+import time
 from pathlib import Path
 from typing import Optional
 
 import keras
 
 from fer_utils import progress, runs
+from fer_utils.train.backup import SafeBackup
 from fer_utils.train.config import TrainConfig
 from fer_utils.train.schedules import effective_step_table, step_schedule
 
 
 class LearningRateLogger(keras.callbacks.Callback):
-    """Writes the learning rate used in each epoch to ``logs["lr"]``.
+    """Writes the learning rate used in each epoch to ``logs["lr"]`` and its wall time to ``logs["epoch_seconds"]``.
 
     The value is read at the end of the epoch's last training step, before
     any end-of-epoch callback (e.g. ReduceLROnPlateau) changes it, so place
@@ -24,9 +25,15 @@ class LearningRateLogger(keras.callbacks.Callback):
     of the epoch's last step.
     """
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
+        # The epoch's wall time (training + validation) goes into history.csv, so whole-run
+        # figures survive interruptions: a resumed run's time is the sum of its rows.
+        logs["epoch_seconds"] = round(time.perf_counter() - getattr(self, "_epoch_start", time.perf_counter()), 3)
         lr = self.model.optimizer.learning_rate
         # A Keras Variable (constant/step/plateau) or a tensor (schedules).
         logs["lr"] = float(lr.numpy() if hasattr(lr, "numpy") else lr)
@@ -54,15 +61,6 @@ def _monitor_mode(monitor: str) -> str:
     # Explicit mode: Keras' "auto" cannot infer direction for every metric
     # name before the metrics are built, and we need it to seed the best value.
     return "min" if "loss" in monitor else "max"
-
-
-def backup_epoch(run_dir: Path) -> Optional[int]:
-    """The epoch a run's ``backup/`` would resume at (None without a readable backup)."""
-    meta = Path(run_dir) / runs.BACKUP_DIR / "training_metadata.json"
-    try:
-        return int(json.loads(meta.read_text())["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def _best_so_far(run_dir: Path, monitor: str) -> Optional[float]:
@@ -159,7 +157,7 @@ def make_callbacks(
                 restore_best_weights=True,
             )
         )
-    callbacks.append(keras.callbacks.BackupAndRestore(str(run_dir / runs.BACKUP_DIR)))
+    callbacks.append(SafeBackup(run_dir))
     return callbacks
 
 

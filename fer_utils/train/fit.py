@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from fer_utils import runs
-from fer_utils.train.callbacks import backup_epoch, make_callbacks
+from fer_utils.train.callbacks import make_callbacks
 from fer_utils.train.config import TrainConfig
 
 
@@ -34,18 +33,7 @@ def _prepare_run_dir(run_dir: Path, overwrite: bool) -> bool:
         return False
 
     if backup.exists():
-        # Resuming: drop history rows of epochs that the backup predates
-        # (written just before an interruption); they are about to be re-run.
-        start = backup_epoch(run_dir)
-        rows = runs.history_rows(run_dir)
-        if start is not None and rows and any(int(r["epoch"]) >= start for r in rows):
-            keep = [r for r in rows if int(r["epoch"]) < start]
-            tmp = history.with_suffix(".csv.tmp")
-            with open(tmp, "w", newline="", encoding="utf-8") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-                writer.writeheader()
-                writer.writerows(keep)
-            tmp.replace(history)
+        # Resuming: the backup callback restores the state, then cuts history.csv back to it.
         return True
 
     has_rows = bool(runs.history_rows(run_dir))
