@@ -101,10 +101,17 @@ def notebook_parameters(namespace: dict, notebook: str) -> dict:
     return {k: namespace.get(k, v) for k, v in declared.items()}
 
 
+#: What the seed guarantees, recorded in every run's metadata.
+DETERMINISM = ("Same seed, same machine, same package versions, CPU: identical history.csv and predictions.npz "
+               "(shuffling, weight initialisation and augmentation are seeded; augmentation runs in order). "
+               "Not guaranteed across machines or CPU types (float rounding of oneDNN kernels differs), on GPUs "
+               "(non-deterministic kernels), or with a different batch size or number of devices.")
+
+
 def run_metadata(seed: int, dataset=None, params: dict | None = None, **extra) -> dict:
     """The reproducibility record of a run: seed, data, versions, parameters, time."""
     meta = {"seed": int(seed), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "versions": versions(), "params": params or {}}
+            "versions": versions(), "params": params or {}, "determinism": DETERMINISM}
     if dataset is not None:
         meta["data"] = dataset.describe() if hasattr(dataset, "describe") else dataset
         meta["synthetic_data"] = bool(getattr(dataset, "is_synthetic", False))

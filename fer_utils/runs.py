@@ -4,7 +4,8 @@ A model run folder (one per trained model, e.g. ``reports/cpu/03_baselines/cnn/`
 
     run_dir/
         train_config.json   the TrainConfig used (round-trips via TrainConfig.from_dict)
-        history.csv         one row per finished epoch, with the learning rate
+        history.csv         one row per finished epoch, with the learning rate (same seed -> same bytes)
+        timings.csv         wall seconds of each finished epoch (kept apart: timings never repeat)
         model.keras         best checkpoint on validation
         preprocessing.json  what a face goes through before the model: classes, input size, channels,
                             normalization and its statistics, TTA used at evaluation
@@ -33,6 +34,7 @@ import numpy as np
 
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
+TIMINGS_FILE = "timings.csv"
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "train_config.json"
 PREDICTIONS_FILE = "predictions.npz"
@@ -40,7 +42,7 @@ PREPROCESSING_FILE = "preprocessing.json"
 BACKUP_DIR = "backup"
 TENSORBOARD_DIR = "tb"
 #: The files of a finished model run (linked from the index; moved aside together on overwrite).
-RUN_FILES = (METRICS_FILE, HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE, CONFIG_FILE, PREPROCESSING_FILE)
+RUN_FILES = (METRICS_FILE, HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE, CONFIG_FILE, PREPROCESSING_FILE, TIMINGS_FILE)
 #: Keys every preprocessing.json has.
 PREPROCESSING_KEYS = ("class_names", "input_size", "channels", "normalization", "norm_mean", "norm_std", "tta",
                       "crop_fraction", "resize")
@@ -142,11 +144,11 @@ def read_preprocessing(run_dir) -> dict:
 
 # ----------------------------------------------------------------------------- history and model
 
-def history_rows(run_dir) -> list:
-    """The rows of ``history.csv`` as dicts of strings ([] when absent)."""
+def history_rows(run_dir, file: str = HISTORY_FILE) -> list:
+    """The rows of ``history.csv`` (or ``timings.csv``) as dicts of strings ([] when absent)."""
     import csv
 
-    path = Path(run_dir) / HISTORY_FILE
+    path = Path(run_dir) / file
     if not path.exists():
         return []
     with open(path, newline="", encoding="utf-8") as f:

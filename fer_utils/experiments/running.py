@@ -53,7 +53,7 @@ def _whole_run(run_dir: Path) -> dict:
 
     val = column("val_accuracy")
     return {"epochs_run": len(rows), "best_val_accuracy": max(val) if val else float("nan"),
-            "train_seconds": round(sum(column("epoch_seconds")), 1)}
+            "train_seconds": round(sum(float(r["seconds"]) for r in runs.history_rows(run_dir, runs.TIMINGS_FILE)), 1)}
 
 
 def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict, input_size: int = 48,

@@ -45,12 +45,16 @@ def backup_epoch(run_dir) -> Optional[int]:
 
 
 def cut_history(run_dir, epoch: int) -> int:
-    """Drop ``history.csv`` rows of epochs ``>= epoch`` in place (they are about to be re-run).
+    """Drop ``history.csv`` and ``timings.csv`` rows of epochs ``>= epoch`` (they are about to be re-run).
 
     In place (truncation, not a new file), because the CSV logger may already hold the file open
-    for appending. Returns the number of rows dropped.
+    for appending. Returns the number of history rows dropped.
     """
-    path = Path(run_dir) / runs.HISTORY_FILE
+    _cut_csv(Path(run_dir) / runs.TIMINGS_FILE, epoch)
+    return _cut_csv(Path(run_dir) / runs.HISTORY_FILE, epoch)
+
+
+def _cut_csv(path: Path, epoch: int) -> int:
     if not path.exists():
         return 0
     with open(path, "r+", newline="", encoding="utf-8") as f:

@@ -17,7 +17,7 @@ from fer_utils.train.schedules import effective_step_table, step_schedule
 
 
 class LearningRateLogger(keras.callbacks.Callback):
-    """Writes the learning rate used in each epoch to ``logs["lr"]`` and its wall time to ``logs["epoch_seconds"]``.
+    """Writes the learning rate used in each epoch to ``logs["lr"]``.
 
     The value is read at the end of the epoch's last training step, before
     any end-of-epoch callback (e.g. ReduceLROnPlateau) changes it, so place
@@ -25,18 +25,33 @@ class LearningRateLogger(keras.callbacks.Callback):
     of the epoch's last step.
     """
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
-
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        # The epoch's wall time (training + validation) goes into history.csv, so whole-run
-        # figures survive interruptions: a resumed run's time is the sum of its rows.
-        logs["epoch_seconds"] = round(time.perf_counter() - getattr(self, "_epoch_start", time.perf_counter()), 3)
         lr = self.model.optimizer.learning_rate
         # A Keras Variable (constant/step/plateau) or a tensor (schedules).
         logs["lr"] = float(lr.numpy() if hasattr(lr, "numpy") else lr)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Appends each finished epoch's wall seconds (training + validation) to ``timings.csv``.
+
+    Kept apart from ``history.csv`` so that the history of two runs with the same seed is
+    byte-identical; whole-run training time after interruptions is the sum of these rows.
+    """
+
+    def __init__(self, run_dir):
+        super().__init__()
+        self.path = Path(run_dir) / runs.TIMINGS_FILE
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - getattr(self, "_start", time.perf_counter())
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(("epoch,seconds\n" if new else "") + f"{epoch},{seconds:.3f}\n")
 
 
 class ProgressReporter(keras.callbacks.Callback):
@@ -115,6 +130,7 @@ def make_callbacks(
         keras.callbacks.TerminateOnNaN(),
         ProgressReporter(label or Path(run_dir).name, cfg.epochs),
         keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY_FILE), append=True),
+        EpochTimer(run_dir),
     ]
 
     resuming = (run_dir / runs.BACKUP_DIR).exists()
