@@ -435,3 +435,63 @@ def test_empty_and_corrupt_gzip_csv_are_data_errors(tmp_path):
     corrupt.write_bytes(gzip.compress(b"emotion,pixels,Usage\n" * 2000)[:60] + b"\x00garbage" * 50)
     with pytest.raises(D.DataError, match=f"{corrupt}: cannot be read"):
         D.load_fer2013_csv(corrupt, cache_dir=False)
+
+
+def test_explicit_data_dir_that_does_not_exist_is_an_error(tmp_path, monkeypatch):
+    """Regression: a typo in data_dir used to train on synthetic data with exit 0."""
+    monkeypatch.delenv("FER_DATA_DIR", raising=False)
+    missing = tmp_path / "no-such-folder"
+    for dataset in ("auto", "fer2013"):
+        with pytest.raises(D.DataError, match=f"data_dir='{missing}' does not exist"):
+            D.load_dataset(dataset, missing)
+    with pytest.raises(D.DataError, match="does not exist"):
+        D.load_optional("ferplus", missing, stand_in=True)
+    # An existing folder without FER-2013 is "not found", naming what was searched; not a synthetic run.
+    with pytest.raises(D.DataError, match=f"dataset 'auto' not found; searched \\['{tmp_path}'\\]"):
+        D.load_dataset("auto", tmp_path)
+
+
+def test_auto_fallback_reports_to_the_runner_console(tmp_path, monkeypatch):
+    from fer_utils import progress
+
+    log = tmp_path / "progress.log"
+    monkeypatch.setenv(progress.ENV_VAR, str(log))
+    monkeypatch.delenv("FER_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match="SYNTHETIC"):
+        D.load_dataset("auto", "auto", synthetic_per_class=3)
+    assert "using the built-in SYNTHETIC dataset" in log.read_text()
+
+
+def test_non_strict_counts_a_row_with_two_problems_once(tmp_path):
+    path = _write_csv(tmp_path / "bad.csv", [f"1,{_pixels()},Training", f"9,{_pixels(5)},Training",
+                                             f"2,{_pixels()},Elsewhere"])
+    with pytest.warns(UserWarning, match="skipped 2 bad row"):
+        ds = D.load_fer2013_csv(path, strict=False, cache_dir=False)
+    assert len(ds) == 1 and [s for s, _ in ds.skipped] == ["bad.csv:row=1", "bad.csv:row=2"]
+
+
+def test_ferplus_votes_empty_or_broken_are_data_errors(tmp_path):
+    empty = tmp_path / "fer2013new.csv"
+    empty.write_text("")
+    with pytest.raises(D.DataError, match=f"{empty}: the file is empty"):
+        D.read_ferplus_votes(empty)
+
+
+def _ck_folders(root, classes):
+    rng = np.random.default_rng(0)
+    for c in classes:
+        for i in range(2):
+            write_png(root / c / f"S{10 + i:03d}_001_0000000{i}.png", rng.integers(0, 255, (48, 48), dtype=np.uint8))
+
+
+def test_ckplus_class_folders_are_checked_case_insensitively(tmp_path):
+    _ck_folders(tmp_path / "ok", [c.capitalize() for c in D.CKPLUS_CLASSES])
+    ds = D.load_ckplus(tmp_path / "ok")
+    assert ds.class_names == D.CKPLUS_CLASSES and ds.num_classes == 7
+    _ck_folders(tmp_path / "missing", [c for c in D.CKPLUS_CLASSES if c != "contempt"])
+    with pytest.raises(D.DataError, match="missing class folder 'contempt'"):
+        D.load_ckplus(tmp_path / "missing")
+    _ck_folders(tmp_path / "typo", [c if c != "sadness" else "sadnes" for c in D.CKPLUS_CLASSES])
+    with pytest.raises(D.DataError, match="missing class folder 'sadness'"):
+        D.load_ckplus(tmp_path / "typo")

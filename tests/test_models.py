@@ -19,7 +19,8 @@ NUM_CLASSES = 3
 AUTO_NAME = re.compile(
     r"^(conv2d|dense|batch_normalization|activation|multiply|add|max_pooling2d|"
     r"average_pooling2d|global_average_pooling2d|global_max_pooling2d|dropout|"
-    r"flatten|concatenate|zero_padding2d|input_layer|channel_pool)(_\d+)?$"
+    r"flatten|concatenate|zero_padding2d|input_layer|channel_pool|reshape|global_average_pooling1d|"
+    r"global_max_pooling1d)(_\d+)?$"
 )
 
 
@@ -396,8 +397,39 @@ def test_save_load_round_trip(tmp_path, name):
     after = keras.ops.convert_to_numpy(loaded(x, training=False))
     np.testing.assert_array_equal(before, after)
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
-    if name.endswith("_cbam"):
-        assert any(type(layer) is M.ChannelPool for layer in loaded.layers)
+
+
+def test_cbam_model_loads_without_importing_fer_utils(tmp_path):
+    """No custom layer: plain keras.models.load_model in a fresh process reproduces the outputs."""
+    import os
+    import subprocess
+    import sys
+
+    model = registry_model("cnn_cbam")
+    assert not any(type(layer).__module__.startswith("fer_utils") for layer in model.layers)
+    x = batch(small_shape("cnn_cbam"), seed=4)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", keras.ops.convert_to_numpy(model(x, training=False)))
+    model.save(tmp_path / "m.keras")
+    code = ("import sys, numpy as np, keras; assert 'fer_utils' not in sys.modules; "
+            f"m = keras.models.load_model(r'{tmp_path / 'm.keras'}'); "
+            f"np.testing.assert_array_equal(np.asarray(m(np.load(r'{tmp_path / 'x.npy'}'), training=False)), "
+            f"np.load(r'{tmp_path / 'y.npy'}')); print('ok')")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+def test_models_saved_with_the_old_channel_pool_layer_still_load(tmp_path):
+    inputs = keras.Input((6, 6, 4))
+    outputs = M.ChannelPool(name="old_channel_pool")(inputs)
+    old = keras.Model(inputs, outputs)
+    old.save(tmp_path / "old.keras")
+    x = batch((6, 6, 4), seed=5)
+    loaded = keras.models.load_model(tmp_path / "old.keras")
+    expected = np.concatenate([x.mean(-1, keepdims=True), x.max(-1, keepdims=True)], axis=-1)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), expected, rtol=1e-6)
 
 
 # --------------------------------------------------------------------------- weight loading

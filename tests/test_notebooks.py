@@ -95,8 +95,9 @@ def test_readme_default_run_without_any_dataset(tmp_path):
     """The README's first command on a machine with no dataset: every notebook on the synthetic default."""
     env_free = {k: v for k, v in os.environ.items() if k != "FER_DATA_DIR"}
     env_free.update(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    assert not (ROOT / "data").exists() and not (ROOT / "notebooks" / "data").exists()  # nothing for "auto" to find
     result = subprocess.run([sys.executable, "-m", "fer_utils.run", "--profile", "smoke",
-                             "--reports-dir", str(tmp_path), "--param", f"data_dir={tmp_path / 'nothing'}"],
+                             "--reports-dir", str(tmp_path)],
                             cwd=ROOT, env=env_free, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout + result.stderr
     out = tmp_path / "smoke"

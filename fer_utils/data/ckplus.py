@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer_utils.data.classes import SINGLE_TEST_SPLIT
+from fer_utils.data.classes import CKPLUS_CLASSES, SINGLE_TEST_SPLIT
 from fer_utils.data.dataset import DataError, FERDataset
 from fer_utils.data.folders import load_image_folder
 
@@ -46,13 +46,20 @@ def load_ckplus(path, *, strict: bool = True) -> FERDataset:
             if missing:
                 raise DataError(f"{path}: missing array(s) {missing}")
             files = z["filenames"].astype(str)
+            names = tuple(z["class_names"].astype(str).tolist())
+            if tuple(n.lower() for n in names) != CKPLUS_CLASSES:
+                raise DataError(f"{path}: class_names {list(names)} are not CK+'s {list(CKPLUS_CLASSES)} "
+                                "(in this order; missing: "
+                                f"{sorted(set(CKPLUS_CLASSES) - {n.lower() for n in names})})")
             ds = FERDataset(images=z["images"].astype(np.uint8), labels=z["labels"].astype(np.int64),
-                            class_names=tuple(z["class_names"].astype(str).tolist()),
+                            class_names=CKPLUS_CLASSES,
                             splits=np.array(["all"] * len(files), dtype=object),
                             source_ids=np.array([f"{path.name}:{f}" for f in files], dtype=object),
                             name="ckplus", path=str(path))
     else:
-        ds = load_image_folder(path, class_names=None, split="all", strict=strict, name="ckplus")
+        # The known CK+ classes, matched case-insensitively: a missing or misspelt class folder is an
+        # error naming it, never a silently shorter class list with shifted label indices.
+        ds = load_image_folder(path, class_names=CKPLUS_CLASSES, split="all", strict=strict, name="ckplus")
         files = ds.source_ids
     return ds.replace(meta=pd.DataFrame({"subject": [parse_ck_subject(f) for f in files],
                                          "sequence": ["_".join(Path(f).name.split("_")[:2]) for f in files]}))

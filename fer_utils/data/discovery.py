@@ -10,6 +10,7 @@ import os
 import warnings
 from pathlib import Path
 
+from fer_utils import progress
 from fer_utils.data.ckplus import load_ckplus
 from fer_utils.data.dataset import DataError, FERDataset
 from fer_utils.data.fer2013_csv import load_fer2013_csv
@@ -162,11 +163,16 @@ def load_dataset(dataset: str = "auto", data_dir="auto", *, synthetic_per_class:
         return load_image_folder(data_dir, strict=strict, **kwargs)
     src = locate(dataset, data_dir)
     if src is None:
-        if dataset == "auto":
-            warnings.warn("No FER-2013 found in " + ", ".join(map(str, candidate_roots(data_dir)))
-                          + ": using the built-in SYNTHETIC dataset. Set FER_DATA_DIR or data_dir to use real data.",
-                          stacklevel=2)
+        if dataset == "auto" and data_dir in (None, "", "auto"):
+            message = ("No FER-2013 found in " + ", ".join(map(str, candidate_roots(data_dir)))
+                       + ": using the built-in SYNTHETIC dataset. Set FER_DATA_DIR or data_dir to use real data.")
+            warnings.warn(message, stacklevel=2)
+            progress.report(message)  # the runner's console says so, not only the report
             return load_synthetic(synthetic_per_class, seed=seed)
+        if not Path(str(data_dir)).exists() and data_dir not in (None, "", "auto"):
+            raise DataError(f"data_dir={str(data_dir)!r} does not exist (dataset={dataset!r}); give the folder that "
+                            "holds the datasets, or data_dir='auto' to search $FER_DATA_DIR, ./data, ../data and "
+                            "/kaggle/input (and fall back to the synthetic default)")
         raise DataError(f"dataset {dataset!r} not found; searched {[str(r) for r in candidate_roots(data_dir)]}. "
                         "Set data_dir or $FER_DATA_DIR to the folder holding it (see README: Data).")
     if src.kind == "fer2013_csv":
@@ -188,6 +194,9 @@ def load_optional(kind: str, data_dir="auto", *, stand_in: bool = False, synthet
     default): with ``stand_in`` the synthetic stand-in (:func:`synthetic_stand_in`), said loudly;
     without, None, with the reason printed.
     """
+    if data_dir not in (None, "", "auto") and not Path(str(data_dir)).exists():
+        raise DataError(f"data_dir={str(data_dir)!r} does not exist (looking for {kind}); give the folder that "
+                        "holds the datasets, or data_dir='auto'")
     if force_synthetic:
         reason = "the run uses the synthetic default"
     elif locate(kind, data_dir) is not None:

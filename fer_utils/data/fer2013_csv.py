@@ -30,7 +30,7 @@ def _bad_row(problems: list, strict: bool, path: Path, row: int, reason: str):
     problems.append((f"{path.name}:row={row}", reason))
 
 
-def _parse_pixels(pixels: pd.Series, path: Path, strict: bool, problems: list, n_pixels: int):
+def _parse_pixels(pixels: pd.Series, path: Path, strict: bool, problems: list, n_pixels: int, rejected=None):
     """Parse space-separated pixel strings into uint8 rows.
 
     A fast path hands all rows to pandas' C parser; only when that finds anything odd
@@ -51,6 +51,9 @@ def _parse_pixels(pixels: pd.Series, path: Path, strict: bool, problems: list, n
     out = np.zeros((len(values), n_pixels), dtype=np.uint8)
     keep = np.ones(len(values), dtype=bool)
     for i, v in enumerate(values):
+        if rejected is not None and rejected[i]:
+            keep[i] = False
+            continue
         parts = v.split()
         if len(parts) != n_pixels:
             keep[i] = False
@@ -128,7 +131,8 @@ def load_fer2013_csv(path, *, strict: bool = True, image_size: int = 48, cache_d
             _bad_row(problems, strict, path, i, f"unknown Usage={u!r}, expected one of {list(FER2013_SPLITS)}")
             continue
         labels[i] = int(e)
-    pixels, pix_ok = _parse_pixels(df["pixels"], path, strict, problems, image_size * image_size)
+    # Rows already rejected (label, Usage) are not checked again: each bad row is reported once.
+    pixels, pix_ok = _parse_pixels(df["pixels"], path, strict, problems, image_size * image_size, rejected=~keep)
     keep &= pix_ok
     if not keep.any():
         raise DataError(f"{path}: no valid rows left ({len(problems)} bad rows, first: {problems[:1]})")

@@ -82,8 +82,14 @@ def read_ferplus_votes(path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found (expected FER+ fer2013new.csv)")
-    df = pd.read_csv(path, dtype={"Image name": str})
     expected = ["Usage", "Image name", *FERPLUS_VOTE_COLUMNS]
+    try:
+        df = pd.read_csv(path, dtype={"Image name": str})
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{path}: the file is empty (expected FER+ votes with header {','.join(expected)})") from exc
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path}: cannot be read as a csv ({type(exc).__name__}: {exc}); expected FER+ votes "
+                        f"with header {','.join(expected)}") from exc
     missing = [c for c in expected if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; expected {','.join(expected)}")

@@ -1,4 +1,8 @@
-"""Attention blocks: squeeze-and-excitation (SE), CBAM and its one custom layer, :class:`ChannelPool`.
+"""Attention blocks: squeeze-and-excitation (SE) and CBAM, built from Keras' own layers only.
+
+A model with CBAM therefore loads with plain ``keras.models.load_model`` in a process that never
+imported ``fer_utils``. :class:`ChannelPool`, the custom layer earlier versions used for CBAM's
+channel mean/max, stays registered so that model files saved by those versions still load.
 
 The attention-layer suffix that marks CBAM spatial maps lives here, and only here.
 """
@@ -142,7 +146,7 @@ def cbam_block(x, reduction=16, kernel_size=7, name="cbam", kernel_regularizer=N
     Channel attention: one two-layer MLP (``Dense(h, relu) -> Dense(C)``,
     the same layer objects) applied to the global-average and global-max
     descriptors, summed, sigmoid, multiplied into ``x``. Spatial attention:
-    :class:`ChannelPool` (mean and max over channels) ->
+    mean and max over channels (built-in reshape and 1-D pooling layers) ->
     ``Conv2D(1, kernel_size, same, sigmoid)`` -> multiplied into the result.
 
     Parameters added: ``C*h + h + h*C + C + 2*k*k + 1`` with
@@ -183,7 +187,7 @@ def cbam_block(x, reduction=16, kernel_size=7, name="cbam", kernel_regularizer=N
     channel = layers.Activation("sigmoid", name=f"{name}_channel_attention")(channel)
     x = layers.Multiply(name=f"{name}_channel_scale")([x, channel])
 
-    pooled = ChannelPool(name=f"{name}_channel_pool")(x)
+    pooled = _channel_mean_max(x, name)
     spatial = layers.Conv2D(
         1,
         kernel_size,
@@ -194,6 +198,24 @@ def cbam_block(x, reduction=16, kernel_size=7, name="cbam", kernel_regularizer=N
     )(pooled)
     # Keras 3 Multiply broadcasts (H, W, 1) against (H, W, C).
     return layers.Multiply(name=f"{name}_spatial_scale")([x, spatial])
+
+
+def _channel_mean_max(x, name):
+    """CBAM's spatial descriptor from built-in layers: the mean and the max over channels, ``(H, W, 2)``.
+
+    The positions are laid out as ``(H*W, C)`` and pooled over the channel axis with the 1-D global
+    pooling layers (``channels_first`` makes them pool over the last axis).
+    """
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    if h is None or w is None:
+        raise ValueError(f"cbam_block needs a static spatial size (H, W); received a tensor of shape {tuple(x.shape)}. "
+                         "Build the model with a fixed input_shape.")
+    positions = layers.Reshape((h * w, c), name=f"{name}_positions")(x)
+    mean = layers.GlobalAveragePooling1D(data_format="channels_first", name=f"{name}_channel_mean")(positions)
+    peak = layers.GlobalMaxPooling1D(data_format="channels_first", name=f"{name}_channel_max")(positions)
+    mean = layers.Reshape((h, w, 1), name=f"{name}_channel_mean_map")(mean)
+    peak = layers.Reshape((h, w, 1), name=f"{name}_channel_max_map")(peak)
+    return layers.Concatenate(axis=-1, name=f"{name}_channel_pool")([mean, peak])
 
 
 def attention_map_layers(model):
