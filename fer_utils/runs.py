@@ -11,6 +11,8 @@ A model run folder (one per trained model, e.g. ``reports/cpu/03_baselines/cnn/`
                             normalization and its statistics, TTA used at evaluation
         predictions.npz     test-split probabilities with labels, source ids and split per row
         metrics.json        headline numbers, per-split metrics and the reproducibility metadata
+        recipe.json         what the run was asked to do (model, data checksum, training and preprocessing
+                            settings, seed): a re-run with the same recipe resumes or reuses the run
         backup/             resumable state while a run is unfinished
         tb/                 TensorBoard logs (optional)
         replaced-<stamp>/   an earlier run's files, moved aside together (never deleted)
@@ -39,10 +41,12 @@ MODEL_FILE = "model.keras"
 CONFIG_FILE = "train_config.json"
 PREDICTIONS_FILE = "predictions.npz"
 PREPROCESSING_FILE = "preprocessing.json"
+RECIPE_FILE = "recipe.json"
 BACKUP_DIR = "backup"
 TENSORBOARD_DIR = "tb"
 #: The files of a finished model run (linked from the index; moved aside together on overwrite).
-RUN_FILES = (METRICS_FILE, HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE, CONFIG_FILE, PREPROCESSING_FILE, TIMINGS_FILE)
+RUN_FILES = (METRICS_FILE, HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE, CONFIG_FILE, PREPROCESSING_FILE, TIMINGS_FILE,
+             RECIPE_FILE)
 #: Keys every preprocessing.json has.
 PREPROCESSING_KEYS = ("class_names", "input_size", "channels", "normalization", "norm_mean", "norm_std", "tta",
                       "crop_fraction", "resize")
@@ -140,6 +144,44 @@ def read_preprocessing(run_dir) -> dict:
     if missing:
         raise ValueError(f"{path}: missing key(s) {missing}; expected {list(PREPROCESSING_KEYS)}")
     return spec
+
+
+def write_recipe(run_dir, recipe: dict) -> Path:
+    """Write ``recipe.json``: what this run was asked to do."""
+    return write_json(Path(run_dir) / RECIPE_FILE, recipe)
+
+
+def read_recipe(run_dir) -> Optional[dict]:
+    """``recipe.json`` as a dict, or None when absent or unreadable."""
+    try:
+        return json.loads((Path(run_dir) / RECIPE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_state(run_dir) -> str:
+    """Where a model run folder stands.
+
+    Returns:
+        ``"new"`` (nothing trained), ``"interrupted"`` (resumable state in ``backup/``),
+        ``"trained"`` (training finished, evaluation did not: ``model.keras`` without ``metrics.json``)
+        or ``"finished"`` (``metrics.json`` written).
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / METRICS_FILE).is_file():
+        return "finished"
+    if (run_dir / BACKUP_DIR).is_dir():
+        return "interrupted"
+    if (run_dir / MODEL_FILE).is_file() and history_rows(run_dir):
+        return "trained"
+    return "new"
+
+
+def recipe_differences(old: Optional[dict], new: dict) -> list:
+    """Keys whose values differ between two recipes (all keys when there is no old recipe)."""
+    old = old or {}
+    new = json.loads(json.dumps(_jsonable(new)))
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
 # ----------------------------------------------------------------------------- history and model

@@ -155,3 +155,35 @@ def test_combine_results_warns_when_earlier_runs_used_other_data(tmp_path, capsy
     combined = experiments.combine_results(ours, tmp_path)
     assert combined["same data"].to_dict() == {"cnn": False, "vgg19": True, "cnn_se": True}
     assert "WARNING: ['cnn'] were trained on different data" in capsys.readouterr().out
+
+
+def test_rerun_reuses_evaluates_or_refuses_by_recipe(tiny_fer, tmp_path):
+    kwargs = dict(train_config={**CFG, "epochs": 2}, model_kwargs=TINY_CNN, seed=0, tta=None)
+    first = experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **kwargs)
+    assert first["status"] == "trained"
+    history = (tmp_path / "cnn" / "history.csv").read_text()
+    # Same recipe, finished: reused, nothing retrained.
+    again = experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **kwargs)
+    assert again["status"] == "reused" and again["PrivateTest_accuracy"] == first["PrivateTest_accuracy"]
+    assert (tmp_path / "cnn" / "history.csv").read_text() == history
+    # Trained but not evaluated (a crash after training): evaluated without retraining, same numbers.
+    (tmp_path / "cnn" / "metrics.json").unlink()
+    (tmp_path / "cnn" / "predictions.npz").unlink()
+    finished = experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **kwargs)
+    assert finished["status"] == "evaluated" and finished["PrivateTest_accuracy"] == first["PrivateTest_accuracy"]
+    assert (tmp_path / "cnn" / "history.csv").read_text() == history
+    # Another recipe: refused, naming what differs; overwrite moves the old run aside.
+    other = dict(kwargs, train_config={**CFG, "epochs": 3})
+    with pytest.raises(FileExistsError, match=r"differs in \['train_config'\].*--fresh"):
+        experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **other)
+    fresh = experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", overwrite=True, **other)
+    assert fresh["status"] == "trained" and fresh["epochs_run"] == 3
+    assert len(list((tmp_path / "cnn").glob("replaced-*/history.csv"))) == 1
+
+
+def test_headline_says_which_models_were_resumed_or_reused():
+    res = pd.DataFrame({"PrivateTest_accuracy": [0.6, 0.7, 0.5], "status": ["trained", "resumed", "reused"]},
+                       index=["cnn", "cnn_se", "cnn_cbam"])
+    head = experiments.headline(res)
+    assert head["best"] == "cnn_se" and head["resumed"] == "cnn_se" and head["reused"] == "cnn_cbam"
+    assert "evaluated" not in head

@@ -94,12 +94,18 @@ def attention_comparison(results: pd.DataFrame, split: str = "PrivateTest") -> p
 
 
 def headline(results: pd.DataFrame, split: str = "PrivateTest") -> dict:
-    """Index-page headline: each model's accuracy on ``split`` and the best model."""
+    """Index-page headline: each model's accuracy on ``split``, the best model, and which were resumed/reused."""
     col = f"{split}_accuracy"
     if results.empty or col not in results:
         return {}
     out = {f"{m} {split} acc": round(float(a), 4) for m, a in results[col].items()}
     out["best"] = str(results[col].idxmax())
+    if "status" in results:
+        # Say which models were not trained from scratch by this run.
+        for status in ("resumed", "evaluated", "reused"):
+            names = [str(m) for m, st in results["status"].items() if st == status]
+            if names:
+                out[status] = ", ".join(names)
     return out
 
 

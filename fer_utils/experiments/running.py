@@ -77,12 +77,15 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
         seed: drives subsampling, shuffling, augmentation and weight initialisation.
         model_kwargs: extra builder arguments (e.g. ``{"filters": [32, 64, 128, 256]}``).
         target: ``"majority"`` (one-hot) or ``"distribution"`` (``ds.soft_labels``, FER+ votes).
-        overwrite: allow a run folder that already holds a finished run (its files are moved aside).
+        overwrite: start afresh: an earlier run in ``run_dir`` is moved aside (never deleted). Without it, an
+            earlier run with the same recipe is resumed (interrupted), evaluated (trained, not evaluated) or
+            reused (finished); one with another recipe is refused.
         params: the notebook parameters, recorded in ``metrics.json``.
         label: the name progress lines give this run (default: the model name).
 
     Returns:
-        A flat dict of results (model, accuracy and macro-F1 per evaluated split, epochs, seconds, ...).
+        A flat dict of results (model, accuracy and macro-F1 per evaluated split, epochs, seconds, ...) with
+        ``status``: ``trained``, ``resumed``, ``evaluated`` or ``reused``.
     """
     import keras
     import tensorflow as tf
@@ -101,12 +104,22 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
     cfg = train.TrainConfig.from_dict(train_config)
     info = models.model_info(model_name)
     normalization = models.resolve_normalization(model_name, normalization, (model_kwargs or {}).get("weights"))
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    timer = artifacts.Timer()
-    artifacts.set_seed(seed)
     size = max(int(input_size), int(info["min_input_size"]))
     channels = int(info["channels"])
+    run_dir = Path(run_dir)
+    label = label or model_name
+    recipe = {"model": model_name, "data_checksum": ds.checksum, "train_config": cfg.to_dict(), "input_size": size,
+              "normalization": normalization, "augment": augment or {}, "eval_splits": list(eval_splits), "tta": tta,
+              "seed": int(seed), "model_kwargs": model_kwargs or {}, "target": target}
+    state = _check_earlier_run(run_dir, recipe, overwrite)
+    if state == "finished":
+        progress.report(f"{label}: finished earlier with the same recipe, results reused")
+        stored = runs.read_metrics(run_dir)
+        return {"model": model_name, **stored["headline"], "status": "reused"}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runs.write_recipe(run_dir, recipe)
+    timer = artifacts.Timer()
+    artifacts.set_seed(seed)
     tr, va = ds.split("Training"), ds.split("Validation")
     mean, std = pipeline.normalization_stats(tr.images) if normalization == "standardize" else (None, None)
     common = dict(input_size=(size, size), channels=channels, normalization=normalization, mean=mean, std=std)
@@ -119,14 +132,22 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
                                                num_classes=ds.num_classes, model_kwargs=model_kwargs,
                                                steps_per_epoch=min(train.steps_per_epoch(len(tr), cfg.batch_size),
                                                                    cfg.steps_per_epoch or math.inf))
-    train.fit_model(model, train_ds, val_ds, cfg, run_dir, seed=seed, overwrite=overwrite, label=label or model_name,
-                    class_counts=np.bincount(tr.labels, minlength=ds.num_classes))
+    if state == "trained":
+        # Training finished earlier and evaluation did not: evaluate the saved best model, no retraining.
+        progress.report(f"{label}: trained earlier, evaluating without retraining")
+        status = "evaluated"
+    else:
+        status = "resumed" if state == "interrupted" else "trained"
+        if state == "interrupted":
+            progress.report(f"{label}: resuming from {run_dir / runs.BACKUP_DIR}")
+        train.fit_model(model, train_ds, val_ds, cfg, run_dir, seed=seed, label=label,
+                        class_counts=np.bincount(tr.labels, minlength=ds.num_classes))
     runs.write_preprocessing(run_dir, class_names=ds.class_names, input_size=size, channels=channels,
                              normalization=normalization, norm_mean=mean, norm_std=std, tta=tta,
                              model=model_name, dataset=ds.name)
     predictor = runs.load_predictor(run_dir)
     results = {"model": model_name, "params": int(model.count_params()), "input": f"{size}x{size}x{channels}",
-               "precision": policy, **_whole_run(run_dir), "data_checksum": ds.checksum}
+               "precision": policy, **_whole_run(run_dir), "data_checksum": ds.checksum, "status": status}
     per_split, y_true, y_prob, ids, split_col = {}, [], [], [], []
     for split in eval_splits:
         te = ds.split(split)
@@ -149,6 +170,25 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
                        model=model_name, splits=per_split, class_names=list(ds.class_names))
     keras.backend.clear_session()  # frees the graph before the next model of the table
     return results
+
+
+def _check_earlier_run(run_dir: Path, recipe: dict, overwrite: bool) -> str:
+    """The state to continue from: resume or reuse a run with the same recipe, refuse or move aside another.
+
+    Raises:
+        FileExistsError: the folder holds a run with a different recipe and not ``overwrite``.
+    """
+    state = runs.run_state(run_dir)
+    if state == "new":
+        return state
+    changed = runs.recipe_differences(runs.read_recipe(run_dir), recipe)
+    if overwrite:
+        runs.move_aside(run_dir)
+        return "new"
+    if changed:
+        raise FileExistsError(f"{run_dir} holds a {state} run of another recipe (differs in {changed}); pass "
+                              "overwrite=True (runner: --fresh) to move it aside to replaced-<time>/ and start afresh")
+    return state
 
 
 def check_model_names(*groups):
