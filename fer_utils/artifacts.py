@@ -119,6 +119,8 @@ def run_metadata(seed: int, dataset=None, params: dict | None = None, **extra) -
     return meta
 
 
+SYNTHETIC_INDEX_BANNER = ("SYNTHETIC DATA: at least one report below ran on the built-in synthetic faces, "
+                          "not a real dataset.")
 SYNTHETIC_BANNER = ("SYNTHETIC DATA: no real dataset was found, so this report uses the built-in procedurally "
                     "drawn faces. Its numbers say nothing about FER-2013. Set FER_DATA_DIR or data_dir (README: Data).")
 

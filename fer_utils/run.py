@@ -1,27 +1,34 @@
 """The suite runner: execute the numbered notebooks with papermill and build the report index.
 
-``python -m fer_utils.run --profile smoke|cpu|paper [--only 01,03] [--param key=value]``
+``python -m fer_utils.run --profile smoke|cpu|paper [--only 01,03] [--param key=value] [--fresh] [--check]``
 
-This module owns the order of execution, the check of every parameter before anything
-runs, the executed notebooks and their HTML under ``reports/<profile>/``, and
-``reports/<profile>/index.html`` with each report's headline metrics and run metadata.
-A failing notebook stops the run with exit code 1; its partial HTML still shows the failing
-cell. Earlier results are never overwritten: a notebook's previous outputs are moved to
-``reports/<profile>/_previous/<timestamp>/`` before it runs again.
+This module owns the order of execution, what happens to earlier outputs, and the checks before
+anything runs:
+
+- every key of the profile and the command line is checked against the notebooks' ``parameters``
+  cells, and every value the runner can check without data (model names, choices, training configs,
+  split names against the data each notebook will find: :mod:`fer_utils.check`) before any notebook
+  starts; ``--check`` also builds every model and trains one step, then stops;
+- a notebook re-run with the same parameters continues its earlier run: unfinished models resume
+  from their last completed epoch, finished ones are reused, models trained but not evaluated are
+  evaluated (the index says so). Different parameters, or ``--fresh``, move the earlier outputs to
+  ``reports/<profile>/_previous/<timestamp>/`` first; nothing is ever overwritten or deleted;
+- the console shows each notebook, each code cell as it starts, and the progress lines notebooks
+  report (model, epoch, metrics) (:mod:`fer_utils.notebook_exec`); a failing notebook stops the run
+  with exit code 1 and its partial HTML still shows the failing cell.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import html
-import json
 import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
+from fer_utils import index
 from fer_utils import params as P
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,15 +37,24 @@ ROOT = Path(__file__).resolve().parent.parent
 CELL_TIMEOUT = {"smoke": 900, "cpu": 6 * 3600, "paper": None}
 
 
+def say(message: str = "") -> None:
+    """One console line, flushed at once (the runner's only way of talking)."""
+    print(message, flush=True)
+
+
 def _previous_dir(out_dir: Path) -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return out_dir / "_previous" / stamp
 
 
 def archive_previous(out_dir: Path, stem: str, archive: Path | None) -> Path | None:
-    """Move a notebook's earlier outputs (run folder, .ipynb, .html) into ``archive``."""
+    """Move a notebook's earlier outputs (run folder, .ipynb, .html) into ``archive``; forget its index entry."""
     olds = [out_dir / stem, out_dir / f"{stem}.ipynb", out_dir / f"{stem}.html"]
-    olds = [p for p in olds if p.exists() and not (p.is_dir() and not any(p.iterdir()))]
+    empty = [p for p in olds if p.is_dir() and not any(p.iterdir())]
+    for p in empty:
+        p.rmdir()  # an empty folder from a notebook that failed before writing anything holds nothing
+    olds = [p for p in olds if p.exists()]
+    index.record(out_dir, stem, None)
     if not olds:
         return archive
     archive = archive or _previous_dir(out_dir)
@@ -48,106 +64,23 @@ def archive_previous(out_dir: Path, stem: str, archive: Path | None) -> Path | N
     return archive
 
 
-def to_html(ipynb: Path) -> Path:
-    """Render an executed notebook to HTML next to it (images embedded)."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    nb = nbformat.read(str(ipynb), as_version=4)
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    out = ipynb.with_suffix(".html")
-    out.write_text(body, encoding="utf-8")
-    return out
+def continues_earlier_run(out_dir: Path, stem: str, parameters: dict) -> bool:
+    """True when the notebook ran before (finished or not) with exactly these parameters."""
+    earlier = index.runs_record(out_dir).get(stem)
+    return bool(earlier) and earlier.get("params") == parameters and (out_dir / stem).is_dir()
 
 
-def execute(notebook: Path, output: Path, parameters: dict, timeout, log_output: bool) -> None:
-    """Run one notebook with papermill (cwd = its folder, like JupyterLab)."""
-    import papermill as pm
+def _checks(resolved: dict, dry_run: bool) -> list:
+    from fer_utils import check
 
-    pm.execute_notebook(str(notebook), str(output), parameters=parameters, cwd=str(notebook.parent),
-                        kernel_name="python3", progress_bar=False, log_output=log_output,
-                        execution_timeout=timeout, report_mode=False)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def write_index(out_dir: Path, profile: str) -> Path:
-    """Write ``index.html`` linking every report with its headline metrics and metadata."""
-    runs = _read_json(out_dir / "run.json").get("notebooks", {})
-    rows, synthetic = [], False
-    for stem in sorted(runs):
-        rec = runs[stem]
-        metrics = _read_json(out_dir / stem / "metrics.json")
-        meta = metrics.get("metadata", {})
-        data = meta.get("data", {})
-        synthetic |= bool(meta.get("synthetic_data"))
-        headline = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(_fmt(v))}</li>"
-                           for k, v in metrics.get("headline", {}).items()) or "<li>(no metrics.json)</li>"
-        vers = meta.get("versions", {})
-        vtxt = ", ".join(f"{k} {vers[k]}" for k in ("tensorflow", "keras", "numpy", "python") if k in vers)
-        status = rec.get("status", "?")
-        color = {"ok": "#1b5e20", "failed": "#b00020"}.get(status, "#555")
-        link = f"<a href='{html.escape(stem)}.html'>{html.escape(stem)}</a>" if (out_dir / f"{stem}.html").exists() \
-            else html.escape(stem)
-        data_txt = (f"{html.escape(str(data.get('name', '?')))} ({data.get('n', '?')} rows)<br>"
-                    f"<code>{html.escape(str(data.get('checksum', ''))[:16])}</code><br>"
-                    f"<small>{html.escape(str(data.get('path', '')))}</small>") if data else "-"
-        link += _artifact_links(out_dir, stem)
-        rows.append(f"<tr><td>{link}</td><td style='color:{color}'><b>{status}</b><br>{rec.get('seconds', 0):.1f} s"
-                    f"<br><small>{html.escape(rec.get('finished', ''))}</small></td><td><ul>{headline}</ul></td>"
-                    f"<td>{meta.get('seed', rec.get('params', {}).get('seed', '-'))}</td><td>{data_txt}</td>"
-                    f"<td><small>{html.escape(vtxt)}</small></td></tr>")
-    banner = ("<div style='background:#b00020;color:white;padding:14px;font-size:20px;font-weight:bold'>"
-              "&#9888; SYNTHETIC DATA: at least one report below ran on the built-in synthetic faces, "
-              "not a real dataset.</div>") if synthetic else ""
-    page = f"""<!doctype html><html><head><meta charset='utf-8'><title>FER suite: {profile}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;
-padding:6px;vertical-align:top}}th{{background:#eee}}ul{{margin:0;padding-left:1.2em}}</style></head><body>
-<h1>FER research suite — profile <code>{html.escape(profile)}</code></h1>{banner}
-<p>Generated {_dt.datetime.now().isoformat(timespec='seconds')}. Earlier outputs of re-run notebooks are kept
-under <code>_previous/</code>.</p>
-<table><tr><th>report</th><th>status / wall time</th><th>headline</th><th>seed</th><th>dataset / sha256</th>
-<th>versions</th></tr>{''.join(rows)}</table></body></html>"""
-    path = out_dir / "index.html"
-    path.write_text(page, encoding="utf-8")
-    return path
-
-
-ARTIFACTS = ("metrics.json", "history.csv", "predictions.npz", "model.keras")
-
-
-def _artifact_links(out_dir: Path, stem: str) -> str:
-    """Links to the artifacts of each model run inside a notebook's run folder."""
-    items = []
-    for metrics in sorted((out_dir / stem).glob("**/metrics.json")):
-        run = metrics.parent
-        if run == out_dir / stem:
-            continue
-        rel = run.relative_to(out_dir)
-        files = " ".join(f"<a href='{html.escape(str(rel / f))}'>{f.split('.')[0]}</a>" for f in ARTIFACTS
-                         if (run / f).exists())
-        items.append(f"<li><code>{html.escape(str(run.relative_to(out_dir / stem)))}</code>: {files}</li>")
-    return f"<details><summary>{len(items)} model runs</summary><ul>{''.join(items)}</ul></details>" if items else ""
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return str(v)
-
-
-def _record(out_dir: Path, stem: str, record: dict):
-    path = out_dir / "run.json"
-    data = _read_json(path) or {"notebooks": {}}
-    data.setdefault("notebooks", {})[stem] = record
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    problems = []
+    for stem, values in resolved.items():
+        problems += check.check_parameters(stem, values)
+    if dry_run and not problems:
+        for stem, values in resolved.items():
+            say(f"[check] {stem}: data {check.dataset_summary(values)}")
+            problems += check.dry_run(stem, values, report=say)
+    return problems
 
 
 def main(argv=None) -> int:
@@ -157,6 +90,11 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,03")
     ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="override a parameter (NN.key=value for one notebook); repeatable")
+    ap.add_argument("--fresh", action="store_true",
+                    help="start afresh: move earlier outputs to _previous/ even when the parameters are the same")
+    ap.add_argument("--check", action="store_true",
+                    help="validate the profile without training: parameters, data found, every model built at its "
+                         "input size and trained one step on a tiny batch; then stop")
     ap.add_argument("--reports-dir", default=str(ROOT / "reports"))
     ap.add_argument("--notebooks-dir", default=str(ROOT / "notebooks"))
     ap.add_argument("--params-dir", default=str(ROOT / "params"))
@@ -174,46 +112,70 @@ def main(argv=None) -> int:
     except P.ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from fer_utils.notebook_exec import QUIET_ENV
 
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for key, value in QUIET_ENV.items():  # before the checks import TensorFlow in this process
+        os.environ.setdefault(key, value)
+    t0 = time.perf_counter()
+    problems = _checks(resolved, args.check)
+    if problems:
+        print("error: the run would fail; nothing was started:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 2
+    if args.check:
+        say(f"[check] profile {args.profile}: every notebook's parameters, data and models are fine "
+            f"({time.perf_counter() - t0:.1f} s)")
+        return 0
+
+    from fer_utils import notebook_exec
+
     # The kernel must import this checkout's fer_utils whatever the notebook's cwd is.
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(
+        os.pathsep) if p])
     out_dir = Path(args.reports_dir).resolve() / args.profile
     out_dir.mkdir(parents=True, exist_ok=True)
     timeout = args.timeout if args.timeout is not None else CELL_TIMEOUT.get(args.profile)
     archive = None
     total = time.perf_counter()
-    for nb in notebooks:
+    for position, nb in enumerate(notebooks, start=1):
         stem = nb.stem
-        archive = archive_previous(out_dir, stem, archive)
         run_dir = out_dir / stem
-        run_dir.mkdir(parents=True)
         parameters = dict(resolved[stem], profile=args.profile, run_dir=str(run_dir), reports_dir=str(out_dir))
+        resume = not args.fresh and continues_earlier_run(out_dir, stem, parameters)
+        if not resume:
+            archive = archive_previous(out_dir, stem, archive)
+        mode = "continued the earlier run with the same parameters" if resume else ""
+        run_dir.mkdir(parents=True, exist_ok=True)
         output = out_dir / f"{stem}.ipynb"
-        print(f"[{args.profile}] {stem} ...", flush=True)
-        t0 = time.perf_counter()
+        say(f"[{args.profile}] {position}/{len(notebooks)} {stem}" + (" (continuing the earlier run: unfinished "
+                                                                      "models resume, finished ones are reused)"
+                                                                      if resume else " ..."))
+        index.record(out_dir, stem, {"status": "running", "params": parameters, "mode": mode,
+                                     "started": _dt.datetime.now().isoformat(timespec="seconds")})
+        started = time.perf_counter()
         status, error = "ok", ""
         try:
-            execute(nb, output, parameters, timeout, args.log_output)
+            notebook_exec.execute(nb, output, parameters, timeout, args.log_output, say=say)
         except Exception as exc:  # papermill raises its own error types for failing cells and timeouts
             status, error = "failed", f"{type(exc).__name__}: {str(exc).strip()[-2000:]}"
-        seconds = time.perf_counter() - t0
+        seconds = time.perf_counter() - started
         if output.exists():
             try:
-                to_html(output)
+                notebook_exec.to_html(output)
             except Exception as exc:  # a rendering problem must not hide the notebook's own status
                 print(f"  warning: HTML rendering of {output} failed: {exc}", file=sys.stderr)
-        _record(out_dir, stem, {"status": status, "seconds": round(seconds, 1), "params": parameters,
-                                "finished": _dt.datetime.now().isoformat(timespec="seconds"), "error": error})
-        write_index(out_dir, args.profile)
-        print(f"  {status} in {seconds:.1f} s -> {output.with_suffix('.html')}", flush=True)
+        index.record(out_dir, stem, {"status": status, "seconds": round(seconds, 1), "params": parameters,
+                                     "mode": mode, "finished": _dt.datetime.now().isoformat(timespec="seconds"),
+                                     "error": error})
+        index.write_index(out_dir, args.profile)
+        say(f"  {status} in {seconds:.1f} s -> {output.with_suffix('.html')}")
         if status != "ok":
-            print(f"error: notebook {stem} failed; see {output.with_suffix('.html')}\n{error}", file=sys.stderr)
+            print(f"error: notebook {stem} failed; see {output.with_suffix('.html')}\n{error}\n"
+                  "Run the same command again to continue where it stopped (--fresh starts afresh).",
+                  file=sys.stderr)
             return 1
-    print(f"done in {time.perf_counter() - total:.1f} s; index: {out_dir / 'index.html'}")
+    say(f"done in {time.perf_counter() - total:.1f} s; index: {out_dir / 'index.html'}")
     if archive:
-        print(f"previous outputs kept in {archive}")
+        say(f"previous outputs kept in {archive}")
     return 0
 
 

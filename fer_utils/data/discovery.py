@@ -208,3 +208,38 @@ def load_optional(kind: str, data_dir="auto", *, stand_in: bool = False, synthet
         return None
     print(f"!!! {kind} not found ({reason}): using the SYNTHETIC stand-in; its numbers say nothing about {kind} !!!")
     return synthetic_stand_in(kind, synthetic_per_class, seed=seed)
+
+
+def expected_splits(dataset: str = "auto", data_dir="auto") -> tuple:
+    """The split names a dataset will have once loaded, found without loading it (for checks before training).
+
+    Returns:
+        ``(source description, split names)``; the synthetic default when ``auto`` finds nothing. A Kaggle
+        folder copy has ``PublicTest``/``PrivateTest`` only when its test file names carry those prefixes,
+        else one ``Test`` split. CK+ has one split (``all``), folded later into Training/Validation/Test.
+
+    Raises:
+        DataError: as :func:`load_dataset` for a missing explicit ``data_dir`` or dataset.
+    """
+    from fer_utils.data.classes import FER2013_SPLITS, SINGLE_TEST_SPLIT
+    from fer_utils.data.kaggle import _KAGGLE_PREFIX
+
+    if dataset == "synthetic":
+        return "synthetic default", FER2013_SPLITS
+    if dataset == "folder":
+        return f"folder {data_dir}", ("all",)
+    src = locate(dataset, data_dir)
+    if src is None:
+        if dataset == "auto" and data_dir in (None, "", "auto"):
+            return "synthetic default (no dataset found)", FER2013_SPLITS
+        if data_dir not in (None, "", "auto") and not Path(str(data_dir)).exists():
+            raise DataError(f"data_dir={str(data_dir)!r} does not exist (dataset={dataset!r})")
+        raise DataError(f"dataset {dataset!r} not found; searched {[str(r) for r in candidate_roots(data_dir)]}")
+    if src.kind == "fer2013_folders":
+        test = Path(src.path) / "test"
+        names = (p.name for p in test.glob("*/*"))
+        prefixed = any(_KAGGLE_PREFIX.match(n) for n in names)
+        return f"{src.kind} {src.path}", FER2013_SPLITS if prefixed else ("Training", SINGLE_TEST_SPLIT)
+    if src.kind == "ckplus":
+        return f"ckplus {src.path}", ("all",)
+    return f"{src.kind} {src.path}", FER2013_SPLITS

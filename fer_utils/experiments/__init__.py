@@ -29,13 +29,20 @@ from fer_utils.experiments.results import (
     results_records,
     sibling_run,
 )
-from fer_utils.experiments.running import check_model_names, prepare, run_cv, run_model, run_models
+from fer_utils.experiments.running import (
+    check_model_names,
+    evaluation_splits,
+    prepare,
+    run_cv,
+    run_model,
+    run_models,
+)
 from fer_utils.experiments.study_c import ablation_table, run_study_c_ckplus, run_study_c_ferplus, study_c_headline
 
 __all__ = [
     "ablation_table", "accuracy_vs_published", "attention_comparison", "check_model_names",
-    "class_counts_vs_published", "collect_results", "combine_results", "confusion_matrices", "explain_model",
-    "headline", "load_histories", "mark_same_data", "prepare", "published", "published_reference", "published_table",
-    "results_records", "run_cv", "run_model", "run_models", "run_study_c_ckplus", "run_study_c_ferplus", "sibling_run",
-    "split_totals", "study_c_headline",
+    "class_counts_vs_published", "collect_results", "combine_results", "confusion_matrices", "evaluation_splits",
+    "explain_model", "headline", "load_histories", "mark_same_data", "prepare", "published", "published_reference",
+    "published_table", "results_records", "run_cv", "run_model", "run_models", "run_study_c_ckplus",
+    "run_study_c_ferplus", "sibling_run", "split_totals", "study_c_headline",
 ]

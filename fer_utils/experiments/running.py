@@ -35,6 +35,27 @@ def prepare(ds: D.FERDataset, *, max_per_class: int = 0, val_fraction: float = 0
     return D.train_val_split(ds, val_fraction, seed)
 
 
+def evaluation_splits(ds: D.FERDataset, eval_splits=(), report_split: str = "") -> tuple:
+    """The test splits to evaluate and the one to report.
+
+    ``eval_splits`` empty means every test split the dataset has (FER-2013: PublicTest and PrivateTest;
+    a Kaggle copy without file-name prefixes: Test); ``report_split`` empty means the last of them.
+
+    Raises:
+        DataError: a named split the dataset does not have, before any training.
+    """
+    tests = [s for s in ds.split_names if s not in ("Training", "Validation")]
+    chosen = list(eval_splits) or tests
+    missing = [s for s in chosen if s not in tests]
+    if missing or not chosen:
+        raise D.DataError(f"{ds.name}: eval_splits {missing or chosen} not among its test splits {tests}; "
+                          "leave eval_splits empty to evaluate every test split the dataset has")
+    report = report_split or chosen[-1]
+    if report not in chosen:
+        raise D.DataError(f"report_split={report!r} is not evaluated; eval_splits are {chosen}")
+    return chosen, report
+
+
 def _whole_run(run_dir: Path) -> dict:
     """Epochs, best validation accuracy and training time of the whole run, from ``history.csv``.
 

@@ -1,0 +1,172 @@
+"""Checking a run before it starts: every parameter the runner can check without data, and a dry run.
+
+:func:`check_parameters` runs before any notebook (``python -m fer_utils.run`` always calls it): model
+names against the registry, choices (TTA, normalization, augmentation, optimizer, schedule, loss and
+every other training-config key, per model too), CK+ fold numbers, and the split names each notebook
+would evaluate against the splits its dataset will have (found on disk without loading it). A typo
+fails in seconds, naming the notebook and the key, instead of after hours of training.
+
+:func:`dry_run` (``--check``) additionally builds every model of every notebook at its input size with
+its compiled training configuration and trains one step on a tiny random batch, so a ``paper`` run can
+be checked on a laptop before it is launched on a GPU.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from fer_utils import data as D
+
+#: Parameters holding lists of registry model names, and dicts keyed by them.
+MODEL_LISTS = ("models", "explain_models", "study_c_models")
+MODEL_KEYED = ("model_kwargs", "input_sizes", "train_configs")
+TRAIN_CONFIGS = ("train_config", "ferplus_train_config", "ckplus_train_config")
+
+
+def _train_config(base: dict, per_model: dict | None, name: str):
+    from fer_utils import train
+
+    return train.TrainConfig.from_dict({**(base or {}), **((per_model or {}).get(name) or {})})
+
+
+def check_parameters(stem: str, params: dict) -> list:
+    """Problems with one notebook's parameters, as messages naming the notebook and key ([] when fine)."""
+    from fer_utils import models, pipeline
+    from fer_utils.evaluate.tta import TTA_CHOICES
+
+    problems = []
+
+    def bad(key, message):
+        problems.append(f"notebook {stem}: {key}: {message}")
+
+    known = set(models.available_models())
+    names = {}
+    for key in MODEL_LISTS:
+        if key in params:
+            unknown = [m for m in params[key] or [] if m not in known]
+            if unknown:
+                bad(key, f"unknown model(s) {unknown}; known models: {sorted(known)}")
+            names[key] = [m for m in params[key] or [] if m in known]
+    for key in MODEL_KEYED:
+        unknown = [m for m in (params.get(key) or {}) if m not in known]
+        if unknown:
+            bad(key, f"unknown model(s) {unknown}; known models: {sorted(known)}")
+    if "explain_models" in params and "models" in params:
+        missing = [m for m in names.get("explain_models", []) if m not in names.get("models", [])]
+        if missing:
+            bad("explain_models", f"{missing} are not trained by this notebook (models: {params['models']})")
+    if "tta" in params and params["tta"] not in TTA_CHOICES:
+        bad("tta", f"{params['tta']!r}; expected one of {list(TTA_CHOICES)}")
+    if "normalization" in params and params["normalization"] not in ("auto",) + pipeline.NORMALIZATIONS:
+        bad("normalization", f"{params['normalization']!r}; expected 'auto' or one of {list(pipeline.NORMALIZATIONS)}")
+    for key in ("augment", "study_c_augment"):
+        if key in params:
+            try:
+                pipeline.check_augment(params[key])
+            except ValueError as exc:
+                bad(key, str(exc))
+    for key in TRAIN_CONFIGS:
+        if key not in params:
+            continue
+        group = "study_c_models" if key != "train_config" else "models"
+        per_model = params.get("train_configs") if key == "train_config" else None
+        for name in names.get(group, []) or [None]:
+            try:
+                _train_config(params[key], per_model, name)
+            except (ValueError, TypeError) as exc:
+                bad(key if name is None or not (per_model or {}).get(name) else f"train_configs.{name}", str(exc))
+                break
+    if "val_fraction" in params and not 0 < params["val_fraction"] < 1:
+        bad("val_fraction", f"{params['val_fraction']}; expected a number between 0 and 1")
+    if "ckplus_k" in params:
+        k = params["ckplus_k"]
+        if k < 2:
+            bad("ckplus_k", f"{k}; expected at least 2 folds")
+        wrong = [f for f in params.get("ckplus_folds") or [] if not 0 <= f < k]
+        if wrong:
+            bad("ckplus_folds", f"{wrong} outside 0..{k - 1} for ckplus_k={k}")
+    problems += _check_splits(stem, params)
+    return problems
+
+
+def _check_splits(stem: str, params: dict) -> list:
+    """``eval_splits``/``report_split`` against the splits the notebook's dataset will have."""
+    if "dataset" not in params:
+        return []
+    try:
+        source, splits = D.expected_splits(params.get("dataset", "auto"), params.get("data_dir", "auto"))
+    except D.DataError as exc:
+        return [f"notebook {stem}: dataset/data_dir: {exc}"]
+    if "eval_splits" not in params:
+        return []
+    tests = [s for s in splits if s not in ("Training", "all")]
+    chosen = list(params["eval_splits"] or []) or tests
+    out = []
+    missing = [s for s in chosen if s not in tests]
+    if missing and tests:
+        out.append(f"notebook {stem}: eval_splits: {missing} not in the test splits {tests} of {source} "
+                   "(leave eval_splits empty for every test split the dataset has)")
+    report = params.get("report_split") or (chosen[-1] if chosen else "")
+    if report and report not in chosen:
+        out.append(f"notebook {stem}: report_split: {report!r} is not among eval_splits {chosen}")
+    return out
+
+
+def dataset_summary(params: dict) -> str:
+    """What data a notebook would find (without loading it), for the check's report."""
+    try:
+        source, splits = D.expected_splits(params.get("dataset", "auto"), params.get("data_dir", "auto"))
+        return f"{source}: splits {list(splits)}"
+    except D.DataError as exc:
+        return f"error: {exc}"
+
+
+def _models_to_build(params: dict) -> list:
+    """``(label, model, train config dict, per-model config, input size, classes)`` of a notebook's trainings."""
+    out = []
+    for name in params.get("models") or []:
+        size = (params.get("input_sizes") or {}).get(name, params.get("input_size", 48))
+        out.append((name, name, params.get("train_config") or {}, params.get("train_configs"), size, 7))
+    for name in params.get("study_c_models") or []:
+        out.append((f"ferplus/{name}", name, params.get("ferplus_train_config") or {}, None, 48, 8))
+        out.append((f"ckplus/{name}", name, params.get("ckplus_train_config") or {}, None, 48, 7))
+    return out
+
+
+def dry_run(stem: str, params: dict, report=print) -> list:
+    """Build and compile every model of a notebook at its input size and train one step on 2 random images.
+
+    Returns:
+        Problems as messages ([] when every model trained its step).
+    """
+    import keras
+
+    from fer_utils import models, train
+
+    problems = []
+    for label, name, base, per_model, size, classes in _models_to_build(params):
+        t0 = time.perf_counter()
+        try:
+            cfg = _train_config(base, per_model, name).replace(run_eagerly=True, tensorboard=False)
+            info = models.model_info(name)
+            side = max(int(size), int(info["min_input_size"]))
+            shape = (side, side, int(info["channels"]))
+            model, policy = train.build_compiled_model(
+                name, cfg, input_shape=shape, num_classes=classes, steps_per_epoch=1,
+                model_kwargs=(params.get("model_kwargs") or {}).get(name))
+            x = np.random.default_rng(0).random((2, *shape), dtype=np.float32)
+            y = np.eye(classes, dtype=np.float32)[[0, 1]]
+            loss = float(np.asarray(model.train_on_batch(x, y, return_dict=True)["loss"]))
+            if not np.isfinite(loss):
+                raise ValueError(f"the training step gave loss {loss}")
+            report(f"  {stem}: {label} at {side}x{side}x{shape[2]}, {policy}, {model.count_params():,} params: "
+                   f"one step ok ({time.perf_counter() - t0:.1f} s)")
+        except Exception as exc:  # every failure is reported, then the check fails
+            problems.append(f"notebook {stem}: {label}: {type(exc).__name__}: {exc}")
+            report(f"  {stem}: {label}: FAILED ({type(exc).__name__}: {str(exc)[:300]})")
+        finally:
+            keras.backend.clear_session()
+            keras.mixed_precision.set_global_policy("float32")
+    return problems
