@@ -70,14 +70,16 @@ def continues_earlier_run(out_dir: Path, stem: str, parameters: dict) -> bool:
     return bool(earlier) and earlier.get("params") == parameters and (out_dir / stem).is_dir()
 
 
-def _checks(resolved: dict, dry_run: bool) -> list:
+def _checks(notebooks: list, resolved: dict, dry_run: bool) -> list:
+    """Problems of every notebook's effective parameters (its defaults with the profile's and the command line's)."""
     from fer_utils import check
 
+    effective = {nb.stem: {**P.notebook_parameters(nb), **resolved[nb.stem]} for nb in notebooks}
     problems = []
-    for stem, values in resolved.items():
+    for stem, values in effective.items():
         problems += check.check_parameters(stem, values)
     if dry_run and not problems:
-        for stem, values in resolved.items():
+        for stem, values in effective.items():
             say(f"[check] {stem}: data {check.dataset_summary(values)}")
             problems += check.dry_run(stem, values, report=say)
     return problems
@@ -117,7 +119,7 @@ def main(argv=None) -> int:
     for key, value in QUIET_ENV.items():  # before the checks import TensorFlow in this process
         os.environ.setdefault(key, value)
     t0 = time.perf_counter()
-    problems = _checks(resolved, args.check)
+    problems = _checks(notebooks, resolved, args.check)
     if problems:
         print("error: the run would fail; nothing was started:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2

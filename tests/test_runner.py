@@ -1,0 +1,211 @@
+"""The runner as users break it: killed mid-training and re-run, typos, failures, quiet progress, --check."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, write_png
+from fer_utils import notebook_exec
+from fer_utils import params as P
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",)}
+    env.update(extra)
+    return env
+
+
+def _runner(args, **kw):
+    return subprocess.run([sys.executable, "-m", "fer_utils.run", *args], cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, timeout=1800, **kw)
+
+
+@pytest.fixture()
+def tiny_profile(tmp_path):
+    """A profile that trains one small CNN for many short epochs on the synthetic faces."""
+    prm = tmp_path / "params"
+    prm.mkdir()
+    (prm / "t.yaml").write_text(
+        "shared: {seed: 1, dataset: synthetic, synthetic_per_class: 20}\n"
+        "notebooks:\n"
+        "  03_baselines:\n"
+        "    models: [cnn]\n"
+        "    model_kwargs: {cnn: {filters: [4, 8, 8, 8], dense_units: 8}}\n"
+        "    input_size: 32\n"
+        "    augment: {}\n"
+        "    tta: null\n"
+        "    train_config: {optimizer: adam, batch_size: 16, epochs: 40, schedule: constant, precision: float32}\n")
+    return tmp_path
+
+
+def _args(root, *extra):
+    return ["--profile", "t", "--only", "03", "--params-dir", str(root / "params"), "--reports-dir",
+            str(root / "reports"), *extra]
+
+
+def test_killed_run_resumes_through_the_runner(tiny_profile):
+    root = tiny_profile
+    run = root / "reports" / "t" / "03_baselines" / "cnn"
+    proc = subprocess.Popen([sys.executable, "-m", "fer_utils.run", *_args(root)], cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 600
+    try:
+        # SIGKILL (no clean-up at all) once a few epochs are done and the run is still training.
+        while time.time() < deadline:
+            rows = (run / "history.csv").read_text().splitlines() if (run / "history.csv").exists() else []
+            if len(rows) >= 4 and (run / "backup").is_dir():
+                break
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    time.sleep(3)  # the orphaned kernel notices its parent is gone and exits
+    killed_at = len((run / "history.csv").read_text().splitlines()) - 1
+    assert 3 <= killed_at < 40 and not (run / "metrics.json").exists()
+
+    again = _runner(_args(root))
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "continuing the earlier run" in again.stdout
+    assert "cnn: resuming from" in again.stdout
+    epochs = [int(line.split(",")[0]) for line in (run / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == list(range(40))  # continuous: no gap, no repeated epoch
+    # The resumed run went on from the backup, not from epoch 0.
+    first_resumed = int(again.stdout.split("cnn epoch ")[1].split("/")[0])
+    assert 2 <= first_resumed <= killed_at + 1
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["headline"]["epochs_run"] == 40 and metrics["headline"]["status"] == "resumed"
+    timings = (run / "timings.csv").read_text().splitlines()[1:]
+    assert [int(t.split(",")[0]) for t in timings] == list(range(40))
+    assert metrics["headline"]["train_seconds"] == pytest.approx(sum(float(t.split(",")[1]) for t in timings), abs=0.1)
+    notebook = json.loads((root / "reports" / "t" / "03_baselines" / "metrics.json").read_text())
+    assert notebook["headline"]["resumed"] == "cnn"
+    assert "continued the earlier run" in (root / "reports" / "t" / "index.html").read_text()
+    assert not (root / "reports" / "t" / "_previous").exists()  # nothing was archived
+
+    # The same command once more: everything is reused, nothing retrained; --fresh archives and retrains.
+    third = _runner(_args(root))
+    assert third.returncode == 0 and "finished earlier with the same recipe, results reused" in third.stdout
+    fresh = _runner(_args(root, "--fresh"))
+    assert fresh.returncode == 0 and "cnn epoch 1/40" in fresh.stdout
+    assert len(list((root / "reports" / "t" / "_previous").glob("*/03_baselines/cnn/metrics.json"))) == 1
+
+
+def test_different_parameters_archive_the_earlier_run(tiny_profile):
+    root = tiny_profile
+    first = _runner(_args(root, "--param", "03.train_config={epochs: 2}"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = _runner(_args(root, "--param", "03.train_config={epochs: 3}"))
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "continuing" not in second.stdout
+    previous = list((root / "reports" / "t" / "_previous").glob("*/03_baselines/cnn/history.csv"))
+    assert len(previous) == 1 and len(previous[0].read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("override, message", [
+    ("03.tta=flpi", "notebook 03_baselines: tta: 'flpi'; expected one of"),
+    ("03.models=[cnn, resnet51]", "notebook 03_baselines: models: unknown model(s) ['resnet51']"),
+    ("03.eval_splits=[Test]", "eval_splits: ['Test'] not in the test splits ['PublicTest', 'PrivateTest']"),
+    ("03.train_config={optimizer: nadam}", "Invalid optimizer='nadam'"),
+    ("03.train_configs={cnn: {epochs: 0}}", "train_configs.cnn: Invalid epochs=0"),
+    ("03.normalization=zscore", "normalization: 'zscore'; expected 'auto' or one of"),
+    ("04.ckplus_folds=[12]", "ckplus_folds: [12] outside 0..9"),
+])
+def test_typos_fail_before_any_notebook_starts(tiny_profile, override, message):
+    root = tiny_profile
+    only = override[:2]
+    result = _runner(["--profile", "t", "--only", only, "--params-dir", str(root / "params"), "--reports-dir",
+                      str(root / "reports"), "--param", override])
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and "nothing was started" in result.stderr
+    assert not (root / "reports").exists()
+
+
+def test_missing_data_dir_fails_before_any_notebook(tmp_path):
+    result = _runner(["--profile", "smoke", "--only", "03", "--reports-dir", str(tmp_path / "r"),
+                      "--param", f"data_dir={tmp_path / 'typo'}"])
+    assert result.returncode == 2
+    assert f"data_dir='{tmp_path / 'typo'}' does not exist" in result.stderr
+
+
+def test_kaggle_copy_without_prefixes_defaults_to_its_test_split(tmp_path):
+    """The most used Kaggle copy has train/ and test/ without PublicTest_/PrivateTest_ names: one Test split."""
+    from fer_utils import data as D
+
+    rng = np.random.default_rng(0)
+    for sub in ("train", "test"):
+        for c in D.FER2013_CLASSES:
+            write_png(tmp_path / "kaggle" / sub / c / "im0.png", rng.integers(0, 255, (48, 48), dtype=np.uint8))
+    assert D.expected_splits("auto", tmp_path / "kaggle")[1] == ("Training", "Test")
+    base = ["--profile", "smoke", "--only", "03", "--param", f"data_dir={tmp_path / 'kaggle'}", "--reports-dir",
+            str(tmp_path / "r")]
+    assert "eval_splits: ['PublicTest']" in _runner(base + ["--param", "03.eval_splits=[PublicTest]"]).stderr
+    ok = _runner(base + ["--check"])
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "splits ['Training', 'Test']" in ok.stdout
+
+
+@pytest.mark.parametrize("profile", P.PROFILES)
+def test_every_profile_passes_the_dry_run_check(profile, tmp_path):
+    """--check builds every model at its input size and trains one step; a paper run checked on a laptop."""
+    result = _runner(["--profile", profile, "--check", "--reports-dir", str(tmp_path)])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "one step ok" in result.stdout and "FAILED" not in result.stdout
+    assert f"profile {profile}: every notebook's parameters, data and models are fine" in result.stdout
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_failed_notebook_never_blocks_the_next_run(tmp_path):
+    nbs, prm = tmp_path / "notebooks", tmp_path / "params"
+    nbs.mkdir()
+    prm.mkdir()
+    cell = lambda src, tags: {"cell_type": "code", "id": f"c{abs(hash(src)) % 10**8}",  # noqa: E731
+                              "metadata": {"tags": tags}, "source": src, "outputs": [], "execution_count": None}
+    nb = {"cells": [cell('profile = "adhoc"\nrun_dir = ""\nreports_dir = ""\nfail = True\n', ["parameters"]),
+                    cell("if fail:\n    raise RuntimeError('fails before writing anything')\n"
+                         "import json, pathlib\npathlib.Path(run_dir, 'metrics.json').write_text("
+                         "json.dumps({'headline': {'ok': 1}, 'metadata': {}}))", [])],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (nbs / "01_x.ipynb").write_text(json.dumps(nb))
+    (prm / "t.yaml").write_text("notebooks: {}\n")
+    base = ["--profile", "t", "--notebooks-dir", str(nbs), "--params-dir", str(prm), "--reports-dir",
+            str(tmp_path / "reports")]
+    assert _runner(base).returncode == 1
+    assert _runner(base).returncode == 1  # the same failure again, not a FileExistsError
+    fixed = _runner(base + ["--param", "fail=false"])
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    out = tmp_path / "reports" / "t"
+    index = (out / "index.html").read_text()
+    assert "01_x.html" in index and (out / "01_x.html").is_file()
+    # Every link of the index points at a file that exists.
+    for href in [part.split("'")[0] for part in index.split("href='")[1:]]:
+        assert (out / href).exists(), href
+
+
+def test_console_shows_progress_and_no_start_up_noise(tiny_profile):
+    result = _runner(_args(tiny_profile, "--param", "03.train_config={epochs: 2}"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    console = result.stdout + result.stderr
+    assert "[t] 1/1 03_baselines" in console and "cell 5/9: results = experiments.run_models(" in console
+    assert "model 1/1: cnn" in console and "cnn epoch 2/2 loss" in console
+    for noise in ("oneDNN", "without encryption", "cpu_feature_guard", "absl::InitializeLog"):
+        assert noise not in console, noise
+    html = (tiny_profile / "reports" / "t" / "03_baselines.html").read_text()
+    assert "without encryption" not in html and "cpu_feature_guard" not in html
+
+
+def test_stderr_filter_keeps_real_warnings():
+    text = ("I0000 cpu_feature_guard.cc:210] This TensorFlow binary is optimized to use CPU instructions\n"
+            "oneDNN custom operations are on. You may see slightly different numerical results\n"
+            "UserWarning: No FER-2013 found: using the built-in SYNTHETIC dataset\n")
+    assert notebook_exec.filter_stderr(text) == "UserWarning: No FER-2013 found: using the built-in SYNTHETIC dataset\n"
+    nb = {"cells": [{"cell_type": "code", "outputs": [{"output_type": "stream", "name": "stderr",
+                                                        "text": "oneDNN custom operations are on\n"}]}]}
+    assert notebook_exec.clean_outputs(nb) == 1 and nb["cells"][0]["outputs"] == []
