@@ -18,7 +18,10 @@ generators or touch the file system. One package or module per stage:
 - ``params``       parameter profiles and their check against the notebooks
 - ``artifacts``    notebook run folders, seeding, reproducibility metadata, report banners
 - ``progress``     progress lines from a notebook to the runner's console
-- ``run``          the papermill runner (``python -m fer_utils.run``)
+- ``run``          the papermill runner (``python -m fer_utils.run``): resume or archive, then run each notebook
+- ``check``        every parameter checked before a run, and the ``--check`` dry run
+- ``notebook_exec`` one notebook executed quietly with progress on the console, rendered to HTML
+- ``index``        the profile's ``index.html`` and ``run.json``
 """
 
 __version__ = "0.2.0"
