@@ -63,25 +63,28 @@ def test_module_level_import_graph_has_no_cycles():
     assert "fer_utils.data" in graph and "fer_utils.runs" in graph  # the graph was really built
 
 
-def test_light_modules_do_not_import_tensorflow():
-    """data/, runs, params, progress and the runner stay importable without TensorFlow (fast runner start)."""
-    code = ("import sys, fer_utils, fer_utils.data, fer_utils.runs, fer_utils.params, fer_utils.progress, "
-            "fer_utils.run, fer_utils.experiments, fer_utils.eda; "
-            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
-
-
-def test_importing_the_package_has_no_side_effects():
-    code = ("import numpy as np; np.random.seed(5); before = np.random.get_state()[1].copy(); "
-            "import fer_utils.models, fer_utils.train, fer_utils.evaluate, fer_utils.experiments; import keras; "
-            "print(keras.mixed_precision.global_policy().name, bool((np.random.get_state()[1] == before).all()))")
+def _fresh_python(code: str) -> str:
+    """stdout of ``code`` run in a new interpreter that imports this checkout's fer_utils."""
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split()[-2:] == ["float32", "True"]
+    return out.stdout
+
+
+def test_light_modules_do_not_import_tensorflow():
+    """data/, runs, params, progress and the runner stay importable without TensorFlow (fast runner start)."""
+    stdout = _fresh_python("import sys, fer_utils, fer_utils.data, fer_utils.runs, fer_utils.params, "
+                           "fer_utils.progress, fer_utils.run, fer_utils.index, fer_utils.experiments, fer_utils.eda; "
+                           "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    assert stdout.strip() == "[]"
+
+
+def test_importing_the_package_has_no_side_effects():
+    stdout = _fresh_python("import numpy as np; np.random.seed(5); before = np.random.get_state()[1].copy(); "
+                           "import fer_utils.models, fer_utils.train, fer_utils.evaluate, fer_utils.experiments; "
+                           "import keras; print(keras.mixed_precision.global_policy().name, "
+                           "bool((np.random.get_state()[1] == before).all()))")
+    assert stdout.split()[-2:] == ["float32", "True"]
 
 
 def _string_constants(path: Path):
