@@ -47,9 +47,12 @@ def _previous_dir(out_dir: Path) -> Path:
     return out_dir / "_previous" / stamp
 
 
-def archive_previous(out_dir: Path, stem: str, archive: Path | None) -> Path | None:
-    """Move a notebook's earlier outputs (run folder, .ipynb, .html) into ``archive``; forget its index entry."""
-    olds = [out_dir / stem, out_dir / f"{stem}.ipynb", out_dir / f"{stem}.html"]
+def archive_previous(out_dir: Path, stem: str, archive: Path | None, keep_run_folder: bool = False) -> Path | None:
+    """Move a notebook's earlier outputs (run folder, .ipynb, .html) into ``archive``; forget its index entry.
+
+    With ``keep_run_folder`` (a continued run) only the earlier executed notebook and its HTML move.
+    """
+    olds = ([] if keep_run_folder else [out_dir / stem]) + [out_dir / f"{stem}.ipynb", out_dir / f"{stem}.html"]
     empty = [p for p in olds if p.is_dir() and not any(p.iterdir())]
     for p in empty:
         p.rmdir()  # an empty folder from a notebook that failed before writing anything holds nothing
@@ -143,8 +146,8 @@ def main(argv=None) -> int:
         run_dir = out_dir / stem
         parameters = dict(resolved[stem], profile=args.profile, run_dir=str(run_dir), reports_dir=str(out_dir))
         resume = not args.fresh and continues_earlier_run(out_dir, stem, parameters)
-        if not resume:
-            archive = archive_previous(out_dir, stem, archive)
+        # A continued run keeps its run folder; the earlier executed notebook and HTML are kept in _previous/.
+        archive = archive_previous(out_dir, stem, archive, keep_run_folder=resume)
         mode = "continued the earlier run with the same parameters" if resume else ""
         run_dir.mkdir(parents=True, exist_ok=True)
         output = out_dir / f"{stem}.ipynb"
