@@ -149,15 +149,15 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
                                      shuffle=True, seed=seed, soft_labels=soft(tr), **common)
     val_ds = pipeline.make_dataset(va.images, va.labels, ds.num_classes, batch_size=cfg.batch_size,
                                    soft_labels=soft(va), **common)
-    model, policy = train.build_compiled_model(model_name, cfg, input_shape=(size, size, channels),
-                                               num_classes=ds.num_classes, model_kwargs=model_kwargs,
-                                               steps_per_epoch=min(train.steps_per_epoch(len(tr), cfg.batch_size),
-                                                                   cfg.steps_per_epoch or math.inf))
     if state == "trained":
-        # Training finished earlier and evaluation did not: evaluate the saved best model, no retraining.
+        # Training finished earlier and evaluation did not: evaluate the saved best model; nothing is built.
         progress.report(f"{label}: trained earlier, evaluating without retraining")
-        status = "evaluated"
+        status, policy = "evaluated", train.set_precision(cfg.precision)
     else:
+        model, policy = train.build_compiled_model(model_name, cfg, input_shape=(size, size, channels),
+                                                   num_classes=ds.num_classes, model_kwargs=model_kwargs,
+                                                   steps_per_epoch=min(train.steps_per_epoch(len(tr), cfg.batch_size),
+                                                                       cfg.steps_per_epoch or math.inf))
         status = "resumed" if state == "interrupted" else "trained"
         if state == "interrupted":
             progress.report(f"{label}: resuming from {run_dir / runs.BACKUP_DIR}")
@@ -167,7 +167,7 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
                              normalization=normalization, norm_mean=mean, norm_std=std, tta=tta,
                              model=model_name, dataset=ds.name)
     predictor = runs.load_predictor(run_dir)
-    results = {"model": model_name, "params": int(model.count_params()), "input": f"{size}x{size}x{channels}",
+    results = {"model": model_name, "params": int(predictor.model.count_params()), "input": f"{size}x{size}x{channels}",
                "precision": policy, **_whole_run(run_dir), "data_checksum": ds.checksum, "status": status}
     per_split, y_true, y_prob, ids, split_col = {}, [], [], [], []
     for split in eval_splits:
