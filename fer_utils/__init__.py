@@ -11,6 +11,8 @@ generators or touch the file system. One package or module per stage:
 - ``train/``       ``TrainConfig``; ``build_compiled_model`` (precision, strategy, regularizer, optimizer, loss,
                    schedule); ``fit_model`` (callbacks and the run folder's training files)
 - ``evaluate/``    metrics, test-time augmentation, Grad-CAM and CBAM maps
+- ``gan/``         the conditional GAN of notebook 02: networks, ``train_step``, resumable training, quality
+- ``stats``        statistical tests between models (McNemar)
 - ``runs``         the model run folder contract: every file, read back; ``load_predictor``
 - ``experiments/`` the training notebooks' recipes: running models, results, published numbers, Study C
 - ``eda``          the exploratory analysis of notebook 01

@@ -22,7 +22,7 @@ from fer_utils import data as D
 #: Parameters holding lists of registry model names, and dicts keyed by them.
 MODEL_LISTS = ("models", "explain_models", "study_c_models")
 MODEL_KEYED = ("model_kwargs", "input_sizes", "train_configs")
-TRAIN_CONFIGS = ("train_config", "ferplus_train_config", "ckplus_train_config")
+TRAIN_CONFIGS = ("train_config", "ferplus_train_config", "ckplus_train_config", "effect_train_config")
 
 
 def _train_config(base: dict, per_model: dict | None, name: str):
@@ -67,6 +67,9 @@ def check_parameters(stem: str, params: dict) -> list:
                 pipeline.check_augment(params[key])
             except ValueError as exc:
                 bad(key, str(exc))
+    problems += _gan_problems(stem, params)
+    if "effect_model" in params and params["effect_model"] not in known:
+        bad("effect_model", f"unknown model {params['effect_model']!r}; known models: {sorted(known)}")
     for key in TRAIN_CONFIGS:
         if key not in params:
             continue
@@ -169,4 +172,27 @@ def dry_run(stem: str, params: dict, report=print) -> list:
         finally:
             keras.backend.clear_session()
             keras.mixed_precision.set_global_policy("float32")
+    return problems
+
+
+def _gan_problems(stem: str, params: dict) -> list:
+    """Notebook 02's GAN settings and balancing plans (plans checked against FER-2013's seven classes)."""
+    from fer_utils import data as D
+
+    problems = []
+    if "gan" in params:
+        from fer_utils.gan.training import GANConfig
+
+        try:
+            GANConfig.from_dict(params["gan"])
+        except (TypeError, ValueError) as exc:
+            problems.append(f"notebook {stem}: gan: {exc}")
+    for key in ("plan", "compare_plans"):
+        if key not in params:
+            continue
+        for plan in params[key] if key == "compare_plans" else [params[key]]:
+            try:
+                D.plan_counts(plan, D.FER2013_CLASSES, {c: 1 for c in D.FER2013_CLASSES})
+            except D.DataError as exc:
+                problems.append(f"notebook {stem}: {key}: {exc}")
     return problems

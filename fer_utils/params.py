@@ -105,8 +105,14 @@ def load_profile(profile: str, params_dir="params") -> dict:
     return data
 
 
-def _type_ok(default, value) -> bool:
+#: Parameters that take more than one type (their default's type and these).
+ALSO_ACCEPTED = {"plan": (dict,)}
+
+
+def _type_ok(default, value, key: str = "") -> bool:
     if default is None or value is None:
+        return True
+    if isinstance(value, ALSO_ACCEPTED.get(key, ())):
         return True
     if isinstance(default, bool):
         return isinstance(value, bool)
@@ -129,7 +135,7 @@ def check_value(notebook: str, key: str, declared: dict, value, source: str):
         raise ParamsError(f"{source}: unknown parameter {key!r} for notebook {notebook}; "
                           f"its parameters are {sorted(declared)}")
     default = declared[key]
-    if not _type_ok(default, value):
+    if not _type_ok(default, value, key):
         raise ParamsError(f"{source}: parameter {key!r} of notebook {notebook} must be "
                           f"{type(default).__name__} (default {default!r}), got {type(value).__name__} {value!r}")
 

@@ -221,3 +221,57 @@ def results_bars(table: pd.DataFrame, column: str, reference: dict | None = None
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
     return _save(fig, save_to)
+
+
+def gan_losses(losses: pd.DataFrame, smooth: int = 50, save_to=None):
+    """D and G losses and the discriminator's accuracy on real and fake batches over steps (moving average)."""
+    plt = _plt()
+    window = max(1, min(smooth, len(losses) // 10 or 1))
+    rolled = losses.set_index("step").rolling(window, min_periods=1).mean()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+    rolled[["d_loss", "g_loss"]].plot(ax=axes[0], title=f"losses (moving average of {window} steps)")
+    rolled[["d_acc_real", "d_acc_fake"]].plot(ax=axes[1], title="discriminator accuracy", ylim=(0, 1))
+    for ax in axes:
+        ax.set_xlabel("step")
+    fig.tight_layout()
+    return _save(fig, save_to)
+
+
+def gan_progress(history: dict, class_names, per_class: int = 4, max_steps: int = 6, save_to=None):
+    """Fixed-noise samples at several steps: one block of columns per step, one row per class."""
+    plt = _plt()
+    steps = sorted(history)
+    if len(steps) > max_steps:
+        steps = [steps[int(round(i))] for i in np.linspace(0, len(steps) - 1, max_steps)]
+    fig, axes = plt.subplots(len(class_names), len(steps) * per_class, squeeze=False,
+                             figsize=(len(steps) * per_class * 0.55, len(class_names) * 0.6))
+    for j, step in enumerate(steps):
+        images, labels = history[step]
+        for c in range(len(class_names)):
+            picks = images[labels == c][:per_class]
+            for k in range(per_class):
+                ax = axes[c][j * per_class + k]
+                ax.axis("off")
+                if k < len(picks):
+                    ax.imshow(picks[k], cmap="gray", vmin=0, vmax=255)
+            if j == 0:
+                axes[c][0].set_title(class_names[c], fontsize=7, loc="left")
+        axes[0][j * per_class].text(0, -14, f"step {step}", fontsize=8)
+    fig.subplots_adjust(wspace=0.05, hspace=0.35)
+    return _save(fig, save_to)
+
+
+def image_pairs(top, bottom, titles, labels=("generated", "nearest training"), save_to=None):
+    """Two rows of images compared column by column (e.g. generated faces and their nearest training face)."""
+    plt = _plt()
+    n = len(top)
+    fig, axes = plt.subplots(2, max(n, 1), figsize=(max(n, 1) * 1.2, 2.8), squeeze=False)
+    for i in range(n):
+        for r, images in enumerate((top, bottom)):
+            axes[r][i].imshow(images[i], cmap="gray", vmin=0, vmax=255)
+            axes[r][i].axis("off")
+        axes[0][i].set_title(titles[i], fontsize=7)
+    axes[0][0].text(-4, 24, labels[0], rotation=90, fontsize=7, va="center", ha="right")
+    axes[1][0].text(-4, 24, labels[1], rotation=90, fontsize=7, va="center", ha="right")
+    fig.tight_layout()
+    return _save(fig, save_to)

@@ -385,6 +385,27 @@ class Predictor:
         return predict_proba(self.model, ds, tta=p["tta"] if tta == "default" else tta,
                              crop_fraction=float(p["crop_fraction"]))
 
+    def features(self, images, *, batch_size: int = 256) -> np.ndarray:
+        """Penultimate-layer features ``float32 [N, D]`` (the input of the last dense layer), no TTA.
+
+        The same preprocessing as :meth:`predict`; used as the embedding of GAN quality measures.
+        """
+        import keras
+
+        from fer_utils import pipeline
+
+        faces = np.asarray(images)
+        dense = [layer for layer in self.model.layers if isinstance(layer, keras.layers.Dense)]
+        if not dense:
+            raise ValueError(f"{self}: the model has no dense layer to take features from")
+        extractor = keras.Model(self.model.inputs, dense[-1].input)
+        p = self.preprocessing
+        ds = pipeline.make_dataset(faces, input_size=tuple(p["input_size"]), channels=int(p["channels"]),
+                                   normalization=p["normalization"], mean=p["norm_mean"], std=p["norm_std"],
+                                   batch_size=batch_size, cache=False)
+        out = extractor.predict(ds, verbose=0)
+        return np.asarray(out, dtype=np.float32).reshape(len(faces), -1)
+
 
 def load_predictor(run_dir) -> Predictor:
     """The :class:`Predictor` of a finished model run (``model.keras`` + ``preprocessing.json``).

@@ -78,6 +78,18 @@ def test_smoke_profile_runs_every_notebook(tmp_path):
     assert set(heads["03_baselines"]) >= {f"{m} PrivateTest acc" for m in ("cnn", "vgg19", "resnet50", "inception_v3")}
     assert heads["04_cbam"]["best"] in {"cnn_se", "cnn_cbam", "vgg19_cbam", "resnet50_cbam", "inception_v3_cbam"}
     assert "msca_resnet CK+ fold acc" in heads["04_cbam"]
+    # 02: the GAN ran its steps, the balanced training file carries the flags, kid.csv has every class.
+    gan = heads["02_gan_balancing"]
+    assert gan["gan_steps"] == 4 and len(gan["generator_sha256"]) == 64
+    import numpy as np
+    import pandas as pd
+
+    with np.load(out / "02_gan_balancing" / "balanced_train.npz") as z:
+        assert z["is_synthetic"].sum() == 9 and str(z["generator_sha256"]) == gan["generator_sha256"]
+    kid = pd.read_csv(out / "02_gan_balancing" / "kid.csv")
+    assert {"class", "KID", "standard error", "floor"} <= set(kid.columns) and len(kid) == 8
+    assert {k for k in gan if k.startswith("PrivateTest (dedup) accuracy")} == {
+        f"PrivateTest (dedup) accuracy {c}" for c in ("real only", "explicit", "study_a_table3")}
     # Every parameter of a notebook is recorded, not just some.
     recorded = json.loads((out / "03_baselines" / "metrics.json").read_text())["metadata"]["params"]
     assert set(recorded) == set(P.notebook_parameters(ROOT / "notebooks" / "03_baselines.ipynb"))

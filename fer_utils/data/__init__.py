@@ -13,12 +13,23 @@ then ``data.load_dataset(...)`` works. Nothing under ``fer_utils.data`` imports 
 - ``synthetic``   the procedurally drawn default dataset and the FER+/CK+ stand-ins
 - ``discovery``   where datasets are looked for and ``load_dataset`` by name
 - ``splits``      validation carved from training only; per-class subsampling
-- ``duplicates``  byte-identical images within and across splits (leakage, conflicting labels)
+- ``duplicates``  byte-identical images within and across splits (leakage, conflicting labels), deduplicated views
+- ``balanced``    GAN balancing plans and the balanced training file (real + flagged generated rows)
 - ``stats``       pixel statistics, FER vs FER+ agreement, CK+ subjects, class samples
 
 Bad input raises :class:`DataError` naming the file, row or path and what was expected.
 """
 
+from fer_utils.data.balanced import (
+    BALANCED_FILE,
+    STUDY_A_TABLE3,
+    plan_counts,
+    plan_label,
+    read_balanced,
+    real_training_checksum,
+    with_balanced_training,
+    write_balanced,
+)
 from fer_utils.data.ckplus import fold_dataset, load_ckplus, parse_ck_subject, subject_kfold
 from fer_utils.data.classes import (
     CKPLUS_CLASSES,
@@ -30,7 +41,13 @@ from fer_utils.data.classes import (
     KNOWN_CLASSES,
     SINGLE_TEST_SPLIT,
 )
-from fer_utils.data.dataset import DataError, FERDataset, concatenate, file_sha256
+from fer_utils.data.dataset import (
+    DataError,
+    FERDataset,
+    check_generated_only_in_training,
+    concatenate,
+    file_sha256,
+)
 from fer_utils.data.discovery import (
     DATASETS,
     DataSource,
@@ -41,7 +58,14 @@ from fer_utils.data.discovery import (
     load_optional,
     locate,
 )
-from fer_utils.data.duplicates import duplicate_summary, find_duplicates, image_hashes
+from fer_utils.data.duplicates import (
+    copies_of_training,
+    deduplicated,
+    distinct_rows,
+    duplicate_summary,
+    find_duplicates,
+    image_hashes,
+)
 from fer_utils.data.fer2013_csv import load_fer2013_csv
 from fer_utils.data.ferplus import ferplus_majority, load_ferplus, read_ferplus_votes
 from fer_utils.data.folders import IMAGE_SUFFIXES, load_image_folder
@@ -51,9 +75,13 @@ from fer_utils.data.stats import agreement_rate, iter_class_samples, label_agree
 from fer_utils.data.synthetic import load_synthetic, make_synthetic_faces, synthetic_stand_in
 
 __all__ = [
+    "BALANCED_FILE", "STUDY_A_TABLE3", "check_generated_only_in_training", "plan_counts", "plan_label",
+    "read_balanced", "real_training_checksum", "with_balanced_training", "write_balanced",
     "CKPLUS_CLASSES", "DATASETS", "DataError", "DataSource", "FER2013_CLASSES", "FER2013_SPLITS", "FERDataset",
     "FERPLUS_CLASSES", "FERPLUS_VOTE_COLUMNS", "FER_TO_FERPLUS", "IMAGE_SUFFIXES", "KNOWN_CLASSES",
-    "SINGLE_TEST_SPLIT", "agreement_rate", "candidate_roots", "concatenate", "discover", "duplicate_summary",
+    "SINGLE_TEST_SPLIT", "agreement_rate", "candidate_roots", "concatenate", "copies_of_training", "deduplicated",
+    "discover",
+    "distinct_rows", "duplicate_summary",
     "expected_splits", "ferplus_majority", "file_sha256", "find_duplicates", "fold_dataset", "image_hashes",
     "iter_class_samples", "label_agreement", "limit_per_class", "load_ckplus", "load_dataset", "load_fer2013_csv",
     "load_fer2013_folders", "load_ferplus", "load_image_folder", "load_optional", "load_synthetic", "locate",

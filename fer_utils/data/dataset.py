@@ -32,8 +32,9 @@ class FERDataset:
             a file path, ``"synthetic:...``).
         name: Dataset name (``"fer2013"``, ``"ferplus"``, ``"ckplus"``, ``"synthetic"``...).
         path: Where it was loaded from ("" for generated data).
-        synthetic: bool array ``[N]``: rows that are generated, not real (GAN or the
-            procedural default). Synthetic rows never enter validation or test splits.
+        synthetic: bool array ``[N]``: rows that are not real faces (the procedural default, or GAN rows).
+        generated: bool array ``[N]``: rows a GAN generated (a subset of ``synthetic``); they may only be
+            Training rows, and never move to validation.
         soft_labels: optional float32 ``[N, K]`` target distributions (FER+ votes).
         meta: optional per-row DataFrame of extra columns (subject, FER label, ...).
         skipped: rows a ``strict=False`` loader skipped, as ``(source, reason)`` pairs.
@@ -47,6 +48,7 @@ class FERDataset:
     name: str = "dataset"
     path: str = ""
     synthetic: np.ndarray | None = None
+    generated: np.ndarray | None = None
     soft_labels: np.ndarray | None = None
     meta: pd.DataFrame | None = None
     skipped: list = dataclasses.field(default_factory=list)
@@ -64,14 +66,16 @@ class FERDataset:
         put("class_names", tuple(self.class_names))
         put("skipped", list(self.skipped))
         n = len(self.images)
+        put("generated", np.zeros(n, dtype=bool) if self.generated is None else np.asarray(self.generated, dtype=bool))
         put("synthetic", np.zeros(n, dtype=bool) if self.synthetic is None else np.asarray(self.synthetic, dtype=bool))
         if self.soft_labels is not None:
             put("soft_labels", np.asarray(self.soft_labels, dtype=np.float32))
         if self.images.dtype != np.uint8 or self.images.ndim != 3:
             raise DataError(f"{self.name}: images must be uint8 [N,H,W], got {self.images.dtype} {self.images.shape}")
-        for field in ("labels", "splits", "source_ids", "synthetic"):
+        for field in ("labels", "splits", "source_ids", "synthetic", "generated"):
             if len(getattr(self, field)) != n:
                 raise DataError(f"{self.name}: {field} has {len(getattr(self, field))} rows, images have {n}")
+        put("synthetic", self.synthetic | self.generated)  # GAN rows are synthetic too
         if len(set(c.lower() for c in self.class_names)) != len(self.class_names):
             raise DataError(f"{self.name}: class names must be distinct, got {list(self.class_names)}")
         if self.soft_labels is not None and self.soft_labels.shape != (n, len(self.class_names)):
@@ -81,6 +85,7 @@ class FERDataset:
             raise DataError(f"{self.name}: meta has {len(self.meta)} rows, images have {n}")
         if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
             raise DataError(f"{self.name}: labels must lie in 0..{len(self.class_names) - 1}")
+        check_generated_only_in_training(self)
 
     def replace(self, **changes) -> "FERDataset":
         """A copy with some fields changed; the dataset's checks run again on the result."""
@@ -118,6 +123,8 @@ class FERDataset:
         h.update(self.labels.astype("<i8").tobytes())
         h.update("\n".join(map(str, self.splits.tolist())).encode())
         h.update(self.synthetic.tobytes())
+        if self.generated.any():  # only then, so checksums of data without GAN rows stay what they were
+            h.update(b"generated" + self.generated.tobytes())
         return h.hexdigest()
 
     def subset(self, index) -> "FERDataset":
@@ -131,6 +138,7 @@ class FERDataset:
             splits=self.splits[index],
             source_ids=self.source_ids[index],
             synthetic=self.synthetic[index],
+            generated=self.generated[index],
             soft_labels=None if self.soft_labels is None else self.soft_labels[index],
             meta=None if self.meta is None else self.meta.iloc[index].reset_index(drop=True),
             skipped=list(self.skipped),
@@ -172,9 +180,23 @@ class FERDataset:
             "classes": list(self.class_names),
             "splits": {s: int((self.splits == s).sum()) for s in self.split_names},
             "synthetic_rows": int(self.synthetic.sum()),
+            "generated_rows": int(self.generated.sum()),
             "checksum": self.checksum,
             "skipped_rows": len(self.skipped),
         }
+
+
+def check_generated_only_in_training(ds: "FERDataset") -> None:
+    """GAN-generated rows may only be Training rows (never validation or test).
+
+    Raises:
+        DataError: naming the first offending rows and their splits.
+    """
+    bad = np.flatnonzero(ds.generated & (ds.splits != "Training"))
+    if len(bad):
+        shown = ", ".join(f"row {i} ({ds.source_ids[i]}) in {ds.splits[i]}" for i in bad[:3])
+        raise DataError(f"{ds.name}: {len(bad)} GAN-generated row(s) outside Training ({shown}); generated "
+                        "images may only ever enter the training split")
 
 
 def concatenate(datasets: Sequence[FERDataset], name: str | None = None) -> FERDataset:
@@ -198,6 +220,7 @@ def concatenate(datasets: Sequence[FERDataset], name: str | None = None) -> FERD
         source_ids=np.concatenate([d.source_ids for d in datasets]),
         name=name or first.name, path=first.path,
         synthetic=np.concatenate([d.synthetic for d in datasets]),
+        generated=np.concatenate([d.generated for d in datasets]),
         soft_labels=soft, meta=meta,
         skipped=[s for d in datasets for s in d.skipped],
     )

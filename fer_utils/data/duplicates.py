@@ -63,3 +63,34 @@ def duplicate_summary(ds: FERDataset, dups: pd.DataFrame | None = None) -> pd.Da
     return pd.DataFrame(rows)
 
 
+
+
+# ----------------------------------------------------------------------------- deduplicated views
+
+def distinct_rows(ds: FERDataset, split: str = "Training", *, real_only: bool = True) -> np.ndarray:
+    """Indices of the first row of each distinct image of ``split`` (e.g. a GAN's training images).
+
+    ``real_only`` leaves GAN rows out (a GAN never trains on generated faces).
+    """
+    mask = ds.splits == split
+    if real_only:
+        mask &= ~ds.generated
+    idx = np.flatnonzero(mask)
+    _, first = np.unique(image_hashes(ds.images[idx]), return_index=True)
+    return idx[np.sort(first)]
+
+
+def copies_of_training(ds: FERDataset, train_split: str = "Training") -> np.ndarray:
+    """Boolean mask of rows outside ``train_split`` whose image equals one of its images (byte for byte).
+
+    FER-2013: 280 PublicTest and 288 PrivateTest images. A test split without them is the
+    *deduplicated* test split every comparison also reports.
+    """
+    hashes = image_hashes(ds.images)
+    train = set(hashes[ds.splits == train_split].tolist())
+    return np.array([s != train_split and h in train for s, h in zip(ds.splits, hashes)], dtype=bool)
+
+
+def deduplicated(ds: FERDataset, train_split: str = "Training") -> FERDataset:
+    """``ds`` without the test rows that copy a training image (training rows untouched)."""
+    return ds.subset(~copies_of_training(ds, train_split))

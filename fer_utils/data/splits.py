@@ -23,7 +23,7 @@ def train_val_split(ds: FERDataset, val_fraction: float = 0.1, seed: int = 0, *,
 
     # GAN rows mixed into real data never validate; a wholly synthetic dataset (the built-in
     # default) has nothing else, so its own rows are used.
-    eligible = np.ones(len(ds), dtype=bool) if ds.is_synthetic else ~ds.synthetic
+    eligible = ~ds.generated if ds.is_synthetic else ~ds.synthetic
     candidates = np.flatnonzero((ds.splits == source_split) & eligible)
     if len(candidates) == 0:
         raise DataError(f"{ds.name}: split {source_split!r} is empty; splits present: {ds.split_names}")
