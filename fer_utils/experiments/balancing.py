@@ -288,3 +288,16 @@ def recall_matrix(summary: pd.DataFrame, split: str, class_names) -> pd.DataFram
     """Mean recall per class (columns) and condition (rows) on ``split``, for a heatmap."""
     sub = summary[summary["split"] == split].set_index("condition")
     return sub[[f"recall {c} mean" for c in class_names]].set_axis(list(class_names), axis=1)
+
+
+def real_and_generated(ds: D.FERDataset, quality_result: dict, per_class: int = 8, seed: int = 0) -> list:
+    """``[(name, images), ...]`` rows for :func:`fer_utils.plots.sample_grid`: per class, real then generated faces."""
+    rng = np.random.default_rng(seed)
+    train_idx = gan_training_rows(ds)
+    rows = []
+    for c, name in enumerate(ds.class_names):
+        real = train_idx[ds.labels[train_idx] == c]
+        gen = quality_result["generated"][quality_result["labels"] == c]
+        rows.append((f"{name}: real", ds.images[rng.permutation(real)[:per_class]]))
+        rows.append((f"{name}: generated", gen[:per_class]))
+    return rows

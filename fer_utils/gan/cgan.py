@@ -43,12 +43,15 @@ class ConditionalGAN(keras.Model):
         latent_dim: the generator's noise size.
         loss: ``"nonsaturating"`` (default) or ``"hinge"``.
         ema_decay: weight of the old average per step (0 disables the average: it copies the generator).
+        ema_warmup: use ``min(ema_decay, (1 + t) / (10 + t))`` at step t (measured here: with 0.999 and no
+            warm-up the average still showed no faces after 2,000 steps while the generator did).
         translation: largest shift as a fraction of the image side (0 disables augmentation).
         seed: seeds the noise and translation generator.
     """
 
     def __init__(self, generator, discriminator, ema_generator, *, latent_dim: int, loss: str = "nonsaturating",
-                 ema_decay: float = 0.999, translation: float = 0.125, seed: int = 0, **kwargs):
+                 ema_decay: float = 0.999, ema_warmup: bool = True, translation: float = 0.125, seed: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss={loss!r}: expected one of {list(LOSSES)}")
@@ -58,7 +61,7 @@ class ConditionalGAN(keras.Model):
             raise ValueError(f"translation must be in [0, 0.5), received {translation}")
         self.generator, self.discriminator, self.ema_generator = generator, discriminator, ema_generator
         self.latent_dim, self.loss_name = int(latent_dim), loss
-        self.ema_decay, self.translation = float(ema_decay), float(translation)
+        self.ema_decay, self.ema_warmup, self.translation = float(ema_decay), bool(ema_warmup), float(translation)
         self.rng = tf.random.Generator.from_seed(int(seed))
         self.ema_generator.set_weights(self.generator.get_weights())
 
@@ -117,7 +120,12 @@ class ConditionalGAN(keras.Model):
                 "d_acc_fake": tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32))}
 
     def _update_ema(self):
-        decay = self.ema_decay
+        decay = tf.constant(self.ema_decay, tf.float32)
+        if self.ema_warmup:
+            # TensorFlow's ExponentialMovingAverage warm-up: min(decay, (1 + t) / (10 + t)), so the average
+            # follows the generator early on instead of lagging ~1/(1 - decay) steps behind it.
+            t = tf.cast(self.g_optimizer.iterations, tf.float32)
+            decay = tf.minimum(decay, (1.0 + t) / (10.0 + t))
         for ema_var, var in zip(self.ema_generator.weights, self.generator.weights):
             ema_var.assign(decay * ema_var + (1.0 - decay) * var)
 

@@ -58,6 +58,7 @@ class GANConfig:
     d_learning_rate: float = 2e-4
     beta_1: float = 0.5
     ema_decay: float = 0.999
+    ema_warmup: bool = True
     translation: float = 0.125
     checkpoint_every: int = 250
     samples_per_class: int = 8
@@ -132,7 +133,7 @@ def build_gan(config: GANConfig, num_classes: int, image_size: int, seed: int):
                                                          spectral_norm=config.spectral_norm,
                                                          dropout=config.dropout),
         build_generator(**gen_args, name="ema_generator"), latent_dim=config.latent_dim, loss=config.loss,
-        ema_decay=config.ema_decay, translation=config.translation, seed=seed)
+        ema_decay=config.ema_decay, ema_warmup=config.ema_warmup, translation=config.translation, seed=seed)
     gan.compile(keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1),
                 keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1))
     return gan
