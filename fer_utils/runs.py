@@ -369,7 +369,6 @@ class Predictor:
         Raises:
             ValueError: images that are not uint8 ``[N, H, W]`` (a single ``[H, W]`` face is accepted).
         """
-        from fer_utils import pipeline
         from fer_utils.evaluate.tta import predict_proba
 
         faces = np.asarray(images)
@@ -379,11 +378,17 @@ class Predictor:
             raise ValueError(f"images must be uint8 grey faces [N, H, W] (or one [H, W] face); got "
                              f"{faces.dtype} {faces.shape}")
         p = self.preprocessing
-        ds = pipeline.make_dataset(faces, input_size=tuple(p["input_size"]), channels=int(p["channels"]),
-                                   normalization=p["normalization"], mean=p["norm_mean"], std=p["norm_std"],
-                                   batch_size=batch_size, cache=False)
-        return predict_proba(self.model, ds, tta=p["tta"] if tta == "default" else tta,
-                             crop_fraction=float(p["crop_fraction"]))
+        return predict_proba(self.model, self._faces_dataset(faces, batch_size),
+                             tta=p["tta"] if tta == "default" else tta, crop_fraction=float(p["crop_fraction"]))
+
+    def _faces_dataset(self, faces, batch_size: int):
+        """uint8 faces through exactly the run's evaluation preprocessing (no augmentation), batched."""
+        from fer_utils import pipeline
+
+        p = self.preprocessing
+        return pipeline.make_dataset(faces, input_size=tuple(p["input_size"]), channels=int(p["channels"]),
+                                     normalization=p["normalization"], mean=p["norm_mean"], std=p["norm_std"],
+                                     batch_size=batch_size, cache=False)
 
     def features(self, images, *, batch_size: int = 256) -> np.ndarray:
         """Penultimate-layer features ``float32 [N, D]`` (the input of the last dense layer), no TTA.
@@ -392,18 +397,12 @@ class Predictor:
         """
         import keras
 
-        from fer_utils import pipeline
-
         faces = np.asarray(images)
         dense = [layer for layer in self.model.layers if isinstance(layer, keras.layers.Dense)]
         if not dense:
             raise ValueError(f"{self}: the model has no dense layer to take features from")
         extractor = keras.Model(self.model.inputs, dense[-1].input)
-        p = self.preprocessing
-        ds = pipeline.make_dataset(faces, input_size=tuple(p["input_size"]), channels=int(p["channels"]),
-                                   normalization=p["normalization"], mean=p["norm_mean"], std=p["norm_std"],
-                                   batch_size=batch_size, cache=False)
-        out = extractor.predict(ds, verbose=0)
+        out = extractor.predict(self._faces_dataset(faces, batch_size), verbose=0)
         return np.asarray(out, dtype=np.float32).reshape(len(faces), -1)
 
 

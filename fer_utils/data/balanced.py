@@ -81,13 +81,18 @@ def plan_label(plan) -> str:
     return "explicit"
 
 
-def real_training_checksum(ds: FERDataset) -> str:
-    """SHA-256 of the real Training rows' pixels and labels (what a balanced file extends)."""
-    mask = (ds.splits == "Training") & ~ds.generated
+def images_checksum(images: np.ndarray, labels: np.ndarray) -> str:
+    """SHA-256 of pixels and labels (a GAN's training images; the real rows a balanced file extends)."""
     h = hashlib.sha256()
-    h.update(np.ascontiguousarray(ds.images[mask]).tobytes())
-    h.update(ds.labels[mask].astype("<i8").tobytes())
+    h.update(np.ascontiguousarray(images).tobytes())
+    h.update(np.asarray(labels).astype("<i8").tobytes())
     return h.hexdigest()
+
+
+def real_training_checksum(ds: FERDataset) -> str:
+    """:func:`images_checksum` of the real Training rows (what a balanced file extends)."""
+    mask = (ds.splits == "Training") & ~ds.generated
+    return images_checksum(ds.images[mask], ds.labels[mask])
 
 
 def write_balanced(path, ds: FERDataset, synthetic_images: np.ndarray, synthetic_labels: np.ndarray, *,
@@ -153,10 +158,8 @@ def with_balanced_training(ds: FERDataset, path) -> FERDataset:
         raise DataError(f"{f['path']}: classes {list(f['class_names'])} differ from the dataset's "
                         f"{list(ds.class_names)}")
     real = ~f["is_synthetic"]
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(f["images"][real]).tobytes())
-    h.update(f["labels"][real].astype("<i8").tobytes())
-    if h.hexdigest() != real_training_checksum(ds) or str(f["real_checksum"]) != h.hexdigest():
+    found = images_checksum(f["images"][real], f["labels"][real])
+    if found != real_training_checksum(ds) or str(f["real_checksum"]) != found:
         raise DataError(f"{f['path']}: its real rows are not this dataset's Training rows (another dataset, "
                         "subsample or validation split); run notebook 02 with the same data, seed, max_per_class "
                         "and val_fraction")

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils import progress, runs
+from fer_utils.data.balanced import images_checksum
 from fer_utils.data.dataset import file_sha256
 
 RECIPE_FILE = "gan_recipe.json"
@@ -289,8 +290,7 @@ def train_gan(images: np.ndarray, labels: np.ndarray, class_names, run_dir, *, c
                         f"{images.shape} and {labels.shape} labels")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    import hashlib
-    data_sha = hashlib.sha256(images.tobytes() + labels.astype("<i8").tobytes()).hexdigest()
+    data_sha = images_checksum(images, labels)
     recipe = {"config": config.to_dict(), "seed": int(seed), "classes": list(class_names),
               "image_size": int(images.shape[1]), "n_images": int(len(images)), "data_checksum": data_sha}
     state = _check_recipe(run_dir, recipe, overwrite)
