@@ -275,3 +275,76 @@ def image_pairs(top, bottom, titles, labels=("generated", "nearest training"), s
     axes[1][0].text(-4, 24, labels[1], rotation=90, fontsize=7, va="center", ha="right")
     fig.tight_layout()
     return _save(fig, save_to)
+
+
+_SORT_JS = """<script>
+(function () {
+  var t = document.getElementById("%s");
+  if (!t) return;
+  t.querySelectorAll("thead th").forEach(function (th, col) {
+    th.style.cursor = "pointer"; th.title = "click to sort";
+    th.addEventListener("click", function () {
+      var body = t.tBodies[0], rows = Array.from(body.rows), asc = th.dataset.asc !== "1";
+      rows.sort(function (a, b) {
+        var x = a.cells[col].innerText, y = b.cells[col].innerText, nx = parseFloat(x), ny = parseFloat(y);
+        var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+        return asc ? c : -c;
+      });
+      th.dataset.asc = asc ? "1" : "0";
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+})();
+</script>"""
+
+
+def sortable_table(table: pd.DataFrame, float_format: str = "{:.4f}"):
+    """The table as HTML whose columns sort on a click (in the rendered report; JupyterLab shows it plainly)."""
+    import uuid
+
+    from IPython.display import HTML
+
+    tid = f"sortable-{uuid.uuid4().hex[:8]}"
+    html = table.to_html(table_id=tid, index=False, float_format=float_format.format, na_rep="-")
+    return HTML(html + _SORT_JS % tid)
+
+
+def tuning_cost(cost: pd.DataFrame, save_to=None):
+    """Each strategy's cost (epochs) against the best validation accuracy it found, one panel per model."""
+    plt = _plt()
+    models = list(dict.fromkeys(cost.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.4), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        sub = cost[cost.model == model]
+        ax.scatter(sub.epochs, sub.best_val_accuracy, s=40, color="steelblue")
+        for _, r in sub.iterrows():
+            ax.annotate(f"{r.tuner}\n{r.trials} trials, {r.wall_seconds:.0f} s", (r.epochs, r.best_val_accuracy),
+                        fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("epochs trained (log)")
+        ax.set_ylabel("best validation accuracy")
+        ax.set_title(model)
+    fig.tight_layout()
+    return _save(fig, save_to)
+
+
+def tuning_marginals(trials: pd.DataFrame, space: dict, score: str = "val_accuracy", save_to=None):
+    """Validation accuracy against each hyperparameter: one point per completed non-Hyperband trial."""
+    plt = _plt()
+    done = trials[(trials.status == "COMPLETED") & (trials.tuner != "hyperband")]
+    names = list(space)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False, sharey=True)
+    rng = np.random.default_rng(0)
+    for ax, name in zip(axes[0], names):
+        levels = [str(v) for v in space[name]]
+        for model, sub in done.groupby("model") if "model" in done else [("", done)]:
+            x = np.array([levels.index(str(v)) if str(v) in levels else np.nan for v in sub[name]], dtype=float)
+            ax.scatter(x + rng.uniform(-0.12, 0.12, len(x)), sub[score], s=14, alpha=0.7, label=model or None)
+        means = [done[done[name].astype(str) == lv][score].mean() for lv in levels]
+        ax.plot(range(len(levels)), means, color="black", marker="_", markersize=18, lw=0, label="mean")
+        ax.set_xticks(range(len(levels)), levels, rotation=30, fontsize=8)
+        ax.set_title(name)
+    axes[0][0].set_ylabel(score)
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, save_to)

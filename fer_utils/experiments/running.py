@@ -77,6 +77,27 @@ def _whole_run(run_dir: Path) -> dict:
             "train_seconds": round(sum(float(r["seconds"]) for r in runs.history_rows(run_dir, runs.TIMINGS_FILE)), 1)}
 
 
+def input_pipelines(ds: D.FERDataset, *, batch_size: int, size: int, channels: int, normalization: str,
+                    augment: dict | None, seed: int, target: str = "majority") -> tuple:
+    """The training and validation ``tf.data`` pipelines of a run: ``(train_ds, val_ds, (mean, std))``.
+
+    One owner for how a run feeds its model, shared by :func:`run_model` and KerasTuner's trials
+    (:mod:`fer_utils.tune`), so a trial sees exactly the batches a run with its configuration sees.
+    ``mean``/``std`` are the training statistics for ``standardize`` (else None).
+    """
+    from fer_utils import pipeline
+
+    tr, va = ds.split("Training"), ds.split("Validation")
+    mean, std = pipeline.normalization_stats(tr.images) if normalization == "standardize" else (None, None)
+    common = dict(input_size=(size, size), channels=channels, normalization=normalization, mean=mean, std=std)
+    soft = (lambda d: d.soft_labels) if target == "distribution" else (lambda d: None)
+    train_ds = pipeline.make_dataset(tr.images, tr.labels, ds.num_classes, batch_size=batch_size, augment=augment,
+                                     shuffle=True, seed=seed, soft_labels=soft(tr), **common)
+    val_ds = pipeline.make_dataset(va.images, va.labels, ds.num_classes, batch_size=batch_size,
+                                   soft_labels=soft(va), **common)
+    return train_ds, val_ds, (mean, std)
+
+
 def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict, input_size: int = 48,
               normalization: str = "auto", augment: dict | None = None, eval_splits=("PublicTest", "PrivateTest"),
               tta: str | None = "flip", seed: int = 0, model_kwargs: dict | None = None,
@@ -111,7 +132,7 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
     import keras
     import tensorflow as tf
 
-    from fer_utils import evaluate, models, pipeline, train
+    from fer_utils import evaluate, models, train
 
     tf.get_logger().setLevel("ERROR")  # tf.function retracing notices would drown the report
     if target not in TARGETS:
@@ -141,14 +162,10 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
     runs.write_recipe(run_dir, recipe)
     timer = artifacts.Timer()
     artifacts.set_seed(seed)
-    tr, va = ds.split("Training"), ds.split("Validation")
-    mean, std = pipeline.normalization_stats(tr.images) if normalization == "standardize" else (None, None)
-    common = dict(input_size=(size, size), channels=channels, normalization=normalization, mean=mean, std=std)
-    soft = (lambda d: d.soft_labels) if target == "distribution" else (lambda d: None)
-    train_ds = pipeline.make_dataset(tr.images, tr.labels, ds.num_classes, batch_size=cfg.batch_size, augment=augment,
-                                     shuffle=True, seed=seed, soft_labels=soft(tr), **common)
-    val_ds = pipeline.make_dataset(va.images, va.labels, ds.num_classes, batch_size=cfg.batch_size,
-                                   soft_labels=soft(va), **common)
+    tr = ds.split("Training")
+    train_ds, val_ds, (mean, std) = input_pipelines(ds, batch_size=cfg.batch_size, size=size, channels=channels,
+                                                    normalization=normalization, augment=augment, seed=seed,
+                                                    target=target)
     if state == "trained":
         # Training finished earlier and evaluation did not: evaluate the saved best model; nothing is built.
         progress.report(f"{label}: trained earlier, evaluating without retraining")

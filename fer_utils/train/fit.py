@@ -127,6 +127,24 @@ def balanced_class_weights(class_counts) -> dict[int, float]:
 # --------------------------------------------------------------------------- #
 
 
+def fit_arguments(cfg: TrainConfig, train_ds, class_counts=None) -> tuple:
+    """What ``model.fit`` needs from ``cfg`` besides callbacks: ``(train_ds, steps_per_epoch, class_weight)``.
+
+    ``cfg.steps_per_epoch`` caps an epoch (the dataset is then repeated, so capped epochs take consecutive
+    batches of an endless reshuffled stream); ``cfg.class_weight="balanced"`` weights classes by
+    ``class_counts`` (counted from ``train_ds`` when omitted). Shared by :func:`fit_model` and KerasTuner's
+    ``HyperModel.fit`` so that a trial trains exactly as a run does.
+    """
+    class_weight = None
+    if cfg.class_weight == "balanced":
+        counts = class_counts if class_counts is not None else _count_classes(train_ds)
+        class_weight = balanced_class_weights(counts)
+    steps = epoch_steps(cfg, _n_batches(train_ds))
+    if steps is not None and isinstance(train_ds, tf.data.Dataset):
+        train_ds = train_ds.repeat()
+    return train_ds, steps, class_weight
+
+
 def fit_model(
     model: keras.Model,
     train_ds,
@@ -186,18 +204,7 @@ def fit_model(
         keras.utils.set_random_seed(int(seed))
 
     resuming = _prepare_run_dir(run_dir, overwrite)
-
-    class_weight = None
-    if cfg.class_weight == "balanced":
-        counts = class_counts if class_counts is not None else _count_classes(train_ds)
-        class_weight = balanced_class_weights(counts)
-
-    steps = epoch_steps(cfg, _n_batches(train_ds))
-    if steps is not None and isinstance(train_ds, tf.data.Dataset):
-        # Capped epochs take consecutive batches of an endless (reshuffled) stream; a finite
-        # dataset would run out after a few epochs.
-        train_ds = train_ds.repeat()
-
+    train_ds, steps, class_weight = fit_arguments(cfg, train_ds, class_counts)
     _write_config(run_dir, cfg, resuming)
     cbs = make_callbacks(cfg, run_dir, has_validation=val_ds is not None, label=label)
     cbs += list(callbacks or [])

@@ -1,0 +1,25 @@
+"""Hyperparameter search with KerasTuner (notebook 05) and its scale-out on KerasTuner's distributed mode.
+
+- ``space``        search spaces from params (Study A's Table IV grid, Study C's learning-rate table), mapped
+                   onto a :class:`~fer_utils.train.TrainConfig` and builder arguments (no TensorFlow)
+- ``search``       the hypermodel (``build(hp)`` -> ``train.build_compiled_model``; ``fit`` maps batch size and
+                   epochs), the four tuners, the search folder's state (``search.json``), the trials table
+- ``distributed``  ``python -m fer_utils.tune --profile P --workers N``: notebook 05 as the chief (the oracle)
+                   and N worker processes, over ``KERASTUNER_TUNER_ID``/``KERASTUNER_ORACLE_IP``/``_PORT``
+
+Import ``fer_utils.tune.search`` explicitly: it imports KerasTuner and TensorFlow; this package does not.
+"""
+
+from fer_utils.tune.space import (
+    STUDY_C_LR_SPACE,
+    TABLE_IV_DEFAULT,
+    TABLE_IV_SPACE,
+    SpaceError,
+    apply,
+    check_default,
+    check_space,
+    grid_size,
+)
+
+__all__ = ["STUDY_C_LR_SPACE", "TABLE_IV_DEFAULT", "TABLE_IV_SPACE", "SpaceError", "apply", "check_default",
+           "check_space", "grid_size"]

@@ -1,0 +1,351 @@
+"""KerasTuner searches over the suite's training recipe: the hypermodel, the four tuners, the search's
+state on disk and the table of its trials.
+
+- :class:`FERHyperModel`: ``build(hp)`` only maps hyperparameters onto :func:`fer_utils.train.build_compiled_model`
+  (the compile function every training uses); ``fit(hp, ...)`` maps batch size and epochs and trains on the
+  run's own input pipelines (:func:`fer_utils.experiments.running.input_pipelines`). A trial's score is the
+  **best epoch's validation accuracy**, returned explicitly: a run keeps its best-validation checkpoint, so
+  this is the validation accuracy of the model the configuration delivers. The final epoch's value is kept too.
+- Every trial starts from the search's seed (same initial weights, same batches: common random numbers),
+  so differences between trials come from the hyperparameters, and a configuration scores the same in
+  any process or worker.
+- Epochs: ``GridSearch``, ``RandomSearch`` and ``BayesianOptimization`` tune ``epochs`` like any other
+  hyperparameter; ``Hyperband`` drops it from the space and uses its own budget (``max_epochs``, ``factor``),
+  continuing promoted trials from their predecessor's best checkpoint (:func:`epoch_policy` says so).
+- State: KerasTuner keeps ``oracle.json`` and ``trial_*/`` in the search folder; ``search.json`` there
+  records what the search is (space, tuner settings, model, base recipe, data checksum, seed). A search
+  with the same record resumes (finished trials are never re-run; an interrupted one restarts from scratch);
+  a different record is an error naming the folder, unless ``overwrite`` moves the old folder aside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pandas as pd
+
+from fer_utils import artifacts, progress, runs
+from fer_utils.tune import space as S
+
+TUNERS = ("grid", "hyperband", "bayesian", "random")
+#: Settings each tuner accepts (KerasTuner's own argument names) and their defaults.
+TUNER_SETTINGS = {
+    "grid": {"max_trials": None},
+    "hyperband": {"max_epochs": None, "factor": 3, "hyperband_iterations": 1},
+    "bayesian": {"max_trials": 10, "num_initial_points": None},
+    "random": {"max_trials": 10},
+}
+OBJECTIVE = "val_accuracy"
+SEARCH_FILE = "search.json"
+TRIALS_FILE = "trials.csv"
+REPLACED = "replaced-"
+
+
+class StopSearch(Exception):
+    """Raised after ``stop_after`` trials of one call (a deliberate interruption; the state is saved)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Everything a trial trains with except the hyperparameters (those come from the space)."""
+
+    model: str
+    train_config: dict
+    model_kwargs: dict = dataclasses.field(default_factory=dict)
+    input_size: int = 48
+    normalization: str = "auto"
+    augment: dict = dataclasses.field(default_factory=dict)
+    seed: int = 0
+    target: str = "majority"
+
+
+def check_tuner(kind: str, settings: Mapping | None, space: Mapping) -> dict:
+    """The tuner's settings with defaults filled in; errors name the tuner and key.
+
+    Raises:
+        ValueError: an unknown tuner or setting, or a setting that does not fit the space.
+    """
+    if kind not in TUNERS:
+        raise ValueError(f"unknown tuner {kind!r}; expected one of {list(TUNERS)}")
+    settings = dict(settings or {})
+    unknown = [k for k in settings if k not in TUNER_SETTINGS[kind]]
+    if unknown:
+        raise ValueError(f"tuner {kind!r}: unknown setting(s) {unknown}; accepted: {list(TUNER_SETTINGS[kind])}")
+    out = {**TUNER_SETTINGS[kind], **settings}
+    if kind == "hyperband" and out["max_epochs"] is None:
+        epochs = S.choices(space, "epochs") if "epochs" in space else []
+        if not epochs:
+            raise ValueError("tuner 'hyperband' needs max_epochs (the space does not tune epochs to take it from)")
+        out["max_epochs"] = int(max(epochs))
+    for key in ("max_trials", "max_epochs", "num_initial_points", "hyperband_iterations"):
+        v = out.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"tuner {kind!r}: {key}={v!r}; expected an integer >= 1")
+    if kind == "hyperband" and not (isinstance(out["factor"], int) and out["factor"] >= 2):
+        raise ValueError(f"tuner 'hyperband': factor={out['factor']!r}; expected an integer >= 2")
+    return out
+
+
+def tuned_space(kind: str, space: Mapping) -> dict:
+    """The space a tuner searches: Hyperband's has no ``epochs`` (its own budget sets them)."""
+    return S.without(space, "epochs") if kind == "hyperband" else dict(space)
+
+
+def epoch_policy(kind: str, settings: Mapping) -> str:
+    """How a tuner treats epochs, for the report."""
+    if kind == "hyperband":
+        return (f"Hyperband sets epochs itself (max_epochs={settings['max_epochs']}, factor={settings['factor']}): "
+                "'epochs' is not tuned; promoted trials continue from their predecessor's best checkpoint, and "
+                "schedules that depend on the run length use max_epochs")
+    return "epochs is a hyperparameter like the others; each trial trains its configuration's epochs from scratch"
+
+
+class FERHyperModel(kt.HyperModel):
+    """A registry model, trained the suite's way, with a search space over its recipe.
+
+    Args:
+        recipe: the :class:`Recipe` every trial shares.
+        ds: a prepared dataset with ``Training`` and ``Validation`` splits (test splits are never read).
+        space: a checked search space (:func:`fer_utils.tune.space.check_space`).
+        max_epochs: the run length under Hyperband (its schedules' length); None otherwise.
+    """
+
+    def __init__(self, recipe: Recipe, ds, space: Mapping, max_epochs: int | None = None):
+        from fer_utils import models
+
+        super().__init__(name=recipe.model)
+        self.recipe, self.ds, self.space = recipe, ds, dict(space)
+        base = dict(recipe.train_config)
+        if max_epochs:
+            base["epochs"] = int(max_epochs)
+        self.base_config = base
+        info = models.model_info(recipe.model)
+        self.size = max(int(recipe.input_size), int(info["min_input_size"]))
+        self.channels = int(info["channels"])
+        self.normalization = models.resolve_normalization(recipe.model, recipe.normalization,
+                                                          (recipe.model_kwargs or {}).get("weights"))
+        self.n_train = len(ds.split("Training"))
+
+    def configuration(self, values: Mapping) -> tuple:
+        """``(TrainConfig, model_kwargs)`` of one point of the space."""
+        return S.apply(self.space, values, self.base_config, self.recipe.model_kwargs)
+
+    def build(self, hp):
+        from fer_utils import train
+
+        cfg, kwargs = self.configuration(S.declare(hp, self.space))
+        steps = train.steps_per_epoch(self.n_train, cfg.batch_size)
+        model, _ = train.build_compiled_model(self.recipe.model, cfg, input_shape=(self.size, self.size, self.channels),
+                                              num_classes=self.ds.num_classes, model_kwargs=kwargs,
+                                              steps_per_epoch=min(steps, cfg.steps_per_epoch or math.inf))
+        return model
+
+    def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0, **kwargs):
+        from fer_utils import train
+        from fer_utils.experiments.running import input_pipelines
+
+        cfg, _ = self.configuration(hp.values)
+        train_ds, val_ds, _ = input_pipelines(self.ds, batch_size=cfg.batch_size, size=self.size,
+                                              channels=self.channels, normalization=self.normalization,
+                                              augment=self.recipe.augment or None, seed=self.recipe.seed,
+                                              target=self.recipe.target)
+        counts = np.bincount(self.ds.split("Training").labels, minlength=self.ds.num_classes)
+        train_ds, steps, class_weight = train.fit_arguments(cfg, train_ds, counts)
+        keras.utils.set_random_seed(int(self.recipe.seed))
+        t0 = time.perf_counter()
+        history = model.fit(train_ds, validation_data=val_ds, epochs=int(epochs or cfg.epochs),
+                            initial_epoch=int(initial_epoch), steps_per_epoch=steps, class_weight=class_weight,
+                            callbacks=list(callbacks or []), verbose=0, shuffle=False)
+        val = [float(v) for v in history.history.get(OBJECTIVE, [])]
+        if not val or not np.isfinite(val).any():
+            raise ValueError(f"trial gave no finite {OBJECTIVE} (history: {val})")
+        return {OBJECTIVE: float(np.nanmax(val)), "final_val_accuracy": val[-1], "epochs_run": float(len(val)),
+                "fit_seconds": round(time.perf_counter() - t0, 2)}
+
+
+class _SuiteTuner:
+    """Mixin for the KerasTuner tuners: each trial starts from the search's seed; progress lines; stop_after."""
+
+    suite_seed = 0
+    suite_label = "search"
+    stop_after = None
+    _trials_this_call = 0
+
+    def run_trial(self, trial, *args, **kwargs):
+        artifacts.set_seed(self.suite_seed)
+        t0 = time.perf_counter()
+        results = super().run_trial(trial, *args, **kwargs)
+        seconds = round(time.perf_counter() - t0, 2)
+        for r in results if isinstance(results, list) else [results]:
+            if isinstance(r, dict):
+                r["trial_seconds"] = seconds
+        return results
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        keras.backend.clear_session()
+        self._trials_this_call += 1
+        values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
+        score = trial.metrics.get_last_value(OBJECTIVE) if trial.metrics.exists(OBJECTIVE) else float("nan")
+        progress.report(f"{self.suite_label} trial {trial.trial_id} {trial.status}: {values} "
+                        f"-> {OBJECTIVE} {score:.4f}")
+        if self.stop_after and self._trials_this_call >= self.stop_after:
+            raise StopSearch(f"stopped after {self._trials_this_call} trial(s) as asked")
+
+
+class GridTuner(_SuiteTuner, kt.GridSearch):
+    """``kt.GridSearch`` with the suite's trial seeding."""
+
+
+class HyperbandTuner(_SuiteTuner, kt.Hyperband):
+    """``kt.Hyperband`` with the suite's trial seeding."""
+
+
+class BayesianTuner(_SuiteTuner, kt.BayesianOptimization):
+    """``kt.BayesianOptimization`` with the suite's trial seeding."""
+
+
+class RandomTuner(_SuiteTuner, kt.RandomSearch):
+    """``kt.RandomSearch`` with the suite's trial seeding."""
+
+
+_CLASSES = {"grid": GridTuner, "hyperband": HyperbandTuner, "bayesian": BayesianTuner, "random": RandomTuner}
+
+
+def fingerprint(kind: str, settings: Mapping, space: Mapping, recipe: Recipe, data_checksum: str) -> dict:
+    """What a search is; two searches may share state only when these are equal."""
+    return {"tuner": kind, "tuner_settings": dict(settings), "space": dict(space), "objective": OBJECTIVE,
+            "recipe": dataclasses.asdict(recipe), "data_checksum": data_checksum}
+
+
+def _differences(old: Mapping, new: Mapping) -> list:
+    norm = lambda d: json.loads(json.dumps(d, sort_keys=True, default=str))  # noqa: E731
+    old, new = norm(old), norm(new)
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def prepare_search_dir(folder, record: Mapping, overwrite: bool = False) -> str:
+    """Checks (or starts) a search folder before any tuner touches it; returns ``"new"`` or ``"resume"``.
+
+    Raises:
+        FileExistsError: the folder holds another search (its differing keys named) or state without a
+            ``search.json``, and not ``overwrite``; with ``overwrite`` it is moved to
+            ``<folder>.replaced-<time>`` (never deleted).
+    """
+    folder = Path(folder)
+    meta = folder / SEARCH_FILE
+    if folder.exists() and any(folder.iterdir()):
+        if meta.exists():
+            try:
+                old = json.loads(meta.read_text())
+            except (OSError, ValueError) as exc:
+                old = {"unreadable": str(exc)}
+            changed = _differences(old, record)
+        else:
+            changed = [f"{SEARCH_FILE} missing"]
+        if not changed and not overwrite:
+            return "resume"
+        if not overwrite:
+            raise FileExistsError(f"{folder} holds the state of another search (differs in {changed}); it is "
+                                  "never reused silently: pass overwrite=True (runner: --fresh) to move it aside, "
+                                  "or choose another run folder")
+        dest = folder.with_name(f"{folder.name}.{REPLACED}{time.strftime('%Y%m%d-%H%M%S')}")
+        suffix = 1
+        while dest.exists():
+            dest = dest.with_name(f"{folder.name}.{REPLACED}{time.strftime('%Y%m%d-%H%M%S')}.{suffix}")
+            suffix += 1
+        shutil.move(str(folder), str(dest))
+        progress.report(f"earlier search moved aside to {dest}")
+    folder.mkdir(parents=True, exist_ok=True)
+    runs.write_json(meta, dict(record))
+    return "new"
+
+
+def check_same_search(folder, record: Mapping) -> None:
+    """A worker's check that the chief prepared the same search (same data, space, recipe).
+
+    Raises:
+        RuntimeError: naming the folder and the keys that differ.
+    """
+    try:
+        old = json.loads((Path(folder) / SEARCH_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"{folder}: the chief's {SEARCH_FILE} is unreadable ({exc})") from exc
+    changed = _differences(old, record)
+    if changed:
+        raise RuntimeError(f"{folder}: this worker's search differs from the chief's in {changed}; start every "
+                           "process with the same profile and parameters")
+
+
+def quietly(fn, *args, **kwargs):
+    """Runs ``fn`` without the warnings every trial would repeat in the report.
+
+    TensorFlow's retracing notice (each trial builds a new model), and Keras' note that a Hyperband
+    continuation loads weights without the predecessor's optimizer state (KerasTuner saves weights only).
+    """
+    import warnings
+
+    import tensorflow as tf
+
+    level = tf.get_logger().level
+    tf.get_logger().setLevel("ERROR")
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return fn(*args, **kwargs)
+    finally:
+        tf.get_logger().setLevel(level)
+
+
+def make_tuner(kind: str, hypermodel: FERHyperModel, folder, *, settings: Mapping, seed: int, label: str = "",
+               stop_after: int | None = None):
+    """The KerasTuner tuner of ``kind`` whose state lives in ``folder`` (reloaded when it is there)."""
+    folder = Path(folder)
+    cls = _CLASSES[kind]
+    extra = {k: v for k, v in settings.items() if v is not None}
+    tuner = cls(hypermodel=hypermodel, objective=kt.Objective(OBJECTIVE, "max"), directory=str(folder.parent),
+                project_name=folder.name, overwrite=False, seed=int(seed), **extra)
+    tuner.suite_seed, tuner.suite_label, tuner.stop_after = int(seed), label or kind, stop_after
+    return tuner
+
+
+def trials_table(tuner, kind: str, space: Mapping) -> pd.DataFrame:
+    """One row per trial: trial id, tuner, every hyperparameter, scores, epochs run, seconds, status."""
+    rows = []
+    for tid, t in sorted(tuner.oracle.trials.items()):
+        values = t.hyperparameters.values
+        m = t.metrics
+
+        def get(name):
+            return float(m.get_last_value(name)) if m.exists(name) else float("nan")
+
+        row = {"trial": tid, "tuner": kind, **{k: values.get(k) for k in space}}
+        if kind == "hyperband":
+            row.update({"epochs": values.get("tuner/epochs"), "initial_epoch": values.get("tuner/initial_epoch"),
+                        "bracket": values.get("tuner/bracket"), "round": values.get("tuner/round")})
+        row.update({OBJECTIVE: get(OBJECTIVE), "final_val_accuracy": get("final_val_accuracy"),
+                    "epochs_run": get("epochs_run"), "wall_seconds": get("trial_seconds"), "status": str(t.status)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def best_values(table: pd.DataFrame, space: Mapping) -> dict:
+    """The hyperparameter values of the best completed trial (ties: the earliest trial)."""
+    done = table[(table.status == "COMPLETED") & table[OBJECTIVE].notna()]
+    if done.empty:
+        raise ValueError("no completed trial to take a best configuration from")
+    best = done.sort_values([OBJECTIVE, "trial"], ascending=[False, True]).iloc[0]
+    out = {}
+    for k in space:
+        v = best[k]
+        out[k] = v.item() if hasattr(v, "item") else v
+    return out
