@@ -68,8 +68,10 @@ def check_parameters(stem: str, params: dict) -> list:
             except ValueError as exc:
                 bad(key, str(exc))
     problems += _gan_problems(stem, params)
-    if "effect_model" in params and params["effect_model"] not in known:
-        bad("effect_model", f"unknown model {params['effect_model']!r}; known models: {sorted(known)}")
+    problems += _tuning_problems(stem, params)
+    for key in ("effect_model", "study_c_model"):
+        if key in params and params[key] not in known:
+            bad(key, f"unknown model {params[key]!r}; known models: {sorted(known)}")
     for key in TRAIN_CONFIGS:
         if key not in params:
             continue
@@ -132,7 +134,8 @@ def _models_to_build(params: dict) -> list:
     for name in params.get("models") or []:
         size = (params.get("input_sizes") or {}).get(name, params.get("input_size", 48))
         out.append((name, name, params.get("train_config") or {}, params.get("train_configs"), size, 7))
-    for name in params.get("study_c_models") or []:
+    study_c = params.get("study_c_models") or ([params["study_c_model"]] if params.get("study_c_datasets") else [])
+    for name in study_c:
         out.append((f"ferplus/{name}", name, params.get("ferplus_train_config") or {}, None, 48, 8))
         out.append((f"ckplus/{name}", name, params.get("ckplus_train_config") or {}, None, 48, 7))
     return out
@@ -195,4 +198,52 @@ def _gan_problems(stem: str, params: dict) -> list:
                 D.plan_counts(plan, D.FER2013_CLASSES, {c: 1 for c in D.FER2013_CLASSES})
             except D.DataError as exc:
                 problems.append(f"notebook {stem}: {key}: {exc}")
+    return problems
+
+
+def _tuning_problems(stem: str, params: dict) -> list:
+    """Notebook 05's search spaces, default configuration and tuners, and every value of a space applied to the
+    training config it overrides (a misspelt optimizer in the space fails here, not after hours of trials)."""
+    from fer_utils.tune import space as S
+
+    problems = []
+
+    def bad(key, message):
+        problems.append(f"notebook {stem}: {key}: {message}")
+
+    def each_value(key, space, base):
+        for name in space:
+            for value in S.choices(space, name):
+                try:
+                    S.apply({name: space[name]}, {name: value}, base)
+                except (ValueError, TypeError) as exc:
+                    bad(key, f"{name}={value!r} gives an invalid training config: {exc}")
+                    return
+
+    if "space" in params:
+        try:
+            space = S.check_space(params["space"])
+            S.check_default(space, params.get("default_config") or {})
+            each_value("space", space, params.get("train_config") or {})
+            if "tuners" in params:
+                from fer_utils.tune.search import check_tuner
+
+                settings = params.get("tuner_settings") or {}
+                unknown = [k for k in settings if k not in params["tuners"]]
+                if unknown:
+                    bad("tuner_settings", f"settings for {unknown}, which are not in tuners {params['tuners']}")
+                for kind in params["tuners"]:
+                    check_tuner(kind, settings.get(kind), space)
+        except (ValueError, TypeError) as exc:
+            bad("space/default_config/tuners", str(exc))
+    if params.get("study_c_datasets"):
+        wrong = [d for d in params["study_c_datasets"] if d not in ("ferplus", "ckplus")]
+        if wrong:
+            bad("study_c_datasets", f"{wrong}; expected a subset of ['ferplus', 'ckplus']")
+        try:
+            space = S.check_space(params.get("study_c_space") or {})
+            for name in ("ferplus", "ckplus"):
+                each_value("study_c_space", space, params.get(f"{name}_train_config") or {})
+        except (ValueError, TypeError) as exc:
+            bad("study_c_space", str(exc))
     return problems

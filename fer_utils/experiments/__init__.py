@@ -6,11 +6,12 @@
 - ``study_c``    Study C on FER+ and CK+, and its SE x BN ablation table
 - ``explain``    Grad-CAM and CBAM maps of a trained run on faces of every class
 - ``balancing``  notebook 02: the GAN, balanced training files, their quality and their effect
+- ``tuning``     notebook 05: KerasTuner searches, their cost, best configurations, Study C's learning-rate table
 
 TensorFlow is imported only inside the functions that train, generate or explain.
 """
 
-from fer_utils.experiments import balancing
+from fer_utils.experiments import balancing, tuning
 from fer_utils.experiments.explain import explain_model
 from fer_utils.experiments.published import (
     accuracy_vs_published,
@@ -42,7 +43,7 @@ from fer_utils.experiments.running import (
 from fer_utils.experiments.study_c import ablation_table, run_study_c_ckplus, run_study_c_ferplus, study_c_headline
 
 __all__ = [
-    "balancing", "ablation_table", "accuracy_vs_published", "attention_comparison", "check_model_names",
+    "balancing", "tuning", "ablation_table", "accuracy_vs_published", "attention_comparison", "check_model_names",
     "class_counts_vs_published", "collect_results", "combine_results", "confusion_matrices", "evaluation_splits",
     "explain_model", "headline", "load_histories", "mark_same_data", "prepare", "published", "published_reference",
     "published_table", "results_records", "run_cv", "run_model", "run_models", "run_study_c_ckplus",

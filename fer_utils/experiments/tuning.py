@@ -74,8 +74,9 @@ def run_search(ds: D.FERDataset, folder, *, recipe, kind: str, space: dict, sett
     """One KerasTuner search in ``folder``; resumes an interrupted one, refuses another search's state.
 
     Returns:
-        ``{"kind", "folder", "trials" (DataFrame), "space", "settings", "seconds", "status"}``; ``status`` is
-        ``new``, ``resume``, ``stopped`` (``stop_after`` reached) or ``worker``.
+        ``{"kind", "folder", "trials" (DataFrame; empty in a worker), "space", "settings", "seconds", "status",
+        "trained_here"}``; ``status`` is ``new``, ``resume``, ``stopped`` (``stop_after`` reached) or ``worker``;
+        ``trained_here`` counts the trials this process trained.
     """
     from fer_utils.tune import search as T
 
@@ -104,11 +105,13 @@ def run_search(ds: D.FERDataset, folder, *, recipe, kind: str, space: dict, sett
     except T.StopSearch:
         status = "stopped"
     seconds = time.perf_counter() - t0
-    table = T.trials_table(tuner, kind, tuned)
-    if role != "worker":
+    if role == "worker":  # the trials live in the chief's oracle; this worker knows only what it trained
+        table = pd.DataFrame()
+    else:
+        table = T.trials_table(tuner, kind, tuned)
         table.to_csv(folder / T.TRIALS_FILE, index=False)
     return {"kind": kind, "folder": folder, "trials": table, "space": tuned, "settings": settings,
-            "seconds": round(seconds, 1), "status": status}
+            "seconds": round(seconds, 1), "status": status, "trained_here": int(tuner._trials_this_call)}
 
 
 def _tuner(T, kind, recipe, ds, tuned, settings, folder, label, stop_after=None):
@@ -271,7 +274,8 @@ def study_c_lr_searches(datasets: dict, run_dir, *, model: str, space: dict, pos
     out = {}
     for name, ds in datasets.items():
         recipe = Recipe(model=model, train_config=dict(recipes[f"{name}_train_config"]),
-                        model_kwargs=dict(model_kwargs or {}), augment=dict(recipes.get("augment") or {}), normalization="auto", seed=int(seed),
+                        model_kwargs=dict(model_kwargs or {}), augment=dict(recipes.get("augment") or {}),
+                        normalization="auto", seed=int(seed),
                         target="majority")
         out[name] = run_search(ds, Path(run_dir) / STUDY_C_DIR / name, recipe=recipe, kind="grid", space=space,
                                position=positions[name], overwrite=overwrite, label=f"Study C lr / {name}")
@@ -383,7 +387,8 @@ def study_c_data_args(p: dict) -> dict:
 def study_c_search_args(p: dict) -> dict:
     """:func:`study_c_lr_searches`' arguments from notebook 05's parameters."""
     order = search_order(p["models"], p["tuners"], p["study_c_datasets"])
-    return {"model": p["study_c_model"], "model_kwargs": p["study_c_model_kwargs"], "space": p["study_c_space"], "seed": p["seed"], "overwrite": p["overwrite"],
+    return {"model": p["study_c_model"], "model_kwargs": p["study_c_model_kwargs"], "space": p["study_c_space"],
+            "seed": p["seed"], "overwrite": p["overwrite"],
             "positions": {d: order.index((d, "study_c", "grid")) for d in p["study_c_datasets"]},
             "augment": p["study_c_augment"], "ferplus_train_config": p["ferplus_train_config"],
             "ckplus_train_config": p["ckplus_train_config"]}

@@ -41,7 +41,7 @@ __all__ = [
     "BackupError", "SafeBackup", "backup_epoch", "cut_history",
     "CLASS_WEIGHTS", "LOSSES", "OPTIMIZERS", "PRECISIONS", "SCHEDULES", "STEP_TABLE_SCALES", "STUDY_C_EPOCHS",
     "STUDY_C_STEP_TABLE", "LearningRateLogger", "ProgressReporter", "TrainConfig", "balanced_class_weights",
-    "build_compiled_model", "compile_model", "effective_step_table", "fit_arguments", "fit_model", "get_strategy", "make_callbacks",
-    "make_loss", "make_optimizer", "make_regularizer", "scale_step_table", "set_precision", "step_schedule",
-    "steps_per_epoch",
+    "build_compiled_model", "compile_model", "effective_step_table", "fit_arguments", "fit_model", "get_strategy",
+    "make_callbacks", "make_loss", "make_optimizer", "make_regularizer", "scale_step_table", "set_precision",
+    "step_schedule", "steps_per_epoch",
 ]

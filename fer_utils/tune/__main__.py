@@ -8,7 +8,8 @@ runs notebook 05 through the suite's runner as the chief (it serves the oracle, 
 every trial is done) and two worker processes that train the trials. Several machines (shared reports folder)::
 
     chief$   python -m fer_utils.tune --profile paper --role chief --oracle-ip 10.0.0.1 --port 8000 --session s1
-    worker$  python -m fer_utils.tune --profile paper --role worker --worker-id 0 --oracle-ip 10.0.0.1 --port 8000 --session s1
+    worker$  python -m fer_utils.tune --profile paper --role worker --worker-id 0 --oracle-ip 10.0.0.1 \
+                 --port 8000 --session s1
 
 Every process takes the same ``--param`` overrides; exit code: the chief's (the runner's), or 1 if a worker failed.
 """

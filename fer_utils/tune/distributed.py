@@ -7,10 +7,10 @@ so the report is written once every trial is done; workers run the same searches
 (:func:`fer_utils.experiments.tuning.work`). Each search gets its own port (``FER_TUNE_PORT_BASE`` + its
 position), so a worker that finished one search can never talk to the previous search's oracle. A worker
 starts a search only after the chief has prepared its folder (checked the state, moved an old search
-aside) and written ``chief.json`` with this launch's session id.
+aside) and written ``chief_ready.json`` with this launch's session id.
 
 ``python -m fer_utils.tune --profile cpu --workers 2`` starts all of it on one machine. Several machines:
-see the README (the reports folder must be shared storage: trial checkpoints and ``chief.json`` live there).
+see the README (the reports folder must be shared storage: trial checkpoints and ``chief_ready.json`` live there).
 Nothing here imports TensorFlow.
 """
 
@@ -27,7 +27,8 @@ ORACLE_IP = "KERASTUNER_ORACLE_IP"
 ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
 PORT_BASE = "FER_TUNE_PORT_BASE"
 SESSION = "FER_TUNE_SESSION"
-CHIEF_FILE = "chief.json"
+#: Not "chief.json": KerasTuner saves the chief tuner's own state under that name.
+CHIEF_FILE = "chief_ready.json"
 #: Workers wait this long for the chief (KerasTuner's own client waits 60 minutes for the oracle too).
 WAIT_SECONDS = 3600
 

@@ -21,6 +21,7 @@ state on disk and the table of its trials.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import shutil
@@ -202,8 +203,30 @@ class _SuiteTuner:
             raise StopSearch(f"stopped after {self._trials_this_call} trial(s) as asked")
 
 
-class GridTuner(_SuiteTuner, kt.GridSearch):
-    """``kt.GridSearch`` with the suite's trial seeding."""
+class ResumableGridOracle(kt.oracles.GridSearchOracle):
+    """KerasTuner's grid oracle, able to resume.
+
+    KerasTuner 1.4.8 does not save the grid oracle's position (its ordered trial list and the queue of trials
+    whose next combination is pending; keras-team/keras-tuner#1055), so a reloaded grid search stops at once
+    or fails with a ``KeyError``. Both are rebuilt here from the trials on record, in grid order; trials that
+    were running when the search was interrupted are re-run by KerasTuner's retry queue.
+    """
+
+    def set_state(self, state):
+        from keras_tuner.src.tuners.gridsearch import LinkedList
+
+        super().set_state(state)
+        order = functools.cmp_to_key(lambda a, b: self._compare(self.trials[a].hyperparameters.values,
+                                                                self.trials[b].hyperparameters.values))
+        started = sorted((t for t in self.start_order if t in self.trials), key=order)
+        self._ordered_ids = LinkedList()
+        for trial_id in started:
+            self._ordered_ids.insert(trial_id)
+        self._populate_next = list(started)
+
+
+class GridTuner(_SuiteTuner, kt.Tuner):
+    """Grid search (``kt.GridSearch``'s oracle, resumable) with the suite's trial seeding."""
 
 
 class HyperbandTuner(_SuiteTuner, kt.Hyperband):
@@ -312,8 +335,13 @@ def make_tuner(kind: str, hypermodel: FERHyperModel, folder, *, settings: Mappin
     folder = Path(folder)
     cls = _CLASSES[kind]
     extra = {k: v for k, v in settings.items() if v is not None}
-    tuner = cls(hypermodel=hypermodel, objective=kt.Objective(OBJECTIVE, "max"), directory=str(folder.parent),
-                project_name=folder.name, overwrite=False, seed=int(seed), **extra)
+    objective = kt.Objective(OBJECTIVE, "max")
+    where = dict(directory=str(folder.parent), project_name=folder.name, overwrite=False)
+    if kind == "grid":
+        oracle = ResumableGridOracle(objective=objective, seed=int(seed), **extra)
+        tuner = cls(oracle=oracle, hypermodel=hypermodel, **where)
+    else:
+        tuner = cls(hypermodel=hypermodel, objective=objective, seed=int(seed), **extra, **where)
     tuner.suite_seed, tuner.suite_label, tuner.stop_after = int(seed), label or kind, stop_after
     return tuner
 

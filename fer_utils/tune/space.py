@@ -8,15 +8,14 @@ A search space is a mapping from a hyperparameter name to its values, read from 
   a choice among bundles of such keys (Study C's learning-rate table mixes rates and a schedule).
 
 Every hyperparameter becomes ``hp.Choice`` (KerasTuner's ``GridSearch`` enumerates only ``Choice``
-values exactly: a ``Float`` without ``step`` would become ten values). Nothing here imports TensorFlow.
+values exactly: a ``Float`` without ``step`` would become ten values). Nothing here imports TensorFlow
+(``fer_utils.train`` is imported inside the functions that need :class:`TrainConfig`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-
-from fer_utils.train.config import TrainConfig
 
 MODEL_PREFIX = "model."
 
@@ -48,13 +47,15 @@ class SpaceError(ValueError):
 
 
 def _check_target(name: str, key: str) -> None:
+    from fer_utils.train.config import TrainConfig
+
     if key.startswith(MODEL_PREFIX):
         if not key[len(MODEL_PREFIX):]:
             raise SpaceError(f"space key {name!r}: 'model.' needs a builder argument name, e.g. model.dropout")
         return
     if key not in TrainConfig.field_names():
-        raise SpaceError(f"space key {name!r}: {key!r} is neither a TrainConfig field ({', '.join(TrainConfig.field_names())}) "
-                         "nor 'model.<builder argument>'")
+        raise SpaceError(f"space key {name!r}: {key!r} is neither a TrainConfig field "
+                         f"({', '.join(TrainConfig.field_names())}) nor 'model.<builder argument>'")
 
 
 def _scalar(v) -> bool:
@@ -133,6 +134,8 @@ def apply(space: Mapping, values: Mapping, train_config: Mapping, model_kwargs: 
         SpaceError: a value missing or not among the space's choices.
         ValueError: the resulting training config is invalid (its message names the key).
     """
+    from fer_utils.train.config import TrainConfig
+
     cfg, kwargs = dict(train_config), dict(model_kwargs or {})
     for name in space:
         if name not in values:
