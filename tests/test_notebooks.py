@@ -90,6 +90,22 @@ def test_smoke_profile_runs_every_notebook(tmp_path):
     assert {"class", "KID", "standard error", "floor"} <= set(kid.columns) and len(kid) == 8
     assert {k for k in gan if k.startswith("PrivateTest (dedup) accuracy")} == {
         f"PrivateTest (dedup) accuracy {c}" for c in ("real only", "explicit", "study_a_table3")}
+    # 05: the 2x2 grid ran whole, every trial is in trials.csv, the best configuration is the best trial's, and the
+    # test numbers of default and best come from their run folders.
+    tuned = heads["05_tuning"]
+    trials = pd.read_csv(out / "05_tuning" / "trials.csv")
+    assert tuned["cnn grid trials"] == 4 and tuned["cnn bayesian trials"] == 3
+    assert len(trials) == sum(tuned[f"cnn {k} trials"] for k in ("grid", "hyperband", "bayesian"))
+    grid = trials[trials.tuner == "grid"]
+    assert set(zip(grid.learning_rate, grid.optimizer)) == {(a, b) for a in (0.003, 0.01) for b in ("adam", "sgd")}
+    best = json.loads((out / "05_tuning" / "best_config.json").read_text())["cnn"]
+    assert best["val_accuracy"] == pytest.approx(trials[trials.status == "COMPLETED"].val_accuracy.max())
+    for which in ("default", "best"):
+        folder = out / "05_tuning" / "cnn" / which
+        if folder.is_dir():
+            acc = json.loads((folder / "metrics.json").read_text())["headline"]["PrivateTest_accuracy"]
+            assert tuned[f"cnn {which} PrivateTest acc"] == round(acc, 4)
+    assert tuned["Study C lr ferplus trials"] == 2 and tuned["Study C lr ckplus trials"] == 2
     # Every parameter of a notebook is recorded, not just some.
     recorded = json.loads((out / "03_baselines" / "metrics.json").read_text())["metadata"]["params"]
     assert set(recorded) == set(P.notebook_parameters(ROOT / "notebooks" / "03_baselines.ipynb"))

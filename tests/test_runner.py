@@ -117,6 +117,9 @@ def test_different_parameters_archive_the_earlier_run(tiny_profile):
     ("03.train_configs={cnn: {epochs: 0}}", "train_configs.cnn: Invalid epochs=0"),
     ("03.normalization=zscore", "normalization: 'zscore'; expected 'auto' or one of"),
     ("04.ckplus_folds=[12]", "ckplus_folds: [12] outside 0..9"),
+    ("05.tuners=[grid, hyperbnd]", "unknown tuner 'hyperbnd'; expected one of"),
+    ("05.space={optimizer: [sgd, nadam]}", "optimizer='nadam' gives an invalid training config"),
+    ("05.tuner_settings={bayesian: {max_trails: 3}}", "tuner 'bayesian': unknown setting(s) ['max_trails']"),
 ])
 def test_typos_fail_before_any_notebook_starts(tiny_profile, override, message):
     root = tiny_profile

@@ -206,15 +206,21 @@ def test_distributed_chief_and_two_workers_run_each_configuration_once(tmp_path,
         o = tiny_search({str(folder)!r})
         print("TRAINED", o["trained_here"], o["status"])
     """, dist.environment("worker", ip="127.0.0.1", port_base=base, session=session, worker=i)) for i in range(2)]
-    out, err = chief.communicate(timeout=600)
-    assert chief.returncode == 0, err[-3000:]
-    trained = []
-    for w in workers:
-        wout, werr = w.communicate(timeout=120)
-        assert w.returncode == 0, werr[-3000:]
-        count, status = wout.split("TRAINED", 1)[1].split()
-        assert status == "worker"
-        trained.append(int(count))
+    try:
+        out, err = chief.communicate(timeout=600)
+        assert chief.returncode == 0, err[-3000:]
+        trained = []
+        for w in workers:
+            wout, werr = w.communicate(timeout=120)
+            assert w.returncode == 0, werr[-3000:]
+            count, status = wout.split("TRAINED", 1)[1].split()
+            assert status == "worker"
+            trained.append(int(count))
+    finally:
+        for p in [chief, *workers]:  # a failed chief leaves workers waiting for it: never leave them behind
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     seconds = time.perf_counter() - t0
     # Every configuration was trained exactly once, by the workers (the chief only serves the oracle).
     assert sum(trained) == 4, trained
@@ -225,3 +231,33 @@ def test_distributed_chief_and_two_workers_run_each_configuration_once(tmp_path,
     assert _scores(table) == _scores(single_run["trials"])
     print(f"distributed tiny grid, chief + 2 workers: {seconds:.1f} s, trials per worker {trained}")
     assert np.isfinite(table.val_accuracy).all()
+
+
+def test_best_config_feeds_notebooks_03_and_04(tmp_path, single_run):
+    from fer_utils.experiments import tuning
+
+    outcomes = {"cnn": {"grid": single_run}}
+    best = tuning.write_best_config(tmp_path / "05_tuning", outcomes, train_config={"batch_size": 16, "epochs": 1},
+                                    space=SPACE, data_checksum="abc")
+    table = single_run["trials"]
+    top = table.sort_values(["val_accuracy", "trial"], ascending=[False, True]).iloc[0]
+    cfg = best["cnn"]["train_config"]
+    assert (cfg["learning_rate"], cfg["optimizer"], cfg["batch_size"]) == (top.learning_rate, top.optimizer, 16)
+    assert best["cnn"]["val_accuracy"] == top.val_accuracy and best["cnn"]["trial"] == top.trial
+    configs, kwargs = tuning.apply_tuned("05", ["cnn", "cnn_se"], {"cnn_se": {"epochs": 3}}, {},
+                                         tmp_path / "03_baselines", tmp_path)
+    assert configs == {"cnn": cfg, "cnn_se": {"epochs": 3}} and kwargs == {"cnn": {}}
+    with pytest.raises(FileNotFoundError, match="no best_config.json under"):
+        tuning.apply_tuned("05", ["cnn"], {}, {}, tmp_path / "elsewhere" / "03_baselines", tmp_path / "elsewhere")
+
+
+def test_multi_worker_tf_config_is_refused_with_the_reason(monkeypatch):
+    from fer_utils import train
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["localhost:1", "localhost:2"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    with pytest.raises(RuntimeError, match=r"MultiWorkerMirroredStrategy does not work with Keras 3's model.fit"):
+        train.get_strategy()
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        train.get_strategy()

@@ -60,13 +60,40 @@ def set_precision(precision: str = "auto") -> str:
 
 
 def get_strategy() -> tf.distribute.Strategy:
-    """Returns MirroredStrategy with more than one visible GPU, else the default.
+    """The distribution strategy training builds and compiles under.
 
-    Build and compile the model inside ``with get_strategy().scope():``.
+    More than one visible GPU: ``MirroredStrategy``; otherwise the default strategy. Build and compile the
+    model inside ``with get_strategy().scope():``.
+
+    Raises:
+        RuntimeError: ``TF_CONFIG`` names a cluster of several workers. ``MultiWorkerMirroredStrategy`` does
+            not work with Keras 3's ``model.fit`` (keras-team/keras#20585, tensorflow/tensorflow#72388;
+            reproduced here with TensorFlow 2.21 / Keras 3.15: the first step fails converting a ``PerReplica``
+            batch). Across machines, spread *trials* with KerasTuner's distributed mode instead.
     """
+    if _workers_in_tf_config() > 1:
+        raise RuntimeError(
+            "TF_CONFIG names several workers, but MultiWorkerMirroredStrategy does not work with Keras 3's "
+            "model.fit (keras-team/keras#20585): unset TF_CONFIG; to use several machines, run whole trials on "
+            "each with KerasTuner's distributed mode (python -m fer_utils.tune, see the README)")
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def _workers_in_tf_config() -> int:
+    """Number of workers (chief included) in ``$TF_CONFIG``'s cluster; 0 without one."""
+    import json
+    import os
+
+    raw = os.environ.get("TF_CONFIG", "")
+    if not raw:
+        return 0
+    try:
+        cluster = json.loads(raw).get("cluster", {})
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"TF_CONFIG is not valid JSON with a 'cluster' ({exc}): {raw[:200]!r}") from exc
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
 
 
 # --------------------------------------------------------------------------- #

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ import uuid
 from pathlib import Path
 
 from fer_utils import params as P
+from fer_utils import progress
 from fer_utils.tune import distributed as dist
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,10 +50,10 @@ def _runner_command(args) -> list:
     return cmd + (["--fresh"] if args.fresh else [])
 
 
-def _worker_command(args, worker: int) -> list:
+def _worker_command(args, worker: int, port: int, session: str) -> list:
     cmd = [sys.executable, "-m", "fer_utils.tune", "--profile", args.profile, "--role", "worker",
-           "--worker-id", str(worker), "--reports-dir", args.reports_dir, "--notebooks-dir", args.notebooks_dir,
-           "--params-dir", args.params_dir]
+           "--worker-id", str(worker), "--oracle-ip", args.oracle_ip, "--port", str(port), "--session", session,
+           "--reports-dir", args.reports_dir, "--notebooks-dir", args.notebooks_dir, "--params-dir", args.params_dir]
     for p in args.param:
         cmd += ["--param", p]
     return cmd
@@ -77,19 +79,29 @@ def launch(args) -> int:
           f"..{base + count - 1} ({count} searches); session {session}", flush=True)
     t0 = time.perf_counter()
     chief = subprocess.Popen(_runner_command(args), env=_env(dist.environment(
-        "chief", ip=args.oracle_ip, port_base=base, session=session)))
-    workers = [subprocess.Popen(_worker_command(args, i), env=_env(dist.environment(
-        "worker", ip=args.oracle_ip, port_base=base, session=session, worker=i))) for i in range(args.workers)]
+        "chief", ip=args.oracle_ip, port_base=base, session=session)), start_new_session=True)
+    workers = [subprocess.Popen(_worker_command(args, i, base, session), start_new_session=True,
+                                env=_env(dist.environment("worker", ip=args.oracle_ip, port_base=base,
+                                                          session=session, worker=i)))
+               for i in range(args.workers)]
+    try:
+        while chief.poll() is None:
+            if any(w.poll() not in (None, 0) for w in workers):
+                # The chief would wait for trials nobody trains: stop it rather than hang.
+                print("[tune] a worker failed; stopping the chief", file=sys.stderr, flush=True)
+                break
+            time.sleep(1)
+    finally:
+        # Chief stopped early (a worker failed, or Ctrl-C): stop it. Chief failed: its workers would wait for it
+        # for an hour, stop them too. Otherwise the workers finish their last search and exit by themselves.
+        stop = [chief] if chief.poll() is None else ([] if chief.returncode == 0 else list(workers))
+        if chief in stop:
+            stop += list(workers)
+        for p in stop:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
     code = chief.wait()
-    failed = []
-    for i, w in enumerate(workers):
-        try:
-            rc = w.wait(timeout=None if code == 0 else 5)
-        except subprocess.TimeoutExpired:
-            w.terminate()
-            rc = w.wait()
-        if rc != 0:
-            failed.append(i)
+    failed = [i for i, w in enumerate(workers) if w.wait() != 0]
     print(f"[tune] done in {time.perf_counter() - t0:.1f} s: chief exit {code}"
           + (f", worker(s) {failed} failed" if failed else ", every worker finished"), flush=True)
     return code or (1 if failed else 0)
@@ -123,6 +135,7 @@ def main(argv=None) -> int:
         if args.role == "chief":
             return subprocess.call(_runner_command(args), env=_env(env))
         os.environ.update(env)
+        os.environ.setdefault(progress.ENV_VAR, "/dev/stdout")  # trial lines on this worker's console
         from fer_utils.experiments.tuning import work
 
         work(notebook_params(args.profile, args.param, args.reports_dir, args.notebooks_dir, args.params_dir))

@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Mapping
@@ -196,8 +197,10 @@ class _SuiteTuner:
         keras.backend.clear_session()
         self._trials_this_call += 1
         values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
-        score = trial.metrics.get_last_value(OBJECTIVE) if trial.metrics.exists(OBJECTIVE) else float("nan")
-        progress.report(f"{self.suite_label} trial {trial.trial_id} {trial.status}: {values} "
+        recorded = self.oracle.get_trial(trial.trial_id).metrics  # a worker's copy lacks the chief's metrics
+        score = recorded.get_last_value(OBJECTIVE) if recorded.exists(OBJECTIVE) else float("nan")
+        who = f"[{self.tuner_id}] " if os.environ.get("KERASTUNER_ORACLE_IP") else ""
+        progress.report(f"{who}{self.suite_label} trial {trial.trial_id} {trial.status}: {values} "
                         f"-> {OBJECTIVE} {score:.4f}")
         if self.stop_after and self._trials_this_call >= self.stop_after:
             raise StopSearch(f"stopped after {self._trials_this_call} trial(s) as asked")
