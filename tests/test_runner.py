@@ -118,7 +118,9 @@ def test_different_parameters_archive_the_earlier_run(tiny_profile):
     ("03.normalization=zscore", "normalization: 'zscore'; expected 'auto' or one of"),
     ("04.ckplus_folds=[12]", "ckplus_folds: [12] outside 0..9"),
     ("05.tuners=[grid, hyperbnd]", "unknown tuner 'hyperbnd'; expected one of"),
-    ("05.space={optimizer: [sgd, nadam]}", "optimizer='nadam' gives an invalid training config"),
+    ("05.space={learning_rate: [0.01], batch_size: [30], l2: [0.001], optimizer: [sgd, nadam], epochs: [50]}",
+     "optimizer='nadam' gives an invalid training config"),
+    ("05.space={optimizer: [sgd, adam]}", "must set exactly the space's hyperparameters ['optimizer']"),
     ("05.tuner_settings={bayesian: {max_trails: 3}}", "tuner 'bayesian': unknown setting(s) ['max_trails']"),
 ])
 def test_typos_fail_before_any_notebook_starts(tiny_profile, override, message):
