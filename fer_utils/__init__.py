@@ -12,9 +12,11 @@ generators or touch the file system. One package or module per stage:
                    schedule); ``fit_model`` (callbacks and the run folder's training files)
 - ``evaluate/``    metrics, test-time augmentation, Grad-CAM and CBAM maps
 - ``gan/``         the conditional GAN of notebook 02: networks, ``train_step``, resumable training, quality
-- ``stats``        statistical tests between models (McNemar)
+- ``stats``        statistical tests between models: 5x2cv t and F, McNemar, bootstrap intervals, Holm
+- ``tune/``        KerasTuner searches (notebook 05) and their distributed mode (``python -m fer_utils.tune``)
 - ``runs``         the model run folder contract: every file, read back; ``load_predictor``
-- ``experiments/`` the training notebooks' recipes: running models, results, published numbers, Study C
+- ``experiments/`` the notebooks' recipes: running models, results, published numbers, Study C, GAN balancing,
+                   tuning (05), statistics (06)
 - ``eda``          the exploratory analysis of notebook 01
 - ``plots``        every figure the notebooks show
 - ``params``       parameter profiles and their check against the notebooks

@@ -69,6 +69,14 @@ def check_parameters(stem: str, params: dict) -> list:
                 bad(key, str(exc))
     problems += _gan_problems(stem, params)
     problems += _tuning_problems(stem, params)
+    for a_b in params.get("table_xiii_pairs") or []:
+        if len(a_b) != 2 or any(m not in known for m in a_b):
+            bad("table_xiii_pairs", f"{a_b}: expected a pair of registry models; known models: {sorted(known)}")
+    if "cv_train_config" in params:
+        try:
+            _train_config({**(params.get("train_config") or {}), **(params["cv_train_config"] or {})}, None, None)
+        except (ValueError, TypeError) as exc:
+            bad("cv_train_config", str(exc))
     for key in ("effect_model", "study_c_model"):
         if key in params and params[key] not in known:
             bad(key, f"unknown model {params[key]!r}; known models: {sorted(known)}")

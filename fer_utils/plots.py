@@ -348,3 +348,20 @@ def tuning_marginals(trials: pd.DataFrame, space: dict, score: str = "val_accura
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, save_to)
+
+
+def forest(table: pd.DataFrame, split: str = "", save_to=None):
+    """Accuracy and macro-F1 per model with their bootstrap intervals (one row per model)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(table) + 1.6), sharey=True, squeeze=False)
+    y = np.arange(len(table))
+    for ax, metric in zip(axes[0], ("accuracy", "macro_f1")):
+        v, lo, hi = table[metric], table[f"{metric} low"], table[f"{metric} high"]
+        ax.errorbar(v, y, xerr=[v - lo, hi - v], fmt="o", color="steelblue", capsize=3)
+        ax.set_xlabel(f"{metric} ({split})" if split else metric)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(y, table.index)
+    axes[0][0].invert_yaxis()
+    fig.suptitle("95% percentile bootstrap intervals" if len(table) else "no model runs found")
+    fig.tight_layout()
+    return _save(fig, save_to)

@@ -1,11 +1,20 @@
-"""Statistical tests between models, written once (distributions from SciPy, McNemar from statsmodels).
+"""Statistical tests between models, written once (distributions from SciPy, McNemar and Holm from statsmodels).
 
+- :func:`paired_ttest_5x2cv` (Dietterich 1998) and :func:`combined_ftest_5x2cv` (Alpaydin 1999) on two
+  ``(5, 2)`` score tables: replication i, fold j, each model trained on one half and scored on the other;
+  :func:`replication_ttest` is the ordinary paired t-test on the five replication means (4 degrees of
+  freedom), which is what ten of Study A's twelve published (t, p) pairs fit.
+- :func:`cv5x2_splits`: the five replications of a seeded 50/50 split of the training split only
+  (stratified by default; ``stratify=False`` draws them as mlxtend does).
 - :func:`mcnemar_test`: two classifiers on the same test samples (paired, per-sample correctness).
+- :func:`bootstrap_ci`: percentile bootstrap intervals of accuracy and macro-F1 (seeded).
+- :func:`holm`: Holm's step-down correction over a family of p-values.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats as _st
 
 #: Below this many discordant samples McNemar uses the exact binomial test, else chi-square with continuity
 #: correction (Edwards 1948); both are stated in the result.
@@ -44,3 +53,139 @@ def mcnemar_test(y_true, pred_a, pred_b, *, exact_below: int = EXACT_BELOW) -> d
             "p": float(result.pvalue) if b01 + b10 else 1.0,
             "method": "exact binomial" if exact else "chi-square, continuity corrected",
             "odds ratio": b01 / b10 if b10 else float("inf") if b01 else float("nan")}
+
+
+def _score_table(scores, name: str) -> np.ndarray:
+    a = np.asarray(scores, dtype=np.float64)
+    if a.shape != (5, 2):
+        raise ValueError(f"{name}: expected a (5, 2) table of scores (replication x fold), got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: scores must be finite numbers; non-finite at (replication, fold) "
+                         f"{[tuple(map(int, ij)) for ij in np.argwhere(~np.isfinite(a))]}")
+    return a
+
+
+def _differences(scores_a, scores_b):
+    d = _score_table(scores_a, "scores_a") - _score_table(scores_b, "scores_b")
+    variances = ((d - d.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)  # s_i^2 = sum_j (d_ij - mean_i)^2
+    return d, variances
+
+
+def paired_ttest_5x2cv(scores_a, scores_b) -> tuple:
+    """Dietterich's 5x2cv paired t-test: ``t = d_11 / sqrt(mean_i s_i^2)``, two-sided p from t with 5 df.
+
+    ``d_ij`` is model A's score minus model B's on replication i, fold j; ``s_i^2`` the variance estimate
+    of replication i. Identical models (every difference 0) give ``(nan, 1.0)``; differences that are equal
+    within every replication but not all zero give ``(+-inf, 0.0)``.
+
+    Raises:
+        ValueError: a table that is not (5, 2) or holds NaN/inf.
+    """
+    d, variances = _differences(scores_a, scores_b)
+    denominator = np.sqrt(variances.mean())
+    if denominator == 0:
+        return (float("nan"), 1.0) if d[0, 0] == 0 else (float(np.sign(d[0, 0]) * np.inf), 0.0)
+    t = d[0, 0] / denominator
+    return float(t), float(2 * _st.t.sf(abs(t), 5))
+
+
+def combined_ftest_5x2cv(scores_a, scores_b) -> tuple:
+    """Alpaydin's combined 5x2cv F-test: ``f = sum_ij d_ij^2 / (2 sum_i s_i^2)``, p from F(10, 5).
+
+    Identical models give ``(nan, 1.0)``; zero variances with nonzero differences ``(inf, 0.0)``.
+    """
+    d, variances = _differences(scores_a, scores_b)
+    if variances.sum() == 0:
+        return (float("nan"), 1.0) if not d.any() else (float("inf"), 0.0)
+    f = (d ** 2).sum() / (2 * variances.sum())
+    return float(f), float(_st.f.sf(f, 10, 5))
+
+
+def replication_ttest(scores_a, scores_b) -> tuple:
+    """An ordinary paired t-test on the five replication means (4 df), two-sided: Study A's numbers fit it."""
+    d, _ = _differences(scores_a, scores_b)
+    means = d.mean(axis=1)
+    sd = means.std(ddof=1)
+    if sd == 0:
+        return (float("nan"), 1.0) if not means.any() else (float(np.sign(means.mean()) * np.inf), 0.0)
+    t = means.mean() / (sd / np.sqrt(len(means)))
+    return float(t), float(2 * _st.t.sf(abs(t), len(means) - 1))
+
+
+def t_pvalue(t: float, df: int) -> float:
+    """Two-sided p of a t statistic with ``df`` degrees of freedom."""
+    return float(2 * _st.t.sf(abs(float(t)), int(df)))
+
+
+def effect_size_5x2cv(scores_a, scores_b) -> dict:
+    """Mean score difference (A - B) over the ten folds and Cohen's d_z (mean / sd of the ten differences)."""
+    d, _ = _differences(scores_a, scores_b)
+    sd = d.std(ddof=1)
+    return {"mean difference": float(d.mean()),
+            "cohen d_z": float(d.mean() / sd) if sd > 0 else (0.0 if not d.any() else float("inf"))}
+
+
+def cv5x2_splits(ds, seed: int, *, stratify: bool = True) -> list:
+    """Five replications of a seeded 50/50 split of the training split: ``[(half_0, half_1), ...]``.
+
+    Args:
+        ds: a ``FERDataset`` (its ``Training`` rows are split; the arrays hold row indices of ``ds``, so no other
+            split can enter) or an array of labels (the arrays hold positions in it).
+        seed: each replication's split seed is drawn from ``RandomState(seed)``, as mlxtend draws them.
+        stratify: stratify the halves by class (our default); ``False`` splits as mlxtend does.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if hasattr(ds, "splits"):
+        rows = np.flatnonzero(ds.splits == "Training")
+        return [(rows[a], rows[b]) for a, b in cv5x2_splits(ds.labels[rows], seed, stratify=stratify)]
+    y = np.asarray(ds)
+    counts = np.bincount(y) if len(y) else np.array([0])
+    if stratify and counts[counts > 0].min() < 2:
+        print(f"5x2cv: a class has a single training row ({counts.tolist()}): halves drawn without stratification")
+        stratify = False
+    rng = np.random.RandomState(int(seed))
+    out = []
+    for _ in range(5):
+        state = rng.randint(low=0, high=32767)
+        half_0, half_1 = train_test_split(np.arange(len(y)), test_size=0.5, random_state=state,
+                                          stratify=y if stratify else None)
+        out.append((np.sort(half_0), np.sort(half_1)))
+    return out
+
+
+def bootstrap_ci(y_true, y_pred, *, n: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
+    """Percentile bootstrap intervals (resampling test samples with replacement) of accuracy and macro-F1.
+
+    Returns ``{"accuracy": (value, low, high), "macro_f1": (value, low, high)}`` at ``1 - alpha`` coverage.
+    """
+    from sklearn.metrics import f1_score
+
+    y, p = np.asarray(y_true), np.asarray(y_pred)
+    if y.shape != p.shape or y.ndim != 1 or not len(y):
+        raise ValueError(f"bootstrap_ci: y_true and y_pred must be equal-length 1-D arrays, got {y.shape}, {p.shape}")
+    labels = np.unique(np.concatenate([y, p]))
+    rng = np.random.default_rng(int(seed))
+    idx = rng.integers(0, len(y), size=(int(n), len(y)))
+    acc = (y[idx] == p[idx]).mean(axis=1)
+    f1 = np.array([f1_score(y[i], p[i], average="macro", labels=labels, zero_division=0) for i in idx])
+    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+    return {"accuracy": (float((y == p).mean()), *map(float, np.percentile(acc, q))),
+            "macro_f1": (float(f1_score(y, p, average="macro", labels=labels, zero_division=0)),
+                         *map(float, np.percentile(f1, q)))}
+
+
+def holm(pvalues, alpha: float = 0.05) -> tuple:
+    """Holm's step-down adjusted p-values and rejections (statsmodels ``multipletests(method="holm")``).
+
+    NaN p-values (tests that could not be computed) stay NaN and are left out of the family.
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(pvalues, dtype=np.float64)
+    adjusted, reject = np.full(p.shape, np.nan), np.zeros(p.shape, dtype=bool)
+    ok = np.isfinite(p)
+    if ok.any():
+        r, a, _, _ = multipletests(p[ok], alpha=alpha, method="holm")
+        adjusted[ok], reject[ok] = a, r
+    return adjusted, reject

@@ -106,6 +106,20 @@ def test_smoke_profile_runs_every_notebook(tmp_path):
             acc = json.loads((folder / "metrics.json").read_text())["headline"]["PrivateTest_accuracy"]
             assert tuned[f"cnn {which} PrivateTest acc"] == round(acc, 4)
     assert tuned["Study C lr ferplus trials"] == 2 and tuned["Study C lr ckplus trials"] == 2
+    # 06: every comparison is a row of tests.csv with its Holm-adjusted p; Table XII compares 05's default and tuned
+    # CNN, Table XIII the CNN with CNN+SE; McNemar pairs every two FER-2013 models of 03/04/05 on PrivateTest.
+    tests = pd.read_csv(out / "06_statistics" / "tests.csv")
+    assert heads["06_statistics"]["comparisons"] == len(tests) and heads["06_statistics"]["5x2cv trainings"] == 30
+    assert set(tests.family) >= {"Table XII: default vs tuned", "Table XIII: model vs model", "McNemar, every pair"}
+    xii = tests[tests.family == "Table XII: default vs tuned"]
+    assert set(zip(xii["model A"], xii["model B"])) == {("cnn default", "cnn tuned")} and len(xii) == 3
+    fer = {"03:" + m for m in ("cnn", "vgg19", "resnet50", "inception_v3")} | {"05:cnn/default", "05:cnn/best"} | {
+        "04:" + m for m in ("cnn_se", "cnn_cbam", "vgg19_cbam", "resnet50_cbam", "inception_v3_cbam")}
+    pairs = {frozenset(p) for p in zip(tests["model A"], tests["model B"]) if p[0] in fer}
+    assert len(pairs) == len(fer) * (len(fer) - 1) // 2
+    assert tests["adjusted p"].dropna().ge(tests.loc[tests["adjusted p"].notna(), "p"] - 1e-12).all()
+    t_row = xii[xii.test.str.startswith("5x2cv paired t")].iloc[0]
+    assert heads["06_statistics"]["cnn default vs cnn tuned p"] == round(float(t_row.p), 4)
     # Every parameter of a notebook is recorded, not just some.
     recorded = json.loads((out / "03_baselines" / "metrics.json").read_text())["metadata"]["params"]
     assert set(recorded) == set(P.notebook_parameters(ROOT / "notebooks" / "03_baselines.ipynb"))

@@ -1,4 +1,4 @@
-"""Experiment recipes of the training notebooks (03 baselines, 04 attention), split by concern.
+"""Experiment recipes of the notebooks (02 balancing, 03 baselines, 04 attention, 05 tuning, 06 statistics).
 
 - ``running``    one model trained and evaluated end to end (:func:`run_model`), tables of them, CK+ folds
 - ``results``    model runs read back from their run folders and put side by side (same-data checks)
@@ -7,11 +7,12 @@
 - ``explain``    Grad-CAM and CBAM maps of a trained run on faces of every class
 - ``balancing``  notebook 02: the GAN, balanced training files, their quality and their effect
 - ``tuning``     notebook 05: KerasTuner searches, their cost, best configurations, Study C's learning-rate table
+- ``statistics`` notebook 06: 5x2cv comparisons, McNemar and bootstrap on saved predictions, Holm, Tables XII/XIII
 
 TensorFlow is imported only inside the functions that train, generate or explain.
 """
 
-from fer_utils.experiments import balancing, tuning
+from fer_utils.experiments import balancing, statistics, tuning
 from fer_utils.experiments.explain import explain_model
 from fer_utils.experiments.published import (
     accuracy_vs_published,
@@ -43,7 +44,8 @@ from fer_utils.experiments.running import (
 from fer_utils.experiments.study_c import ablation_table, run_study_c_ckplus, run_study_c_ferplus, study_c_headline
 
 __all__ = [
-    "balancing", "tuning", "ablation_table", "accuracy_vs_published", "attention_comparison", "check_model_names",
+    "balancing", "statistics", "tuning", "ablation_table", "accuracy_vs_published", "attention_comparison",
+    "check_model_names",
     "class_counts_vs_published", "collect_results", "combine_results", "confusion_matrices", "evaluation_splits",
     "explain_model", "headline", "load_histories", "mark_same_data", "prepare", "published", "published_reference",
     "published_table", "results_records", "run_cv", "run_model", "run_models", "run_study_c_ckplus",

@@ -202,8 +202,10 @@ def best_per_model(outcomes: dict) -> dict:
 
 
 def write_best_config(run_dir, outcomes: dict, *, train_config: dict, train_configs: dict | None = None,
-                      model_kwargs: dict | None = None, space: dict, data_checksum: str) -> dict:
-    """``best_config.json``: per model the best configuration as a full training config (and builder arguments)."""
+                      model_kwargs: dict | None = None, space: dict, data_checksum: str,
+                      default_config: dict | None = None) -> dict:
+    """``best_config.json``: per model the best configuration as a full training config (and builder arguments),
+    and under ``"default"`` the default configuration the same way (notebook 06 compares the two)."""
     from fer_utils.tune.search import OBJECTIVE
 
     payload = {}
@@ -211,6 +213,7 @@ def write_best_config(run_dir, outcomes: dict, *, train_config: dict, train_conf
         tuned = outcomes[model][kind]["space"]
         values = {k: (row[k].item() if hasattr(row[k], "item") else row[k]) for k in tuned}
         base = {**train_config, **((train_configs or {}).get(model) or {})}
+        base_default = dict(base)
         if kind == "hyperband":
             # Hyperband trained this trial to its own epoch count: that is the configuration's length.
             base["epochs"] = int(row["epochs"])
@@ -218,6 +221,11 @@ def write_best_config(run_dir, outcomes: dict, *, train_config: dict, train_conf
         payload[model] = {"train_config": cfg.to_dict(), "model_kwargs": kwargs, "hyperparameters": values,
                           "val_accuracy": float(row[OBJECTIVE]), "tuner": kind, "trial": str(row["trial"]),
                           "data_checksum": data_checksum}
+        if default_config:
+            d_cfg, d_kwargs = S.apply(space, S.check_default(space, default_config), base_default,
+                                      (model_kwargs or {}).get(model))
+            payload[model]["default"] = {"train_config": d_cfg.to_dict(), "model_kwargs": d_kwargs,
+                                         "hyperparameters": dict(default_config)}
     runs.write_json(Path(run_dir) / BEST_CONFIG_FILE, payload)
     return payload
 
@@ -235,8 +243,12 @@ def evaluate_default_and_best(ds: D.FERDataset, run_dir, best: dict, *, default_
     rows = []
     for model, entry in best.items():
         base = {**train_config, **((train_configs or {}).get(model) or {})}
-        d_cfg, d_kwargs = S.apply(space, default_values, base, (model_kwargs or {}).get(model))
-        configs = {"default": (d_cfg.to_dict(), d_kwargs), "best": (entry["train_config"], entry["model_kwargs"])}
+        if entry.get("default"):
+            d_cfg, d_kwargs = entry["default"]["train_config"], entry["default"]["model_kwargs"]
+        else:
+            cfg, d_kwargs = S.apply(space, default_values, base, (model_kwargs or {}).get(model))
+            d_cfg = cfg.to_dict()
+        configs = {"default": (d_cfg, d_kwargs), "best": (entry["train_config"], entry["model_kwargs"])}
         same = configs["default"] == configs["best"]
         for which, (cfg, kw) in configs.items():
             folder = Path(run_dir) / model / ("default" if same else which)
@@ -319,6 +331,33 @@ def study_c_datasets(names, *, data_dir, dataset: str, synthetic_per_class: int,
     return out
 
 
+def best_config_path(tuned_from: str, run_dir, reports_dir="", required: bool = True):
+    """The ``best_config.json`` that ``tuned_from`` names: ``"05"`` (notebook 05 of this profile), a folder or a file.
+
+    Returns None for ``""``, or when the file is missing and not ``required`` (a message says so).
+
+    Raises:
+        FileNotFoundError: the file is missing and ``required`` (the message says where it was looked for).
+    """
+    if not tuned_from:
+        return None
+    path = Path(tuned_from)
+    if str(tuned_from).strip() == "05":
+        root = Path(reports_dir) if reports_dir else Path(run_dir).parent
+        matches = sorted(root.glob(f"05_*/{BEST_CONFIG_FILE}"))
+        missing = f"tuned_from='05': no {BEST_CONFIG_FILE} under {root}/05_*/; run notebook 05 of this profile first"
+        path = matches[0] if matches else None
+    else:
+        path = path / BEST_CONFIG_FILE if path.is_dir() else path
+        missing = f"tuned_from={tuned_from!r}: {path} does not exist"
+    if path is None or not path.is_file():
+        if required:
+            raise FileNotFoundError(missing + ", or give the file's path")
+        print(missing + "; the comparisons that need it are left out")
+        return None
+    return path
+
+
 def apply_tuned(tuned_from: str, models, train_configs: dict, model_kwargs: dict, run_dir, reports_dir="") -> tuple:
     """Notebooks 03/04: take notebook 05's best configurations (``"05"`` or a path to ``best_config.json``).
 
@@ -330,18 +369,7 @@ def apply_tuned(tuned_from: str, models, train_configs: dict, model_kwargs: dict
     """
     if not tuned_from:
         return dict(train_configs or {}), dict(model_kwargs or {})
-    path = Path(tuned_from)
-    if str(tuned_from).strip() == "05":
-        root = Path(reports_dir) if reports_dir else Path(run_dir).parent
-        matches = sorted(root.glob(f"05_*/{BEST_CONFIG_FILE}"))
-        if not matches:
-            raise FileNotFoundError(f"tuned_from='05': no {BEST_CONFIG_FILE} under {root}/05_*/; run notebook 05 of "
-                                    "this profile first, or give the file's path")
-        path = matches[0]
-    elif path.is_dir():
-        path = path / BEST_CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"tuned_from={tuned_from!r}: {path} does not exist")
+    path = best_config_path(tuned_from, run_dir, reports_dir)
     best = json.loads(path.read_text())
     configs, kwargs = dict(train_configs or {}), dict(model_kwargs or {})
     for m in models:

@@ -1,0 +1,305 @@
+"""Notebook 06's recipes: 5x2cv comparisons trained through the run-folder contract, McNemar and bootstrap
+intervals on the saved test predictions of notebooks 03/04/05, Holm over each family, Study A's Tables XII/XIII.
+
+Every number says which split and score it is:
+- 5x2cv: accuracy on the held-out half of five seeded 50/50 splits of the **Training split only** (each
+  training half carves its own validation split for checkpoint selection); ten trainings per configuration,
+  each an ordinary run folder (``cv5x2/<label>/r<i>f<j>/``), so an interrupted 5x2cv resumes at the next
+  unfinished fold and finished folds are reused, never retrained.
+- McNemar and bootstrap: the saved ``predictions.npz`` of the earlier notebooks' runs on one test split;
+  nothing is retrained.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer_utils import data as D
+from fer_utils import runs, stats
+
+SPLITS_FILE = "cv5x2_splits.npz"
+TESTS_FILE = "tests.csv"
+CV_TEST = "CVTest"
+SCORE_5X2 = "accuracy on the held-out half (5x2cv of Training)"
+#: Below this many discordant samples a McNemar comparison is flagged as under-powered.
+FEW_DISCORDANT = 25
+
+
+def cv_splits(ds: D.FERDataset, run_dir, *, seed: int, stratify: bool = True) -> list:
+    """The five replications' halves (row indices of ``ds``'s Training split), saved with the run.
+
+    A saved file is reused when it was made from the same data, seed and stratification, else refused.
+
+    Raises:
+        DataError: the saved splits belong to other data or settings (the file is named).
+    """
+    path = Path(run_dir) / SPLITS_FILE
+    splits = stats.cv5x2_splits(ds, seed, stratify=stratify)
+    key = {"data_checksum": ds.checksum, "seed": int(seed), "stratify": bool(stratify)}
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            saved = json.loads(str(z["key"]))
+            same = saved == key and all(np.array_equal(z[f"r{i}h{h}"], splits[i][h]) for i in range(5) for h in (0, 1))
+        if not same:
+            raise D.DataError(f"{path} holds 5x2cv splits of other data or settings ({saved}, now {key}); move it "
+                              "away or use another run folder")
+        return splits
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    arrays = {f"r{i}h{h}": splits[i][h] for i in range(5) for h in (0, 1)}
+    np.savez(path, key=json.dumps(key), **arrays)
+    return splits
+
+
+def fold_dataset(ds: D.FERDataset, train_rows, test_rows, *, val_fraction: float, seed: int) -> D.FERDataset:
+    """One 5x2cv fold: ``train_rows`` as Training (validation carved from them), ``test_rows`` as ``CVTest``."""
+    rows = np.concatenate([train_rows, test_rows])
+    fold = ds.subset(rows)
+    names = np.array(["Training"] * len(train_rows) + [CV_TEST] * len(test_rows), dtype=object)
+    return D.train_val_split(fold.replace(splits=names), val_fraction, seed)
+
+
+def run_5x2cv(ds: D.FERDataset, run_dir, configs: dict, *, seed: int, stratify: bool = True,
+              val_fraction: float = 0.1, input_size: int = 48, input_sizes: dict | None = None,
+              **run_kwargs) -> dict:
+    """Trains every configuration on the ten folds; ``{label: {"scores": (5, 2) array, "status": [...]}}``.
+
+    Args:
+        configs: ``{label: {"model": name, "train_config": {...}, "model_kwargs": {...}}}``.
+        run_kwargs: passed to :func:`fer_utils.experiments.running.run_model` (input size, augmentation, ...).
+    """
+    from fer_utils.experiments.running import run_model
+
+    splits = cv_splits(ds, run_dir, seed=seed, stratify=stratify)
+    out = {}
+    for label, c in configs.items():
+        scores, status, seconds = np.full((5, 2), np.nan), [], 0.0
+        for i, (h0, h1) in enumerate(splits):
+            for j, (tr, te) in enumerate(((h0, h1), (h1, h0))):
+                fold = fold_dataset(ds, tr, te, val_fraction=val_fraction, seed=seed)
+                r = run_model(c["model"], fold, Path(run_dir) / "cv5x2" / _folder(label) / f"r{i}f{j}",
+                              train_config=c["train_config"], model_kwargs=c.get("model_kwargs") or {},
+                              eval_splits=(CV_TEST,), seed=seed, label=f"{label} r{i}f{j}",
+                              input_size=int((input_sizes or {}).get(c["model"], input_size)), **run_kwargs)
+                scores[i, j] = r[f"{CV_TEST}_accuracy"]
+                status.append(r["status"])
+                seconds += float(r.get("train_seconds", 0.0))
+        out[label] = {"scores": scores, "status": status, "train_seconds": round(seconds, 1)}
+    return out
+
+
+def _folder(label: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
+
+
+def configurations(best_config_path, table_xii_models, table_xiii_pairs, *, train_config: dict,
+                   model_kwargs: dict | None = None, cv_train_config: dict | None = None,
+                   table_xiii_use_tuned: bool = True) -> tuple:
+    """The 5x2cv configurations and comparisons.
+
+    Table XII: each model of ``best_config.json`` (or those named) default vs tuned (notebook 05's default and best
+    configurations). Table XIII: each pair of models, tuned where 05 tuned them (``table_xiii_use_tuned``), else
+    ``train_config`` (with ``model_kwargs``).
+    ``cv_train_config`` overrides every configuration (the profile's 5x2cv budget, e.g. fewer epochs).
+
+    Returns:
+        ``(configs, comparisons)``: ``{label: config}`` and ``[(family, label_a, label_b)]``.
+    """
+    best = json.loads(Path(best_config_path).read_text()) if best_config_path else {}
+    over = dict(cv_train_config or {})
+    configs, comparisons = {}, []
+
+    def tuned(model, use_tuned=True):
+        if use_tuned and model in best:
+            return f"{model} tuned", {"model": model, "train_config": {**best[model]["train_config"], **over},
+                                      "model_kwargs": best[model].get("model_kwargs") or {}}
+        return f"{model}", {"model": model, "train_config": {**train_config, **over},
+                            "model_kwargs": (model_kwargs or {}).get(model) or {}}
+
+    for model in (table_xii_models or list(best)):
+        if model not in best:
+            print(f"Table XII: {model} has no tuned configuration in {best_config_path}; left out")
+            continue
+        default = best[model].get("default")
+        if not default:
+            print(f"Table XII: {best_config_path} has no default configuration for {model}; left out")
+            continue
+        configs[f"{model} default"] = {"model": model, "train_config": {**default["train_config"], **over},
+                                       "model_kwargs": default.get("model_kwargs") or {}}
+        label, cfg = tuned(model)
+        configs[label] = cfg
+        comparisons.append(("Table XII: default vs tuned", f"{model} default", label))
+    for a, b in table_xiii_pairs or []:
+        (la, ca), (lb, cb) = tuned(a, table_xiii_use_tuned), tuned(b, table_xiii_use_tuned)
+        configs[la], configs[lb] = ca, cb
+        comparisons.append(("Table XIII: model vs model", la, lb))
+    return configs, comparisons
+
+
+def compare_5x2cv(results: dict, comparisons, *, alpha: float = 0.05) -> pd.DataFrame:
+    """Dietterich's t, Alpaydin's F and the 4-df replication t for each comparison, Holm-adjusted per family and
+    test, with the effect size and the verdict at ``alpha``."""
+    rows = []
+    for family, a, b in comparisons:
+        sa, sb = results[a]["scores"], results[b]["scores"]
+        effect = stats.effect_size_5x2cv(sa, sb)
+        for test, fn in (("5x2cv paired t (Dietterich, 5 df)", stats.paired_ttest_5x2cv),
+                         ("5x2cv combined F (Alpaydin, F(10, 5))", stats.combined_ftest_5x2cv),
+                         ("paired t on 5 replication means (4 df)", stats.replication_ttest)):
+            statistic, p = fn(sa, sb)
+            rows.append({"family": family, "test": test, "model A": a, "model B": b, "score": SCORE_5X2,
+                         "mean A": float(sa.mean()), "mean B": float(sb.mean()), "statistic": statistic, "p": p,
+                         "effect": f"mean difference {effect['mean difference']:+.4f}, d_z {effect['cohen d_z']:.2f}"})
+    return _adjust(pd.DataFrame(rows), alpha)
+
+
+def _adjust(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    if table.empty:
+        return table
+    table = table.copy()
+    table["adjusted p"] = np.nan
+    for _, idx in table.groupby(["family", "test"]).groups.items():
+        adjusted, _ = stats.holm(table.loc[idx, "p"].to_numpy(), alpha)
+        table.loc[idx, "adjusted p"] = adjusted
+    table["verdict"] = np.where(table["adjusted p"] < alpha, f"differ (Holm, alpha={alpha})",
+                                f"no significant difference (Holm, alpha={alpha})")
+    return table
+
+
+def model_runs(run_dir, reports_dir, notebooks) -> dict:
+    """Every model run (a folder with ``predictions.npz``) of the given notebooks: ``{"03:cnn": folder}``."""
+    from fer_utils.experiments.results import sibling_run
+
+    found = {}
+    for nb in notebooks:
+        root = sibling_run(run_dir, reports_dir, nb)
+        for pred in sorted(root.glob(f"**/{runs.PREDICTIONS_FILE}")) if root.is_dir() else []:
+            rel = pred.parent.relative_to(root)
+            if rel.parts and rel.parts[0] in ("cv5x2", "effect") or "replaced-" in str(rel):
+                continue
+            found[f"{nb[:2]}:{'/'.join(rel.parts)}"] = pred.parent
+        if not root.is_dir():
+            print(f"{root} not found: notebook {nb}'s models are left out")
+    return found
+
+
+def _predictions(folder, split: str):
+    p = runs.load_predictions(folder)
+    if p["split"] is None or split not in set(p["split"]):
+        return None
+    mask = p["split"] == split
+    checksum = runs.read_metrics(folder)["headline"].get("data_checksum", "")
+    return p["y_true"][mask], p["y_pred"][mask], np.asarray(p["source_ids"])[mask], checksum
+
+
+def mcnemar_table(found: dict, split: str, *, alpha: float = 0.05) -> pd.DataFrame:
+    """McNemar for every pair of runs on ``split`` (the same samples in the same order), Holm-adjusted."""
+    preds = {k: v for k, v in ((k, _predictions(f, split)) for k, f in found.items()) if v is not None}
+    # Only runs scored on the same samples (same ids and labels, same order) are paired: FER-2013 models with each
+    # other, FER+ models with each other.
+    groups = {}
+    for name, (y, _, ids, _) in preds.items():
+        groups.setdefault(hash((tuple(map(str, ids)), y.tobytes())), []).append(name)
+    if len(groups) > 1:
+        print(f"{split}: {len(groups)} different sample sets; pairs are formed within each: "
+              + "; ".join(", ".join(g) for g in groups.values()))
+    rows = []
+    for a, b in (pair for g in groups.values() for pair in itertools.combinations(g, 2)):
+        (ya, pa, _, ca), (yb, pb, _, cb) = preds[a], preds[b]
+        r = stats.mcnemar_test(ya, pa, pb)
+        discordant = r["a right b wrong"] + r["a wrong b right"]
+        notes = []
+        if discordant < FEW_DISCORDANT:
+            notes.append(f"under-powered: {discordant} discordant samples")
+        if ca != cb:
+            notes.append("different data checksums")
+        rows.append({"family": "McNemar, every pair", "test": f"McNemar ({r['method']})", "model A": a, "model B": b,
+                     "score": f"per-sample correctness on {split}", "mean A": float((pa == ya).mean()),
+                     "mean B": float((pb == yb).mean()), "statistic": r["statistic"], "p": r["p"],
+                     "effect": f"accuracy difference {(pa == ya).mean() - (pb == yb).mean():+.4f}, "
+                               f"odds ratio {r['odds ratio']:.2f} ({r['a right b wrong']}/{r['a wrong b right']})",
+                     "warning": "; ".join(notes)})
+    table = _adjust(pd.DataFrame(rows), alpha)
+    for _, r in table.iterrows():
+        if r.get("warning"):
+            print(f"warning: {r['model A']} vs {r['model B']}: {r['warning']}")
+    return table
+
+
+def bootstrap_table(found: dict, split: str, *, n: int = 1000, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+    """Accuracy and macro-F1 of every run on ``split`` with percentile bootstrap intervals."""
+    rows = []
+    for name, folder in found.items():
+        p = _predictions(folder, split)
+        if p is None:
+            continue
+        ci = stats.bootstrap_ci(p[0], p[1], n=n, seed=seed, alpha=alpha)
+        rows.append({"model": name, "split": split, "n": len(p[0]),
+                     **{f"{m} {k}": v for m in ("accuracy", "macro_f1") for k, v in zip(("", "low", "high"), ci[m])}})
+    df = pd.DataFrame(rows)
+    return df.rename(columns=lambda c: c.strip()).set_index("model") if len(df) else df
+
+
+def report_split_of(found: dict, report_split: str = "") -> str:
+    """The test split to compare on: ``report_split``, else PrivateTest when the runs have it, else the last."""
+    names = []
+    for folder in found.values():
+        p = runs.load_predictions(folder)
+        names += [s for s in dict.fromkeys(p["split"].tolist()) if s not in names] if p["split"] is not None else []
+    if report_split:
+        return report_split
+    return "PrivateTest" if "PrivateTest" in names else (names[-1] if names else "")
+
+
+def score_tables(cv: dict) -> pd.DataFrame:
+    """Every configuration's ten fold scores (replication x fold), mean and sd, and how each fold run ended."""
+    rows = []
+    for label, r in cv.items():
+        row = {"configuration": label, **{f"r{i + 1}f{j + 1}": r["scores"][i, j] for i in range(5) for j in range(2)}}
+        row.update({"mean": float(r["scores"].mean()), "sd": float(r["scores"].std(ddof=1)),
+                    "runs": ", ".join(f"{n} {s}" for s, n in pd.Series(r["status"]).value_counts().items()),
+                    "train seconds": r["train_seconds"]})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("configuration") if rows else pd.DataFrame()
+
+
+def study_a_pvalues() -> pd.DataFrame:
+    """Study A's published (t, p) pairs with the p of a two-sided t at 4 and at 5 degrees of freedom."""
+    from fer_utils.experiments.published import published
+
+    rows = []
+    for r in published()["study_a_5x2cv"]:
+        p4, p5 = stats.t_pvalue(r["t"], 4), stats.t_pvalue(r["t"], 5)
+        # A p "fits" when it is within 10% of the published value (published to three decimals).
+        fits = [name for name, p in (("t, 4 df", p4), ("t, 5 df (Dietterich)", p5))
+                if abs(p - r["p"]) <= 0.1 * r["p"]]
+        rows.append({"table": r["table"], "comparison": r["comparison"], "t": r["t"], "published p": r["p"],
+                     "p, 4 df": round(p4, 4), "p, 5 df": round(p5, 4), "fits": ", ".join(fits) or "neither"})
+    return pd.DataFrame(rows)
+
+
+def write_tests(run_dir, *tables: pd.DataFrame) -> pd.DataFrame:
+    """``tests.csv``: one row per comparison (test, model A, model B, score, statistic, p, adjusted p, verdict...)."""
+    frames = [t for t in tables if t is not None and len(t)]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["family", "test", "model A", "model B", "score", "statistic", "p", "adjusted p", "verdict"])
+    df.to_csv(Path(run_dir) / TESTS_FILE, index=False)
+    return df
+
+
+def headline(tests: pd.DataFrame, cv: dict) -> dict:
+    """Index-page numbers: comparisons run, how many differ after Holm, each 5x2cv t and p."""
+    out = {"comparisons": int(len(tests)), "significant after Holm": int((tests["adjusted p"] < 0.05).sum())
+           if len(tests) else 0}
+    def number(x, digits):  # None where a statistic is undefined (identical models): JSON has no NaN
+        return round(float(x), digits) if np.isfinite(float(x)) else None
+
+    for _, r in tests[tests.test.str.startswith("5x2cv paired t")].iterrows() if len(tests) else []:
+        out[f"{r['model A']} vs {r['model B']} t"] = number(r.statistic, 3)
+        out[f"{r['model A']} vs {r['model B']} p"] = number(r.p, 4)
+    out["5x2cv trainings"] = int(sum(len(v["status"]) for v in cv.values()))
+    return out

@@ -1,0 +1,141 @@
+"""Statistics (notebook 06): the 5x2cv t and F tests against the published formulas worked by hand, McNemar,
+Holm, bootstrap intervals, the 5x2cv splits, and a 5x2cv that resumes without retraining finished folds."""
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from fer_utils import stats
+
+A = np.array([[0.70, 0.72], [0.69, 0.71], [0.73, 0.70], [0.68, 0.70], [0.71, 0.72]])
+B = np.array([[0.66, 0.70], [0.68, 0.69], [0.70, 0.69], [0.67, 0.66], [0.70, 0.69]])
+
+
+def test_5x2cv_t_and_f_equal_the_published_formulas_worked_by_hand():
+    d = A - B  # [[.04,.02],[.01,.02],[.03,.01],[.01,.04],[.01,.03]]
+    # s_i^2 = (d_i1 - mean_i)^2 + (d_i2 - mean_i)^2 = (d_i1 - d_i2)^2 / 2
+    s2 = np.array([0.02 ** 2, 0.01 ** 2, 0.02 ** 2, 0.03 ** 2, 0.02 ** 2]) / 2
+    t_hand = 0.04 / np.sqrt(s2.mean())
+    t, p = stats.paired_ttest_5x2cv(A, B)
+    assert t == pytest.approx(t_hand) and t == pytest.approx(0.04 / np.sqrt(0.00022))
+    assert p == pytest.approx(2 * st.t.sf(t_hand, 5))
+    f_hand = (d ** 2).sum() / (2 * s2.sum())
+    f, pf = stats.combined_ftest_5x2cv(A, B)
+    assert f == pytest.approx(f_hand) and pf == pytest.approx(st.f.sf(f_hand, 10, 5))
+    # Antisymmetric in A and B; F is not.
+    assert stats.paired_ttest_5x2cv(B, A)[0] == pytest.approx(-t)
+    assert stats.combined_ftest_5x2cv(B, A)[0] == pytest.approx(f)
+
+
+def test_a_table_built_for_t_equal_to_two():
+    # Every replication's differences are (x, x - 2c) with c = 0.01: s_i^2 = 2c^2, sqrt(mean s^2) = c*sqrt(2);
+    # d_11 = 2 * c * sqrt(2) gives t = 2 exactly.
+    c = 0.01
+    first = 2 * c * np.sqrt(2)
+    d = np.array([[first, first - 2 * c]] + [[0.05, 0.05 - 2 * c]] * 4)
+    t, p = stats.paired_ttest_5x2cv(0.5 + d, np.full((5, 2), 0.5))
+    assert t == pytest.approx(2.0) and p == pytest.approx(2 * st.t.sf(2.0, 5))
+
+
+def test_identical_models_and_bad_tables():
+    assert stats.paired_ttest_5x2cv(A, A)[1] == 1.0 and np.isnan(stats.paired_ttest_5x2cv(A, A)[0])
+    assert stats.combined_ftest_5x2cv(A, A)[1] == 1.0 and np.isnan(stats.combined_ftest_5x2cv(A, A)[0])
+    half = np.full((5, 2), 0.5)
+    assert stats.paired_ttest_5x2cv(half + 0.25, half) == (np.inf, 0.0)  # equal differences: no variance
+    with pytest.raises(ValueError, match=r"scores_a: expected a \(5, 2\) table .* got shape \(2, 5\)"):
+        stats.paired_ttest_5x2cv(A.T, B)
+    bad = B.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"scores_b: scores must be finite numbers; non-finite at .*\[\(2, 1\)\]"):
+        stats.combined_ftest_5x2cv(A, bad)
+
+
+def test_replication_ttest_is_the_four_df_paired_t_and_reproduces_study_a():
+    t, p = stats.replication_ttest(A, B)
+    ref = st.ttest_rel(A.mean(axis=1), B.mean(axis=1))
+    assert t == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue)
+    # Study A, Table XII: t = -4.268 -> p = 0.0130 with 4 df (published 0.013), 0.0080 with 5.
+    assert stats.t_pvalue(-4.268, 4) == pytest.approx(0.0130, abs=5e-5)
+    assert stats.t_pvalue(-4.268, 5) == pytest.approx(0.0080, abs=5e-5)
+    from fer_utils.experiments.statistics import study_a_pvalues
+
+    fits = study_a_pvalues().fits
+    assert (fits == "t, 4 df").sum() == 10 and (fits == "neither").sum() == 2
+
+
+def test_mcnemar_matches_statsmodels_and_the_exact_binomial():
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    y = np.zeros(100, dtype=int)
+    # a right / b wrong on 15 samples, a wrong / b right on 5, both right on 70, both wrong on 10.
+    a = np.r_[np.zeros(15), np.ones(5), np.zeros(70), np.ones(10)].astype(int)
+    b = np.r_[np.ones(15), np.zeros(5), np.zeros(70), np.ones(10)].astype(int)
+    r = stats.mcnemar_test(y, a, b)
+    assert (r["a right b wrong"], r["a wrong b right"], r["method"]) == (15, 5, "exact binomial")
+    assert r["p"] == pytest.approx(st.binomtest(5, 20, 0.5).pvalue)
+    assert r["p"] == pytest.approx(mcnemar([[70, 15], [5, 10]], exact=True).pvalue)
+    # 40 discordant samples: chi-square with continuity correction, (|30 - 10| - 1)^2 / 40.
+    a2 = np.r_[np.zeros(30), np.ones(10), np.zeros(60)].astype(int)
+    b2 = np.r_[np.ones(30), np.zeros(10), np.zeros(60)].astype(int)
+    r2 = stats.mcnemar_test(np.zeros(100, dtype=int), a2, b2)
+    assert r2["method"] == "chi-square, continuity corrected" and r2["statistic"] == pytest.approx(19 ** 2 / 40)
+    assert r2["p"] == pytest.approx(st.chi2.sf(19 ** 2 / 40, 1))
+
+
+def test_holm_on_known_pvalues():
+    adjusted, reject = stats.holm([0.01, 0.04, 0.03, 0.005, np.nan])
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.06 (monotone)
+    assert np.allclose(adjusted[:4], [0.03, 0.06, 0.06, 0.02]) and np.isnan(adjusted[4])
+    assert reject.tolist() == [True, False, False, True, False]
+
+
+def test_bootstrap_interval_is_seeded_and_covers_the_value():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 7, 500)
+    p = np.where(rng.random(500) < 0.6, y, rng.integers(0, 7, 500))
+    one = stats.bootstrap_ci(y, p, n=300, seed=1)
+    assert one == stats.bootstrap_ci(y, p, n=300, seed=1) and one != stats.bootstrap_ci(y, p, n=300, seed=2)
+    acc, lo, hi = one["accuracy"]
+    assert acc == pytest.approx((y == p).mean()) and lo < acc < hi and hi - lo < 0.15
+
+
+def test_5x2cv_splits_are_stratified_disjoint_cover_training_and_repeat_for_a_seed():
+    from fer_utils import data as D
+
+    ds = D.load_synthetic(40, seed=0)  # Training, PublicTest and PrivateTest rows; at least 2 of each class
+    training = set(np.flatnonzero(ds.splits == "Training"))
+    splits = stats.cv5x2_splits(ds, seed=3)
+    assert len(splits) == 5
+    for h0, h1 in splits:
+        assert not set(h0) & set(h1) and set(h0) | set(h1) == training  # never a test row
+        c0, c1 = np.bincount(ds.labels[h0], minlength=7), np.bincount(ds.labels[h1], minlength=7)
+        assert np.abs(c0 - c1).max() <= 1  # stratified
+    again = stats.cv5x2_splits(ds, seed=3)
+    assert all((a == c).all() and (b == d).all() for (a, b), (c, d) in zip(splits, again))
+    other = stats.cv5x2_splits(ds, seed=4)
+    assert any(not np.array_equal(a, c) for (a, _), (c, _) in zip(splits, other))
+    assert len({tuple(h0) for h0, _ in splits}) == 5  # five different replications
+
+
+def test_resumed_5x2cv_does_not_retrain_finished_folds(tmp_path):
+    import shutil
+
+    from fer_utils import data as D
+    from fer_utils.experiments import statistics
+
+    ds = D.limit_per_class(D.load_synthetic(20, seed=0), 12, 0)
+    configs = {"tiny": {"model": "cnn", "train_config": {"precision": "float32", "epochs": 1, "batch_size": 16,
+                                                          "run_eagerly": True, "verbose": 0},
+                        "model_kwargs": {"filters": [4, 8, 8, 8], "dense_units": 8}}}
+    kw = dict(seed=0, val_fraction=0.25, input_size=32, augment={}, tta=None)
+    first = statistics.run_5x2cv(ds, tmp_path, configs, **kw)["tiny"]
+    assert first["status"] == ["trained"] * 10 and np.isfinite(first["scores"]).all()
+    # An interrupted 5x2cv: the last three folds never finished.
+    for name in ("r3f1", "r4f0", "r4f1"):
+        shutil.rmtree(tmp_path / "cv5x2" / "tiny" / name)
+    second = statistics.run_5x2cv(ds, tmp_path, configs, **kw)["tiny"]
+    assert second["status"] == ["reused"] * 7 + ["trained"] * 3
+    assert np.array_equal(second["scores"][:3], first["scores"][:3])
+    # The saved splits belong to this data and seed: another seed is refused, naming the file.
+    with pytest.raises(D.DataError, match="cv5x2_splits.npz holds 5x2cv splits of other data or settings"):
+        statistics.run_5x2cv(ds, tmp_path, configs, **{**kw, "seed": 1})
