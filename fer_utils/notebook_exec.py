@@ -39,6 +39,43 @@ def filter_stderr(text: str) -> str:
     return "".join(line for line in text.splitlines(keepends=True) if not HARMLESS_STDERR.search(line))
 
 
+class filtered_stderr:
+    """Context manager: this process's file descriptor 2, and so every kernel or worker it starts, passes through
+    :func:`filter_stderr` on its way to the console.
+
+    TensorFlow prints its oneDNN notice from C++ at import time, before absl logging is set up, whatever
+    ``TF_CPP_MIN_LOG_LEVEL`` says (seen on CPUs where oneDNN is on by default); only the file descriptor can be
+    filtered. Every other line reaches the console unchanged, in order.
+    """
+
+    def __enter__(self):
+        import sys
+
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        self._pump = threading.Thread(target=self._copy, args=(read_end,), daemon=True)
+        self._pump.start()
+        return self
+
+    def _copy(self, read_end):
+        with os.fdopen(read_end, "rb") as source:
+            for line in source:
+                if not HARMLESS_STDERR.search(line.decode("utf-8", errors="replace")):
+                    os.write(self._saved, line)
+
+    def __exit__(self, *exc):
+        import sys
+
+        sys.stderr.flush()
+        os.dup2(self._saved, 2)  # closes this process's write end; the pump ends when the children's close too
+        self._pump.join(timeout=5)
+        os.close(self._saved)
+        return False
+
+
 def clean_outputs(nb) -> int:
     """Drop harmless start-up lines from a notebook's stderr outputs (in place); returns lines dropped."""
     dropped = 0

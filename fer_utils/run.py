@@ -117,10 +117,16 @@ def main(argv=None) -> int:
     except P.ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from fer_utils.notebook_exec import QUIET_ENV
+    from fer_utils.notebook_exec import QUIET_ENV, filtered_stderr
 
     for key, value in QUIET_ENV.items():  # before the checks import TensorFlow in this process
         os.environ.setdefault(key, value)
+    with filtered_stderr():  # TensorFlow's start-up notices, here and in every kernel, never reach the console
+        return _run(args, notebooks, resolved)
+
+
+def _run(args, notebooks, resolved) -> int:
+    """Checks, then every notebook in order (``main`` after parsing; stderr already filtered)."""
     t0 = time.perf_counter()
     problems = _checks(notebooks, resolved, args.check)
     if problems:

@@ -207,6 +207,22 @@ def test_console_shows_progress_and_no_start_up_noise(tiny_profile):
     assert "without encryption" not in html and "cpu_feature_guard" not in html
 
 
+def test_filtered_stderr_drops_start_up_notices_of_this_process_and_its_children():
+    """TensorFlow prints its oneDNN notice from C++ straight to fd 2, ignoring TF_CPP_MIN_LOG_LEVEL."""
+    code = ("import os, subprocess, sys\n"
+            "from fer_utils.notebook_exec import filtered_stderr\n"
+            "with filtered_stderr():\n"
+            "    os.write(2, b'I0000 port.cc:153] oneDNN custom operations are on.\\n')\n"
+            "    print('a real warning', file=sys.stderr, flush=True)\n"
+            "    subprocess.run([sys.executable, '-c', \"import os; os.write(2, b'WARNING: All log messages before "
+            "absl::InitializeLog() is called are written to STDERR\\\\nchild error\\\\n')\"])\n"
+            "print('after', file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == ["a real warning", "child error", "after"]
+
+
 def test_stderr_filter_keeps_real_warnings():
     text = ("I0000 cpu_feature_guard.cc:210] This TensorFlow binary is optimized to use CPU instructions\n"
             "oneDNN custom operations are on. You may see slightly different numerical results\n"

@@ -137,8 +137,10 @@ def main(argv=None) -> int:
         os.environ.update(env)
         os.environ.setdefault(progress.ENV_VAR, "/dev/stdout")  # trial lines on this worker's console
         from fer_utils.experiments.tuning import work
+        from fer_utils.notebook_exec import filtered_stderr
 
-        work(notebook_params(args.profile, args.param, args.reports_dir, args.notebooks_dir, args.params_dir))
+        with filtered_stderr():  # TensorFlow's start-up notices stay off the worker's console
+            work(notebook_params(args.profile, args.param, args.reports_dir, args.notebooks_dir, args.params_dir))
         return 0
     except P.ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
