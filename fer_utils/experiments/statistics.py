@@ -259,7 +259,7 @@ def score_tables(cv: dict) -> pd.DataFrame:
     """Every configuration's ten fold scores (replication x fold), mean and sd, and how each fold run ended."""
     rows = []
     for label, r in cv.items():
-        row = {"configuration": label, **{f"r{i + 1}f{j + 1}": r["scores"][i, j] for i in range(5) for j in range(2)}}
+        row = {"configuration": label, **{f"r{i}f{j}": r["scores"][i, j] for i in range(5) for j in range(2)}}
         row.update({"mean": float(r["scores"].mean()), "sd": float(r["scores"].std(ddof=1)),
                     "runs": ", ".join(f"{n} {s}" for s, n in pd.Series(r["status"]).value_counts().items()),
                     "train seconds": r["train_seconds"]})
