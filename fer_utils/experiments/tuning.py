@@ -120,8 +120,8 @@ def _tuner(T, kind, recipe, ds, tuned, settings, folder, label, stop_after=None)
     keras.backend.clear_session()
     hypermodel = T.FERHyperModel(recipe, ds, tuned, max_epochs=settings.get("max_epochs") if kind == "hyperband"
                                  else None)
-    return T.make_tuner(kind, hypermodel, folder, settings={k: v for k, v in settings.items()},
-                        seed=recipe.seed, label=label, stop_after=stop_after)
+    return T.make_tuner(kind, hypermodel, folder, settings=settings, seed=recipe.seed, label=label,
+                        stop_after=stop_after)
 
 
 def search_models(ds: D.FERDataset, run_dir, *, models, tuners, space: dict, tuner_settings: dict | None = None,
@@ -184,18 +184,15 @@ def cost_table(outcomes: dict) -> pd.DataFrame:
 
 def best_per_model(outcomes: dict) -> dict:
     """``{model: (tuner, trial row)}``: the best completed trial over every strategy (ties: grid first)."""
-    from fer_utils.tune.search import OBJECTIVE
+    from fer_utils.tune.search import OBJECTIVE, best_row
 
     out = {}
     for model, by_kind in outcomes.items():
         best = None
         for kind, o in by_kind.items():
-            t = o["trials"]
-            done = t[(t.status == "COMPLETED") & t[OBJECTIVE].notna()]
-            if len(done):
-                row = done.sort_values([OBJECTIVE, "trial"], ascending=[False, True]).iloc[0]
-                if best is None or row[OBJECTIVE] > best[1][OBJECTIVE]:
-                    best = (kind, row)
+            row = best_row(o["trials"])
+            if row is not None and (best is None or row[OBJECTIVE] > best[1][OBJECTIVE]):
+                best = (kind, row)
         if best is not None:
             out[model] = best
     return out

@@ -24,7 +24,6 @@ import dataclasses
 import functools
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Mapping
@@ -36,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from fer_utils import artifacts, progress, runs
+from fer_utils.tune import distributed as dist
 from fer_utils.tune import space as S
 
 TUNERS = ("grid", "hyperband", "bayesian", "random")
@@ -199,7 +199,7 @@ class _SuiteTuner:
         values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
         recorded = self.oracle.get_trial(trial.trial_id).metrics  # a worker's copy lacks the chief's metrics
         score = recorded.get_last_value(OBJECTIVE) if recorded.exists(OBJECTIVE) else float("nan")
-        who = f"[{self.tuner_id}] " if os.environ.get("KERASTUNER_ORACLE_IP") else ""
+        who = f"[{self.tuner_id}] " if dist.role() != "single" else ""
         progress.report(f"{who}{self.suite_label} trial {trial.trial_id} {trial.status}: {values} "
                         f"-> {OBJECTIVE} {score:.4f}")
         if self.stop_after and self._trials_this_call >= self.stop_after:
@@ -369,12 +369,17 @@ def trials_table(tuner, kind: str, space: Mapping) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def best_row(table: pd.DataFrame):
+    """The best completed trial's row (ties: the earliest trial), or None when no trial completed."""
+    done = table[(table.status == "COMPLETED") & table[OBJECTIVE].notna()] if len(table) else table
+    return done.sort_values([OBJECTIVE, "trial"], ascending=[False, True]).iloc[0] if len(done) else None
+
+
 def best_values(table: pd.DataFrame, space: Mapping) -> dict:
     """The hyperparameter values of the best completed trial (ties: the earliest trial)."""
-    done = table[(table.status == "COMPLETED") & table[OBJECTIVE].notna()]
-    if done.empty:
+    best = best_row(table)
+    if best is None:
         raise ValueError("no completed trial to take a best configuration from")
-    best = done.sort_values([OBJECTIVE, "trial"], ascending=[False, True]).iloc[0]
     out = {}
     for k in space:
         v = best[k]
