@@ -17,6 +17,10 @@ A model run folder (one per trained model, e.g. ``reports/cpu/03_baselines/cnn/`
         tb/                 TensorBoard logs (optional)
         replaced-<stamp>/   an earlier run's files, moved aside together (never deleted)
 
+An ensemble run folder (e.g. ``03_baselines/msca_resnet/ensemble/``) holds ``ensemble.json`` (its member run
+folders, relative to it, with their data checksums) instead of a model, and the same ``metrics.json`` and
+``predictions.npz``.
+
 A notebook's run folder holds the same ``metrics.json`` (its headline for the index page).
 :func:`load_predictor` turns a model run folder into a :class:`Predictor` whose ``predict``
 takes uint8 faces; evaluation uses it too, so prediction and evaluation cannot drift apart.
@@ -27,6 +31,7 @@ Importing this module imports no TensorFlow (the runner reads file names from it
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -42,11 +47,12 @@ CONFIG_FILE = "train_config.json"
 PREDICTIONS_FILE = "predictions.npz"
 PREPROCESSING_FILE = "preprocessing.json"
 RECIPE_FILE = "recipe.json"
+ENSEMBLE_FILE = "ensemble.json"
 BACKUP_DIR = "backup"
 TENSORBOARD_DIR = "tb"
 #: The files of a finished model run (linked from the index; moved aside together on overwrite).
 RUN_FILES = (METRICS_FILE, HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE, CONFIG_FILE, PREPROCESSING_FILE, TIMINGS_FILE,
-             RECIPE_FILE)
+             RECIPE_FILE, ENSEMBLE_FILE)
 #: Keys every preprocessing.json has.
 PREPROCESSING_KEYS = ("class_names", "input_size", "channels", "normalization", "norm_mean", "norm_std", "tta",
                       "crop_fraction", "resize")
@@ -406,11 +412,77 @@ class Predictor:
         return np.asarray(out, dtype=np.float32).reshape(len(faces), -1)
 
 
-def load_predictor(run_dir) -> Predictor:
-    """The :class:`Predictor` of a finished model run (``model.keras`` + ``preprocessing.json``).
+class EnsemblePredictor:
+    """Several trained runs as one model: each member's :meth:`Predictor.predict` (its own preprocessing and
+    TTA), probabilities averaged with equal weights.
+
+    Attributes:
+        members: the member :class:`Predictor` objects.
+        class_names: the shared class names.
+        run_dir: the ensemble's folder when loaded from one (None when built from member folders).
+    """
+
+    def __init__(self, members: Sequence[Predictor], run_dir=None):
+        members = list(members)
+        if not members:
+            raise ValueError("An ensemble needs at least one member run")
+        names = {tuple(m.class_names) for m in members}
+        if len(names) > 1:
+            raise ValueError(f"Ensemble members disagree on the classes: "
+                             + "; ".join(f"{m.run_dir}: {list(m.class_names)}" for m in members))
+        self.members = members
+        self.class_names = tuple(members[0].class_names)
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.preprocessing = {"members": [m.preprocessing for m in members]}
+
+    def __repr__(self):
+        return f"EnsemblePredictor({len(self.members)} members: {', '.join(str(m.run_dir) for m in self.members)})"
+
+    def predict(self, images, *, batch_size: int = 256, tta: Any = "default") -> np.ndarray:
+        """The members' class probabilities ``float32 [N, K]``, averaged (see :meth:`Predictor.predict`)."""
+        total = None
+        for m in self.members:
+            p = m.predict(images, batch_size=batch_size, tta=tta).astype(np.float64)
+            total = p if total is None else total + p
+        return (total / len(self.members)).astype(np.float32)
+
+
+def write_ensemble(run_dir, members: Sequence, *, checksums: Sequence[str] = ()) -> Path:
+    """Write ``ensemble.json``: the member run folders (stored relative to ``run_dir``) and their data checksums."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rel = [os.path.relpath(Path(m).resolve(), run_dir.resolve()) for m in members]
+    return write_json(run_dir / ENSEMBLE_FILE, {"members": rel, "data_checksums": list(checksums),
+                                               "combination": "mean of member probabilities"})
+
+
+def ensemble_members(run_dir) -> list:
+    """The member run folders of an ensemble folder (from ``ensemble.json``), each checked to exist."""
+    path = Path(run_dir) / ENSEMBLE_FILE
+    spec = _read_json(path, "the member list of an ensemble folder")
+    members = spec.get("members")
+    if not isinstance(members, list) or not members:
+        raise ValueError(f"{path}: 'members' must be a non-empty list of run folders; got {members!r}")
+    folders = [(Path(run_dir) / m).resolve() for m in members]
+    missing = [str(f) for f in folders if not (f / MODEL_FILE).exists()]
+    if missing:
+        raise FileNotFoundError(f"{path}: member run(s) without {MODEL_FILE}: {missing}")
+    return folders
+
+
+def load_predictor(run_dir):
+    """The predictor of a finished model run, of an ensemble folder, or of several runs ensembled.
+
+    Args:
+        run_dir: a model run folder (``model.keras`` + ``preprocessing.json``) -> :class:`Predictor`;
+            an ensemble folder (``ensemble.json``) or a list of run folders -> :class:`EnsemblePredictor`.
 
     Raises:
         FileNotFoundError: the run folder lacks its model or preprocessing record (names the file).
     """
+    if isinstance(run_dir, (list, tuple)):
+        return EnsemblePredictor([load_predictor(d) for d in run_dir])
+    if (Path(run_dir) / ENSEMBLE_FILE).exists():
+        return EnsemblePredictor([load_predictor(d) for d in ensemble_members(run_dir)], run_dir)
     spec = read_preprocessing(run_dir)
     return Predictor(load_model(run_dir, compile=False), spec, run_dir)

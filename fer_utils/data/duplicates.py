@@ -80,17 +80,20 @@ def distinct_rows(ds: FERDataset, split: str = "Training", *, real_only: bool = 
     return idx[np.sort(first)]
 
 
-def copies_of_training(ds: FERDataset, train_split: str = "Training") -> np.ndarray:
-    """Boolean mask of rows outside ``train_split`` whose image equals one of its images (byte for byte).
+def copies_of_training(ds: FERDataset, train_split=("Training", "Validation")) -> np.ndarray:
+    """Boolean mask of rows outside the training rows whose image equals one of them (byte for byte).
 
-    FER-2013: 280 PublicTest and 288 PrivateTest images. A test split without them is the
-    *deduplicated* test split every comparison also reports.
+    ``train_split`` is a split name or several; by default the original training rows, i.e. ``Training``
+    and the ``Validation`` carved from it. FER-2013: 280 PublicTest and 288 PrivateTest images. A test
+    split without them is the *deduplicated* test split every comparison also reports.
     """
+    names = [train_split] if isinstance(train_split, str) else list(train_split)
     hashes = image_hashes(ds.images)
-    train = set(hashes[ds.splits == train_split].tolist())
-    return np.array([s != train_split and h in train for s, h in zip(ds.splits, hashes)], dtype=bool)
+    inside = np.isin(ds.splits, names)
+    train = set(hashes[inside].tolist())
+    return np.array([not i and h in train for i, h in zip(inside, hashes)], dtype=bool)
 
 
-def deduplicated(ds: FERDataset, train_split: str = "Training") -> FERDataset:
+def deduplicated(ds: FERDataset, train_split=("Training", "Validation")) -> FERDataset:
     """``ds`` without the test rows that copy a training image (training rows untouched)."""
     return ds.subset(~copies_of_training(ds, train_split))

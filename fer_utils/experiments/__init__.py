@@ -7,12 +7,13 @@
 - ``explain``    Grad-CAM and CBAM maps of a trained run on faces of every class
 - ``balancing``  notebook 02: the GAN, balanced training files, their quality and their effect
 - ``tuning``     notebook 05: KerasTuner searches, their cost, best configurations, Study C's learning-rate table
+- ``seeds``      several training seeds of a recipe, their ensemble, scores without test copies of training images
 - ``statistics`` notebook 06: 5x2cv comparisons, McNemar and bootstrap on saved predictions, Holm, Tables XII/XIII
 
 TensorFlow is imported only inside the functions that train, generate or explain.
 """
 
-from fer_utils.experiments import balancing, statistics, tuning
+from fer_utils.experiments import balancing, seeds, statistics, tuning
 from fer_utils.experiments.explain import explain_model
 from fer_utils.experiments.published import (
     accuracy_vs_published,
@@ -32,6 +33,7 @@ from fer_utils.experiments.results import (
     mark_same_data,
     results_records,
     sibling_run,
+    trained_runs,
 )
 from fer_utils.experiments.running import (
     check_model_names,
@@ -44,10 +46,10 @@ from fer_utils.experiments.running import (
 from fer_utils.experiments.study_c import ablation_table, run_study_c_ckplus, run_study_c_ferplus, study_c_headline
 
 __all__ = [
-    "balancing", "statistics", "tuning", "ablation_table", "accuracy_vs_published", "attention_comparison",
+    "balancing", "seeds", "statistics", "tuning", "ablation_table", "accuracy_vs_published", "attention_comparison",
     "check_model_names",
     "class_counts_vs_published", "collect_results", "combine_results", "confusion_matrices", "evaluation_splits",
     "explain_model", "headline", "load_histories", "mark_same_data", "prepare", "published", "published_reference",
     "published_table", "results_records", "run_cv", "run_model", "run_models", "run_study_c_ckplus",
-    "run_study_c_ferplus", "sibling_run", "split_totals", "study_c_headline",
+    "run_study_c_ferplus", "sibling_run", "split_totals", "study_c_headline", "trained_runs",
 ]

@@ -39,15 +39,19 @@ def published_reference(model_names, dataset: str = "fer2013") -> dict:
 def accuracy_vs_published(results: pd.DataFrame, dataset: str = "fer2013", split: str = "PrivateTest") -> pd.DataFrame:
     """Our accuracy next to each study's reported numbers for the same model name.
 
-    The studies do not all say which test split they report; we compare on ``split`` and say so.
+    The studies do not all say which test split they report; we compare on ``split`` and say so, as published
+    and deduplicated (copies of training images left out, when the results carry those columns).
     """
     pub = published_table(dataset=dataset)
     col = f"{split}_accuracy"
     rows = []
     for model, r in results.iterrows():
-        ref = pub[pub.model == model]
+        arch = r.get("arch", model)
+        ref = pub[pub.model == (model if pd.isna(arch) else arch)]
         rows.append({"model": model, f"ours ({split})": r.get(col, np.nan),
                      "ours macro-F1": r.get(f"{split}_macro_f1", np.nan),
+                     f"ours ({split}, dedup)": r.get(f"{split}_dedup_accuracy", np.nan),
+                     "ours macro-F1 (dedup)": r.get(f"{split}_dedup_macro_f1", np.nan),
                      "published": "; ".join(f"{a:.4f} ({s}, {src})" for a, s, src in
                                             zip(ref.accuracy, ref.setting, ref.source)) or "-"})
     return pd.DataFrame(rows).set_index("model")

@@ -34,6 +34,13 @@ def load_histories(run_dir, names) -> dict:
     return {n: runs.load_history(Path(run_dir) / n) for n in names}
 
 
+def trained_runs(results: pd.DataFrame) -> list:
+    """The rows of a results table that trained a model (ensembles have no learning curves), as folder names."""
+    if "status" not in results:
+        return list(results.index)
+    return [str(n) for n, st in results["status"].items() if st != "ensembled"]
+
+
 def sibling_run(run_dir, reports_dir, notebook: str) -> Path:
     """Run folder of another notebook of the same profile (``reports/<profile>/<notebook>``)."""
     base = Path(reports_dir) if reports_dir else Path(run_dir).parent

@@ -242,7 +242,7 @@ def check_model_names(*groups):
 
 def run_models(model_names, ds: D.FERDataset, run_dir, *, model_kwargs_by_model: dict | None = None,
                input_sizes: dict | None = None, train_configs: dict | None = None, train_config: dict,
-               **kwargs) -> pd.DataFrame:
+               seeds=(), **kwargs) -> pd.DataFrame:
     """:func:`run_model` for each name (sub-folder per model); returns the results table.
 
     Args:
@@ -254,9 +254,20 @@ def run_models(model_names, ds: D.FERDataset, run_dir, *, model_kwargs_by_model:
         train_configs: training-config keys per model name, merged over ``train_config``
             (e.g. ``{"cnn": {"epochs": 20}}``).
         train_config: the training configuration every model shares.
+        seeds: training seeds (see :mod:`fer_utils.experiments.seeds`): each model is trained once per seed in
+            ``run_dir/<name>/seed<k>`` and, with two or more, ensembled in ``run_dir/<name>/ensemble``. Empty:
+            one run per model with ``kwargs["seed"]`` in ``run_dir/<name>``.
         **kwargs: passed to :func:`run_model`.
+
+    Returns:
+        One row per run folder (index: the folder relative to ``run_dir``), with the model's registry name
+        (``arch``), the seed (seed runs), and accuracy and macro-F1 per test split as published and deduplicated
+        (``<split>_dedup_accuracy``: copies of training images left out).
     """
+    from fer_utils.experiments import seeds as S
+
     check_model_names(model_names, model_kwargs_by_model, input_sizes, train_configs)
+    seeds = S.check_seeds(list(seeds or []))
     rows = []
     for i, name in enumerate(model_names, start=1):
         print(f"=== {name} ===", flush=True)
@@ -265,9 +276,24 @@ def run_models(model_names, ds: D.FERDataset, run_dir, *, model_kwargs_by_model:
         if input_sizes and name in input_sizes:
             extra["input_size"] = input_sizes[name]
         cfg = {**train_config, **((train_configs or {}).get(name) or {})}
-        rows.append(run_model(name, ds, Path(run_dir) / name, model_kwargs=(model_kwargs_by_model or {}).get(name),
-                              train_config=cfg, **extra))
-    return pd.DataFrame(rows).set_index("model")
+        common = dict(model_kwargs=(model_kwargs_by_model or {}).get(name), train_config=cfg)
+        if not seeds:
+            rows.append({**run_model(name, ds, Path(run_dir) / name, **common, **extra), "arch": name})
+            continue
+        extra.pop("seed", None)
+        label = extra.pop("label", None) or name
+        folders = []
+        for k in seeds:
+            rel = S.seed_dir(name, k)
+            r = run_model(name, ds, Path(run_dir) / rel, seed=k, label=f"{label} seed {k}", **common, **extra)
+            rows.append({**r, "model": rel, "arch": name, "seed": k})
+            folders.append(Path(run_dir) / rel)
+        if len(seeds) > 1:
+            rel = f"{name}/{S.ENSEMBLE_DIR}"
+            rows.append({**S.evaluate_ensemble(name, folders, ds, Path(run_dir) / rel), "model": rel, "arch": name,
+                         "status": "ensembled"})
+    results = pd.DataFrame(rows).set_index("model")
+    return S.add_dedup_scores(results, ds, run_dir)
 
 
 def run_cv(model_name: str, ds: D.FERDataset, run_dir, *, k: int = 10, folds=(0,), seed: int = 0,

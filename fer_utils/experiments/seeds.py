@@ -1,0 +1,151 @@
+"""Seeds, ensembles and honest test numbers for a table of trained runs.
+
+Owns three things the training notebooks (03, 04) report for every model:
+
+- **Seeds**: one recipe trained with several training seeds, each in ``<run>/<model>/seed<k>/`` (the data split
+  stays the notebook's: only initialisation, shuffling and augmentation change), summarised as mean and
+  sample standard deviation over seeds (:func:`seed_summary`).
+- **Ensembles**: ``<run>/<model>/ensemble/`` averages the seed runs' probabilities (each member with its own
+  preprocessing and TTA); it is an ordinary run folder for every reader (``metrics.json``, ``predictions.npz``)
+  and a first-class model for users (``runs.load_predictor`` on the folder or on a list of run folders).
+- **Deduplicated scores**: FER-2013's test splits hold exact copies of training images (280 PublicTest, 288
+  PrivateTest), some with other labels. :func:`add_dedup_scores` adds accuracy and macro-F1 on each test split
+  without them (``<split>_dedup_accuracy``), computed from the saved predictions, so reused runs get them too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer_utils import progress, runs
+from fer_utils import data as D
+
+ENSEMBLE_DIR = "ensemble"
+DEDUP = "_dedup"
+
+
+def seed_dir(model: str, seed: int) -> str:
+    """The run folder of one seed, relative to the notebook's run folder (also the results table's index)."""
+    return f"{model}/seed{int(seed)}"
+
+
+def check_seeds(seeds) -> list:
+    """The training seeds as distinct ints (empty: one run with the notebook's seed).
+
+    Raises:
+        ValueError: not a list of distinct non-negative integers (names what was received).
+    """
+    if seeds is None:
+        return []
+    ok = isinstance(seeds, (list, tuple)) and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                  for s in seeds)
+    if not ok or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds={seeds!r}: expected a list of distinct integers >= 0 (e.g. [42, 43, 44]), or [] "
+                         "for one run with `seed`")
+    return [int(s) for s in seeds]
+
+
+def _scores(y, prob_or_pred, class_names) -> dict:
+    from fer_utils import evaluate
+
+    m = evaluate.compute_metrics(y, prob_or_pred, class_names)
+    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+
+
+def evaluate_ensemble(model: str, member_dirs, ds: D.FERDataset, out_dir) -> dict:
+    """The ensemble of finished runs: their saved test probabilities averaged, written as a run folder.
+
+    The members' ``predictions.npz`` hold each member's probabilities after its own preprocessing and TTA, so the
+    mean is exactly what ``runs.load_predictor(out_dir).predict`` returns on the same images (tested).
+
+    Raises:
+        ValueError: members scored on different samples or trained on different data (names the runs).
+    """
+    from fer_utils import evaluate
+
+    member_dirs = [Path(d) for d in member_dirs]
+    preds = [runs.load_predictions(d) for d in member_dirs]
+    checksums = [runs.read_metrics(d)["headline"].get("data_checksum", "") for d in member_dirs]
+    first = preds[0]
+    for d, p in zip(member_dirs[1:], preds[1:]):
+        same = (np.array_equal(p["y_true"], first["y_true"]) and np.array_equal(p["split"], first["split"])
+                and np.array_equal(p["source_ids"], first["source_ids"]))
+        if not same:
+            raise ValueError(f"Ensemble {out_dir}: {d} was scored on other samples than {member_dirs[0]}; members "
+                             "must be evaluated on the same test rows")
+    if len(set(checksums)) > 1:
+        raise ValueError(f"Ensemble {out_dir}: members trained on different data (checksums "
+                         f"{dict(zip(map(str, member_dirs), checksums))})")
+    prob = np.mean([p["y_prob"].astype(np.float64) for p in preds], axis=0).astype(np.float32)
+    out_dir = Path(out_dir)
+    runs.write_ensemble(out_dir, member_dirs, checksums=checksums)
+    runs.save_predictions(out_dir, first["y_true"], prob, source_ids=first["source_ids"], split=first["split"],
+                          class_names=list(ds.class_names))
+    row = {"model": model, "members": len(member_dirs), "data_checksum": checksums[0]}
+    per_split = {}
+    for split in dict.fromkeys(first["split"].tolist()):
+        mask = first["split"] == split
+        m = evaluate.compute_metrics(first["y_true"][mask], prob[mask], ds.class_names)
+        per_split[split] = m
+        row[f"{split}_accuracy"], row[f"{split}_macro_f1"] = m["accuracy"], m["macro_f1"]
+    row["train_seconds"] = float(sum(runs.read_metrics(d)["headline"].get("train_seconds", 0.0) for d in member_dirs))
+    runs.write_metrics(out_dir, {k: v for k, v in row.items() if k != "model"},
+                       {"members": [str(d) for d in member_dirs]}, model=model, splits=per_split,
+                       class_names=list(ds.class_names))
+    progress.report(f"{model} ensemble of {len(member_dirs)}: " + ", ".join(
+        f"{s} {per_split[s]['accuracy']:.4f}" for s in per_split))
+    return row
+
+
+def add_dedup_scores(results: pd.DataFrame, ds: D.FERDataset, run_dir) -> pd.DataFrame:
+    """``results`` with accuracy and macro-F1 on each test split without its copies of training images.
+
+    Reads each row's ``predictions.npz`` (the index is the run folder relative to ``run_dir``); adds
+    ``<split>_dedup_accuracy``, ``<split>_dedup_macro_f1`` and ``<split>_copies`` (rows left out).
+    """
+    copies = set(ds.source_ids[D.copies_of_training(ds)].astype(str).tolist())
+    out = results.copy()
+    for name in results.index:
+        folder = Path(run_dir) / str(name)
+        if not (folder / runs.PREDICTIONS_FILE).exists():
+            continue
+        p = runs.load_predictions(folder)
+        if p["split"] is None or p["source_ids"] is None:
+            continue
+        is_copy = np.isin(np.asarray(p["source_ids"]).astype(str), list(copies))
+        for split in dict.fromkeys(p["split"].tolist()):
+            keep = (p["split"] == split) & ~is_copy
+            s = _scores(p["y_true"][keep], p["y_pred"][keep], ds.class_names)
+            out.loc[name, f"{split}{DEDUP}_accuracy"] = s["accuracy"]
+            out.loc[name, f"{split}{DEDUP}_macro_f1"] = s["macro_f1"]
+            out.loc[name, f"{split}_copies"] = int(((p["split"] == split) & is_copy).sum())
+    return out
+
+
+def seed_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample sd over seeds of every accuracy/macro-F1 column, per model, next to its ensemble.
+
+    Rows: ``<model> (n seeds)`` with ``mean +- sd`` cells, and ``<model> ensemble`` with the ensemble's scores.
+    Empty when no model has seed runs.
+    """
+    if "seed" not in results:
+        return pd.DataFrame()
+    metrics = [c for c in results.columns if c.endswith(("_accuracy", "_macro_f1")) and "Validation" not in c]
+    rows = []
+    seeded = results[results["seed"].notna()]
+    for model, group in seeded.groupby("arch", sort=False):
+        vals = group[metrics].astype(float)
+        row = {"model": f"{model} ({len(group)} seeds)", "train minutes (mean)":
+               round(float(group["train_seconds"].mean()) / 60, 1) if "train_seconds" in group else np.nan}
+        for c in metrics:
+            sd = vals[c].std(ddof=1) if len(vals) > 1 else 0.0
+            row[c] = f"{vals[c].mean():.4f} +- {sd:.4f}"
+        rows.append(row)
+        ens = f"{model}/{ENSEMBLE_DIR}"
+        if ens in results.index:
+            rows.append({"model": f"{model} ensemble", **{c: f"{float(results.loc[ens, c]):.4f}" for c in metrics
+                                                          if pd.notna(results.loc[ens, c])}})
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
