@@ -365,3 +365,24 @@ def forest(table: pd.DataFrame, split: str = "", save_to=None):
     fig.suptitle("95% percentile bootstrap intervals" if len(table) else "no model runs found")
     fig.tight_layout()
     return _save(fig, save_to)
+
+
+def time_to_accuracy(curves: pd.DataFrame, reference: dict | None = None, save_to=None):
+    """Validation accuracy against cumulative training minutes, one line per run (``recipe.time_to_accuracy``).
+
+    ``reference``: horizontal lines ``{label: accuracy}`` (e.g. the peer's test accuracy), drawn dotted.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for i, (run, g) in enumerate(curves.groupby("run", sort=False)):
+        ax.plot(g["minutes"], g["val_accuracy"], "-o", ms=3, color=f"C{i % 10}", label=run)
+    for j, (label, acc) in enumerate((reference or {}).items()):
+        ax.axhline(acc, ls=":", color="0.4")
+        ax.annotate(label, (0, acc), xytext=(2, 2 + 10 * j), textcoords="offset points", fontsize=8, color="0.3")
+    ax.set_xlabel("training wall time (minutes)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Time to accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, save_to)

@@ -52,7 +52,7 @@ BACKUP_DIR = "backup"
 TENSORBOARD_DIR = "tb"
 #: The files of a finished model run (linked from the index; moved aside together on overwrite).
 RUN_FILES = (METRICS_FILE, HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE, CONFIG_FILE, PREPROCESSING_FILE, TIMINGS_FILE,
-             RECIPE_FILE, ENSEMBLE_FILE)
+             RECIPE_FILE)
 #: Keys every preprocessing.json has.
 PREPROCESSING_KEYS = ("class_names", "input_size", "channels", "normalization", "norm_mean", "norm_std", "tta",
                       "crop_fraction", "resize")
@@ -237,7 +237,7 @@ def load_model(run_dir, *, compile: bool = False):
 def finished_files(run_dir) -> list:
     """The files and folders of an earlier run present in ``run_dir`` (empty history files ignored)."""
     run_dir = Path(run_dir)
-    names = list(RUN_FILES) + [BACKUP_DIR, TENSORBOARD_DIR]
+    names = list(RUN_FILES) + [ENSEMBLE_FILE, BACKUP_DIR, TENSORBOARD_DIR]
     return [run_dir / n for n in names if (run_dir / n).exists()]
 
 
@@ -428,7 +428,7 @@ class EnsemblePredictor:
             raise ValueError("An ensemble needs at least one member run")
         names = {tuple(m.class_names) for m in members}
         if len(names) > 1:
-            raise ValueError(f"Ensemble members disagree on the classes: "
+            raise ValueError("Ensemble members disagree on the classes: "
                              + "; ".join(f"{m.run_dir}: {list(m.class_names)}" for m in members))
         self.members = members
         self.class_names = tuple(members[0].class_names)

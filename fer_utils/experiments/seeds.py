@@ -81,6 +81,16 @@ def evaluate_ensemble(model: str, member_dirs, ds: D.FERDataset, out_dir) -> dic
                          f"{dict(zip(map(str, member_dirs), checksums))})")
     prob = np.mean([p["y_prob"].astype(np.float64) for p in preds], axis=0).astype(np.float32)
     out_dir = Path(out_dir)
+    if (out_dir / runs.PREDICTIONS_FILE).exists():
+        earlier = runs.load_predictions(out_dir)
+        same = (earlier["y_prob"].shape == prob.shape and np.array_equal(earlier["y_prob"], prob)
+                and [Path(m) for m in runs.ensemble_members(out_dir)] == [d.resolve() for d in member_dirs])
+        if same:
+            stored = runs.read_metrics(out_dir)["headline"]
+            progress.report(f"{model} ensemble: unchanged members, results reused")
+            return {"model": model, **stored}
+        moved = runs.move_aside(out_dir)
+        progress.report(f"{model} ensemble: members changed; the earlier ensemble moved to {moved}")
     runs.write_ensemble(out_dir, member_dirs, checksums=checksums)
     runs.save_predictions(out_dir, first["y_true"], prob, source_ids=first["source_ids"], split=first["split"],
                           class_names=list(ds.class_names))

@@ -1,0 +1,97 @@
+"""What each ingredient of the profile's training recipe buys, and how fast it gets there.
+
+Trains the recipe of notebook 03 (``params/<profile>.yaml``) on a short budget, once whole and once without each
+ingredient (``fer_utils.experiments.recipe.VARIANTS``), on notebook 03's own data split, then writes:
+
+- ``<out>/recipe_ablation_<profile>.csv``: per variant, train minutes, best validation accuracy, accuracy and
+  macro-F1 on each test split as published and deduplicated, the difference to the full recipe and McNemar's p
+  against it (PrivateTest);
+- ``<out>/time_to_accuracy_<profile>.csv`` and ``.png``: validation accuracy against training minutes for
+  notebook 03's recipe runs (``reports/<profile>/03_baselines/<model>/seed*``, when they exist), the short full
+  recipe and the old ``cpu`` setting (variant ``old_cpu``), with minutes to reach 55/60/65% validation accuracy.
+
+Every variant is a resumable run folder ``reports/<profile>/recipe_ablation/<variant>/``: run the same command
+again after an interruption and finished variants are reused, an interrupted one resumes.
+
+Usage (from the repository root)::
+
+    python benchmarks/recipe.py --profile cpu --epochs 7                       # every variant (hours on a CPU)
+    python benchmarks/recipe.py --profile cpu --epochs 7 --variants full,flip_tta,no_tta,old_cpu
+    python benchmarks/recipe.py --profile smoke --epochs 1 --variants full,no_label_smoothing,no_tta
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(_REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(_REPO_ROOT))
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def parse_args(argv=None):
+    from fer_utils.experiments import recipe as R
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="cpu", help="params/<profile>.yaml whose notebook 03 holds the recipe")
+    ap.add_argument("--epochs", type=int, default=7, help="epochs of every variant but old_cpu (default: %(default)s)")
+    ap.add_argument("--variants", default=",".join([*R.VARIANTS, *R.TTA_VARIANTS]),
+                    help="comma-separated variants, trained in this order (default: all)")
+    ap.add_argument("--seed", type=int, default=0, help="training seed of every variant (default: %(default)s)")
+    ap.add_argument("--reports-dir", default="reports", help="where reports/<profile>/ lives")
+    ap.add_argument("--out", default="benchmarks/results", help="folder of the CSV and PNG outputs")
+    ap.add_argument("--params-dir", default="params")
+    ap.add_argument("--notebooks-dir", default="notebooks")
+    args = ap.parse_args(argv)
+    args.variants = R.check_variants([v.strip() for v in args.variants.split(",") if v.strip()])
+    if args.epochs < 1:
+        ap.error(f"--epochs {args.epochs}: expected an integer >= 1")
+    return args
+
+
+def main(argv=None) -> int:
+    from fer_utils import artifacts, notebook_exec, plots
+    from fer_utils.experiments import recipe as R
+    from fer_utils.experiments.published import published_table
+
+    try:
+        args = parse_args(argv)
+        recipe = R.recipe_from_profile(args.profile, args.params_dir, args.notebooks_dir)
+    except ValueError as err:  # ParamsError is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    with notebook_exec.filtered_stderr():
+        artifacts.quiet_warnings()
+        ds = R.load_recipe_data(recipe)
+        root = Path(args.reports_dir) / args.profile
+        folders = R.run_ablation(recipe, ds, root / R.ABLATION_DIR, variants=args.variants, epochs=args.epochs,
+                                 seed=args.seed)
+        table = R.ablation_table(folders, ds)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / f"recipe_ablation_{args.profile}.csv")
+        model = recipe["models"][0]
+        curves_from = {f"recipe seed {p.name[4:]} ({p.parent.name})": p
+                       for p in sorted((root / "03_baselines" / model).glob("seed*")) if (p / "timings.csv").exists()}
+        curves_from.update({f"ablation {n}": f for n, f in folders.items() if n in (R.FULL, "old_cpu")})
+        curves = R.time_to_accuracy(curves_from)
+        curves.to_csv(out / f"time_to_accuracy_{args.profile}.csv", index=False)
+        peer = published_table()
+        peer = peer[peer.study == "peer"]
+        reference = {f"peer (fer package) PrivateTest {a:.4f}": a for a in peer.accuracy}
+        plots.time_to_accuracy(curves, reference, save_to=out / f"time_to_accuracy_{args.profile}.png")
+    print(table.to_string(float_format="{:.4f}".format))
+    print()
+    print(R.minutes_to_reach(curves).to_string(float_format="{:.2f}".format))
+    print(f"\nwritten: {out / f'recipe_ablation_{args.profile}.csv'}, {out / f'time_to_accuracy_{args.profile}.csv'}, "
+          f"{out / f'time_to_accuracy_{args.profile}.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

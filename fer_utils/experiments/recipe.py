@@ -1,0 +1,227 @@
+"""What each ingredient of a training recipe buys: one-at-a-time ablations on a short budget, time to accuracy.
+
+The recipe has one owner, the profile's notebook 03 section (``params/<profile>.yaml``: model, builder arguments,
+training config, augmentation, normalization, TTA); :func:`recipe_from_profile` reads it. Every variant is that
+recipe with exactly one ingredient removed or replaced (:data:`VARIANTS`), trained for the same short number of
+epochs on notebook 03's data split (same seed, same validation carve-out, same test rows), each an ordinary
+resumable run folder ``reports/<profile>/recipe_ablation/<variant>/``. Test-time augmentation is ablated without
+retraining: the full variant's model is scored again with flip and with no TTA.
+
+:func:`ablation_table` puts the variants side by side: train minutes, best validation accuracy, accuracy and
+macro-F1 on each test split as published and deduplicated, the difference to the full recipe and McNemar's test
+against it on the same test images. :func:`time_to_accuracy` turns run folders into validation accuracy against
+cumulative training minutes (``timings.csv``), for the recipe and the old ``cpu`` setting.
+
+``benchmarks/recipe.py`` is the command line.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer_utils import progress, runs
+from fer_utils import data as D
+
+ABLATION_DIR = "recipe_ablation"
+FULL = "full"
+
+#: variant -> (what changes, overrides). Overrides: ``train_config`` keys, ``augment`` (replaces it), ``model`` /
+#: ``model_kwargs`` (replace them), ``normalization``, ``epochs_from_recipe`` (train the recipe's own length).
+VARIANTS: dict[str, tuple[str, dict]] = {
+    FULL: ("the whole recipe", {}),
+    "no_label_smoothing": ("label smoothing 0.1 -> 0", {"train_config": {"label_smoothing": 0.0}}),
+    "flip_only": ("flip/shift/rotation/zoom -> flip only", {"augment": {"flip": True}}),
+    "no_augmentation": ("no training augmentation", {"augment": {}}),
+    "constant_lr": ("warm-up + cosine -> constant learning rate",
+                    {"train_config": {"schedule": "constant", "warmup_epochs": 0}}),
+    "batch_64": ("batch 128, lr 2e-3 -> batch 64, lr 1e-3",
+                 {"train_config": {"batch_size": 64, "learning_rate": 0.001}}),
+    "unit_normalization": ("per-image standardisation -> [0, 1] scaling", {"normalization": "unit"}),
+    "float32": ("mixed bfloat16 -> float32", {"train_config": {"precision": "float32"}}),
+    "cnn_half": ("msca_resnet -> Study B's CNN at half width (the old cpu model)",
+                 {"model": "cnn", "model_kwargs": {"filters": [32, 64, 128, 256], "dense_units": 256}}),
+    "old_cpu": ("the old cpu setting: half-width CNN, Adam 1e-3, batch 64, cosine, 14 epochs, flip TTA",
+                {"model": "cnn", "model_kwargs": {"filters": [32, 64, 128, 256], "dense_units": 256},
+                 "train_config": {"learning_rate": 0.001, "batch_size": 64, "warmup_epochs": 0, "epochs": 14},
+                 "normalization": "auto", "tta": "flip", "epochs_from_variant": True}),
+}
+#: TTA variants: the full variant's model scored with another test-time augmentation (no training).
+TTA_VARIANTS = {"ten_crop_tta": ("TTA {} -> ten-crop", "ten_crop"), "flip_tta": ("TTA {} -> flip", "flip"),
+                "no_tta": ("TTA {} -> none", None)}
+
+
+def recipe_from_profile(profile: str, params_dir="params", notebooks_dir="notebooks") -> dict:
+    """Notebook 03's parameters in ``profile`` (its defaults, then the profile's shared and 03 keys).
+
+    Raises:
+        ParamsError: the profile does not pass the runner's checks (unknown key, wrong type).
+        ValueError: the profile's notebook 03 has no model to build a recipe from.
+    """
+    from fer_utils import params as P
+
+    nb = P.list_notebooks(notebooks_dir, only=["03"])
+    declared = P.notebook_parameters(nb[0])
+    resolved = P.resolve(P.load_profile(profile, params_dir), nb)[nb[0].stem]
+    recipe = {**declared, **resolved}
+    if not recipe.get("models"):
+        raise ValueError(f"params/{profile}.yaml: notebooks.03_baselines.models is empty; the recipe is its first "
+                         "model")
+    return recipe
+
+
+def check_variants(names) -> list:
+    """The variant names, in the given order, each known (the error lists the choices)."""
+    known = [*VARIANTS, *TTA_VARIANTS]
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise ValueError(f"Unknown ablation variant(s) {bad}; expected some of {known}")
+    return list(dict.fromkeys(names))
+
+
+def variant_settings(recipe: dict, variant: str, epochs: int) -> dict:
+    """``run_model`` keyword arguments of one variant: the recipe with the variant's one change, ``epochs`` long.
+
+    The warm-up stays at most ``epochs - 1`` epochs (a config rule); ``old_cpu`` keeps its own length.
+    """
+    change = VARIANTS[check_variants([variant])[0]][1]
+    model = recipe["models"][0]
+    cfg = {**recipe["train_config"], **((recipe.get("train_configs") or {}).get(model) or {})}
+    cfg.update(change.get("train_config", {}))
+    if not change.get("epochs_from_variant"):
+        cfg["epochs"] = int(epochs)
+    cfg["warmup_epochs"] = min(int(cfg.get("warmup_epochs", 0)), int(cfg["epochs"]) - 1)
+    model = change.get("model", model)
+    kwargs = copy.deepcopy(change.get("model_kwargs", (recipe.get("model_kwargs") or {}).get(model) or {}))
+    return {"model_name": model, "model_kwargs": kwargs, "train_config": cfg,
+            "augment": change.get("augment", recipe.get("augment")),
+            "normalization": change.get("normalization", recipe.get("normalization", "auto")),
+            "tta": change.get("tta", recipe.get("tta")), "input_size": int(recipe.get("input_size", 48))}
+
+
+def load_recipe_data(recipe: dict) -> D.FERDataset:
+    """Notebook 03's data: the same dataset, subsample and validation carve-out (its ``seed``)."""
+    from fer_utils.experiments.running import prepare
+
+    ds = D.load_dataset(recipe["dataset"], recipe["data_dir"], synthetic_per_class=recipe["synthetic_per_class"],
+                        seed=recipe["seed"])
+    return prepare(ds, max_per_class=recipe.get("max_per_class", 0), val_fraction=recipe.get("val_fraction", 0.1),
+                   seed=recipe["seed"])
+
+
+def run_ablation(recipe: dict, ds: D.FERDataset, out_dir, *, variants, epochs: int, seed: int = 0) -> dict:
+    """Train (or resume, or reuse) every variant in ``out_dir/<variant>``; TTA variants rescore ``full``.
+
+    Returns ``{variant: run folder}`` in the order given.
+    """
+    from fer_utils.experiments.running import evaluation_splits, run_model
+
+    eval_splits, _ = evaluation_splits(ds, recipe.get("eval_splits") or (), recipe.get("report_split") or "")
+    out_dir = Path(out_dir)
+    names = check_variants(variants)
+    if any(n in TTA_VARIANTS for n in names) and FULL not in names:
+        names.insert(0, FULL)
+    folders = {}
+    for i, name in enumerate(n for n in names if n in VARIANTS):
+        progress.report(f"ablation {name}: {VARIANTS[name][0]}")
+        settings = variant_settings(recipe, name, epochs)
+        run_model(settings.pop("model_name"), ds, out_dir / name, seed=seed, eval_splits=eval_splits,
+                  label=f"ablation {name}", **settings)
+        folders[name] = out_dir / name
+    for name in (n for n in names if n in TTA_VARIANTS):
+        folders[name] = rescore_tta(out_dir / FULL, ds, out_dir / name, TTA_VARIANTS[name][1], eval_splits)
+    return {n: folders[n] for n in names}
+
+
+def rescore_tta(model_dir, ds: D.FERDataset, out_dir, tta, eval_splits) -> Path:
+    """``model_dir``'s model scored with another TTA; ``out_dir`` gets ``predictions.npz`` and ``metrics.json``."""
+    from fer_utils import evaluate
+
+    out_dir = Path(out_dir)
+    if (out_dir / runs.METRICS_FILE).exists() and (out_dir / runs.PREDICTIONS_FILE).exists():
+        return out_dir
+    predictor = runs.load_predictor(model_dir)
+    y, prob, ids, split_col, per_split = [], [], [], [], {}
+    for split in eval_splits:
+        te = ds.split(split)
+        p = predictor.predict(te.images, tta=tta)
+        per_split[split] = evaluate.compute_metrics(te.labels, p, ds.class_names)
+        y.append(te.labels), prob.append(p), ids.append(te.source_ids), split_col.append([split] * len(te))
+    runs.save_predictions(out_dir, np.concatenate(y), np.concatenate(prob), source_ids=np.concatenate(ids).astype(str),
+                          split=np.concatenate(split_col), class_names=list(ds.class_names))
+    head = runs.read_metrics(model_dir)["headline"]
+    headline = {"tta": tta or "none", "tta_of_model": predictor.preprocessing["tta"] or "none",
+                "rescored_from": str(model_dir), "data_checksum": ds.checksum,
+                **{k: head[k] for k in ("epochs_run", "best_val_accuracy", "train_seconds") if k in head},
+                **{f"{s}_{k}": per_split[s][k] for s in per_split for k in ("accuracy", "macro_f1")}}
+    runs.write_metrics(out_dir, headline, {"rescored_from": str(model_dir)}, splits=per_split,
+                       class_names=list(ds.class_names))
+    return out_dir
+
+
+def ablation_table(folders: dict, ds: D.FERDataset, *, split: str = "PrivateTest") -> pd.DataFrame:
+    """One row per variant: what changed, epochs, train minutes, best validation accuracy, test accuracy and
+    macro-F1 as published and deduplicated, the accuracy difference to ``full`` and McNemar's p against it on
+    ``split`` (the same images; exact binomial below 25 discordant images)."""
+    from fer_utils import stats
+    from fer_utils.experiments.seeds import DEDUP, add_dedup_scores
+
+    rows = []
+    for name, folder in folders.items():
+        head = runs.read_metrics(folder)["headline"]
+        what = VARIANTS[name][0] if name in VARIANTS else TTA_VARIANTS[name][0].format(head.get("tta_of_model"))
+        rows.append({"variant": name, "change": what, "epochs": head.get("epochs_run"),
+                     "train minutes": round(float(head.get("train_seconds", np.nan)) / 60, 1),
+                     "best val acc": head.get("best_val_accuracy"),
+                     **{k: v for k, v in head.items() if k.endswith(("_accuracy", "_macro_f1"))
+                        and not k.startswith("best")}})
+    table = add_dedup_scores(pd.DataFrame(rows).set_index("variant"),
+                             ds, Path(next(iter(folders.values()))).parent) if rows else pd.DataFrame()
+    if FULL not in folders or table.empty:
+        return table
+    full = runs.load_predictions(folders[FULL])
+    mask = full["split"] == split
+    col, dcol = f"{split}_accuracy", f"{split}{DEDUP}_accuracy"
+    for name, folder in folders.items():
+        p = runs.load_predictions(folder)
+        m = p["split"] == split
+        if not np.array_equal(p["source_ids"][m], full["source_ids"][mask]):
+            raise ValueError(f"{folder}: scored on other {split} images than {folders[FULL]}")
+        table.loc[name, f"diff vs full ({split})"] = table.loc[name, col] - table.loc[FULL, col]
+        table.loc[name, f"diff vs full ({split}, dedup)"] = table.loc[name, dcol] - table.loc[FULL, dcol]
+        if name != FULL:
+            r = stats.mcnemar_test(full["y_true"][mask], full["y_pred"][mask], p["y_pred"][m])
+            table.loc[name, "McNemar p"] = r["p"]
+            discordant = f"{r['a right b wrong']} / {r['a wrong b right']}"
+            table.loc[name, "discordant (full right / variant right)"] = discordant
+    return table
+
+
+def time_to_accuracy(folders: dict) -> pd.DataFrame:
+    """Validation accuracy after each epoch against cumulative training minutes, one row per (run, epoch).
+
+    Minutes come from ``timings.csv`` (wall time of each finished epoch, resumed runs included).
+    """
+    rows = []
+    for label, folder in folders.items():
+        hist = runs.history_rows(folder)
+        times = runs.history_rows(folder, runs.TIMINGS_FILE)
+        minutes = np.cumsum([float(t["seconds"]) for t in times]) / 60
+        for h, m in zip(hist, minutes):
+            rows.append({"run": label, "epoch": int(h["epoch"]) + 1, "minutes": round(float(m), 2),
+                         "val_accuracy": float(h["val_accuracy"])})
+    return pd.DataFrame(rows, columns=["run", "epoch", "minutes", "val_accuracy"])
+
+
+def minutes_to_reach(curves: pd.DataFrame, thresholds=(0.55, 0.60, 0.65)) -> pd.DataFrame:
+    """Training minutes each run needed to first reach each validation accuracy (NaN: never)."""
+    out = {}
+    for run, g in curves.groupby("run", sort=False):
+        out[run] = {f"val acc >= {t:.2f}": (float(g.loc[g.val_accuracy >= t, "minutes"].iloc[0])
+                                           if (g.val_accuracy >= t).any() else np.nan) for t in thresholds}
+        out[run]["best val acc"] = float(g.val_accuracy.max())
+        out[run]["minutes"] = float(g.minutes.max())
+    return pd.DataFrame(out).T

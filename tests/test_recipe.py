@@ -1,0 +1,222 @@
+"""Seeds and ensembles, deduplicated test scores, the recipe's ablation and time-to-accuracy (issue 11).
+
+Training runs use the synthetic faces and a tiny CNN; the FER-2013 copy counts need ``FER_DATA_DIR``.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_utils import data as D
+from fer_utils import experiments, runs
+from fer_utils.experiments import recipe as R
+from fer_utils.experiments import seeds as S
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = {"filters": [4, 8], "dense_units": 8, "dropout": 0.0}
+CFG = {"optimizer": "adam", "learning_rate": 0.003, "batch_size": 16, "epochs": 2, "precision": "float32"}
+
+
+@pytest.fixture(scope="module")
+def tiny_fer():
+    return experiments.prepare(D.load_synthetic(6, seed=0), val_fraction=0.34, seed=0)
+
+
+@pytest.fixture(scope="module")
+def seeded(tiny_fer, tmp_path_factory):
+    root = tmp_path_factory.mktemp("seeds")
+    res = experiments.run_models(["cnn"], tiny_fer, root, train_config=CFG, model_kwargs_by_model={"cnn": TINY},
+                                 input_size=32, seeds=[3, 4, 5], tta="flip", seed=42,
+                                 eval_splits=("PublicTest", "PrivateTest"))
+    return root, res
+
+
+def test_seed_runs_differ_and_the_ensemble_is_the_mean_of_their_probabilities(seeded, tiny_fer):
+    root, res = seeded
+    assert list(res.index) == ["cnn/seed3", "cnn/seed4", "cnn/seed5", "cnn/ensemble"]
+    assert res.loc["cnn/seed4", "seed"] == 4 and res.loc["cnn/ensemble", "status"] == "ensembled"
+    members = [runs.load_predictions(root / f"cnn/seed{k}") for k in (3, 4, 5)]
+    assert not np.array_equal(members[0]["y_prob"], members[1]["y_prob"])  # the seed reaches the weights
+    ens = runs.load_predictions(root / "cnn/ensemble")
+    np.testing.assert_allclose(ens["y_prob"], np.mean([m["y_prob"] for m in members], axis=0), rtol=1e-6)
+    assert res.loc["cnn/ensemble", "PrivateTest_accuracy"] == pytest.approx(
+        float((ens["y_pred"] == ens["y_true"])[ens["split"] == "PrivateTest"].mean()))
+    # The seed recorded in each run's recipe is the training seed, not the notebook's.
+    assert runs.read_recipe(root / "cnn/seed5")["seed"] == 5
+
+
+def test_load_predictor_on_the_ensemble_folder_or_a_list_reproduces_the_saved_probabilities(seeded, tiny_fer):
+    root, _ = seeded
+    te = tiny_fer.split("PrivateTest")
+    stored = runs.load_predictions(root / "cnn/ensemble")
+    want = stored["y_prob"][stored["split"] == "PrivateTest"]
+    by_folder = runs.load_predictor(root / "cnn/ensemble")
+    by_list = runs.load_predictor([root / f"cnn/seed{k}" for k in (3, 4, 5)])
+    assert isinstance(by_folder, runs.EnsemblePredictor) and len(by_folder.members) == 3
+    np.testing.assert_allclose(by_folder.predict(te.images), want, atol=1e-5)
+    np.testing.assert_allclose(by_list.predict(te.images), want, atol=1e-5)
+    spec = json.loads((root / "cnn/ensemble" / runs.ENSEMBLE_FILE).read_text())
+    assert spec["members"] == ["../seed3", "../seed4", "../seed5"]  # relative: the folder can move
+
+
+def test_rerun_reuses_seed_runs_and_the_ensemble_byte_for_byte(seeded, tiny_fer):
+    root, res = seeded
+    before = (root / "cnn/ensemble" / runs.PREDICTIONS_FILE).read_bytes()
+    again = experiments.run_models(["cnn"], tiny_fer, root, train_config=CFG, model_kwargs_by_model={"cnn": TINY},
+                                   input_size=32, seeds=[3, 4, 5], tta="flip", seed=42,
+                                   eval_splits=("PublicTest", "PrivateTest"))
+    assert list(again["status"][:3]) == ["reused"] * 3
+    assert (root / "cnn/ensemble" / runs.PREDICTIONS_FILE).read_bytes() == before
+    assert not list((root / "cnn/ensemble").glob("replaced-*"))
+    pd.testing.assert_series_equal(again["PrivateTest_accuracy"], res["PrivateTest_accuracy"])
+
+
+def test_an_ensemble_whose_members_changed_is_moved_aside_not_overwritten(seeded, tiny_fer, tmp_path):
+    root, _ = seeded
+    out = tmp_path / "ens"
+    S.evaluate_ensemble("cnn", [root / "cnn/seed3", root / "cnn/seed4"], tiny_fer, out)
+    first = (out / runs.PREDICTIONS_FILE).read_bytes()
+    S.evaluate_ensemble("cnn", [root / "cnn/seed3", root / "cnn/seed5"], tiny_fer, out)
+    moved = list(out.glob("replaced-*"))
+    assert len(moved) == 1 and (moved[0] / runs.PREDICTIONS_FILE).read_bytes() == first
+    assert (moved[0] / runs.ENSEMBLE_FILE).exists()
+
+
+def test_ensemble_refuses_members_scored_on_other_samples(seeded, tiny_fer, tmp_path):
+    root, _ = seeded
+    other = tmp_path / "other"
+    p = runs.load_predictions(root / "cnn/seed4")
+    runs.save_predictions(other, p["y_true"][::-1], p["y_prob"][::-1], source_ids=p["source_ids"][::-1],
+                          split=p["split"][::-1])
+    (other / runs.METRICS_FILE).write_text((root / "cnn/seed4" / runs.METRICS_FILE).read_text())
+    with pytest.raises(ValueError, match="other samples"):
+        S.evaluate_ensemble("cnn", [root / "cnn/seed3", other], tiny_fer, tmp_path / "ens")
+
+
+def test_seed_summary_gives_mean_and_sd_over_seeds_next_to_the_ensemble(seeded):
+    _, res = seeded
+    table = S.seed_summary(res)
+    assert list(table.index) == ["cnn (3 seeds)", "cnn ensemble"]
+    acc = res.loc[["cnn/seed3", "cnn/seed4", "cnn/seed5"], "PrivateTest_accuracy"]
+    assert table.loc["cnn (3 seeds)", "PrivateTest_accuracy"] == f"{acc.mean():.4f} +- {acc.std(ddof=1):.4f}"
+    assert "PrivateTest_dedup_accuracy" in table
+
+
+@pytest.mark.parametrize("bad", [[1, 1], [1, -2], "0,1", [True], [0.5]])
+def test_seeds_must_be_distinct_non_negative_integers(bad):
+    with pytest.raises(ValueError, match="seeds="):
+        S.check_seeds(bad)
+
+
+def _dataset_with_copies():
+    """Training/Validation/PrivateTest rows; two test images copy a Validation and a Training image."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (8, 6, 6), dtype=np.uint8)
+    images[6] = images[1]   # PrivateTest copy of a Training image (with another label)
+    images[7] = images[3]   # PrivateTest copy of a Validation image
+    splits = ["Training"] * 3 + ["Validation"] + ["PrivateTest"] * 4
+    return D.FERDataset(images=images, labels=np.array([0, 1, 0, 1, 0, 1, 0, 1]), class_names=("a", "b"),
+                        splits=np.array(splits), source_ids=np.array([f"r{i}" for i in range(8)]), name="t")
+
+
+def test_copies_of_training_include_the_validation_carved_from_it():
+    ds = _dataset_with_copies()
+    assert list(np.flatnonzero(D.copies_of_training(ds))) == [6, 7]
+    assert list(np.flatnonzero(D.copies_of_training(ds, "Training"))) == [6]
+    assert len(D.deduplicated(ds).split("PrivateTest")) == 2
+
+
+def test_dedup_scores_leave_out_the_copies(tmp_path):
+    ds = _dataset_with_copies()
+    # Right on rows 4 and 5, wrong on the two copies: 50% as published, 100% deduplicated.
+    y = ds.labels[4:]
+    pred = np.array([0, 1, 1, 0])
+    runs.save_predictions(tmp_path / "m", y, np.eye(2)[pred], source_ids=ds.source_ids[4:], split="PrivateTest")
+    out = S.add_dedup_scores(pd.DataFrame({"PrivateTest_accuracy": [0.5]}, index=["m"]), ds, tmp_path)
+    assert out.loc["m", "PrivateTest_dedup_accuracy"] == 1.0 and out.loc["m", "PrivateTest_copies"] == 2
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("FER_DATA_DIR"), reason="FER_DATA_DIR not set")
+def test_fer2013_test_splits_hold_280_and_288_copies_of_training_images(real_data):
+    ds = experiments.prepare(D.load_dataset("fer2013", real_data), seed=42)
+    copies = D.copies_of_training(ds)
+    assert int((copies & (ds.splits == "PublicTest")).sum()) == 280
+    assert int((copies & (ds.splits == "PrivateTest")).sum()) == 288
+
+
+def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
+    recipe = R.recipe_from_profile("cpu", ROOT / "params", ROOT / "notebooks")
+    full = R.variant_settings(recipe, R.FULL, 7)
+    assert full["model_name"] == recipe["models"][0] == "msca_resnet"
+    assert full["train_config"]["epochs"] == 7 and full["tta"] == recipe["tta"]
+    for name in R.VARIANTS:
+        if name in (R.FULL, "cnn_half", "old_cpu"):
+            continue
+        v = R.variant_settings(recipe, name, 7)
+        changed = [k for k in full if v[k] != full[k]]
+        assert len(changed) == 1, (name, changed)
+        if changed == ["train_config"]:
+            keys = {k for k in full["train_config"] if v["train_config"][k] != full["train_config"][k]}
+            assert keys <= set(R.VARIANTS[name][1]["train_config"]), (name, keys)
+    assert R.variant_settings(recipe, "old_cpu", 7)["train_config"]["epochs"] == 14
+    assert R.variant_settings(recipe, R.FULL, 1)["train_config"]["warmup_epochs"] == 0  # must stay < epochs
+    with pytest.raises(ValueError, match="Unknown ablation variant.*no_dropout"):
+        R.check_variants(["full", "no_dropout"])
+
+
+def _fake_run(folder, y, pred, seconds, val):
+    runs.save_predictions(folder, y, np.eye(2)[pred], source_ids=[f"r{i}" for i in range(len(y))],
+                          split="PrivateTest")
+    runs.write_metrics(folder, {"epochs_run": len(val), "train_seconds": sum(seconds), "best_val_accuracy": max(val),
+                                "PrivateTest_accuracy": float((y == pred).mean())}, {})
+    (folder / runs.HISTORY_FILE).write_text("epoch,val_accuracy\n" + "".join(f"{i},{v}\n" for i, v in enumerate(val)))
+    (folder / runs.TIMINGS_FILE).write_text("epoch,seconds\n" + "".join(f"{i},{s}\n" for i, s in enumerate(seconds)))
+
+
+def test_ablation_table_compares_each_variant_with_the_full_recipe_by_mcnemar(tmp_path):
+    y = np.zeros(40, int)
+    full = np.zeros(40, int)             # 40/40 right
+    worse = full.copy()
+    worse[:30] = 1                       # 30 discordant, all in favour of the full recipe
+    _fake_run(tmp_path / "full", y, full, [60, 60], [0.5, 0.6])
+    _fake_run(tmp_path / "no_label_smoothing", y, worse, [60, 60], [0.5, 0.55])
+    ds = D.FERDataset(images=np.zeros((40, 4, 4), np.uint8), labels=y, class_names=("a", "b"),
+                      splits=np.array(["PrivateTest"] * 40), source_ids=np.array([f"r{i}" for i in range(40)]),
+                      name="t")
+    table = R.ablation_table({"full": tmp_path / "full", "no_label_smoothing": tmp_path / "no_label_smoothing"}, ds)
+    assert table.loc["no_label_smoothing", "diff vs full (PrivateTest)"] == pytest.approx(-0.75)
+    assert table.loc["no_label_smoothing", "discordant (full right / variant right)"] == "30 / 0"
+    assert table.loc["no_label_smoothing", "McNemar p"] < 1e-6
+    assert table.loc["full", "train minutes"] == 2.0
+
+
+def test_time_to_accuracy_accumulates_epoch_minutes(tmp_path):
+    _fake_run(tmp_path / "a", np.zeros(2, int), np.zeros(2, int), [30, 90, 60], [0.5, 0.62, 0.66])
+    curves = R.time_to_accuracy({"recipe": tmp_path / "a"})
+    assert list(curves["minutes"]) == [0.5, 2.0, 3.0] and list(curves["epoch"]) == [1, 2, 3]
+    reach = R.minutes_to_reach(curves, thresholds=(0.6, 0.7))
+    assert reach.loc["recipe", "val acc >= 0.60"] == 2.0 and np.isnan(reach.loc["recipe", "val acc >= 0.70"])
+
+
+def test_recipe_benchmark_runs_resumes_and_refuses_a_typo(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks/recipe.py"), "--profile", "smoke", "--epochs", "1",
+           "--variants", "full,no_tta", "--reports-dir", str(tmp_path / "reports"), "--out", str(tmp_path / "out"),
+           "--params-dir", str(ROOT / "params"), "--notebooks-dir", str(ROOT / "notebooks")]
+    env = dict(__import__("os").environ)
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "out/recipe_ablation_smoke.csv", index_col=0)
+    assert list(table.index) == ["full", "no_tta"] and table.loc["full", "epochs"] == 1
+    model = tmp_path / "reports/smoke/recipe_ablation/full" / runs.MODEL_FILE
+    stamp = model.stat().st_mtime_ns
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert again.returncode == 0 and model.stat().st_mtime_ns == stamp  # reused, not retrained
+    typo = [*cmd]
+    typo[typo.index("--variants") + 1] = "full,no_lable_smoothing"
+    typo = subprocess.run(typo, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert typo.returncode == 2 and "no_lable_smoothing" in typo.stderr
