@@ -220,3 +220,32 @@ def test_recipe_benchmark_runs_resumes_and_refuses_a_typo(tmp_path):
     typo[typo.index("--variants") + 1] = "full,no_lable_smoothing"
     typo = subprocess.run(typo, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert typo.returncode == 2 and "no_lable_smoothing" in typo.stderr
+
+
+def test_statistics_leave_the_copies_out_as_a_family_of_their_own(tmp_path):
+    from fer_utils.experiments import statistics
+
+    y = np.zeros(40, int)
+    a, b = np.zeros(40, int), np.zeros(40, int)
+    b[:12] = 1                                   # b is wrong on 12 images, 10 of them copies of training images
+    _fake_run(tmp_path / "a", y, a, [1], [0.5])
+    _fake_run(tmp_path / "b", y, b, [1], [0.5])
+    found = {"03:a": tmp_path / "a", "03:b": tmp_path / "b"}
+    copies = {f"r{i}" for i in range(10)}
+    both = statistics.mcnemar_table(found, "PrivateTest")
+    dedup = statistics.mcnemar_table(found, "PrivateTest", exclude=copies)
+    assert both["effect"].iloc[0].endswith("(12/0)") and dedup["effect"].iloc[0].endswith("(2/0)")
+    assert dedup["family"].iloc[0] == "McNemar, every pair (dedup)" and both["family"].iloc[0] == "McNemar, every pair"
+    boot = statistics.bootstrap_table(found, "PrivateTest", n=50, exclude=copies)
+    assert boot.loc["03:b", "n"] == 30 and boot.loc["03:b", "accuracy"] == pytest.approx(28 / 30)
+    assert set(boot["split"]) == {"PrivateTest (dedup)"}
+
+
+def test_headline_and_attention_comparison_carry_the_deduplicated_numbers():
+    res = pd.DataFrame({"PrivateTest_accuracy": [0.6, 0.62], "PrivateTest_macro_f1": [0.5, 0.52],
+                        "PrivateTest_dedup_accuracy": [0.59, 0.605], "PrivateTest_dedup_macro_f1": [0.49, 0.5]},
+                       index=["cnn", "cnn_se"])
+    head = experiments.headline(res)
+    assert head["cnn_se PrivateTest (dedup) acc"] == 0.605 and head["cnn PrivateTest acc"] == 0.6
+    cmp = experiments.attention_comparison(res)
+    assert cmp.loc["cnn_se", "delta accuracy (dedup)"] == pytest.approx(0.015)

@@ -84,7 +84,8 @@ def mark_same_data(table: pd.DataFrame, reference=None) -> pd.DataFrame:
 
 
 def attention_comparison(results: pd.DataFrame, split: str = "PrivateTest") -> pd.DataFrame:
-    """Each attention model next to its plain counterpart (the registry's pairs): accuracy and macro-F1 deltas."""
+    """Each attention model next to its plain counterpart (the registry's pairs): accuracy and macro-F1 deltas, as
+    published and on the deduplicated test split when the results carry it."""
     from fer_utils import models
 
     col, f1 = f"{split}_accuracy", f"{split}_macro_f1"
@@ -94,6 +95,10 @@ def attention_comparison(results: pd.DataFrame, split: str = "PrivateTest") -> p
                "baseline accuracy": results.loc[base, col],
                "delta accuracy": results.loc[model, col] - results.loc[base, col],
                "delta macro-F1": results.loc[model, f1] - results.loc[base, f1]}
+        dcol, df1 = f"{split}_dedup_accuracy", f"{split}_dedup_macro_f1"
+        if dcol in results and pd.notna(results.loc[model, dcol]) and pd.notna(results.loc[base, dcol]):
+            row["delta accuracy (dedup)"] = results.loc[model, dcol] - results.loc[base, dcol]
+            row["delta macro-F1 (dedup)"] = results.loc[model, df1] - results.loc[base, df1]
         if "data_checksum" in results:
             row[DATA_COLUMN] = bool(results.loc[model, "data_checksum"] == results.loc[base, "data_checksum"])
         rows.append(row)
@@ -101,11 +106,17 @@ def attention_comparison(results: pd.DataFrame, split: str = "PrivateTest") -> p
 
 
 def headline(results: pd.DataFrame, split: str = "PrivateTest") -> dict:
-    """Index-page headline: each model's accuracy on ``split``, the best model, and which were resumed/reused."""
+    """Index-page headline: each model's accuracy on ``split`` (and deduplicated), the best model, and which were
+    resumed/reused."""
     col = f"{split}_accuracy"
     if results.empty or col not in results:
         return {}
-    out = {f"{m} {split} acc": round(float(a), 4) for m, a in results[col].items()}
+    out = {}
+    for m, a in results[col].items():
+        out[f"{m} {split} acc"] = round(float(a), 4)
+        dedup = results[f"{split}_dedup_accuracy"].get(m) if f"{split}_dedup_accuracy" in results else None
+        if dedup is not None and pd.notna(dedup):
+            out[f"{m} {split} (dedup) acc"] = round(float(dedup), 4)
     out["best"] = str(results[col].idxmax())
     if "status" in results:
         # Say which models were not trained from scratch by this run.

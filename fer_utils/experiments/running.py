@@ -17,6 +17,7 @@ import pandas as pd
 
 from fer_utils import artifacts, progress, runs
 from fer_utils import data as D
+from fer_utils.experiments.seeds import dedup_scores
 
 TARGETS = ("majority", "distribution")
 
@@ -126,7 +127,8 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
         label: the name progress lines give this run (default: the model name).
 
     Returns:
-        A flat dict of results (model, accuracy and macro-F1 per evaluated split, epochs, seconds, ...) with
+        A flat dict of results (model, accuracy and macro-F1 per evaluated split as published and without the test
+        images that copy a training image (``<split>_dedup_accuracy``, ``<split>_copies``), epochs, seconds, ...) with
         ``status``: ``trained``, ``resumed``, ``evaluated`` or ``reused``.
     """
     import keras
@@ -157,7 +159,8 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
     if state == "finished":
         progress.report(f"{label}: finished earlier with the same recipe, results reused")
         stored = runs.read_metrics(run_dir)
-        return {"model": model_name, **stored["headline"], "status": "reused"}
+        # Runs finished before the deduplicated scores existed get them from their saved predictions.
+        return {"model": model_name, **dedup_scores(run_dir, ds), **stored["headline"], "status": "reused"}
     run_dir.mkdir(parents=True, exist_ok=True)
     runs.write_recipe(run_dir, recipe)
     timer = artifacts.Timer()
@@ -199,6 +202,7 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
         runs.save_predictions(run_dir, np.concatenate(y_true), np.concatenate(y_prob),
                               source_ids=np.concatenate(ids).astype(str), split=np.concatenate(split_col),
                               class_names=list(ds.class_names))
+    results.update(dedup_scores(run_dir, ds))
     results["seconds"] = round(timer.seconds, 1)
     metadata = artifacts.run_metadata(seed, ds, params or {}, precision=policy, tta=tta, target=target,
                                       train_config=cfg.to_dict(), input_size=size, normalization=normalization,
@@ -262,7 +266,7 @@ def run_models(model_names, ds: D.FERDataset, run_dir, *, model_kwargs_by_model:
     Returns:
         One row per run folder (index: the folder relative to ``run_dir``), with the model's registry name
         (``arch``), the seed (seed runs), and accuracy and macro-F1 per test split as published and deduplicated
-        (``<split>_dedup_accuracy``: copies of training images left out).
+        (``<split>_dedup_accuracy``: copies of training images left out, see :func:`run_model`).
     """
     from fer_utils.experiments import seeds as S
 
@@ -292,8 +296,7 @@ def run_models(model_names, ds: D.FERDataset, run_dir, *, model_kwargs_by_model:
             rel = f"{name}/{S.ENSEMBLE_DIR}"
             rows.append({**S.evaluate_ensemble(name, folders, ds, Path(run_dir) / rel), "model": rel, "arch": name,
                          "status": "ensembled"})
-    results = pd.DataFrame(rows).set_index("model")
-    return S.add_dedup_scores(results, ds, run_dir)
+    return pd.DataFrame(rows).set_index("model")
 
 
 def run_cv(model_name: str, ds: D.FERDataset, run_dir, *, k: int = 10, folds=(0,), seed: int = 0,

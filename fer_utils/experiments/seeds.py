@@ -102,6 +102,7 @@ def evaluate_ensemble(model: str, member_dirs, ds: D.FERDataset, out_dir) -> dic
         per_split[split] = m
         row[f"{split}_accuracy"], row[f"{split}_macro_f1"] = m["accuracy"], m["macro_f1"]
     row["train_seconds"] = float(sum(runs.read_metrics(d)["headline"].get("train_seconds", 0.0) for d in member_dirs))
+    row.update(dedup_scores(out_dir, ds))
     runs.write_metrics(out_dir, {k: v for k, v in row.items() if k != "model"},
                        {"members": [str(d) for d in member_dirs]}, model=model, splits=per_split,
                        class_names=list(ds.class_names))
@@ -110,28 +111,38 @@ def evaluate_ensemble(model: str, member_dirs, ds: D.FERDataset, out_dir) -> dic
     return row
 
 
-def add_dedup_scores(results: pd.DataFrame, ds: D.FERDataset, run_dir) -> pd.DataFrame:
-    """``results`` with accuracy and macro-F1 on each test split without its copies of training images.
+def dedup_scores(folder, ds: D.FERDataset, copies: set | None = None) -> dict:
+    """Accuracy and macro-F1 of a run's saved predictions on each test split without its copies of training images.
 
-    Reads each row's ``predictions.npz`` (the index is the run folder relative to ``run_dir``); adds
-    ``<split>_dedup_accuracy``, ``<split>_dedup_macro_f1`` and ``<split>_copies`` (rows left out).
+    Returns ``{<split>_dedup_accuracy, <split>_dedup_macro_f1, <split>_copies}`` ({} without ``predictions.npz``
+    or without source ids). ``copies``: source ids of the copies, when already computed.
     """
+    folder = Path(folder)
+    if not (folder / runs.PREDICTIONS_FILE).exists():
+        return {}
+    p = runs.load_predictions(folder)
+    if p["split"] is None or p["source_ids"] is None:
+        return {}
+    if copies is None:
+        copies = set(ds.source_ids[D.copies_of_training(ds)].astype(str).tolist())
+    is_copy = np.isin(np.asarray(p["source_ids"]).astype(str), list(copies))
+    out = {}
+    for split in dict.fromkeys(p["split"].tolist()):
+        keep = (p["split"] == split) & ~is_copy
+        s = _scores(p["y_true"][keep], p["y_pred"][keep], ds.class_names)
+        out[f"{split}{DEDUP}_accuracy"] = s["accuracy"]
+        out[f"{split}{DEDUP}_macro_f1"] = s["macro_f1"]
+        out[f"{split}_copies"] = int(((p["split"] == split) & is_copy).sum())
+    return out
+
+
+def add_dedup_scores(results: pd.DataFrame, ds: D.FERDataset, run_dir) -> pd.DataFrame:
+    """``results`` with :func:`dedup_scores` of each row's run folder (the index, relative to ``run_dir``)."""
     copies = set(ds.source_ids[D.copies_of_training(ds)].astype(str).tolist())
     out = results.copy()
     for name in results.index:
-        folder = Path(run_dir) / str(name)
-        if not (folder / runs.PREDICTIONS_FILE).exists():
-            continue
-        p = runs.load_predictions(folder)
-        if p["split"] is None or p["source_ids"] is None:
-            continue
-        is_copy = np.isin(np.asarray(p["source_ids"]).astype(str), list(copies))
-        for split in dict.fromkeys(p["split"].tolist()):
-            keep = (p["split"] == split) & ~is_copy
-            s = _scores(p["y_true"][keep], p["y_pred"][keep], ds.class_names)
-            out.loc[name, f"{split}{DEDUP}_accuracy"] = s["accuracy"]
-            out.loc[name, f"{split}{DEDUP}_macro_f1"] = s["macro_f1"]
-            out.loc[name, f"{split}_copies"] = int(((p["split"] == split) & is_copy).sum())
+        for key, value in dedup_scores(Path(run_dir) / str(name), ds, copies).items():
+            out.loc[name, key] = value
     return out
 
 

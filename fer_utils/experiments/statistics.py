@@ -187,18 +187,29 @@ def model_runs(run_dir, reports_dir, notebooks) -> dict:
     return found
 
 
-def _predictions(folder, split: str):
+def test_copies(ds: D.FERDataset) -> set:
+    """Source ids of the test images that copy a training image (load before subsampling: all of Training counts)."""
+    return set(ds.source_ids[D.copies_of_training(ds)].astype(str).tolist())
+
+
+def _predictions(folder, split: str, exclude=None):
     p = runs.load_predictions(folder)
     if p["split"] is None or split not in set(p["split"]):
         return None
     mask = p["split"] == split
+    if exclude:
+        mask &= ~np.isin(np.asarray(p["source_ids"]).astype(str), list(exclude))
     checksum = runs.read_metrics(folder)["headline"].get("data_checksum", "")
     return p["y_true"][mask], p["y_pred"][mask], np.asarray(p["source_ids"])[mask], checksum
 
 
-def mcnemar_table(found: dict, split: str, *, alpha: float = 0.05) -> pd.DataFrame:
-    """McNemar for every pair of runs on ``split`` (the same samples in the same order), Holm-adjusted."""
-    preds = {k: v for k, v in ((k, _predictions(f, split)) for k, f in found.items()) if v is not None}
+def mcnemar_table(found: dict, split: str, *, alpha: float = 0.05, exclude=None) -> pd.DataFrame:
+    """McNemar for every pair of runs on ``split`` (the same samples in the same order), Holm-adjusted.
+
+    ``exclude``: source ids left out (:func:`test_copies`); the rows then form their own family, ``(dedup)``.
+    """
+    preds = {k: v for k, v in ((k, _predictions(f, split, exclude)) for k, f in found.items()) if v is not None}
+    tag = f"{split} (dedup)" if exclude else split
     # Only runs scored on the same samples (same ids and labels, same order) are paired: FER-2013 models with each
     # other, FER+ models with each other.
     groups = {}
@@ -217,8 +228,9 @@ def mcnemar_table(found: dict, split: str, *, alpha: float = 0.05) -> pd.DataFra
             notes.append(f"under-powered: {discordant} discordant samples")
         if ca != cb:
             notes.append("different data checksums")
-        rows.append({"family": "McNemar, every pair", "test": f"McNemar ({r['method']})", "model A": a, "model B": b,
-                     "score": f"per-sample correctness on {split}", "mean A": float((pa == ya).mean()),
+        rows.append({"family": "McNemar, every pair" + (" (dedup)" if exclude else ""),
+                     "test": f"McNemar ({r['method']})", "model A": a, "model B": b,
+                     "score": f"per-sample correctness on {tag}", "mean A": float((pa == ya).mean()),
                      "mean B": float((pb == yb).mean()), "statistic": r["statistic"], "p": r["p"],
                      "effect": f"accuracy difference {(pa == ya).mean() - (pb == yb).mean():+.4f}, "
                                f"odds ratio {r['odds ratio']:.2f} ({r['a right b wrong']}/{r['a wrong b right']})",
@@ -230,15 +242,19 @@ def mcnemar_table(found: dict, split: str, *, alpha: float = 0.05) -> pd.DataFra
     return table
 
 
-def bootstrap_table(found: dict, split: str, *, n: int = 1000, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
-    """Accuracy and macro-F1 of every run on ``split`` with percentile bootstrap intervals."""
+def bootstrap_table(found: dict, split: str, *, n: int = 1000, seed: int = 0, alpha: float = 0.05,
+                    exclude=None) -> pd.DataFrame:
+    """Accuracy and macro-F1 of every run on ``split`` with percentile bootstrap intervals.
+
+    ``exclude``: source ids left out (:func:`test_copies`); the split is then named ``<split> (dedup)``.
+    """
     rows = []
     for name, folder in found.items():
-        p = _predictions(folder, split)
+        p = _predictions(folder, split, exclude)
         if p is None:
             continue
         ci = stats.bootstrap_ci(p[0], p[1], n=n, seed=seed, alpha=alpha)
-        rows.append({"model": name, "split": split, "n": len(p[0]),
+        rows.append({"model": name, "split": f"{split} (dedup)" if exclude else split, "n": len(p[0]),
                      **{f"{m} {k}": v for m in ("accuracy", "macro_f1") for k, v in zip(("", "low", "high"), ci[m])}})
     df = pd.DataFrame(rows)
     return df.rename(columns=lambda c: c.strip()).set_index("model") if len(df) else df
