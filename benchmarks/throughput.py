@@ -49,10 +49,13 @@ Usage (from the repository root)::
 
     python benchmarks/throughput.py                                   # the full default grid
     python benchmarks/throughput.py --models cnn --sizes 48 --steps 3 --warmup 1 --out /tmp/tp.csv
+    python benchmarks/throughput.py --recipe cpu --steps 15      # the cpu profile's training recipe as trained
 
 Options: ``--models`` (comma-separated registry names), ``--sizes`` (input sides),
 ``--batch``, ``--steps`` (timed steps per measurement), ``--warmup`` (untimed steps before each
-measurement), ``--precision`` (comma-separated Keras policies), ``--out`` (CSV path).
+measurement), ``--precision`` (comma-separated Keras policies), ``--out`` (CSV path),
+``--normalization`` (``auto``: each model's registry default), ``--recipe PROFILE`` (measure that profile's
+notebook-03 recipe: model, builder arguments, input size, batch, precision, augmentation, normalization).
 """
 
 from __future__ import annotations
@@ -133,7 +136,25 @@ def parse_args(argv=None):
     parser.add_argument("--precision", default=DEFAULT_PRECISIONS,
                         help=f"Keras dtype policies, some of {', '.join(train.PRECISIONS)} (default: %(default)s)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="CSV to append to (default: %(default)s)")
+    parser.add_argument("--normalization", default="auto",
+                        help="pipeline normalization; auto = each model's registry default (default: %(default)s)")
+    parser.add_argument("--recipe", default="",
+                        help="a profile (e.g. cpu) whose notebook-03 recipe is measured: its model, builder arguments, "
+                             "input size, batch, precision, augmentation and normalization replace those options")
     args = parser.parse_args(argv)
+    args.augment, args.model_kwargs = dict(AUGMENT), {}
+    if args.recipe:
+        from fer_utils.experiments import recipe as R
+
+        try:
+            settings = R.variant_settings(R.recipe_from_profile(args.recipe, _REPO_ROOT / "params",
+                                                                _REPO_ROOT / "notebooks"), R.FULL, 1)
+        except ValueError as err:
+            parser.error(f"--recipe {args.recipe}: {err}")
+        args.models, args.sizes = settings["model_name"], str(settings["input_size"])
+        args.batch, args.precision = settings["train_config"]["batch_size"], settings["train_config"]["precision"]
+        args.augment, args.normalization = settings["augment"] or {}, settings["normalization"]
+        args.model_kwargs = settings["model_kwargs"]
 
     args.models = _csv_list(args.models)
     unknown = [m for m in args.models if m not in models.available_models()]
@@ -149,6 +170,10 @@ def parse_args(argv=None):
     bad = [p for p in args.precision if p not in train.PRECISIONS]
     if bad or not args.precision:
         parser.error(f"--precision: unknown {bad}; expected some of {', '.join(train.PRECISIONS)}")
+    from fer_utils.pipeline import NORMALIZATIONS
+
+    if args.normalization not in ("auto", *NORMALIZATIONS):
+        parser.error(f"--normalization {args.normalization!r}: expected auto or one of {', '.join(NORMALIZATIONS)}")
     if args.batch < 1 or args.steps < 1 or args.warmup < 0:
         parser.error("--batch and --steps must be >= 1, --warmup >= 0")
     return args
@@ -221,7 +246,8 @@ class _BatchTimer(keras.callbacks.Callback):
         self.batches += 1
 
 
-def benchmark_one(name, size, precision, images, labels, *, batch, steps, warmup):
+def benchmark_one(name, size, precision, images, labels, *, batch, steps, warmup, augment=None,
+                  normalization="auto", model_kwargs=None):
     """Measures one model x size x precision configuration.
 
     Args:
@@ -233,6 +259,9 @@ def benchmark_one(name, size, precision, images, labels, *, batch, steps, warmup
         batch: Batch size.
         steps: Timed steps per measurement.
         warmup: Untimed steps before each measurement.
+        augment: Training augmentation of the pipeline (default: the profiles' flip/shift/rotation/zoom).
+        normalization: Pipeline normalization; ``auto`` = the model's registry default.
+        model_kwargs: Builder arguments (e.g. a recipe's filters).
 
     Returns:
         A dict with the measured columns (``model``, ``params``, ``input``, ``precision``,
@@ -259,13 +288,16 @@ def benchmark_one(name, size, precision, images, labels, *, batch, steps, warmup
                 and not tf.config.list_physical_devices("GPU"):
             notes.append("bf16 emulated (CPU lacks avx512_bf16/amx_bf16)")
         keras.utils.set_random_seed(0)
-        model = models.build_model(name, (side, side, channels), NUM_CLASSES)
+        model = models.build_model(name, (side, side, channels), NUM_CLASSES, **(model_kwargs or {}))
         model.compile(optimizer="adam", loss="categorical_crossentropy")
         row["params"] = int(model.count_params())
 
         # A fixed batch exactly as the pipeline would deliver it (resized, normalised, channel
         # repeated) but without augmentation, held in memory as tensors so no input work is timed.
-        common = dict(input_size=(side, side), channels=channels, batch_size=batch, normalization="unit")
+        norm = models.resolve_normalization(name, normalization)
+        if norm == "standardize":
+            norm = "unit"  # needs training statistics; the cost is the same
+        common = dict(input_size=(side, side), channels=channels, batch_size=batch, normalization=norm)
         x_np, y_np = pipeline.as_arrays(
             pipeline.make_dataset(images[:batch], labels[:batch], NUM_CLASSES, cache=False, **common))
         x, y = tf.constant(x_np, tf.float32), tf.constant(y_np, tf.float32)
@@ -291,7 +323,8 @@ def benchmark_one(name, size, precision, images, labels, *, batch, steps, warmup
 
         # The real training pipeline, repeated so any number of steps can be drawn from a small
         # pool. drop_remainder keeps every batch full, so images = steps * batch exactly.
-        ds = pipeline.make_dataset(images, labels, NUM_CLASSES, augment=AUGMENT, shuffle=True, seed=0,
+        ds = pipeline.make_dataset(images, labels, NUM_CLASSES, augment=AUGMENT if augment is None else augment,
+                                   shuffle=True, seed=0,
                                    cache=True, drop_remainder=True, **common).repeat()
 
         # 4. Pipeline alone. Its warm-up runs one full pass over the pool so the cache is complete
@@ -391,7 +424,10 @@ def main(argv=None):
             load = _load_1m()
             try:
                 row = benchmark_one(name, size, precision, images, labels,
-                                    batch=args.batch, steps=args.steps, warmup=args.warmup)
+                                    batch=args.batch, steps=args.steps, warmup=args.warmup, augment=args.augment,
+                                    normalization=args.normalization, model_kwargs=args.model_kwargs)
+                if args.recipe:
+                    row["note"] = "; ".join(filter(None, [row.get("note", ""), f"recipe of params/{args.recipe}.yaml"]))
                 row["error"] = ""
             except Exception as exc:  # one broken configuration must not end the whole grid
                 failed += 1

@@ -249,3 +249,17 @@ def test_headline_and_attention_comparison_carry_the_deduplicated_numbers():
     assert head["cnn_se PrivateTest (dedup) acc"] == 0.605 and head["cnn PrivateTest acc"] == 0.6
     cmp = experiments.attention_comparison(res)
     assert cmp.loc["cnn_se", "delta accuracy (dedup)"] == pytest.approx(0.015)
+
+
+def test_throughput_benchmark_measures_the_profile_recipe_as_trained():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("throughput", ROOT / "benchmarks/throughput.py")
+    tp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tp)
+    recipe = R.variant_settings(R.recipe_from_profile("cpu", ROOT / "params", ROOT / "notebooks"), R.FULL, 1)
+    args = tp.parse_args(["--recipe", "cpu"])
+    assert args.models == [recipe["model_name"]] and args.batch == recipe["train_config"]["batch_size"]
+    assert args.augment == recipe["augment"] and args.sizes == [recipe["input_size"]]
+    with pytest.raises(SystemExit):
+        tp.parse_args(["--recipe", "cpux"])
