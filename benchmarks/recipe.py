@@ -10,8 +10,9 @@ ingredient (``fer_utils.experiments.recipe.VARIANTS``), on notebook 03's own dat
   notebook 03's recipe runs (``reports/<profile>/03_baselines/<model>/seed*``, when they exist), the short full
   recipe and the old ``cpu`` setting (variant ``old_cpu``), with minutes to reach 55/60/65% validation accuracy.
 
-Every variant is a resumable run folder ``reports/<profile>/recipe_ablation/<variant>/``: run the same command
-again after an interruption and finished variants are reused, an interrupted one resumes.
+Every variant is a resumable run folder ``reports/<profile>/recipe_ablation/e<epochs>-s<seed>/<variant>/``: run the
+same command again after an interruption and finished variants are reused, an interrupted one resumes. A variant
+folder whose recipe no longer matches the profile is refused (exit code 2), never overwritten.
 
 Usage (from the repository root)::
 
@@ -55,7 +56,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from fer_utils import artifacts, notebook_exec, plots
+    from fer_utils import artifacts, experiments, notebook_exec, plots
     from fer_utils.experiments import recipe as R
     from fer_utils.experiments.published import published_table
 
@@ -69,9 +70,14 @@ def main(argv=None) -> int:
         artifacts.quiet_warnings()
         ds = R.load_recipe_data(recipe)
         root = Path(args.reports_dir) / args.profile
-        folders = R.run_ablation(recipe, ds, root / R.ABLATION_DIR, variants=args.variants, epochs=args.epochs,
-                                 seed=args.seed)
-        table = R.ablation_table(folders, ds)
+        budget = root / R.ABLATION_DIR / f"e{args.epochs}-s{args.seed}"  # another budget or seed: another folder
+        try:
+            folders = R.run_ablation(recipe, ds, budget, variants=args.variants, epochs=args.epochs, seed=args.seed)
+        except FileExistsError as err:  # a variant folder holding another recipe (e.g. the profile changed)
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        split = experiments.evaluation_splits(ds, recipe.get("eval_splits") or (), recipe.get("report_split") or "")[1]
+        table = R.ablation_table(folders, ds, split=split)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / f"recipe_ablation_{args.profile}.csv")

@@ -67,11 +67,13 @@ def test_load_predictor_on_the_ensemble_folder_or_a_list_reproduces_the_saved_pr
 def test_rerun_reuses_seed_runs_and_the_ensemble_byte_for_byte(seeded, tiny_fer):
     root, res = seeded
     before = (root / "cnn/ensemble" / runs.PREDICTIONS_FILE).read_bytes()
+    stamp = (root / "cnn/ensemble" / runs.PREDICTIONS_FILE).stat().st_mtime_ns
     again = experiments.run_models(["cnn"], tiny_fer, root, train_config=CFG, model_kwargs_by_model={"cnn": TINY},
                                    input_size=32, seeds=[3, 4, 5], tta="flip", seed=42,
                                    eval_splits=("PublicTest", "PrivateTest"))
     assert list(again["status"][:3]) == ["reused"] * 3
     assert (root / "cnn/ensemble" / runs.PREDICTIONS_FILE).read_bytes() == before
+    assert (root / "cnn/ensemble" / runs.PREDICTIONS_FILE).stat().st_mtime_ns == stamp  # not rewritten
     assert not list((root / "cnn/ensemble").glob("replaced-*"))
     pd.testing.assert_series_equal(again["PrivateTest_accuracy"], res["PrivateTest_accuracy"])
 
@@ -107,10 +109,30 @@ def test_seed_summary_gives_mean_and_sd_over_seeds_next_to_the_ensemble(seeded):
     assert "PrivateTest_dedup_accuracy" in table
 
 
-@pytest.mark.parametrize("bad", [[1, 1], [1, -2], "0,1", [True], [0.5]])
+@pytest.mark.parametrize("bad", [[1, 1], [1, -2], "0,1", [True], [0.5], {0, 1}, np.array([0, 1])])
 def test_seeds_must_be_distinct_non_negative_integers(bad):
     with pytest.raises(ValueError, match="seeds="):
         S.check_seeds(bad)
+
+
+def test_no_seeds_means_one_run_with_the_notebook_seed():
+    assert S.check_seeds([]) == S.check_seeds(()) == S.check_seeds(None) == []
+
+
+def test_tta_rescoring_follows_the_model_it_rescored(seeded, tiny_fer, tmp_path):
+    import shutil
+
+    root, _ = seeded
+    model_dir = tmp_path / "full"
+    shutil.copytree(root / "cnn/seed3", model_dir)
+    out = tmp_path / "no_tta"
+    R.rescore_tta(model_dir, tiny_fer, out, None, ["PrivateTest"])
+    first = runs.load_predictions(out)["y_prob"]
+    assert R.rescore_tta(model_dir, tiny_fer, out, None, ["PrivateTest"]) == out and not list(out.glob("replaced-*"))
+    shutil.copy(root / "cnn/seed4" / runs.MODEL_FILE, model_dir / runs.MODEL_FILE)  # "full" retrained
+    R.rescore_tta(model_dir, tiny_fer, out, None, ["PrivateTest"])
+    assert len(list(out.glob("replaced-*"))) == 1
+    assert not np.array_equal(runs.load_predictions(out)["y_prob"], first)
 
 
 def _dataset_with_copies():
@@ -154,6 +176,8 @@ def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
     full = R.variant_settings(recipe, R.FULL, 7)
     assert full["model_name"] == recipe["models"][0] == "msca_resnet"
     assert full["train_config"]["epochs"] == 7 and full["tta"] == recipe["tta"]
+    half = R.variant_settings(recipe, "cnn_half", 7)
+    assert half["model_name"] == "cnn" and half["normalization"] == "per_image"  # the recipe model's input
     for name in R.VARIANTS:
         if name in (R.FULL, "cnn_half", "old_cpu"):
             continue
@@ -188,7 +212,8 @@ def test_ablation_table_compares_each_variant_with_the_full_recipe_by_mcnemar(tm
     ds = D.FERDataset(images=np.zeros((40, 4, 4), np.uint8), labels=y, class_names=("a", "b"),
                       splits=np.array(["PrivateTest"] * 40), source_ids=np.array([f"r{i}" for i in range(40)]),
                       name="t")
-    table = R.ablation_table({"full": tmp_path / "full", "no_label_smoothing": tmp_path / "no_label_smoothing"}, ds)
+    table = R.ablation_table({"full": tmp_path / "full", "no_label_smoothing": tmp_path / "no_label_smoothing"}, ds,
+                             split="PrivateTest")
     assert table.loc["no_label_smoothing", "diff vs full (PrivateTest)"] == pytest.approx(-0.75)
     assert table.loc["no_label_smoothing", "discordant (full right / variant right)"] == "30 / 0"
     assert table.loc["no_label_smoothing", "McNemar p"] < 1e-6
@@ -212,7 +237,7 @@ def test_recipe_benchmark_runs_resumes_and_refuses_a_typo(tmp_path):
     assert first.returncode == 0, first.stderr[-2000:]
     table = pd.read_csv(tmp_path / "out/recipe_ablation_smoke.csv", index_col=0)
     assert list(table.index) == ["full", "no_tta"] and table.loc["full", "epochs"] == 1
-    model = tmp_path / "reports/smoke/recipe_ablation/full" / runs.MODEL_FILE
+    model = tmp_path / "reports/smoke/recipe_ablation/e1-s0/full" / runs.MODEL_FILE
     stamp = model.stat().st_mtime_ns
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert again.returncode == 0 and model.stat().st_mtime_ns == stamp  # reused, not retrained

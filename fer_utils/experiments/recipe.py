@@ -2,10 +2,11 @@
 
 The recipe has one owner, the profile's notebook 03 section (``params/<profile>.yaml``: model, builder arguments,
 training config, augmentation, normalization, TTA); :func:`recipe_from_profile` reads it. Every variant is that
-recipe with exactly one ingredient removed or replaced (:data:`VARIANTS`), trained for the same short number of
-epochs on notebook 03's data split (same seed, same validation carve-out, same test rows), each an ordinary
-resumable run folder ``reports/<profile>/recipe_ablation/<variant>/``. Test-time augmentation is ablated without
-retraining: the full variant's model is scored again with flip and with no TTA.
+recipe with exactly one ingredient removed or replaced (:data:`VARIANTS`; ``old_cpu`` replaces all of them by the
+earlier ``cpu`` setting), trained for the same short number of epochs on notebook 03's data split (same seed, same
+validation carve-out, same test rows), each an ordinary resumable run folder
+``reports/<profile>/recipe_ablation/e<epochs>-s<seed>/<variant>/``. Test-time augmentation is ablated without
+retraining: the full variant's model is scored again with another TTA.
 
 :func:`ablation_table` puts the variants side by side: train minutes, best validation accuracy, accuracy and
 macro-F1 on each test split as published and deduplicated, the difference to the full recipe and McNemar's test
@@ -30,7 +31,8 @@ ABLATION_DIR = "recipe_ablation"
 FULL = "full"
 
 #: variant -> (what changes, overrides). Overrides: ``train_config`` keys, ``augment`` (replaces it), ``model`` /
-#: ``model_kwargs`` (replace them), ``normalization``, ``epochs_from_recipe`` (train the recipe's own length).
+#: ``model_kwargs`` (replace them; the recipe model's normalization is kept unless ``normalization`` is given),
+#: ``normalization``, ``tta``, ``epochs_from_variant`` (train the variant's own ``epochs``, not the budget).
 VARIANTS: dict[str, tuple[str, dict]] = {
     FULL: ("the whole recipe", {}),
     "no_label_smoothing": ("label smoothing 0.1 -> 0", {"train_config": {"label_smoothing": 0.0}}),
@@ -67,6 +69,10 @@ def recipe_from_profile(profile: str, params_dir="params", notebooks_dir="notebo
     declared = P.notebook_parameters(nb[0])
     resolved = P.resolve(P.load_profile(profile, params_dir), nb)[nb[0].stem]
     recipe = {**declared, **resolved}
+    unsupported = {k: recipe.get(k) for k in ("balanced_train", "tuned_from") if recipe.get(k)}
+    if unsupported:
+        raise ValueError(f"params/{profile}.yaml: notebook 03 sets {unsupported}; the ablation trains the recipe on "
+                         "the real Training split with the profile's train_config only")
     if not recipe.get("models"):
         raise ValueError(f"params/{profile}.yaml: notebooks.03_baselines.models is empty; the recipe is its first "
                          "model")
@@ -94,11 +100,16 @@ def variant_settings(recipe: dict, variant: str, epochs: int) -> dict:
     if not change.get("epochs_from_variant"):
         cfg["epochs"] = int(epochs)
     cfg["warmup_epochs"] = min(int(cfg.get("warmup_epochs", 0)), int(cfg["epochs"]) - 1)
+    normalization = recipe.get("normalization", "auto")
+    if "model" in change and normalization == "auto" and "normalization" not in change:
+        from fer_utils import models
+
+        normalization = models.resolve_normalization(model, "auto")  # another architecture, the same input
     model = change.get("model", model)
     kwargs = copy.deepcopy(change.get("model_kwargs", (recipe.get("model_kwargs") or {}).get(model) or {}))
     return {"model_name": model, "model_kwargs": kwargs, "train_config": cfg,
             "augment": change.get("augment", recipe.get("augment")),
-            "normalization": change.get("normalization", recipe.get("normalization", "auto")),
+            "normalization": change.get("normalization", normalization),
             "tta": change.get("tta", recipe.get("tta")), "input_size": int(recipe.get("input_size", 48))}
 
 
@@ -122,7 +133,7 @@ def run_ablation(recipe: dict, ds: D.FERDataset, out_dir, *, variants, epochs: i
     eval_splits, _ = evaluation_splits(ds, recipe.get("eval_splits") or (), recipe.get("report_split") or "")
     out_dir = Path(out_dir)
     names = check_variants(variants)
-    if any(n in TTA_VARIANTS for n in names) and FULL not in names:
+    if FULL not in names:  # every variant is compared with the whole recipe
         names.insert(0, FULL)
     folders = {}
     for i, name in enumerate(n for n in names if n in VARIANTS):
@@ -140,9 +151,15 @@ def rescore_tta(model_dir, ds: D.FERDataset, out_dir, tta, eval_splits) -> Path:
     """``model_dir``'s model scored with another TTA; ``out_dir`` gets ``predictions.npz`` and ``metrics.json``."""
     from fer_utils import evaluate
 
+    import hashlib
+
     out_dir = Path(out_dir)
+    model_sha = hashlib.sha256((Path(model_dir) / runs.MODEL_FILE).read_bytes()).hexdigest()
     if (out_dir / runs.METRICS_FILE).exists() and (out_dir / runs.PREDICTIONS_FILE).exists():
-        return out_dir
+        if runs.read_metrics(out_dir)["headline"].get("model_sha256") == model_sha:
+            return out_dir
+        moved = runs.move_aside(out_dir)
+        progress.report(f"{out_dir.name}: {model_dir} holds another model now; earlier scores moved to {moved}")
     predictor = runs.load_predictor(model_dir)
     y, prob, ids, split_col, per_split = [], [], [], [], {}
     for split in eval_splits:
@@ -154,7 +171,7 @@ def rescore_tta(model_dir, ds: D.FERDataset, out_dir, tta, eval_splits) -> Path:
                           split=np.concatenate(split_col), class_names=list(ds.class_names))
     head = runs.read_metrics(model_dir)["headline"]
     headline = {"tta": tta or "none", "tta_of_model": predictor.preprocessing["tta"] or "none",
-                "rescored_from": str(model_dir), "data_checksum": ds.checksum,
+                "rescored_from": str(model_dir), "model_sha256": model_sha, "data_checksum": ds.checksum,
                 **{k: head[k] for k in ("epochs_run", "best_val_accuracy", "train_seconds") if k in head},
                 **{f"{s}_{k}": per_split[s][k] for s in per_split for k in ("accuracy", "macro_f1")}}
     runs.write_metrics(out_dir, headline, {"rescored_from": str(model_dir)}, splits=per_split,
@@ -162,7 +179,7 @@ def rescore_tta(model_dir, ds: D.FERDataset, out_dir, tta, eval_splits) -> Path:
     return out_dir
 
 
-def ablation_table(folders: dict, ds: D.FERDataset, *, split: str = "PrivateTest") -> pd.DataFrame:
+def ablation_table(folders: dict, ds: D.FERDataset, *, split: str) -> pd.DataFrame:
     """One row per variant: what changed, epochs, train minutes, best validation accuracy, test accuracy and
     macro-F1 as published and deduplicated, the accuracy difference to ``full`` and McNemar's p against it on
     ``split`` (the same images; exact binomial below 25 discordant images)."""

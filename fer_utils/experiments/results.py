@@ -19,13 +19,22 @@ DATA_COLUMN = "same data"
 
 
 def collect_results(run_dir) -> pd.DataFrame:
-    """Every model run below ``run_dir`` (their ``metrics.json``) as a table, with each run's data checksum."""
+    """Every model run below ``run_dir`` (their ``metrics.json``) as a table, with each run's data checksum.
+
+    ``<model>/`` runs are indexed by the model name; seed runs and ensembles (``<model>/seed<k>/``,
+    ``<model>/ensemble/``) by their folder, with the model's name in ``arch``.
+    """
     rows = []
-    for path in sorted(Path(run_dir).glob(f"*/{runs.METRICS_FILE}")):
+    root = Path(run_dir)
+    found = [*root.glob(f"*/{runs.METRICS_FILE}"), *root.glob(f"*/seed*/{runs.METRICS_FILE}"),
+             *root.glob(f"*/ensemble/{runs.METRICS_FILE}")]
+    for path in sorted(found):
         m = runs.read_metrics(path.parent)
         if "model" in m:
             checksum = m["headline"].get("data_checksum") or m.get("metadata", {}).get("data", {}).get("checksum")
-            rows.append({"model": m["model"], **m["headline"], "data_checksum": checksum})
+            rel = path.parent.relative_to(root).as_posix()
+            rows.append({"model": m["model"] if "/" not in rel else rel, **m["headline"], "data_checksum": checksum,
+                         "arch": m["model"]})
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
 
 

@@ -271,7 +271,7 @@ def run_models(model_names, ds: D.FERDataset, run_dir, *, model_kwargs_by_model:
     from fer_utils.experiments import seeds as S
 
     check_model_names(model_names, model_kwargs_by_model, input_sizes, train_configs)
-    seeds = S.check_seeds(list(seeds or []))
+    seeds = S.check_seeds(seeds)
     rows = []
     for i, name in enumerate(model_names, start=1):
         print(f"=== {name} ===", flush=True)

@@ -1,6 +1,7 @@
 """Seeds, ensembles and honest test numbers for a table of trained runs.
 
-Owns three things the training notebooks (03, 04) report for every model:
+Owns three things the training notebooks report for every model (seeds: notebook 03's ``seeds``; deduplicated
+scores: every run of ``run_model``):
 
 - **Seeds**: one recipe trained with several training seeds, each in ``<run>/<model>/seed<k>/`` (the data split
   stays the notebook's: only initialisation, shuffling and augmentation change), summarised as mean and
@@ -38,7 +39,7 @@ def check_seeds(seeds) -> list:
     Raises:
         ValueError: not a list of distinct non-negative integers (names what was received).
     """
-    if seeds is None:
+    if seeds is None or (isinstance(seeds, (list, tuple)) and not seeds):
         return []
     ok = isinstance(seeds, (list, tuple)) and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                                                   for s in seeds)
@@ -59,7 +60,10 @@ def evaluate_ensemble(model: str, member_dirs, ds: D.FERDataset, out_dir) -> dic
     """The ensemble of finished runs: their saved test probabilities averaged, written as a run folder.
 
     The members' ``predictions.npz`` hold each member's probabilities after its own preprocessing and TTA, so the
-    mean is exactly what ``runs.load_predictor(out_dir).predict`` returns on the same images (tested).
+    mean is what ``runs.load_predictor(out_dir).predict`` returns on the same images (to float32 rounding; tested).
+    An earlier ensemble in ``out_dir`` with the same members and probabilities is reused; any other is moved to
+    ``replaced-<time>/`` first (its ``ensemble.json`` names members relative to the ensemble folder, so a moved-aside
+    copy is kept for its numbers, not for loading).
 
     Raises:
         ValueError: members scored on different samples or trained on different data (names the runs).
@@ -81,10 +85,14 @@ def evaluate_ensemble(model: str, member_dirs, ds: D.FERDataset, out_dir) -> dic
                          f"{dict(zip(map(str, member_dirs), checksums))})")
     prob = np.mean([p["y_prob"].astype(np.float64) for p in preds], axis=0).astype(np.float32)
     out_dir = Path(out_dir)
-    if (out_dir / runs.PREDICTIONS_FILE).exists():
-        earlier = runs.load_predictions(out_dir)
-        same = (earlier["y_prob"].shape == prob.shape and np.array_equal(earlier["y_prob"], prob)
-                and [Path(m) for m in runs.ensemble_members(out_dir)] == [d.resolve() for d in member_dirs])
+    if runs.finished_files(out_dir):
+        try:
+            earlier = runs.load_predictions(out_dir)
+            same = (earlier["y_prob"].shape == prob.shape and np.array_equal(earlier["y_prob"], prob)
+                    and [Path(m) for m in runs.ensemble_members(out_dir)] == [d.resolve() for d in member_dirs]
+                    and (out_dir / runs.METRICS_FILE).exists())
+        except (OSError, ValueError):  # an unreadable or half-written earlier ensemble counts as changed
+            same = False
         if same:
             stored = runs.read_metrics(out_dir)["headline"]
             progress.report(f"{model} ensemble: unchanged members, results reused")

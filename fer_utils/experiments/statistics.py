@@ -188,7 +188,12 @@ def model_runs(run_dir, reports_dir, notebooks) -> dict:
 
 
 def test_copies(ds: D.FERDataset) -> set:
-    """Source ids of the test images that copy a training image (load before subsampling: all of Training counts)."""
+    """Source ids of the test images that copy a training image (load before subsampling: all of Training counts).
+
+    Notebook 06 compares models of several notebooks, so it leaves out copies of *any* training image; a run's own
+    ``<split>_dedup_accuracy`` (``experiments.seeds.dedup_scores``) leaves out copies of the training rows of the data
+    it was trained on. The two agree when the run used all of Training (the cpu and paper profiles' notebook 03).
+    """
     return set(ds.source_ids[D.copies_of_training(ds)].astype(str).tolist())
 
 
@@ -197,7 +202,7 @@ def _predictions(folder, split: str, exclude=None):
     if p["split"] is None or split not in set(p["split"]):
         return None
     mask = p["split"] == split
-    if exclude:
+    if exclude is not None:
         mask &= ~np.isin(np.asarray(p["source_ids"]).astype(str), list(exclude))
     checksum = runs.read_metrics(folder)["headline"].get("data_checksum", "")
     return p["y_true"][mask], p["y_pred"][mask], np.asarray(p["source_ids"])[mask], checksum
@@ -209,7 +214,7 @@ def mcnemar_table(found: dict, split: str, *, alpha: float = 0.05, exclude=None)
     ``exclude``: source ids left out (:func:`test_copies`); the rows then form their own family, ``(dedup)``.
     """
     preds = {k: v for k, v in ((k, _predictions(f, split, exclude)) for k, f in found.items()) if v is not None}
-    tag = f"{split} (dedup)" if exclude else split
+    tag = f"{split} (dedup)" if exclude is not None else split
     # Only runs scored on the same samples (same ids and labels, same order) are paired: FER-2013 models with each
     # other, FER+ models with each other.
     groups = {}
@@ -228,7 +233,7 @@ def mcnemar_table(found: dict, split: str, *, alpha: float = 0.05, exclude=None)
             notes.append(f"under-powered: {discordant} discordant samples")
         if ca != cb:
             notes.append("different data checksums")
-        rows.append({"family": "McNemar, every pair" + (" (dedup)" if exclude else ""),
+        rows.append({"family": "McNemar, every pair" + (" (dedup)" if exclude is not None else ""),
                      "test": f"McNemar ({r['method']})", "model A": a, "model B": b,
                      "score": f"per-sample correctness on {tag}", "mean A": float((pa == ya).mean()),
                      "mean B": float((pb == yb).mean()), "statistic": r["statistic"], "p": r["p"],
@@ -254,7 +259,7 @@ def bootstrap_table(found: dict, split: str, *, n: int = 1000, seed: int = 0, al
         if p is None:
             continue
         ci = stats.bootstrap_ci(p[0], p[1], n=n, seed=seed, alpha=alpha)
-        rows.append({"model": name, "split": f"{split} (dedup)" if exclude else split, "n": len(p[0]),
+        rows.append({"model": name, "split": f"{split} (dedup)" if exclude is not None else split, "n": len(p[0]),
                      **{f"{m} {k}": v for m in ("accuracy", "macro_f1") for k, v in zip(("", "low", "high"), ci[m])}})
     df = pd.DataFrame(rows)
     return df.rename(columns=lambda c: c.strip()).set_index("model") if len(df) else df
