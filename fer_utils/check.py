@@ -91,6 +91,13 @@ def check_parameters(stem: str, params: dict) -> list:
             except (ValueError, TypeError) as exc:
                 bad(key if name is None or not (per_model or {}).get(name) else f"train_configs.{name}", str(exc))
                 break
+    if "seeds" in params:
+        from fer_utils.experiments.seeds import check_seeds
+
+        try:
+            check_seeds(params["seeds"])
+        except ValueError as exc:
+            bad("seeds", str(exc))
     if "val_fraction" in params and not 0 < params["val_fraction"] < 1:
         bad("val_fraction", f"{params['val_fraction']}; expected a number between 0 and 1")
     if "ckplus_k" in params:
