@@ -49,3 +49,12 @@ def write_png(path: Path, image: np.ndarray):
 
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_fer():
+    """Synthetic faces (6 per class and split) with a Validation split: the small training runs' dataset."""
+    from fer_utils import data as D
+    from fer_utils import experiments
+
+    return experiments.prepare(D.load_synthetic(6, seed=0), val_fraction=0.34, seed=0)

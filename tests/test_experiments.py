@@ -18,11 +18,6 @@ CFG = {"optimizer": "adam", "learning_rate": 0.003, "batch_size": 16, "epochs": 
 
 
 @pytest.fixture(scope="module")
-def tiny_fer():
-    return experiments.prepare(D.load_synthetic(6, seed=0), val_fraction=0.34, seed=0)
-
-
-@pytest.fixture(scope="module")
 def trained_cnn(tiny_fer, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     res = experiments.run_model("cnn", tiny_fer, root / "cnn", train_config=CFG, model_kwargs=TINY_CNN,

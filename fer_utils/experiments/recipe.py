@@ -149,9 +149,9 @@ def run_ablation(recipe: dict, ds: D.FERDataset, out_dir, *, variants, epochs: i
 
 def rescore_tta(model_dir, ds: D.FERDataset, out_dir, tta, eval_splits) -> Path:
     """``model_dir``'s model scored with another TTA; ``out_dir`` gets ``predictions.npz`` and ``metrics.json``."""
-    from fer_utils import evaluate
-
     import hashlib
+
+    from fer_utils.experiments.running import evaluate_splits
 
     out_dir = Path(out_dir)
     model_sha = hashlib.sha256((Path(model_dir) / runs.MODEL_FILE).read_bytes()).hexdigest()
@@ -161,14 +161,7 @@ def rescore_tta(model_dir, ds: D.FERDataset, out_dir, tta, eval_splits) -> Path:
         moved = runs.move_aside(out_dir)
         progress.report(f"{out_dir.name}: {model_dir} holds another model now; earlier scores moved to {moved}")
     predictor = runs.load_predictor(model_dir)
-    y, prob, ids, split_col, per_split = [], [], [], [], {}
-    for split in eval_splits:
-        te = ds.split(split)
-        p = predictor.predict(te.images, tta=tta)
-        per_split[split] = evaluate.compute_metrics(te.labels, p, ds.class_names)
-        y.append(te.labels), prob.append(p), ids.append(te.source_ids), split_col.append([split] * len(te))
-    runs.save_predictions(out_dir, np.concatenate(y), np.concatenate(prob), source_ids=np.concatenate(ids).astype(str),
-                          split=np.concatenate(split_col), class_names=list(ds.class_names))
+    per_split = evaluate_splits(predictor, ds, eval_splits, out_dir, tta=tta)
     head = runs.read_metrics(model_dir)["headline"]
     headline = {"tta": tta or "none", "tta_of_model": predictor.preprocessing["tta"] or "none",
                 "rescored_from": str(model_dir), "model_sha256": model_sha, "data_checksum": ds.checksum,

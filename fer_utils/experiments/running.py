@@ -189,19 +189,10 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
     predictor = runs.load_predictor(run_dir)
     results = {"model": model_name, "params": int(predictor.model.count_params()), "input": f"{size}x{size}x{channels}",
                "precision": policy, **_whole_run(run_dir), "data_checksum": ds.checksum, "status": status}
-    per_split, y_true, y_prob, ids, split_col = {}, [], [], [], []
-    for split in eval_splits:
-        te = ds.split(split)
-        prob = predictor.predict(te.images)
-        m = evaluate.compute_metrics(te.labels, prob, ds.class_names)
-        per_split[split] = m
+    per_split = evaluate_splits(predictor, ds, eval_splits, run_dir)
+    for split, m in per_split.items():
         results[f"{split}_accuracy"] = m["accuracy"]
         results[f"{split}_macro_f1"] = m["macro_f1"]
-        y_true.append(te.labels), y_prob.append(prob), ids.append(te.source_ids), split_col.append([split] * len(te))
-    if y_true:
-        runs.save_predictions(run_dir, np.concatenate(y_true), np.concatenate(y_prob),
-                              source_ids=np.concatenate(ids).astype(str), split=np.concatenate(split_col),
-                              class_names=list(ds.class_names))
     results.update(dedup_scores(run_dir, ds))
     results["seconds"] = round(timer.seconds, 1)
     metadata = artifacts.run_metadata(seed, ds, params or {}, precision=policy, tta=tta, target=target,
@@ -212,6 +203,27 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
                        model=model_name, splits=per_split, class_names=list(ds.class_names))
     keras.backend.clear_session()  # frees the graph before the next model of the table
     return results
+
+
+def evaluate_splits(predictor, ds: D.FERDataset, eval_splits, out_dir, *, tta="default") -> dict:
+    """Score ``predictor`` on each test split once; ``out_dir/predictions.npz`` gets every row. ``{split: metrics}``.
+
+    ``tta``: the run's own test-time augmentation (``"default"``) or another one (``None``, ``"flip"``,
+    ``"ten_crop"``).
+    """
+    from fer_utils import evaluate
+
+    per_split, y_true, y_prob, ids, split_col = {}, [], [], [], []
+    for split in eval_splits:
+        te = ds.split(split)
+        prob = predictor.predict(te.images, tta=tta)
+        per_split[split] = evaluate.compute_metrics(te.labels, prob, ds.class_names)
+        y_true.append(te.labels), y_prob.append(prob), ids.append(te.source_ids), split_col.append([split] * len(te))
+    if y_true:
+        runs.save_predictions(out_dir, np.concatenate(y_true), np.concatenate(y_prob),
+                              source_ids=np.concatenate(ids).astype(str), split=np.concatenate(split_col),
+                              class_names=list(ds.class_names))
+    return per_split
 
 
 def _check_earlier_run(run_dir: Path, recipe: dict, overwrite: bool) -> str:
