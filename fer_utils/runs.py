@@ -370,7 +370,7 @@ class Predictor:
 
         Faces are resized to the model's input with the aspect ratio kept, given the run's channels
         and normalization, and averaged over the run's test-time augmentation (``tta="default"``),
-        or over ``tta`` (None, ``"flip"``, ``"ten_crop"``) when given.
+        or over ``tta`` (None, ``"flip"``, ``"center_flip"``, ``"ten_crop"``) when given.
 
         Raises:
             ValueError: images that are not uint8 ``[N, H, W]`` (a single ``[H, W]`` face is accepted).
@@ -475,7 +475,9 @@ def load_predictor(run_dir):
 
     Args:
         run_dir: a model run folder (``model.keras`` + ``preprocessing.json``) -> :class:`Predictor`;
-            an ensemble folder (``ensemble.json``) or a list of run folders -> :class:`EnsemblePredictor`.
+            an ensemble folder (``ensemble.json``) or a list of run folders -> :class:`EnsemblePredictor`;
+            an exported model folder (``architecture.json`` + float16 ``weights.npz``, e.g. the model shipped
+            in ``fer_utils/predict/default_model``) -> :class:`Predictor`.
 
     Raises:
         FileNotFoundError: the run folder lacks its model or preprocessing record (names the file).
@@ -484,5 +486,9 @@ def load_predictor(run_dir):
         return EnsemblePredictor([load_predictor(d) for d in run_dir])
     if (Path(run_dir) / ENSEMBLE_FILE).exists():
         return EnsemblePredictor([load_predictor(d) for d in ensemble_members(run_dir)], run_dir)
+    from fer_utils.predict import shipped
+
+    if shipped.is_exported(run_dir):
+        return shipped.load_exported(run_dir)
     spec = read_preprocessing(run_dir)
     return Predictor(load_model(run_dir, compile=False), spec, run_dir)

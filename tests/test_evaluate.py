@@ -115,7 +115,7 @@ def test_plain_prediction_from_dataset_matches_array():
     from_array = evaluate.predict_proba(model, x)
     ds = tf.data.Dataset.from_tensor_slices((x, np.zeros((6, 3), "float32"))).batch(4)
     np.testing.assert_allclose(evaluate.predict_proba(model, ds), from_array, atol=1e-6)
-    with pytest.raises(ValueError, match="'flip', 'ten_crop'"):
+    with pytest.raises(ValueError, match="'flip', 'center_flip', 'ten_crop'"):
         evaluate.predict_proba(model, x, tta="rotate")
 
 
@@ -216,3 +216,13 @@ def test_grad_cam_under_mixed_bfloat16():
         assert 0.0 <= cam.min() and cam.max() <= 1.0
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_center_flip_is_the_centre_crop_and_its_mirror():
+    x = np.random.default_rng(4).uniform(size=(5, 8, 8, 1)).astype("float32")
+    model = asymmetric_model()
+    views = evaluate.ten_crop_views(tf.constant(x), 0.75, (8, 8))
+    expected = (model.predict_on_batch(views[8]) + model.predict_on_batch(views[9])) / 2
+    got = evaluate.predict_proba(model, x, tta="center_flip", crop_fraction=0.75)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert not np.allclose(got, evaluate.predict_proba(model, x, tta="flip"), atol=1e-4)

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-TTA_CHOICES = (None, "flip", "ten_crop")
+TTA_CHOICES = (None, "flip", "center_flip", "ten_crop")
 
 
 def _model_hw(model: keras.Model, fallback: tuple[int, int]) -> tuple[int, int]:
@@ -62,6 +62,11 @@ def ten_crop_views(x: tf.Tensor, crop_fraction: float, out_hw: tuple[int, int]) 
     return views
 
 
+def center_flip_views(x: tf.Tensor, crop_fraction: float, out_hw: tuple[int, int]) -> list[tf.Tensor]:
+    """The centre view of :func:`ten_crop_views` and its mirror: two views, the cost of ``flip``."""
+    return ten_crop_views(x, crop_fraction, out_hw)[8:10]
+
+
 def _iter_batches(images, batch_size: int):
     if isinstance(images, tf.data.Dataset):
         for batch in images:
@@ -97,10 +102,11 @@ def predict_proba(
         images: Preprocessed float array ``[N, H, W, C]`` or a
             ``tf.data.Dataset`` of x batches (``(x, y)`` batches also work).
         batch_size: Batch size for array input.
-        tta: None, "flip" (mean of the image and its horizontal mirror) or
-            "ten_crop" (4 corners + centre of side ``crop_fraction * H``, each
-            also mirrored, resized back to the model input size, averaged).
-        crop_fraction: Crop side fraction for "ten_crop".
+        tta: None, "flip" (mean of the image and its horizontal mirror),
+            "center_flip" (the centre crop of side ``crop_fraction * H`` and its
+            mirror, resized back to the model input size) or "ten_crop"
+            (4 corners + centre crop, each also mirrored, averaged).
+        crop_fraction: Crop side fraction for "center_flip" and "ten_crop".
         preprocess: Optional callable applied to each x batch before the TTA
             views are taken.
 
@@ -124,7 +130,7 @@ def predict_proba(
             views = [x, tf.image.flip_left_right(x)]
         else:
             out_hw = _model_hw(model, (int(x.shape[1]), int(x.shape[2])))
-            views = ten_crop_views(x, crop_fraction, out_hw)
+            views = (center_flip_views if tta == "center_flip" else ten_crop_views)(x, crop_fraction, out_hw)
         # predict_on_batch reuses one traced predict function across batches.
         probs = [np.asarray(model.predict_on_batch(v), dtype=np.float32) for v in views]
         outputs.append(np.mean(probs, axis=0))

@@ -53,7 +53,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 }
 #: TTA variants: the full variant's model scored with another test-time augmentation (no training).
 TTA_VARIANTS = {"ten_crop_tta": ("TTA {} -> ten-crop", "ten_crop"), "flip_tta": ("TTA {} -> flip", "flip"),
-                "no_tta": ("TTA {} -> none", None)}
+                "center_flip_tta": ("TTA {} -> centre crop + flip", "center_flip"), "no_tta": ("TTA {} -> none", None)}
 
 
 def recipe_from_profile(profile: str, params_dir="params", notebooks_dir="notebooks") -> dict:

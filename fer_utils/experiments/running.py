@@ -116,7 +116,7 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
             :data:`fer_utils.pipeline.NORMALIZATIONS`; ``standardize`` uses training statistics.
         augment: augmentation dict for the training pipeline (None: no augmentation).
         eval_splits: splits to evaluate; none of them is ever used for training or checkpoint selection.
-        tta: test-time augmentation for evaluation: None, ``"flip"`` or ``"ten_crop"``.
+        tta: test-time augmentation for evaluation: None, ``"flip"``, ``"center_flip"`` or ``"ten_crop"``.
         seed: drives subsampling, shuffling, augmentation and weight initialisation.
         model_kwargs: extra builder arguments (e.g. ``{"filters": [32, 64, 128, 256]}``).
         target: ``"majority"`` (one-hot) or ``"distribution"`` (``ds.soft_labels``, FER+ votes).
@@ -209,7 +209,7 @@ def evaluate_splits(predictor, ds: D.FERDataset, eval_splits, out_dir, *, tta="d
     """Score ``predictor`` on each test split once; ``out_dir/predictions.npz`` gets every row. ``{split: metrics}``.
 
     ``tta``: the run's own test-time augmentation (``"default"``) or another one (``None``, ``"flip"``,
-    ``"ten_crop"``).
+    ``"center_flip"``, ``"ten_crop"``).
     """
     from fer_utils import evaluate
 

@@ -1,0 +1,143 @@
+"""``predict`` on this machine: end-to-end faces/s, the detectors compared, and the framing constants measured.
+
+- ``--speed``: faces/s end to end (decode a JPEG + detect + crop + classify, the command's own code path) on
+  128x128 single-face images made from FER-2013 PrivateTest faces, for each detector and test-time
+  augmentation, and the classifier's images/s alone (crops already in memory). Anchor: the ``fer`` package
+  (Haar + its 58k-parameter model) runs at about 200 images/s end to end on such images on a 2-core machine.
+- ``--scenes N``: the detectors on N composed scenes (three PrivateTest faces each, enlarged and pasted among
+  clutter): faces found (IoU >= 0.5 of the framed box), median IoU, false positives, ms per scene.
+- ``--framing N``: :func:`fer_utils.predict.detect.measure_framing` on N FER-2013 Training faces per detector
+  (the source of ``detect.FRAMING``).
+
+Results go to ``benchmarks/results/predict_<what>.csv`` and are printed. Needs FER-2013 (``FER_DATA_DIR``).
+
+Usage (from the repository root)::
+
+    python benchmarks/predict.py --speed --images 600
+    python benchmarks/predict.py --scenes 100
+    python benchmarks/predict.py --framing 1500
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(_REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(_REPO_ROOT))
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+RESULTS = _REPO_ROOT / "benchmarks" / "results"
+
+
+def single_face_images(faces, folder: Path, size: int = 128, face_side: int = 96) -> list:
+    """JPEG files of ``size`` x ``size`` with one face of ``face_side`` pixels in the middle (replicated border)."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pad = (size - face_side) // 2
+    paths = []
+    for k, f in enumerate(faces):
+        big = cv2.resize(f, (face_side, face_side), interpolation=cv2.INTER_CUBIC)
+        img = cv2.copyMakeBorder(big, pad, size - face_side - pad, pad, size - face_side - pad, cv2.BORDER_REPLICATE)
+        path = folder / f"{k:05d}.jpg"
+        cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        paths.append(path)
+    return paths
+
+
+def speed(faces, n_images: int, batch_size: int):
+    import numpy as np
+    import pandas as pd
+
+    from fer_utils.predict import EmotionRecognizer, shipped
+
+    rows = []
+    rec = EmotionRecognizer("default", detector="none", batch_size=batch_size)
+    crops = np.asarray(faces[:1024])
+    for tta in shipped.TTA_NAMES:
+        t = None if tta == "none" else tta
+        rec.predictor.predict(crops[:256], tta=t)
+        start = time.perf_counter()
+        rec.predictor.predict(crops, batch_size=batch_size, tta=t)
+        rows.append({"what": "classifier alone (48x48 crops in memory)", "detector": "-", "tta": tta,
+                     "images": len(crops), "faces": len(crops),
+                     "per_s": round(len(crops) / (time.perf_counter() - start), 1)})
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = single_face_images(faces[:n_images], Path(tmp) / "images")
+        for detector, ttas in (("haar", shipped.TTA_NAMES), ("mtcnn", ("center_flip",))):
+            n = len(paths) if detector == "haar" else min(len(paths), 120)
+            for tta in ttas:
+                rec = EmotionRecognizer("default", detector=detector, tta=tta, batch_size=batch_size)
+                rec.predict(paths[:16])  # warm-up: graph tracing, detector first call
+                start = time.perf_counter()
+                df = rec.predict(paths[:n])
+                seconds = time.perf_counter() - start
+                faces_found = int((df["status"] == "ok").sum())
+                rows.append({"what": "end to end (decode JPEG + detect + crop + classify)", "detector": detector,
+                             "tta": tta, "images": n, "faces": faces_found, "per_s": round(n / seconds, 1),
+                             "faces_per_s": round(faces_found / seconds, 1)})
+                print(rows[-1], flush=True)
+    return pd.DataFrame(rows)
+
+
+def compare_scenes(faces, n_scenes: int):
+    import numpy as np
+
+    from fer_utils.predict import detect, scenes
+
+    rng = np.random.default_rng(0)
+    made = [scenes.compose_scene(faces[3 * k:3 * k + 3], rng) for k in range(n_scenes)]
+    dets = {"haar": detect.make_detector("haar"), "mtcnn": detect.make_detector("mtcnn")}
+    return scenes.detection_table(dets, made).reset_index()
+
+
+def framing(faces):
+    import pandas as pd
+
+    from fer_utils.predict import detect
+
+    return pd.DataFrame([detect.measure_framing(faces, name) for name in ("haar", "mtcnn")])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--speed", action="store_true")
+    p.add_argument("--images", type=int, default=600, help="single-face images for --speed")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--scenes", type=int, default=0, metavar="N")
+    p.add_argument("--framing", type=int, default=0, metavar="N")
+    p.add_argument("--out", default=str(RESULTS))
+    args = p.parse_args(argv)
+    if not (args.speed or args.scenes or args.framing):
+        p.error("choose --speed, --scenes N and/or --framing N")
+
+    from fer_utils.data import load_dataset
+
+    ds = load_dataset("fer2013")
+    if ds.is_synthetic:
+        p.error("needs FER-2013 (set FER_DATA_DIR); the synthetic faces would say nothing about real photos")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    if args.framing:
+        jobs.append(("framing", lambda: framing(ds.split("Training").images[:args.framing])))
+    if args.scenes:
+        jobs.append(("scenes", lambda: compare_scenes(ds.split("PrivateTest").images, args.scenes)))
+    if args.speed:
+        jobs.append(("speed", lambda: speed(ds.split("PrivateTest").images, args.images, args.batch_size)))
+    for name, job in jobs:
+        table = job()
+        table.to_csv(out / f"predict_{name}.csv", index=False)
+        print(f"\n{name} -> {out / f'predict_{name}.csv'}\n{table.to_string(index=False)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,298 @@
+"""``EmotionRecognizer``: photos, videos and arrays in, one row per face out (a pandas DataFrame).
+
+This module owns the rows ``predict`` produces and the batching that makes it fast: faces from many images
+are classified together in batches of ``batch_size``, while a background thread decodes and detects the
+next images. The classifier is any :func:`fer_utils.runs.load_predictor` predictor (``"default"`` is the
+model shipped in the package), so a face goes through exactly the preprocessing and test-time augmentation
+its model was evaluated with (or the ``tta`` asked for).
+
+Columns (see :data:`COLUMNS`): ``source``, ``frame`` and ``time_s`` (videos), ``face`` (index in its image,
+largest first), the detector's box ``x, y, w, h`` (pixels of the original image) and ``detector_score``, one
+probability column per class, ``emotion`` (top class) and ``probability`` (its probability), ``status``
+(``ok``, ``no_face``, ``error``) and ``error`` (why a file could not be read).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from fer_utils.predict import detect as D
+from fer_utils.predict import sources as S
+
+STATUS = ("ok", "no_face", "error")
+BOX_COLUMNS = ("x", "y", "w", "h", "detector_score")
+#: Raw image pixels held for annotation before a batch is flushed early (keeps memory bounded on big photos).
+MAX_HELD_PIXELS = 64_000_000
+
+
+def columns(class_names: Sequence[str]) -> list:
+    """The output columns for a model with ``class_names``."""
+    return ["source", "frame", "time_s", "face", *BOX_COLUMNS, *class_names, "emotion", "probability", "status",
+            "error"]
+
+
+def resolve_model(model="default"):
+    """A predictor from ``"default"`` (the shipped model), a run/ensemble/exported folder, a list of run
+    folders, or a predictor object (returned as is)."""
+    from fer_utils import runs
+    from fer_utils.predict import shipped
+
+    if hasattr(model, "predict") and hasattr(model, "class_names"):
+        return model
+    if isinstance(model, str) and model == "default":
+        return runs.load_predictor(shipped.DEFAULT_DIR)
+    if isinstance(model, (str, Path)) and not Path(model).exists():
+        raise FileNotFoundError(f"model={str(model)!r}: no such folder; expected 'default', a run folder "
+                                "(model.keras + preprocessing.json), an ensemble folder or an exported model folder")
+    return runs.load_predictor(model)
+
+
+class EmotionRecognizer:
+    """Detect faces, frame them like the training faces, classify them in batches.
+
+    Args:
+        model: ``"default"`` (shipped with the package), a run / ensemble / exported folder, or a predictor.
+        detector: ``"haar"`` (fast), ``"mtcnn"`` (accurate, eye keypoints) or ``"none"`` (each image is one
+            already-cropped face), or a :class:`fer_utils.predict.detect.Detector`.
+        align: rotate faces so the eyes are level (``mtcnn`` only).
+        tta: ``"default"`` (the model's own test-time augmentation), ``None``/``"none"``, ``"flip"``,
+            ``"center_flip"`` or ``"ten_crop"``.
+        batch_size: faces per classifier call.
+        crop_size: side of the face crops handed to the predictor (48: the datasets' faces; the predictor
+            then resizes them exactly as in training).
+        **detector_kwargs: ``detect_size``, ``min_face``, ``min_confidence`` (mtcnn), ``min_neighbors`` (haar).
+
+    Example::
+
+        rec = EmotionRecognizer()                     # shipped model, Haar detector
+        df = rec.predict(["photos/", "clip.mp4"], video_stride=10)
+        df = rec.predict(rgb_array)                   # numpy arrays work too
+    """
+
+    def __init__(self, model="default", *, detector="haar", align: bool = False, tta: Any = "default",
+                 batch_size: int = 256, crop_size: int = 48, **detector_kwargs):
+        from fer_utils.evaluate.tta import TTA_CHOICES
+
+        tta = None if tta == "none" else tta
+        if tta != "default" and tta not in TTA_CHOICES:
+            raise ValueError(f"tta={tta!r}: expected 'default', 'none', 'flip', 'center_flip' or 'ten_crop'")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size={batch_size!r}: expected an integer >= 1")
+        if int(crop_size) < 16:
+            raise ValueError(f"crop_size={crop_size!r}: expected at least 16 pixels")
+        self.detector = D.make_detector(detector, **detector_kwargs)
+        if align and self.detector.name != "mtcnn":
+            raise ValueError(f"align=True needs eye keypoints, which only detector='mtcnn' gives; got "
+                             f"detector={self.detector.name!r}")
+        self.predictor = resolve_model(model)
+        self.class_names = tuple(self.predictor.class_names)
+        self.align, self.tta = bool(align), tta
+        self.batch_size, self.crop_size = int(batch_size), int(crop_size)
+
+    def __repr__(self):
+        return (f"EmotionRecognizer({self.predictor!r}, detector={self.detector.name}, align={self.align}, "
+                f"tta={self.tta}, batch_size={self.batch_size})")
+
+    @property
+    def columns(self) -> list:
+        return columns(self.class_names)
+
+    # ------------------------------------------------------------------ one image
+
+    def faces(self, image: np.ndarray) -> tuple:
+        """``(faces, crops)``: the detected faces of one uint8 image (grey or RGB), largest first, and their
+        uint8 crops ``[n, crop_size, crop_size]`` framed like the training faces."""
+        grey = D.to_grey(image)
+        found = self.detector.detect(image if self.detector.name == "mtcnn" else grey)
+        crops = [D.crop_face(grey, D.crop_geometry(f, self.detector.name, align=self.align), self.crop_size)
+                 for f in found]
+        return found, (np.stack(crops) if crops else np.zeros((0, self.crop_size, self.crop_size), np.uint8))
+
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        """Class probabilities ``[n, K]`` of face crops (the predictor's preprocessing and TTA)."""
+        if len(crops) == 0:
+            return np.zeros((0, len(self.class_names)), np.float32)
+        return self.predictor.predict(crops, batch_size=self.batch_size, tta=self.tta)
+
+    # ------------------------------------------------------------------ many inputs
+
+    def predict(self, inputs, *, video_stride: int = 1, progress: bool = False) -> pd.DataFrame:
+        """One row per face (and one per image without a face or file that could not be read).
+
+        Args:
+            inputs: a uint8 image array, a list of arrays, a path (image, video or folder), or a list of paths.
+            video_stride: read every ``video_stride``-th frame of videos.
+            progress: show a progress bar over the files.
+        """
+        rows = [row for _, frame_rows in self.iter_results(inputs, video_stride=video_stride, progress=progress)
+                for row in frame_rows]
+        return self.to_frame(rows)
+
+    def to_frame(self, rows: Iterable[dict]) -> pd.DataFrame:
+        """Rows as a DataFrame with :attr:`columns` in order and integer ``frame``/``face`` columns."""
+        df = pd.DataFrame(list(rows), columns=self.columns)
+        for c in ("frame", "face"):
+            df[c] = df[c].astype("Int64")
+        return df
+
+    def iter_results(self, inputs, *, video_stride: int = 1, progress: bool = False, keep_images: bool = False,
+                     exclude: Sequence = ()) -> Iterator[tuple]:
+        """``(frame, rows)`` per image/video frame/failure in input order, classified in batches.
+
+        ``frame`` is a :class:`~fer_utils.predict.sources.Frame` (with its image only when ``keep_images``)
+        or a :class:`~fer_utils.predict.sources.Failure`. Paths are checked (all of them exist) first.
+        """
+        if int(video_stride) < 1:
+            raise ValueError(f"video_stride={video_stride!r}: expected an integer >= 1")
+        items, total = self._frames(inputs, int(video_stride), exclude)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, unit="file", desc="predict", disable=None)
+        pending, n_crops, held = [], 0, 0
+        try:
+            for item in _prefetch(self._detected(items, bar)):
+                frame, found, crops = item
+                pending.append(item)
+                n_crops += len(crops)
+                if keep_images and isinstance(frame, S.Frame):
+                    held += frame.image.size
+                elif isinstance(frame, S.Frame):
+                    frame.image = None
+                if n_crops >= self.batch_size or held >= MAX_HELD_PIXELS:
+                    yield from self._flush(pending)
+                    pending, n_crops, held = [], 0, 0
+            yield from self._flush(pending)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _frames(self, inputs, stride: int, exclude) -> tuple:
+        """An iterator of frames/failures and the number of files (None for arrays)."""
+        if isinstance(inputs, np.ndarray) and inputs.dtype != object and inputs.ndim in (2, 3) and (
+                inputs.ndim == 2 or inputs.shape[-1] in (1, 3, 4)):
+            inputs = [inputs]
+        elif isinstance(inputs, (str, Path)):
+            inputs = [inputs]
+        inputs = list(inputs)
+        if inputs and all(isinstance(i, np.ndarray) for i in inputs):
+            for k, a in enumerate(inputs):
+                try:
+                    D.to_grey(a)
+                except ValueError as err:
+                    raise ValueError(f"inputs[{k}]: {err}") from None
+
+            def arrays():
+                for k, a in enumerate(inputs):
+                    yield S.Frame(f"array[{k}]", a)
+            return arrays(), None
+        bad = [type(i).__name__ for i in inputs if not isinstance(i, (str, Path))]
+        if bad:
+            raise ValueError(f"inputs must be image arrays or paths, not a mix; got {sorted(set(bad))}")
+        files = S.expand_paths(inputs, exclude=exclude)
+
+        def read():
+            for f in files:
+                yield from S.read_frames(f, video_stride=stride)
+        return read(), len(files)
+
+    def _detected(self, items, bar) -> Iterator[tuple]:
+        """Frames with their faces and crops (runs in the prefetch thread)."""
+        last = None
+        for item in items:
+            if bar is not None and item.source != last:
+                if last is not None:
+                    bar.update(1)
+                last = item.source
+            if isinstance(item, S.Failure):
+                yield item, [], np.zeros((0, self.crop_size, self.crop_size), np.uint8)
+                continue
+            try:
+                found, crops = self.faces(item.image)
+            except ValueError as err:
+                yield S.Failure(item.source, str(err)), [], np.zeros((0, self.crop_size, self.crop_size), np.uint8)
+                continue
+            yield item, found, crops
+        if bar is not None and last is not None:
+            bar.update(1)
+
+    def _flush(self, pending: list) -> Iterator[tuple]:
+        if not pending:
+            return
+        crops = [c for _, _, c in pending if len(c)]
+        probs = self.classify(np.concatenate(crops)) if crops else np.zeros((0, len(self.class_names)))
+        at = 0
+        for frame, found, c in pending:
+            p = probs[at:at + len(c)]
+            at += len(c)
+            yield frame, self._rows(frame, found, p)
+
+    def _rows(self, frame, found: list, probs: np.ndarray) -> list:
+        base = {"source": frame.source, "frame": getattr(frame, "frame", None),
+                "time_s": getattr(frame, "time_s", None)}
+        if isinstance(frame, S.Failure):
+            return [{**base, "status": "error", "error": frame.error}]
+        if not found:
+            return [{**base, "status": "no_face", "error": ""}]
+        rows = []
+        for k, (f, p) in enumerate(zip(found, probs)):
+            top = int(np.argmax(p))
+            rows.append({**base, "face": k, "x": round(f.x, 1), "y": round(f.y, 1), "w": round(f.w, 1),
+                         "h": round(f.h, 1), "detector_score": round(f.score, 4),
+                         **{c: round(float(v), 5) for c, v in zip(self.class_names, p)},
+                         "emotion": self.class_names[top], "probability": round(float(p[top]), 5),
+                         "status": "ok", "error": ""})
+        return rows
+
+
+def _prefetch(iterator: Iterator, depth: int = 64) -> Iterator:
+    """``iterator``'s items, produced by a background thread up to ``depth`` ahead (exceptions re-raised here)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work():
+        try:
+            for item in iterator:
+                if stop.is_set():
+                    return
+                q.put(item)
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer
+            q.put(_Raised(err))
+        q.put(done)
+
+    thread = threading.Thread(target=work, name="fer-predict-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
+
+
+class _Raised:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def predict(inputs, *, model="default", detector="haar", video_stride: int = 1, **kwargs) -> pd.DataFrame:
+    """One-call form of :meth:`EmotionRecognizer.predict` (``kwargs`` go to :class:`EmotionRecognizer`)."""
+    return EmotionRecognizer(model, detector=detector, **kwargs).predict(inputs, video_stride=video_stride)
+
