@@ -15,6 +15,8 @@ generators or touch the file system. One package or module per stage:
 - ``stats``        statistical tests between models: 5x2cv t and F, McNemar, bootstrap intervals, Holm
 - ``tune/``        KerasTuner searches (notebook 05) and their distributed mode (``python -m fer_utils.tune``)
 - ``runs``         the model run folder contract: every file, read back; ``load_predictor``
+- ``predict/``     ``python -m fer_utils.predict`` and ``EmotionRecognizer``: faces detected in photos and videos,
+                   framed like FER-2013, classified in batches; the exported model format and the shipped model
 - ``experiments/`` the notebooks' recipes: running models, results, published numbers, Study C, GAN balancing,
                    tuning (05), statistics (06)
 - ``eda``          the exploratory analysis of notebook 01
