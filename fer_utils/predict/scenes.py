@@ -18,7 +18,7 @@ from fer_utils.predict import detect as D
 
 
 def compose_scene(faces: Sequence[np.ndarray], rng: np.random.Generator, *, size=(480, 640),
-                  side_range=(90, 170), clutter: int = 12, margin: float = 0.2) -> tuple:
+                  side_range=(80, 150), clutter: int = 12, margin: float = 0.2) -> tuple:
     """An RGB scene ``[H, W, 3]`` with ``faces`` pasted at random non-overlapping places, and their boxes.
 
     Each face is pasted with its border replicated ``margin`` of its side outwards (a head in a photo is not
