@@ -92,7 +92,9 @@ def test_detectors_find_every_face_in_cluttered_scenes_with_several_faces(name, 
 @pytest.mark.parametrize("name", ["haar", "mtcnn"])
 def test_large_photo_is_detected_downscaled_and_boxes_map_back(name, fixture_faces, request):
     det = request.getfixturevalue(name)
-    k = alone_found(det, fixture_faces.images[:12])[0]
+    candidates = alone_found(det, fixture_faces.images[:12])
+    assert candidates, f"{name} finds none of the first 12 fixture faces alone"
+    k = candidates[0]
     image, boxes = scenes.compose_scene([fixture_faces.images[k]], np.random.default_rng(3), size=(1800, 2400),
                                         side_range=(500, 500))
     assert det.detect_size < 2400
@@ -313,7 +315,7 @@ def test_video_every_nth_frame_with_times(fixture_faces, default_rec, tmp_path):
     assert list(bad["status"]) == ["error"]
 
 
-def test_batches_across_images_give_the_same_rows_as_one_by_one(fixture_faces, default_rec):
+def test_batches_of_two_faces_give_the_same_rows_as_one_batch(fixture_faces, default_rec):
     images = [np.repeat(cv2.resize(f, (96, 96))[..., None], 3, axis=2) for f in fixture_faces.images[:9]]
     rec_small = R.EmotionRecognizer(default_rec.predictor, detector="haar", batch_size=2)
     a = rec_small.predict(images)
@@ -389,3 +391,63 @@ def test_python_dash_m_runs_without_a_dataset(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     df = pd.read_csv(tmp_path / "r.csv")
     assert list(df["status"]) == ["no_face"]
+
+
+def test_a_broken_video_gives_its_frames_then_an_error_row(fixture_faces, default_rec, tmp_path):
+    frames = [np.full((120, 160, 3), 40 + 10 * k, np.uint8) for k in range(20)]
+    write_clip(tmp_path / "full.avi", frames)
+    data = (tmp_path / "full.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
+    df = default_rec.predict(tmp_path / "cut.avi")
+    assert (df["status"] == "no_face").sum() >= 1
+    assert list(df["status"])[-1] == "error" and "frames its header announces" in df["error"].iloc[-1]
+
+
+def test_an_image_that_breaks_a_step_gives_an_error_row_not_a_crash(default_rec):
+    rec = R.EmotionRecognizer(default_rec.predictor, detector="none")
+    df = rec.predict([np.zeros((40, 33000), np.uint8), np.zeros((48, 48), np.uint8)])
+    assert list(df["status"]) == ["error", "ok"]
+    assert df["error"].iloc[0].startswith("array[0]: error:")
+
+
+def test_prefetch_reraises_the_producers_error_and_stops_when_the_consumer_does():
+    def failing():
+        yield 1
+        raise OSError("disk gone")
+
+    got = []
+    with pytest.raises(OSError, match="disk gone"):
+        for item in R._prefetch(failing(), 2):
+            got.append(item)
+    assert got == [1]
+    produced = []
+
+    def endless():
+        k = 0
+        while True:
+            produced.append(k)
+            yield k
+            k += 1
+
+    stream = R._prefetch(endless(), 2)
+    assert [next(stream) for _ in range(3)] == [0, 1, 2]
+    stream.close()
+    import time
+
+    time.sleep(0.2)
+    n = len(produced)
+    time.sleep(0.2)
+    assert len(produced) == n <= 8  # the producer thread stopped, a few items ahead at most
+
+
+def test_cli_overwrite_replaces_only_when_asked(tmp_path, capsys):
+    write_png(tmp_path / "in" / "a.png", np.full((64, 64, 3), 100, np.uint8))
+    (tmp_path / "r.csv").write_text("mine")
+    with pytest.raises(SystemExit):
+        cli_main([str(tmp_path / "in"), "--out", str(tmp_path / "r.csv"), "--quiet"])
+    assert (tmp_path / "r.csv").read_text() == "mine"
+    assert cli_main([str(tmp_path / "in"), "--out", str(tmp_path / "r.csv"), "--quiet", "--overwrite"]) == 0
+    assert list(pd.read_csv(tmp_path / "r.csv")["status"]) == ["no_face"]
+    with pytest.raises(SystemExit):
+        cli_main([str(tmp_path / "in"), "--out", str(tmp_path / "nowhere" / "r.csv")])
+    assert "does not exist" in capsys.readouterr().err

@@ -64,7 +64,13 @@ def ten_crop_views(x: tf.Tensor, crop_fraction: float, out_hw: tuple[int, int]) 
 
 def center_flip_views(x: tf.Tensor, crop_fraction: float, out_hw: tuple[int, int]) -> list[tf.Tensor]:
     """The centre view of :func:`ten_crop_views` and its mirror: two views, the cost of ``flip``."""
-    return ten_crop_views(x, crop_fraction, out_hw)[8:10]
+    if not 0 < crop_fraction <= 1:
+        raise ValueError(f"Invalid crop_fraction={crop_fraction!r}; expected a number in (0, 1].")
+    h, w = int(x.shape[1]), int(x.shape[2])
+    ch, cw = max(1, int(round(crop_fraction * h))), max(1, int(round(crop_fraction * w)))
+    crop = tf.image.crop_to_bounding_box(x, (h - ch) // 2, (w - cw) // 2, ch, cw)
+    crop = tf.cast(tf.image.resize(crop, out_hw), tf.float32)
+    return [crop, tf.image.flip_left_right(crop)]
 
 
 def _iter_batches(images, batch_size: int):

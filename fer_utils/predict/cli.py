@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -80,6 +81,8 @@ def check_args(args) -> list:
             fail(f"--out {args.out} exists; pass --overwrite to replace it or choose another name")
         if out.is_dir():
             fail(f"--out {args.out} is a folder; expected a file name")
+        if not out.parent.is_dir():
+            fail(f"--out {args.out}: the folder {out.parent} does not exist")
         exclude.append(out)
     if args.annotate:
         ann = Path(args.annotate)
@@ -149,12 +152,19 @@ def main(argv=None) -> int:
 
     from fer_utils.predict.recognizer import EmotionRecognizer
 
-    rec = EmotionRecognizer(args.model, detector=args.detector, align=args.align, tta=args.tta,
-                            batch_size=args.batch_size, min_face=args.min_face)
+    try:
+        rec = EmotionRecognizer(args.model, detector=args.detector, align=args.align, tta=args.tta,
+                                batch_size=args.batch_size, min_face=args.min_face)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"predict: error: {err}", file=sys.stderr)
+        return 2
     out = Path(args.out) if args.out else None
     ann = Path(args.annotate) if args.annotate else None
     root = Path(os.path.commonpath([str(Path(f).resolve().parent) for f in files]))
-    csv_started, all_rows, failures = False, [], []
+    # Rows are kept in memory only for JSON or the console table; a CSV is streamed.
+    keep_rows = out is None or out.suffix.lower() == ".json"
+    csv_started, kept, failures = False, [], []
+    counts = {status: 0 for status in ("ok", "no_face", "error")}
     started = time.perf_counter()
     for frame, rows in rec.iter_results(files, video_stride=args.video_stride, progress=not args.quiet,
                                         keep_images=ann is not None, exclude=[p for p in (out, ann) if p]):
@@ -166,18 +176,21 @@ def main(argv=None) -> int:
         if out is not None and out.suffix.lower() == ".csv":
             rec.to_frame(rows).to_csv(out, mode="a" if csv_started else "w", header=not csv_started, index=False)
             csv_started = True
-        all_rows.extend(rows)
+        for r in rows:
+            counts[r["status"]] += 1
+        if keep_rows:
+            kept.extend(rows)
     seconds = time.perf_counter() - started
-    df = rec.to_frame(all_rows)
     if out is not None and out.suffix.lower() == ".json":
-        tmp = out.with_name(out.name + ".partial")
-        df.to_json(tmp, orient="records", indent=1)
-        tmp.replace(out)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        os.close(fd)
+        rec.to_frame(kept).to_json(tmp, orient="records", indent=1)
+        os.replace(tmp, out)
     if out is None and not args.quiet:
+        df = rec.to_frame(kept)
         shown = df[df["status"] == "ok"][["source", "frame", "face", "emotion", "probability"]]
         print(shown.to_string(index=False) if len(shown) else "no faces found")
-    faces = int((df["status"] == "ok").sum())
-    print(f"predict: {len(files)} file(s), {faces} face(s), {int((df['status'] == 'no_face').sum())} image(s) "
+    print(f"predict: {len(files)} file(s), {counts['ok']} face(s), {counts['no_face']} image(s)/frame(s) "
           f"without a face, {len(failures)} unreadable, {seconds:.1f} s"
           + (f"; rows in {out}" if out else "") + (f"; annotated copies in {ann}" if ann else ""), file=sys.stderr)
     if failures:

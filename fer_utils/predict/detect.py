@@ -106,6 +106,8 @@ class Detector:
 
     def detect(self, image: np.ndarray) -> list:
         h, w = np.asarray(image).shape[:2]
+        if type(self) is Detector:  # "none": the whole image, no resizing
+            return [Face(0.0, 0.0, float(w), float(h))]
         factor = min(1.0, self.detect_size / max(h, w))
         small = image if factor == 1.0 else cv2.resize(np.asarray(image), (max(1, round(w * factor)),
                                                                            max(1, round(h * factor))),
@@ -233,6 +235,13 @@ def crop_face(grey: np.ndarray, geometry: tuple, size: int = 48) -> np.ndarray:
     not aliased.
     """
     cx, cy, side, angle = geometry
+    # Only the region the (rotated) square can reach is warped: a panorama of 32767+ px would break warpAffine.
+    h, w = grey.shape[:2]
+    r = side / math.sqrt(2) + 2
+    x0, y0 = max(0, int(math.floor(cx - r))), max(0, int(math.floor(cy - r)))
+    x1, y1 = min(w, int(math.ceil(cx + r)) + 1), min(h, int(math.ceil(cy + r)) + 1)
+    if x1 > x0 and y1 > y0:
+        grey, cx, cy = grey[y0:y1, x0:x1], cx - x0, cy - y0
     work = int(min(max(size, round(side)), 4 * size))
     scale = work / max(side, 1e-6)
     m = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle), float(scale))

@@ -27,8 +27,10 @@ from fer_utils.predict import sources as S
 
 STATUS = ("ok", "no_face", "error")
 BOX_COLUMNS = ("x", "y", "w", "h", "detector_score")
-#: Raw image pixels held for annotation before a batch is flushed early (keeps memory bounded on big photos).
-MAX_HELD_PIXELS = 64_000_000
+#: Bytes of decoded images held for annotation before a batch is flushed early (bounded memory on big photos).
+MAX_HELD_BYTES = 256_000_000
+#: Frames decoded and detected ahead of the classifier (the images themselves are dropped unless annotating).
+PREFETCH_DEPTH = 8
 
 
 def columns(class_names: Sequence[str]) -> list:
@@ -151,6 +153,7 @@ class EmotionRecognizer:
         if int(video_stride) < 1:
             raise ValueError(f"video_stride={video_stride!r}: expected an integer >= 1")
         items, total = self._frames(inputs, int(video_stride), exclude)
+        keep_images = bool(keep_images)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -158,15 +161,13 @@ class EmotionRecognizer:
             bar = tqdm(total=total, unit="file", desc="predict", disable=None)
         pending, n_crops, held = [], 0, 0
         try:
-            for item in _prefetch(self._detected(items, bar)):
+            for item in _prefetch(self._detected(items, bar, keep_images), PREFETCH_DEPTH):
                 frame, found, crops = item
                 pending.append(item)
                 n_crops += len(crops)
-                if keep_images and isinstance(frame, S.Frame):
-                    held += frame.image.size
-                elif isinstance(frame, S.Frame):
-                    frame.image = None
-                if n_crops >= self.batch_size or held >= MAX_HELD_PIXELS:
+                if isinstance(frame, S.Frame) and frame.image is not None:
+                    held += frame.image.nbytes
+                if n_crops >= self.batch_size or held >= MAX_HELD_BYTES:
                     yield from self._flush(pending)
                     pending, n_crops, held = [], 0, 0
             yield from self._flush(pending)
@@ -203,8 +204,9 @@ class EmotionRecognizer:
                 yield from S.read_frames(f, video_stride=stride)
         return read(), len(files)
 
-    def _detected(self, items, bar) -> Iterator[tuple]:
-        """Frames with their faces and crops (runs in the prefetch thread)."""
+    def _detected(self, items, bar, keep_images: bool) -> Iterator[tuple]:
+        """Frames with their faces and crops (runs in the prefetch thread); a frame's image is dropped here
+        unless ``keep_images``, so the queue holds crops, not photos. Any error on one frame becomes a failure."""
         last = None
         for item in items:
             if bar is not None and item.source != last:
@@ -216,9 +218,13 @@ class EmotionRecognizer:
                 continue
             try:
                 found, crops = self.faces(item.image)
-            except ValueError as err:
-                yield S.Failure(item.source, str(err)), [], np.zeros((0, self.crop_size, self.crop_size), np.uint8)
+            except Exception as err:  # noqa: BLE001 - one bad image never stops a batch
+                where = item.source if item.frame is None else f"{item.source} frame {item.frame}"
+                yield (S.Failure(item.source, f"{where}: {type(err).__name__}: {err}", item.frame), [],
+                       np.zeros((0, self.crop_size, self.crop_size), np.uint8))
                 continue
+            if not keep_images:
+                item.image = None
             yield item, found, crops
         if bar is not None and last is not None:
             bar.update(1)
@@ -252,7 +258,7 @@ class EmotionRecognizer:
         return rows
 
 
-def _prefetch(iterator: Iterator, depth: int = 64) -> Iterator:
+def _prefetch(iterator: Iterator, depth: int = PREFETCH_DEPTH) -> Iterator:
     """``iterator``'s items, produced by a background thread up to ``depth`` ahead (exceptions re-raised here)."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()

@@ -119,6 +119,8 @@ def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Opt
     from fer_utils.experiments import running, seeds
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if tta != "default" and tta not in TTA_NAMES:
+        raise ValueError(f"tta={tta!r}: expected 'default' or one of {list(TTA_NAMES)}")
     metrics = runs.read_metrics(run_dir)
     checksum = metrics.get("headline", {}).get("data_checksum")
     if dataset is not None and checksum and dataset.checksum != checksum:
@@ -141,8 +143,6 @@ def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Opt
                         **{f"w{i:04d}": np.asarray(w, dtype=np.float16) for i, w in enumerate(model.get_weights())})
     spec = runs.read_preprocessing(run_dir)
     if tta != "default":
-        if tta not in TTA_NAMES:
-            raise ValueError(f"tta={tta!r}: expected 'default' or one of {list(TTA_NAMES)}")
         spec = {**spec, "tta": None if tta == "none" else tta, "source_tta": spec["tta"]}
     runs.write_preprocessing(out_dir, **spec)
 
@@ -192,7 +192,8 @@ def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Opt
                            "file_sha256": _file_sha256(dataset.path)}
     card["files_kb"] = {n: _size_kb(out_dir / n) for n in EXPORTED_FILES if (out_dir / n).exists()}
     runs.write_json(out_dir / CARD_FILE, card)
-    card["files_kb"][CARD_FILE] = _size_kb(out_dir / CARD_FILE)
+    card["files_kb"][CARD_FILE] = _size_kb(out_dir / CARD_FILE)  # the card's own size, written once more
+    runs.write_json(out_dir / CARD_FILE, card)
     return card
 
 

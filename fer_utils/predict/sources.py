@@ -36,6 +36,7 @@ class Failure:
 
     source: str
     error: str
+    frame: Optional[int] = None
 
 
 def expand_paths(paths: Sequence[Union[str, Path]], *, exclude: Sequence[Union[str, Path]] = ()) -> list:
@@ -89,15 +90,18 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except UnidentifiedImageError:
         raise ValueError(f"{path}: not an image or video this tool can read") from None
-    except (OSError, SyntaxError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - OSError, SyntaxError, DecompressionBombError, MemoryError...
         raise ValueError(f"{path}: unreadable image ({type(err).__name__}: {err})") from None
 
 
 def read_video(path: Union[str, Path], stride: int = 1) -> Iterator[Frame]:
-    """Every ``stride``-th frame of a video (frame 0, stride, 2*stride, ...), RGB, with its time in seconds.
+    """Every ``stride``-th frame of a video (frame 0, stride, 2*stride, ...), RGB, with its time in seconds
+    (frame index / the container's frame rate).
 
     Raises:
-        ValueError: ``stride`` below 1, or a file OpenCV cannot open or read a single frame from.
+        ValueError: ``stride`` below 1; a file OpenCV cannot open or read a single frame from; after the frames
+            it could read, a video that ends before the frame count its header announces, or frames that could
+            not be decoded.
     """
     import cv2
 
@@ -108,7 +112,8 @@ def read_video(path: Union[str, Path], stride: int = 1) -> Iterator[Frame]:
         if not cap.isOpened():
             raise ValueError(f"{path}: not a video OpenCV can open")
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        index, read_any = 0, False
+        announced = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        index, read_any, undecodable = 0, False, []
         while True:
             ok = cap.grab()
             if not ok:
@@ -119,9 +124,16 @@ def read_video(path: Union[str, Path], stride: int = 1) -> Iterator[Frame]:
                     read_any = True
                     yield Frame(str(path), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index,
                                 round(index / fps, 3) if fps > 0 else None)
+                else:
+                    undecodable.append(index)
             index += 1
         if not read_any:
             raise ValueError(f"{path}: no frame could be read from this video")
+        if undecodable:
+            raise ValueError(f"{path}: {len(undecodable)} frame(s) could not be decoded (first: {undecodable[0]})")
+        # Headers of some codecs round the count: a gap of a frame or two is not a broken file.
+        if announced > 0 and index < announced - 2:
+            raise ValueError(f"{path}: the video ends after {index} of the {announced} frames its header announces")
     finally:
         cap.release()
 
@@ -135,8 +147,8 @@ def read_frames(path: Union[str, Path], *, video_stride: int = 1) -> Iterator[Un
     if is_video(path):
         try:
             yield from read_video(path, video_stride)
-        except ValueError as err:
-            yield Failure(path, str(err))
+        except Exception as err:  # noqa: BLE001 - a bad file never stops a batch
+            yield Failure(path, str(err) if isinstance(err, ValueError) else f"{path}: {type(err).__name__}: {err}")
         return
     try:
         image = read_image(path)
