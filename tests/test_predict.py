@@ -451,3 +451,15 @@ def test_cli_overwrite_replaces_only_when_asked(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli_main([str(tmp_path / "in"), "--out", str(tmp_path / "nowhere" / "r.csv")])
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_shipped_model_in_float32_agrees_with_its_recorded_bfloat16(fixture_faces):
+    faces = fixture_faces.images
+    bf16 = shipped.load_exported(precision="recorded")
+    f32 = shipped.load_exported(precision="float32")
+    assert {layer.dtype_policy.name for layer in bf16.model.layers} >= {"mixed_bfloat16"}
+    assert {layer.dtype_policy.name for layer in f32.model.layers} == {"float32"}
+    a, b = bf16.predict(faces), f32.predict(faces)
+    assert np.mean(a.argmax(1) == b.argmax(1)) >= 0.95 and np.abs(a - b).max() < 0.05
+    with pytest.raises(ValueError, match="precision='half'"):
+        shipped.load_exported(precision="half")

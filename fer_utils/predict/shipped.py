@@ -44,8 +44,25 @@ def is_exported(folder) -> bool:
     return (Path(folder) / ARCHITECTURE_FILE).is_file()
 
 
-def load_exported(folder=DEFAULT_DIR):
+PRECISIONS = ("auto", "recorded", "float32")
+_BF16_POLICY = '"config": {"name": "mixed_bfloat16"}'
+
+
+def _keep_bf16() -> bool:
+    """bfloat16 compute pays off only with native bf16 matmuls (or a GPU); elsewhere it is emulated, slowly."""
+    from fer_utils.train.compile import _cpu_supports_bf16
+
+    import tensorflow as tf
+
+    return _cpu_supports_bf16() or bool(tf.config.list_physical_devices("GPU"))
+
+
+def load_exported(folder=DEFAULT_DIR, *, precision: str = "auto"):
     """The :class:`fer_utils.runs.Predictor` of an exported folder (float16 weights loaded as float32).
+
+    ``precision``: ``"recorded"`` computes as the model was trained and scored (the shipped model: mixed
+    bfloat16); ``"float32"`` computes in float32; ``"auto"`` keeps bfloat16 only where it is native (CPUs with
+    AVX512-BF16/AMX, GPUs) and uses float32 elsewhere, where emulated bfloat16 would be slow.
 
     Raises:
         FileNotFoundError: a file of the folder is missing (names it).
@@ -56,11 +73,16 @@ def load_exported(folder=DEFAULT_DIR):
     import fer_utils.models  # noqa: F401  (registers the custom layers before deserialising)
 
     folder = Path(folder)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected one of {list(PRECISIONS)}")
     for name in (ARCHITECTURE_FILE, WEIGHTS_FILE, runs.PREPROCESSING_FILE):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder / name} is missing; an exported model folder holds "
                                     f"{list(EXPORTED_FILES)}")
-    model = keras.models.model_from_json((folder / ARCHITECTURE_FILE).read_text(encoding="utf-8"))
+    config = (folder / ARCHITECTURE_FILE).read_text(encoding="utf-8")
+    if precision == "float32" or (precision == "auto" and _BF16_POLICY in config and not _keep_bf16()):
+        config = config.replace(_BF16_POLICY, '"config": {"name": "float32"}')
+    model = keras.models.model_from_json(config)
     with np.load(folder / WEIGHTS_FILE) as data:
         weights = [data[f"w{i:04d}"].astype(np.float32) for i in range(len(data.files))]
     expected = [tuple(w.shape) for w in model.weights]
