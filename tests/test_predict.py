@@ -463,3 +463,23 @@ def test_shipped_model_in_float32_agrees_with_its_recorded_bfloat16(fixture_face
     assert np.mean(a.argmax(1) == b.argmax(1)) >= 0.95 and np.abs(a - b).max() < 0.05
     with pytest.raises(ValueError, match="precision='half'"):
         shipped.load_exported(precision="half")
+
+
+def test_ordered_map_keeps_input_order_across_threads():
+    import time
+
+    def slow(k):
+        time.sleep(0.002 * (k % 3))
+        return k * k
+
+    assert list(R._ordered_map(slow, range(40), workers=3, window=5)) == [k * k for k in range(40)]
+
+
+def test_parallel_haar_detection_gives_the_same_rows_as_one_thread(fixture_faces, default_rec, monkeypatch):
+    images = [np.repeat(cv2.resize(f, (120, 120))[..., None], 3, axis=2) for f in fixture_faces.images[:24]]
+    many = default_rec.predict(images)
+    monkeypatch.setattr(R, "DETECT_WORKERS", 1)
+    one = default_rec.predict(images)
+    pd.testing.assert_frame_equal(many.drop(columns=CLASSES + ["probability"]),
+                                  one.drop(columns=CLASSES + ["probability"]))
+    assert (many["status"] == "ok").sum() >= 12

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from typing import Optional, Sequence
 
 import cv2
@@ -96,7 +97,7 @@ class Detector:
 
     name = "none"
 
-    def __init__(self, *, detect_size: int = 1024, min_face: int = 40):
+    def __init__(self, *, detect_size: int = 1024, min_face: int = 48):
         if int(detect_size) < 64:
             raise ValueError(f"detect_size={detect_size!r}: expected at least 64 pixels")
         if int(min_face) < 12:
@@ -124,7 +125,10 @@ class Detector:
 
 
 class HaarDetector(Detector):
-    """OpenCV's ``haarcascade_frontalface_default.xml``; the score is the number of merged detections."""
+    """OpenCV's ``haarcascade_frontalface_default.xml``; the score is the number of merged detections.
+
+    A ``CascadeClassifier`` must not run in two threads at once (opencv/opencv#4287): each thread gets its own.
+    """
 
     name = "haar"
 
@@ -133,17 +137,25 @@ class HaarDetector(Detector):
         if not hasattr(cv2, "CascadeClassifier"):
             raise RuntimeError(f"OpenCV {cv2.__version__} has no CascadeClassifier (OpenCV 5 removed it); "
                                "install opencv-python-headless 4.x (requirements.txt pins it)")
-        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
-        self._cascade = cv2.CascadeClassifier(path)
-        if self._cascade.empty():
-            raise RuntimeError(f"Could not load the Haar cascade {path}")
+        self._path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        self._local = threading.local()
+        self._cascade()  # fail here, not in a worker thread, if the cascade cannot be loaded
         self.scale_factor = float(scale_factor)
         self.min_neighbors = int(min_neighbors)
+
+    def _cascade(self):
+        cascade = getattr(self._local, "cascade", None)
+        if cascade is None:
+            cascade = cv2.CascadeClassifier(self._path)
+            if cascade.empty():
+                raise RuntimeError(f"Could not load the Haar cascade {self._path}")
+            self._local.cascade = cascade
+        return cascade
 
     def _detect(self, image, min_face):
         grey = to_grey(image)
         side = int(math.ceil(min_face))
-        boxes, counts = self._cascade.detectMultiScale2(grey, scaleFactor=self.scale_factor,
+        boxes, counts = self._cascade().detectMultiScale2(grey, scaleFactor=self.scale_factor,
                                                         minNeighbors=self.min_neighbors, minSize=(side, side))
         return [Face(float(x), float(y), float(w), float(h), float(n)) for (x, y, w, h), n in zip(boxes, counts)]
 

@@ -14,8 +14,10 @@ probability column per class, ``emotion`` (top class) and ``probability`` (its p
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -31,6 +33,8 @@ BOX_COLUMNS = ("x", "y", "w", "h", "detector_score")
 MAX_HELD_BYTES = 256_000_000
 #: Frames decoded and detected ahead of the classifier (the images themselves are dropped unless annotating).
 PREFETCH_DEPTH = 8
+#: Threads detecting faces in parallel (Haar and none; OpenCV releases the GIL).
+DETECT_WORKERS = 2
 
 
 def columns(class_names: Sequence[str]) -> list:
@@ -205,26 +209,31 @@ class EmotionRecognizer:
         return read(), len(files)
 
     def _detected(self, items, bar, keep_images: bool) -> Iterator[tuple]:
-        """Frames with their faces and crops (runs in the prefetch thread); a frame's image is dropped here
-        unless ``keep_images``, so the queue holds crops, not photos. Any error on one frame becomes a failure."""
-        last = None
-        for item in items:
-            if bar is not None and item.source != last:
-                if last is not None:
-                    bar.update(1)
-                last = item.source
+        """Frames with their faces and crops, in input order (runs in the prefetch thread; frames are detected by
+        :data:`DETECT_WORKERS` threads). A frame's image is dropped unless ``keep_images``, so the queue holds
+        crops, not photos. Any error on one frame becomes a failure."""
+        empty = np.zeros((0, self.crop_size, self.crop_size), np.uint8)
+
+        def one(item):
             if isinstance(item, S.Failure):
-                yield item, [], np.zeros((0, self.crop_size, self.crop_size), np.uint8)
-                continue
+                return item, [], empty
             try:
                 found, crops = self.faces(item.image)
             except Exception as err:  # noqa: BLE001 - one bad image never stops a batch
                 where = item.source if item.frame is None else f"{item.source} frame {item.frame}"
-                yield (S.Failure(item.source, f"{where}: {type(err).__name__}: {err}", item.frame), [],
-                       np.zeros((0, self.crop_size, self.crop_size), np.uint8))
-                continue
+                return S.Failure(item.source, f"{where}: {type(err).__name__}: {err}", item.frame), [], empty
             if not keep_images:
                 item.image = None
+            return item, found, crops
+
+        last = None
+        # The MTCNN detector runs TensorFlow graphs: one thread; Haar (OpenCV releases the GIL) and none: several.
+        workers = 1 if self.detector.name == "mtcnn" else DETECT_WORKERS
+        for item, found, crops in _ordered_map(one, items, workers):
+            if bar is not None and item.source != last:
+                if last is not None:
+                    bar.update(1)
+                last = item.source
             yield item, found, crops
         if bar is not None and last is not None:
             bar.update(1)
@@ -256,6 +265,21 @@ class EmotionRecognizer:
                          "emotion": self.class_names[top], "probability": round(float(p[top]), 5),
                          "status": "ok", "error": ""})
         return rows
+
+
+def _ordered_map(fn, items: Iterable, workers: int, window: int = 16) -> Iterator:
+    """``fn(item)`` for each item, computed by ``workers`` threads, yielded in input order, at most ``window`` ahead."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="fer-predict-detect") as pool:
+        pending: collections.deque = collections.deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _prefetch(iterator: Iterator, depth: int = PREFETCH_DEPTH) -> Iterator:
