@@ -5,7 +5,8 @@ ingredient (``fer_utils.experiments.recipe.VARIANTS``), on notebook 03's own dat
 
 - ``<out>/recipe_ablation_<profile>.csv``: per variant, train minutes, best validation accuracy, accuracy and
   macro-F1 on each test split as published and deduplicated, the difference to the full recipe and McNemar's p
-  against it (PrivateTest);
+  against it (PrivateTest); ``<out>/recipe_ablation_<profile>.md``: the same and the minutes to accuracy as the
+  Markdown tables the README quotes;
 - ``<out>/time_to_accuracy_<profile>.csv`` and ``.png``: validation accuracy against training minutes for
   notebook 03's recipe runs (``reports/<profile>/03_baselines/<model>/seed*``, when they exist), the short full
   recipe and the old ``cpu`` setting (variant ``old_cpu``), with minutes to reach 55/60/65% validation accuracy.
@@ -91,11 +92,13 @@ def main(argv=None) -> int:
         peer = peer[peer.study == "peer"]
         reference = {f"peer (fer package) PrivateTest {a:.4f}": a for a in peer.accuracy}
         plots.time_to_accuracy(curves, reference, save_to=out / f"time_to_accuracy_{args.profile}.png")
+        reach = R.minutes_to_reach(curves)
+        (out / f"recipe_ablation_{args.profile}.md").write_text(R.markdown_tables(table, reach, split=split))
     print(table.to_string(float_format="{:.4f}".format))
     print()
-    print(R.minutes_to_reach(curves).to_string(float_format="{:.2f}".format))
-    print(f"\nwritten: {out / f'recipe_ablation_{args.profile}.csv'}, {out / f'time_to_accuracy_{args.profile}.csv'}, "
-          f"{out / f'time_to_accuracy_{args.profile}.png'}")
+    print(reach.to_string(float_format="{:.2f}".format))
+    print(f"\nwritten: {out / f'recipe_ablation_{args.profile}.csv'}, {out / f'recipe_ablation_{args.profile}.md'}, "
+          f"{out / f'time_to_accuracy_{args.profile}.csv'}, {out / f'time_to_accuracy_{args.profile}.png'}")
     return 0
 
 

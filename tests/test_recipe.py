@@ -213,6 +213,10 @@ def test_ablation_table_compares_each_variant_with_the_full_recipe_by_mcnemar(tm
     assert table.loc["no_label_smoothing", "discordant (full right / variant right)"] == "30 / 0"
     assert table.loc["no_label_smoothing", "McNemar p"] < 1e-6
     assert table.loc["full", "train minutes"] == 2.0
+    md = R.markdown_tables(table, split="PrivateTest").splitlines()
+    assert md[0].startswith("| variant | change |") and len(md) == 4  # header, rule, one line per variant
+    assert md[2].startswith("| `full` | the whole recipe | 2 | 2.0 | 0.6000 | 1.0000 / - | 1.0000 / ")
+    assert "| -0.7500 (" in md[3] and "(30 / 0) |" in md[3]
 
 
 def test_time_to_accuracy_accumulates_epoch_minutes(tmp_path):
@@ -221,6 +225,8 @@ def test_time_to_accuracy_accumulates_epoch_minutes(tmp_path):
     assert list(curves["minutes"]) == [0.5, 2.0, 3.0] and list(curves["epoch"]) == [1, 2, 3]
     reach = R.minutes_to_reach(curves, thresholds=(0.6, 0.7))
     assert reach.loc["recipe", "val acc >= 0.60"] == 2.0 and np.isnan(reach.loc["recipe", "val acc >= 0.70"])
+    md = R.markdown_tables(pd.DataFrame(), reach).splitlines()
+    assert md[-1] == "| recipe | 2.0 | never | 0.6600 | 3.0 |"
 
 
 def test_recipe_benchmark_runs_resumes_and_refuses_a_typo(tmp_path):
@@ -232,6 +238,8 @@ def test_recipe_benchmark_runs_resumes_and_refuses_a_typo(tmp_path):
     assert first.returncode == 0, first.stderr[-2000:]
     table = pd.read_csv(tmp_path / "out/recipe_ablation_smoke.csv", index_col=0)
     assert list(table.index) == ["full", "no_tta"] and table.loc["full", "epochs"] == 1
+    md = (tmp_path / "out/recipe_ablation_smoke.md").read_text()
+    assert "| `no_tta` | TTA " in md and "| ablation full |" in md
     model = tmp_path / "reports/smoke/recipe_ablation/e1-s0/full" / runs.MODEL_FILE
     stamp = model.stat().st_mtime_ns
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)

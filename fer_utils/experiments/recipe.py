@@ -11,7 +11,8 @@ retraining: the full variant's model is scored again with another TTA.
 :func:`ablation_table` puts the variants side by side: train minutes, best validation accuracy, accuracy and
 macro-F1 on each test split as published and deduplicated, the difference to the full recipe and McNemar's test
 against it on the same test images. :func:`time_to_accuracy` turns run folders into validation accuracy against
-cumulative training minutes (``timings.csv``), for the recipe and the old ``cpu`` setting.
+cumulative training minutes (``timings.csv``), for the recipe and the old ``cpu`` setting. :func:`markdown_tables`
+renders both as the Markdown the README quotes, so its numbers are copied by no hand.
 
 ``benchmarks/recipe.py`` is the command line.
 """
@@ -235,3 +236,48 @@ def minutes_to_reach(curves: pd.DataFrame, thresholds=(0.55, 0.60, 0.65)) -> pd.
         out[run]["best val acc"] = float(g.val_accuracy.max())
         out[run]["minutes"] = float(g.minutes.max())
     return pd.DataFrame(out).T
+
+
+def _cell(value, fmt="{:.4f}") -> str:
+    """One Markdown cell: numbers formatted, missing values as ``-`` or ``never``."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    return fmt.format(value) if isinstance(value, (int, float, np.number)) else str(value).replace("|", "/")
+
+
+def markdown_tables(table: pd.DataFrame, reach: pd.DataFrame | None = None, *, split: str = "PrivateTest") -> str:
+    """The ablation table (and the minutes-to-accuracy table) as Markdown, sorted as trained.
+
+    Columns: variant, change, epochs, train minutes, best validation accuracy, ``split`` accuracy / macro-F1 as
+    published and deduplicated, the difference to ``full`` (published and dedup), McNemar's p with the discordant
+    counts, and the other test split's accuracy.
+    """
+    from fer_utils.experiments.seeds import DEDUP
+
+    other = next((c[: -len("_accuracy")] for c in table.columns if c.endswith("_accuracy") and DEDUP not in c
+                  and not c.startswith((split, "best"))), None)
+    head = ["variant", "change", "epochs", "train min", "best val", f"{split} acc / F1", f"{split} dedup acc / F1",
+            "diff vs full (dedup)", "McNemar p (full right / variant right)"] + ([f"{other} acc"] if other else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in table.iterrows():
+        p = r.get("McNemar p")
+        mcnemar = "-" if name == FULL or p is None or np.isnan(p) else (
+            f"{p:.2g} ({r.get('discordant (full right / variant right)')})")
+        diff = (f"{r.get(f'diff vs full ({split})', np.nan):+.4f} "
+                f"({r.get(f'diff vs full ({split}, dedup)', np.nan):+.4f})")
+        cells = [f"`{name}`", _cell(r.get("change")), _cell(r.get("epochs"), "{:.0f}"),
+                 _cell(r.get("train minutes"), "{:.1f}"), _cell(r.get("best val acc")),
+                 *(f"{_cell(r.get(f'{split}{d}_accuracy'))} / {_cell(r.get(f'{split}{d}_macro_f1'), '{:.3f}')}"
+                   for d in ("", DEDUP)), diff, mcnemar]
+        if other:
+            cells.append(_cell(r.get(f"{other}_accuracy")))
+        lines.append("| " + " | ".join(cells) + " |")
+    if reach is None or reach.empty:
+        return "\n".join(lines) + "\n"
+    thresholds = [c for c in reach.columns if c.startswith("val acc >=")]
+    head = ["run", *(f"minutes to {c}" for c in thresholds), "best val acc", "training minutes"]
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run, r in reach.iterrows():
+        cells = ["never" if np.isnan(r[c]) else f"{r[c]:.1f}" for c in thresholds]
+        lines.append(f"| {run} | " + " | ".join(cells) + f" | {r['best val acc']:.4f} | {r['minutes']:.1f} |")
+    return "\n".join(lines) + "\n"
