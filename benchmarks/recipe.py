@@ -5,7 +5,8 @@ ingredient (``fer_utils.experiments.recipe.VARIANTS``), on notebook 03's own dat
 
 - ``<out>/recipe_ablation_<profile>.csv``: per variant, train minutes, best validation accuracy, accuracy and
   macro-F1 on each test split as published and deduplicated, the difference to the full recipe and McNemar's p
-  against it (PrivateTest); ``<out>/recipe_ablation_<profile>.md``: the same and the minutes to accuracy as the
+  against it (PrivateTest), the validation accuracy with and without the validation images that copy a
+  training image; ``<out>/recipe_ablation_<profile>.md``: the same and the minutes to accuracy as the
   Markdown tables the README quotes;
 - ``<out>/time_to_accuracy_<profile>.csv`` and ``.png``: validation accuracy against training minutes for
   notebook 03's recipe runs (``reports/<profile>/03_baselines/<model>/seed*``, when they exist), the short full
@@ -79,6 +80,7 @@ def main(argv=None) -> int:
             return 2
         split = experiments.evaluation_splits(ds, recipe.get("eval_splits") or (), recipe.get("report_split") or "")[1]
         table = R.ablation_table(folders, ds, split=split)
+        table = table.join(R.validation_copies(folders, ds))
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / f"recipe_ablation_{args.profile}.csv")

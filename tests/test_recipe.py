@@ -130,6 +130,27 @@ def test_tta_rescoring_follows_the_model_it_rescored(seeded, tiny_fer, tmp_path)
     assert not np.array_equal(runs.load_predictions(out)["y_prob"], first)
 
 
+def test_validation_accuracy_is_split_by_copies_of_training_images(seeded, tiny_fer, tmp_path):
+    import shutil
+
+    root, _ = seeded
+    shutil.copytree(root / "cnn/seed3", tmp_path / "full")
+    R.rescore_tta(tmp_path / "full", tiny_fer, tmp_path / "no_tta", None, ["PrivateTest"])
+    val, train = np.flatnonzero(tiny_fer.splits == "Validation"), np.flatnonzero(tiny_fer.splits == "Training")
+    images = tiny_fer.images.copy()
+    images[val[:5]] = images[train[:5]]  # five validation images copy training images
+    ds = tiny_fer.replace(images=images)
+    table = R.validation_copies({"full": tmp_path / "full", "no_tta": tmp_path / "no_tta"}, ds)
+    right = runs.load_predictor(tmp_path / "full").predict(images[val], tta=None).argmax(1) == ds.labels[val]
+    assert table.loc["full", "val copies"] == 5
+    assert table.loc["full", "val acc"] == pytest.approx(right.mean())
+    assert table.loc["full", "val acc on copies"] == pytest.approx(right[:5].mean())
+    assert table.loc["full", "val acc without copies"] == pytest.approx(right[5:].mean())
+    assert table.loc["no_tta"].equals(table.loc["full"])  # a TTA variant is scored by the model it rescored
+    with pytest.raises(ValueError, match="no 'Validation' rows"):
+        R.validation_copies({"full": tmp_path / "full"}, ds.subset(ds.splits != "Validation"))
+
+
 def _dataset_with_copies():
     """Training/Validation/PrivateTest rows; two test images copy a Validation and a Training image."""
     rng = np.random.default_rng(0)

@@ -211,6 +211,31 @@ def ablation_table(folders: dict, ds: D.FERDataset, *, split: str) -> pd.DataFra
     return table
 
 
+def validation_copies(folders: dict, ds: D.FERDataset, *, split: str = "Validation",
+                      train_split: str = "Training") -> pd.DataFrame:
+    """Each variant's validation accuracy split by exact copies: validation images that equal a training image
+    byte for byte (FER-2013's Training holds such pairs, so a random carve-out inherits them) flatter a model that
+    memorises, so the validation accuracy that picks the best epoch is shown with and without them.
+
+    Scored as training scored validation (no TTA) by the variant's saved model (a TTA variant: the model it
+    rescored). Columns: ``val acc``, ``val acc without copies``, ``val acc on copies``, ``val copies``.
+    """
+    rows = np.flatnonzero(ds.splits == split)
+    if len(rows) == 0:
+        raise ValueError(f"{ds.name}: no {split!r} rows; splits present: {ds.split_names}")
+    copy = D.copies_of_training(ds, train_split)[rows]
+    out = {}
+    for name, folder in folders.items():
+        model_dir = Path(folder)
+        if not (model_dir / runs.MODEL_FILE).exists():
+            model_dir = Path(runs.read_metrics(folder)["headline"].get("rescored_from", folder))
+        right = runs.load_predictor(model_dir).predict(ds.images[rows], tta=None).argmax(1) == ds.labels[rows]
+        out[name] = {"val acc": right.mean(), "val acc without copies": right[~copy].mean() if (~copy).any()
+                     else np.nan, "val acc on copies": right[copy].mean() if copy.any() else np.nan,
+                     "val copies": int(copy.sum())}
+    return pd.DataFrame(out).T.rename_axis("variant")
+
+
 def time_to_accuracy(folders: dict) -> pd.DataFrame:
     """Validation accuracy after each epoch against cumulative training minutes, one row per (run, epoch).
 
@@ -256,7 +281,9 @@ def markdown_tables(table: pd.DataFrame, reach: pd.DataFrame | None = None, *, s
 
     other = next((c[: -len("_accuracy")] for c in table.columns if c.endswith("_accuracy") and DEDUP not in c
                   and not c.startswith((split, "best"))), None)
-    head = ["variant", "change", "epochs", "train min", "best val", f"{split} acc / F1", f"{split} dedup acc / F1",
+    val_dedup = "val acc without copies" in table.columns
+    head = ["variant", "change", "epochs", "train min", "best val", *(["best val without copies"] if val_dedup else []),
+            f"{split} acc / F1", f"{split} dedup acc / F1",
             "diff vs full (dedup)", "McNemar p (full right / variant right)"] + ([f"{other} acc"] if other else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in table.iterrows():
@@ -267,6 +294,7 @@ def markdown_tables(table: pd.DataFrame, reach: pd.DataFrame | None = None, *, s
                 f"({r.get(f'diff vs full ({split}, dedup)', np.nan):+.4f})")
         cells = [f"`{name}`", _cell(r.get("change")), _cell(r.get("epochs"), "{:.0f}"),
                  _cell(r.get("train minutes"), "{:.1f}"), _cell(r.get("best val acc")),
+                 *([_cell(r.get("val acc without copies"))] if val_dedup else []),
                  *(f"{_cell(r.get(f'{split}{d}_accuracy'))} / {_cell(r.get(f'{split}{d}_macro_f1'), '{:.3f}')}"
                    for d in ("", DEDUP)), diff, mcnemar]
         if other:
