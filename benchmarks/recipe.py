@@ -7,7 +7,8 @@ ingredient (``fer_utils.experiments.recipe.VARIANTS``), on notebook 03's own dat
   macro-F1 on each test split as published and deduplicated, the difference to the full recipe and McNemar's p
   against it (PrivateTest), the validation accuracy with and without the validation images that copy a
   training image; ``<out>/recipe_ablation_<profile>.md``: the same and the minutes to accuracy as the
-  Markdown tables the README quotes;
+  Markdown tables the README quotes; with ``--tta-matrix``, ``<out>/recipe_tta_matrix_<profile>.csv``: every
+  trained variant's test accuracy under every test-time augmentation (they interact with training augmentation);
 - ``<out>/time_to_accuracy_<profile>.csv`` and ``.png``: validation accuracy against training minutes for
   notebook 03's recipe runs (``reports/<profile>/03_baselines/<model>/seed*``, when they exist), the short full
   recipe and the old ``cpu`` setting (variant ``old_cpu``), with minutes to reach 55/60/65% validation accuracy.
@@ -21,6 +22,7 @@ Usage (from the repository root)::
     python benchmarks/recipe.py --profile cpu --epochs 7                       # every variant (hours on a CPU)
     python benchmarks/recipe.py --profile cpu --epochs 7 --variants full,flip_tta,no_tta,old_cpu
     python benchmarks/recipe.py --profile smoke --epochs 1 --variants full,no_label_smoothing,no_tta
+    python benchmarks/recipe.py --profile cpu --epochs 7 --tta-matrix          # reuses the variants, adds the TTAs
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ def parse_args(argv=None):
     ap.add_argument("--variants", default=",".join([*R.VARIANTS, *R.TTA_VARIANTS]),
                     help="comma-separated variants, trained in this order (default: all)")
     ap.add_argument("--seed", type=int, default=0, help="training seed of every variant (default: %(default)s)")
+    ap.add_argument("--tta-matrix", action="store_true",
+                    help="also score every trained variant under every TTA (recipe_tta_matrix_<profile>.csv)")
     ap.add_argument("--reports-dir", default="reports", help="where reports/<profile>/ lives")
     ap.add_argument("--out", default="benchmarks/results", help="folder of the CSV and PNG outputs")
     ap.add_argument("--params-dir", default="params")
@@ -58,6 +62,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    import pandas as pd
+
     from fer_utils import artifacts, experiments, notebook_exec, plots
     from fer_utils.experiments import recipe as R
     from fer_utils.experiments.published import published_table
@@ -95,7 +101,12 @@ def main(argv=None) -> int:
         reference = {f"peer (fer package) PrivateTest {a:.4f}": a for a in peer.accuracy}
         plots.time_to_accuracy(curves, reference, save_to=out / f"time_to_accuracy_{args.profile}.png")
         reach = R.minutes_to_reach(curves)
-        (out / f"recipe_ablation_{args.profile}.md").write_text(R.markdown_tables(table, reach, split=split))
+        ttas = pd.DataFrame()
+        if args.tta_matrix:
+            ttas = R.tta_matrix(folders, ds, split=split)
+            ttas.to_csv(out / f"recipe_tta_matrix_{args.profile}.csv")
+        (out / f"recipe_ablation_{args.profile}.md").write_text(R.markdown_tables(table, reach, split=split,
+                                                                                   ttas=ttas))
     print(table.to_string(float_format="{:.4f}".format))
     print()
     print(reach.to_string(float_format="{:.2f}".format))

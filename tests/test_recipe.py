@@ -151,6 +151,30 @@ def test_validation_accuracy_is_split_by_copies_of_training_images(seeded, tiny_
         R.validation_copies({"full": tmp_path / "full"}, ds.subset(ds.splits != "Validation"))
 
 
+def test_tta_matrix_scores_each_trained_variant_under_each_tta(seeded, tiny_fer, tmp_path):
+    import shutil
+
+    root, _ = seeded
+    for name, seed in (("full", 3), ("flip_only", 4)):
+        shutil.copytree(root / f"cnn/seed{seed}", tmp_path / name)
+    R.rescore_tta(tmp_path / "full", tiny_fer, tmp_path / "no_tta", None, ["PrivateTest"])
+    folders = {n: tmp_path / n for n in ("full", "no_tta", "flip_only")}
+    rows = np.flatnonzero(tiny_fer.splits == "PrivateTest")
+    images = tiny_fer.images.copy()
+    images[rows[0]] = images[np.flatnonzero(tiny_fer.splits == "Training")[0]]  # one test copy of training
+    ds = tiny_fer.replace(images=images)
+    table = R.tta_matrix(folders, ds, split="PrivateTest", ttas=(None, "flip"))
+    assert list(table.index) == ["full", "flip_only"]  # the rescoring has no model of its own
+    for name in table.index:
+        right = runs.load_predictor(tmp_path / name).predict(images[rows], tta="flip").argmax(1) == ds.labels[rows]
+        assert table.loc[name, "TTA flip"] == pytest.approx(right.mean())
+        assert table.loc[name, "TTA flip dedup"] == pytest.approx(right[1:].mean())
+    assert table.loc["full", "TTA none"] == pytest.approx(runs.read_metrics(tmp_path / "no_tta")["headline"][
+        "PrivateTest_accuracy"])
+    md = R.markdown_tables(pd.DataFrame(), ttas=table).splitlines()
+    assert md[-2].startswith("| `full` | ") and md[-3].startswith("|---|---|---|")
+
+
 def _dataset_with_copies():
     """Training/Validation/PrivateTest rows; two test images copy a Validation and a Training image."""
     rng = np.random.default_rng(0)
@@ -261,10 +285,13 @@ def test_recipe_benchmark_runs_resumes_and_refuses_a_typo(tmp_path):
     assert list(table.index) == ["full", "no_tta"] and table.loc["full", "epochs"] == 1
     md = (tmp_path / "out/recipe_ablation_smoke.md").read_text()
     assert "| `no_tta` | TTA " in md and "| ablation full |" in md
+    assert not (tmp_path / "out/recipe_tta_matrix_smoke.csv").exists()
     model = tmp_path / "reports/smoke/recipe_ablation/e1-s0/full" / runs.MODEL_FILE
     stamp = model.stat().st_mtime_ns
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    again = subprocess.run([*cmd, "--tta-matrix"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert again.returncode == 0 and model.stat().st_mtime_ns == stamp  # reused, not retrained
+    ttas = pd.read_csv(tmp_path / "out/recipe_tta_matrix_smoke.csv", index_col=0)
+    assert list(ttas.index) == ["full"] and ttas.loc["full", "TTA none"] == table.loc["no_tta", "PrivateTest_accuracy"]
     typo = [*cmd]
     typo[typo.index("--variants") + 1] = "full,no_lable_smoothing"
     typo = subprocess.run(typo, capture_output=True, text=True, env=env, cwd=tmp_path)

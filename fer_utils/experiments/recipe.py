@@ -236,6 +236,31 @@ def validation_copies(folders: dict, ds: D.FERDataset, *, split: str = "Validati
     return pd.DataFrame(out).T.rename_axis("variant")
 
 
+def tta_matrix(folders: dict, ds: D.FERDataset, *, split: str, ttas=(None, "flip", "center_flip", "ten_crop")
+               ) -> pd.DataFrame:
+    """Accuracy on ``split`` (as published and deduplicated) of every trained variant's model under every TTA.
+
+    Test-time augmentation interacts with training augmentation (crops at test time suit a model that saw shifts
+    and zooms), so removing one of them alone can misstate what either buys; this table shows the pairs.
+    Variants without a model of their own (the TTA rescorings) are left out.
+    """
+    rows = np.flatnonzero(ds.splits == split)
+    if len(rows) == 0:
+        raise ValueError(f"{ds.name}: no {split!r} rows; splits present: {ds.split_names}")
+    keep = ~D.copies_of_training(ds)[rows]
+    out = {}
+    for name, folder in folders.items():
+        if not (Path(folder) / runs.MODEL_FILE).exists():
+            continue
+        predictor = runs.load_predictor(folder)
+        out[name] = {}
+        for tta in ttas:
+            right = predictor.predict(ds.images[rows], tta=tta).argmax(1) == ds.labels[rows]
+            out[name][f"TTA {tta or 'none'}"] = right.mean()
+            out[name][f"TTA {tta or 'none'} dedup"] = right[keep].mean()
+    return pd.DataFrame(out).T.rename_axis("variant")
+
+
 def time_to_accuracy(folders: dict) -> pd.DataFrame:
     """Validation accuracy after each epoch against cumulative training minutes, one row per (run, epoch).
 
@@ -270,8 +295,9 @@ def _cell(value, fmt="{:.4f}") -> str:
     return fmt.format(value) if isinstance(value, (int, float, np.number)) else str(value).replace("|", "/")
 
 
-def markdown_tables(table: pd.DataFrame, reach: pd.DataFrame | None = None, *, split: str = "PrivateTest") -> str:
-    """The ablation table (and the minutes-to-accuracy table) as Markdown, sorted as trained.
+def markdown_tables(table: pd.DataFrame, reach: pd.DataFrame | None = None, *, split: str = "PrivateTest",
+                    ttas: pd.DataFrame | None = None) -> str:
+    """The ablation table (and the minutes-to-accuracy and variant-by-TTA tables) as Markdown, sorted as trained.
 
     Columns: variant, change, epochs, train minutes, best validation accuracy, ``split`` accuracy / macro-F1 as
     published and deduplicated, the difference to ``full`` (published and dedup), McNemar's p with the discordant
@@ -300,6 +326,12 @@ def markdown_tables(table: pd.DataFrame, reach: pd.DataFrame | None = None, *, s
         if other:
             cells.append(_cell(r.get(f"{other}_accuracy")))
         lines.append("| " + " | ".join(cells) + " |")
+    if ttas is not None and not ttas.empty:
+        names = [c for c in ttas.columns if not c.endswith(" dedup")]
+        lines += ["", "| variant | " + " | ".join(f"{split} {c} (dedup)" for c in names) + " |",
+                  "|" + "---|" * (len(names) + 1)]
+        for name, r in ttas.iterrows():
+            lines.append(f"| `{name}` | " + " | ".join(f"{r[c]:.4f} ({r[c + ' dedup']:.4f})" for c in names) + " |")
     if reach is None or reach.empty:
         return "\n".join(lines) + "\n"
     thresholds = [c for c in reach.columns if c.startswith("val acc >=")]
