@@ -220,20 +220,30 @@ def validation_copies(folders: dict, ds: D.FERDataset, *, split: str = "Validati
     Scored as training scored validation (no TTA) by the variant's saved model (a TTA variant: the model it
     rescored). Columns: ``val acc``, ``val acc without copies``, ``val acc on copies``, ``val copies``.
     """
-    rows = np.flatnonzero(ds.splits == split)
-    if len(rows) == 0:
-        raise ValueError(f"{ds.name}: no {split!r} rows; splits present: {ds.split_names}")
+    rows = _split_rows(ds, split)
     copy = D.copies_of_training(ds, train_split)[rows]
+    scored = {}  # model folder -> scores: the TTA variants share the full variant's model
     out = {}
     for name, folder in folders.items():
         model_dir = Path(folder)
         if not (model_dir / runs.MODEL_FILE).exists():
             model_dir = Path(runs.read_metrics(folder)["headline"].get("rescored_from", folder))
-        right = runs.load_predictor(model_dir).predict(ds.images[rows], tta=None).argmax(1) == ds.labels[rows]
-        out[name] = {"val acc": right.mean(), "val acc without copies": right[~copy].mean() if (~copy).any()
-                     else np.nan, "val acc on copies": right[copy].mean() if copy.any() else np.nan,
-                     "val copies": int(copy.sum())}
+        if model_dir not in scored:
+            right = runs.load_predictor(model_dir).predict(ds.images[rows], tta=None).argmax(1) == ds.labels[rows]
+            scored[model_dir] = {"val acc": right.mean(), "val acc without copies": right[~copy].mean()
+                                 if (~copy).any() else np.nan,
+                                 "val acc on copies": right[copy].mean() if copy.any() else np.nan,
+                                 "val copies": int(copy.sum())}
+        out[name] = scored[model_dir]
     return pd.DataFrame(out).T.rename_axis("variant")
+
+
+def _split_rows(ds: D.FERDataset, split: str) -> np.ndarray:
+    """Row indices of ``split``; an error naming the splits present when there are none."""
+    rows = np.flatnonzero(ds.splits == split)
+    if len(rows) == 0:
+        raise ValueError(f"{ds.name}: no {split!r} rows; splits present: {ds.split_names}")
+    return rows
 
 
 def tta_matrix(folders: dict, ds: D.FERDataset, *, split: str, ttas=(None, "flip", "center_flip", "ten_crop")
@@ -244,9 +254,7 @@ def tta_matrix(folders: dict, ds: D.FERDataset, *, split: str, ttas=(None, "flip
     and zooms), so removing one of them alone can misstate what either buys; this table shows the pairs.
     Variants without a model of their own (the TTA rescorings) are left out.
     """
-    rows = np.flatnonzero(ds.splits == split)
-    if len(rows) == 0:
-        raise ValueError(f"{ds.name}: no {split!r} rows; splits present: {ds.split_names}")
+    rows = _split_rows(ds, split)
     keep = ~D.copies_of_training(ds)[rows]
     out = {}
     for name, folder in folders.items():
@@ -289,7 +297,7 @@ def minutes_to_reach(curves: pd.DataFrame, thresholds=(0.55, 0.60, 0.65)) -> pd.
 
 
 def _cell(value, fmt="{:.4f}") -> str:
-    """One Markdown cell: numbers formatted, missing values as ``-`` or ``never``."""
+    """One Markdown cell: numbers formatted, a missing value as ``-``, ``|`` in text replaced by ``/``."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "-"
     return fmt.format(value) if isinstance(value, (int, float, np.number)) else str(value).replace("|", "/")
