@@ -69,25 +69,25 @@ def speed(faces, n_images: int, batch_size: int, repeats: int = 3):
     import numpy as np
     import pandas as pd
 
-    from fer_utils.predict import EmotionRecognizer, shipped
+    from fer_utils.evaluate.tta import TTA_NAMES
+    from fer_utils.predict import EmotionRecognizer
 
     rows = []
     rec = EmotionRecognizer("default", detector="none", batch_size=batch_size)
     crops = np.asarray(faces[:1024])
-    for tta in shipped.TTA_NAMES:
-        t = None if tta == "none" else tta
-        rec.predictor.predict(crops, batch_size=batch_size, tta=t)
-        seconds = best_seconds(lambda: rec.predictor.predict(crops, batch_size=batch_size, tta=t), repeats)
+    for tta in TTA_NAMES:
+        rec.predictor.predict(crops, batch_size=batch_size, tta=tta)
+        seconds = best_seconds(lambda: rec.predictor.predict(crops, batch_size=batch_size, tta=tta), repeats)
         rows.append({"what": "classifier alone (48x48 crops in memory)", "detector": "-", "tta": tta,
                      "images": len(crops), "faces": len(crops), "per_s": round(len(crops) / seconds, 1)})
         print(rows[-1], flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         paths = single_face_images(faces[:n_images], Path(tmp) / "images")
-        for detector, ttas in (("haar", shipped.TTA_NAMES), ("mtcnn", ("center_flip",))):
+        for detector, ttas in (("haar", TTA_NAMES), ("mtcnn", ("center_flip",))):
             n = len(paths) if detector == "haar" else min(len(paths), 120)
             rec = EmotionRecognizer("default", detector=detector, batch_size=batch_size)
             for tta in ttas:
-                rec.tta = None if tta == "none" else tta
+                rec.tta = tta
                 df = rec.predict(paths[:n])  # untimed warm-up
                 seconds = best_seconds(lambda: rec.predict(paths[:n]), repeats if detector == "haar" else 1)
                 faces_found = int((df["status"] == "ok").sum())

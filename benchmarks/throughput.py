@@ -273,13 +273,10 @@ def benchmark_one(name, size, precision, images, labels, *, batch, steps, warmup
 
     from fer_utils import models, pipeline, train
 
-    info = models.model_info(name)
-    channels = int(info["channels"])
-    side = max(int(size), int(info["min_input_size"]))
+    # The size and normalization a run of this model would train with (the registry's one rule for both).
+    side, channels, norm, raised = models.resolve_input(name, size, normalization, (model_kwargs or {}).get("weights"))
     row = {"model": name, "input": f"{side}x{side}x{channels}", "precision": precision}
-    notes = []
-    if side != size:
-        notes.append(f"size {size} raised to min_input_size {side}")
+    notes = [raised] if raised else []
     try:
         # The policy must be set before the model (and, as in experiments.run_experiment, before
         # the dataset, whose augmentation layers follow it too).
@@ -294,7 +291,6 @@ def benchmark_one(name, size, precision, images, labels, *, batch, steps, warmup
 
         # A fixed batch exactly as the pipeline would deliver it (resized, normalised, channel
         # repeated) but without augmentation, held in memory as tensors so no input work is timed.
-        norm = models.resolve_normalization(name, normalization)
         if norm == "standardize":
             norm = "unit"  # needs training statistics; the cost is the same
         common = dict(input_size=(side, side), channels=channels, batch_size=batch, normalization=norm)

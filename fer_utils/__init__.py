@@ -13,12 +13,15 @@ generators or touch the file system. One package or module per stage:
 - ``evaluate/``    metrics, test-time augmentation, Grad-CAM and CBAM maps
 - ``gan/``         the conditional GAN of notebook 02: networks, ``train_step``, resumable training, quality
 - ``stats``        statistical tests between models: 5x2cv t and F, McNemar, bootstrap intervals, Holm
-- ``tune/``        KerasTuner searches (notebook 05) and their distributed mode (``python -m fer_utils.tune``)
-- ``runs``         the model run folder contract: every file, read back; ``load_predictor``
+- ``tune/``        KerasTuner searches (notebook 05) and their distributed mode (the launcher:
+                   ``python -m fer_utils.experiments.tune_workers``)
+- ``runs``         the model run folder contract: every file, read back
+- ``predictor``    ``load_predictor``: a run, ensemble or exported folder as a predictor (uint8 faces in,
+                   probabilities out); the exported model format's loading
 - ``predict/``     ``python -m fer_utils.predict`` and ``EmotionRecognizer``: faces detected in photos and videos,
-                   framed like FER-2013, classified in batches; the exported model format and the shipped model
+                   framed like FER-2013, classified in batches; the shipped model
 - ``experiments/`` the notebooks' recipes: running models, results, published numbers, Study C, GAN balancing,
-                   tuning (05), statistics (06)
+                   tuning (05) and its worker launcher, statistics (06), exporting a run (the shipped model)
 - ``eda``          the exploratory analysis of notebook 01
 - ``plots``        every figure the notebooks show
 - ``params``       parameter profiles and their check against the notebooks

@@ -15,6 +15,7 @@ import platform
 import random
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -86,6 +87,13 @@ class Timer:
         return time.perf_counter() - self.start
 
 
+def _declared_parameters(notebook: str) -> dict:
+    """The ``parameters`` cell of ``notebooks/<notebook>.ipynb``: ``{name: default}``."""
+    from fer_utils import params
+
+    return params.notebook_parameters(Path(__file__).resolve().parent.parent / "notebooks" / f"{notebook}.ipynb")
+
+
 def notebook_parameters(namespace: dict, notebook: str) -> dict:
     """Every parameter a notebook declares, with the value it runs with (for ``metrics.json``).
 
@@ -94,11 +102,50 @@ def notebook_parameters(namespace: dict, notebook: str) -> dict:
         notebook: the notebook's stem, e.g. ``"03_baselines"``; its ``parameters`` cell is read from
             ``notebooks/<notebook>.ipynb`` to know which names are parameters.
     """
-    from fer_utils import params
+    return {k: namespace.get(k, v) for k, v in _declared_parameters(notebook).items()}
 
-    path = Path(__file__).resolve().parent.parent / "notebooks" / f"{notebook}.ipynb"
-    declared = params.notebook_parameters(path)
-    return {k: namespace.get(k, v) for k, v in declared.items()}
+
+def parameters_table(parameters: dict, notebook: str):
+    """The parameters a notebook runs with as a table (name, value, and whether the run changed the default)."""
+    import pandas as pd
+
+    declared = _declared_parameters(notebook)
+    return pd.DataFrame([{"parameter": k, "value": repr(v), "set by the run": "yes" if v != declared.get(k) else ""}
+                         for k, v in parameters.items()]).set_index("parameter")
+
+
+class NotebookStart(NamedTuple):
+    """What :func:`start` gives a notebook: ``run, parameters, ds, timer = artifacts.start(globals(), NAME)``."""
+
+    run: Path  #: the notebook's run folder
+    parameters: dict  #: every declared parameter with the value it runs with
+    dataset: object  #: the dataset found (a :class:`fer_utils.data.FERDataset`), or the synthetic default
+    timer: Timer  #: started before anything else, for the report's wall time
+
+
+def start(namespace: dict, notebook: str, *, tensorflow: bool = True) -> NotebookStart:
+    """The first call of every notebook: quiet warnings, one seed for everything, the run folder, the parameters
+    (shown once, as a table), the dataset (its banner shown: a data card, or SYNTHETIC DATA in red).
+
+    Reads ``seed``, ``run_dir``, ``reports_dir``, ``dataset``, ``data_dir`` and ``synthetic_per_class`` (and
+    ``strict`` where declared) from the notebook's ``globals()``. ``tensorflow=False`` seeds without importing it
+    (notebook 01 trains nothing).
+    """
+    from IPython.display import display
+
+    from fer_utils import data
+
+    timer = Timer()
+    quiet_warnings()
+    seed = set_seed(namespace["seed"], tensorflow=tensorflow)
+    run = run_folder(namespace.get("run_dir", ""), notebook, namespace.get("reports_dir", ""))
+    parameters = notebook_parameters(namespace, notebook)
+    display(parameters_table(parameters, notebook))
+    extra = {"strict": parameters["strict"]} if "strict" in parameters else {}
+    ds = data.load_dataset(parameters["dataset"], parameters["data_dir"],
+                           synthetic_per_class=parameters["synthetic_per_class"], seed=seed, **extra)
+    show_banner(ds)
+    return NotebookStart(run, parameters, ds, timer)
 
 
 #: What the seed guarantees, recorded in every run's metadata.

@@ -34,7 +34,7 @@ def _train_config(base: dict, per_model: dict | None, name: str):
 def check_parameters(stem: str, params: dict) -> list:
     """Problems with one notebook's parameters, as messages naming the notebook and key ([] when fine)."""
     from fer_utils import models, pipeline
-    from fer_utils.evaluate.tta import TTA_CHOICES
+    from fer_utils.evaluate.tta import resolve_tta
 
     problems = []
 
@@ -57,8 +57,11 @@ def check_parameters(stem: str, params: dict) -> list:
         missing = [m for m in names.get("explain_models", []) if m not in names.get("models", [])]
         if missing:
             bad("explain_models", f"{missing} are not trained by this notebook (models: {params['models']})")
-    if "tta" in params and params["tta"] not in TTA_CHOICES:
-        bad("tta", f"{params['tta']!r}; expected one of {list(TTA_CHOICES)}")
+    if "tta" in params:
+        try:
+            resolve_tta(params["tta"], allow_default=False)  # the run records its TTA: no model to take one from
+        except ValueError as exc:
+            problems.append(f"notebook {stem}: {exc}")  # "tta: <value>; expected one of [...]"
     if "normalization" in params and params["normalization"] not in ("auto",) + pipeline.NORMALIZATIONS:
         bad("normalization", f"{params['normalization']!r}; expected 'auto' or one of {list(pipeline.NORMALIZATIONS)}")
     for key in ("augment", "study_c_augment"):
@@ -171,9 +174,8 @@ def dry_run(stem: str, params: dict, report=print) -> list:
         t0 = time.perf_counter()
         try:
             cfg = _train_config(base, per_model, name).replace(run_eagerly=True, tensorboard=False)
-            info = models.model_info(name)
-            side = max(int(size), int(info["min_input_size"]))
-            shape = (side, side, int(info["channels"]))
+            side, channels, _, _ = models.resolve_input(name, size)
+            shape = (side, side, channels)
             model, policy = train.build_compiled_model(
                 name, cfg, input_shape=shape, num_classes=classes, steps_per_epoch=1,
                 model_kwargs=(params.get("model_kwargs") or {}).get(name))

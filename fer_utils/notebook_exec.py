@@ -190,14 +190,21 @@ def execute(notebook: Path, output: Path, parameters: dict, timeout=None, log_ou
 
 
 def to_html(ipynb: Path) -> Path:
-    """Clean the executed notebook's start-up noise, then render it to HTML next to it (images embedded)."""
+    """Clean the executed notebook's start-up noise, then render it to HTML next to it (images embedded).
+
+    The report is for readers of results, not of code: code inputs and prompts are left out (the executed
+    ``.ipynb`` next to it has them, and a failing cell's traceback still shows its lines); the parameters appear
+    once, as the table the notebook's first call displays.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(ipynb), as_version=4)
     if clean_outputs(nb):
         nbformat.write(nb, str(ipynb))
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb)
     out = ipynb.with_suffix(".html")
     out.write_text(body, encoding="utf-8")
     return out

@@ -153,6 +153,26 @@ def make_dataset(images, labels=None, num_classes: int | None = None, *, input_s
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def input_pipelines(ds, *, batch_size: int, size: int, channels: int, normalization: str,
+                    augment: dict | None, seed: int, target: str = "majority") -> tuple:
+    """The training and validation pipelines of a run: ``(train_ds, val_ds, (mean, std))``.
+
+    One owner for how a run feeds its model, shared by :func:`fer_utils.experiments.running.run_model` and
+    KerasTuner's trials (:mod:`fer_utils.tune.search`), so a trial sees exactly the batches a run with its
+    configuration sees. ``ds`` is a :class:`fer_utils.data.FERDataset` with ``Training`` and ``Validation``
+    splits; ``target="distribution"`` trains on its soft labels. ``mean``/``std`` are the training statistics for
+    ``standardize`` (else None).
+    """
+    tr, va = ds.split("Training"), ds.split("Validation")
+    mean, std = normalization_stats(tr.images) if normalization == "standardize" else (None, None)
+    common = dict(input_size=(size, size), channels=channels, normalization=normalization, mean=mean, std=std)
+    soft = (lambda d: d.soft_labels) if target == "distribution" else (lambda d: None)
+    train_ds = make_dataset(tr.images, tr.labels, ds.num_classes, batch_size=batch_size, augment=augment,
+                            shuffle=True, seed=seed, soft_labels=soft(tr), **common)
+    val_ds = make_dataset(va.images, va.labels, ds.num_classes, batch_size=batch_size, soft_labels=soft(va), **common)
+    return train_ds, val_ds, (mean, std)
+
+
 def _normalize(tf, im, normalization, mean, std):
     if normalization == "unit":
         return im / 255.0

@@ -105,6 +105,9 @@ def main(argv=None) -> int:
     ap.add_argument("--params-dir", default=str(ROOT / "params"))
     ap.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
     ap.add_argument("--log-output", action="store_true", help="stream notebook output to this terminal")
+    ap.add_argument("--keep-going", action="store_true",
+                    help="after a failing notebook run the next ones anyway (those reading its files say what is "
+                         "missing); exit 1 at the end naming every failure")
     args = ap.parse_args(argv)
 
     try:
@@ -146,6 +149,7 @@ def _run(args, notebooks, resolved) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     timeout = args.timeout if args.timeout is not None else CELL_TIMEOUT.get(args.profile)
     archive = None
+    failed = []
     total = time.perf_counter()
     for position, nb in enumerate(notebooks, start=1):
         stem = nb.stem
@@ -183,7 +187,12 @@ def _run(args, notebooks, resolved) -> int:
             print(f"error: notebook {stem} failed; see {output.with_suffix('.html')}\n{error}\n"
                   "Run the same command again to continue where it stopped (--fresh starts afresh).",
                   file=sys.stderr)
-            return 1
+            if not args.keep_going:
+                return 1
+            failed.append(stem)
+    if failed:
+        print(f"error: {len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     say(f"done in {time.perf_counter() - total:.1f} s; index: {out_dir / 'index.html'}")
     if archive:
         say(f"previous outputs kept in {archive}")

@@ -22,8 +22,8 @@ folders, relative to it, with their data checksums) instead of a model, and the 
 ``predictions.npz``.
 
 A notebook's run folder holds the same ``metrics.json`` (its headline for the index page).
-:func:`load_predictor` turns a model run folder into a :class:`Predictor` whose ``predict``
-takes uint8 faces; evaluation uses it too, so prediction and evaluation cannot drift apart.
+:func:`fer_utils.predictor.load_predictor` turns a model, ensemble or exported folder into a predictor whose
+``predict`` takes uint8 faces; evaluation uses it too, so prediction and evaluation cannot drift apart.
 
 Importing this module imports no TensorFlow (the runner reads file names from it).
 """
@@ -342,110 +342,7 @@ def load_predictions(path) -> dict[str, Any]:
         }
 
 
-# ----------------------------------------------------------------------------- the predictor
-
-class Predictor:
-    """A trained model with exactly its evaluation preprocessing: uint8 faces in, probabilities out.
-
-    Attributes:
-        model: the Keras model (best checkpoint).
-        preprocessing: the run's ``preprocessing.json`` as a dict.
-        class_names: class names in output order.
-        run_dir: where it was loaded from (None when built in memory).
-    """
-
-    def __init__(self, model, preprocessing: dict, run_dir=None):
-        self.model = model
-        self.preprocessing = dict(preprocessing)
-        self.class_names = tuple(self.preprocessing["class_names"])
-        self.run_dir = None if run_dir is None else Path(run_dir)
-
-    def __repr__(self):
-        p = self.preprocessing
-        return (f"Predictor({self.run_dir or 'in memory'}: {len(self.class_names)} classes, input "
-                f"{p['input_size'][0]}x{p['input_size'][1]}x{p['channels']}, {p['normalization']}, tta={p['tta']})")
-
-    def predict(self, images, *, batch_size: int = 256, tta: Any = "default") -> np.ndarray:
-        """Class probabilities ``float32 [N, K]`` for uint8 grey faces ``[N, H, W]`` (any H, W).
-
-        Faces are resized to the model's input with the aspect ratio kept, given the run's channels
-        and normalization, and averaged over the run's test-time augmentation (``tta="default"``),
-        or over ``tta`` (None, ``"flip"``, ``"center_flip"``, ``"ten_crop"``) when given.
-
-        Raises:
-            ValueError: images that are not uint8 ``[N, H, W]`` (a single ``[H, W]`` face is accepted).
-        """
-        from fer_utils.evaluate.tta import predict_proba
-
-        faces = np.asarray(images)
-        if faces.ndim == 2:
-            faces = faces[None]
-        if faces.dtype != np.uint8 or faces.ndim != 3:
-            raise ValueError(f"images must be uint8 grey faces [N, H, W] (or one [H, W] face); got "
-                             f"{faces.dtype} {faces.shape}")
-        p = self.preprocessing
-        return predict_proba(self.model, self._faces_dataset(faces, batch_size),
-                             tta=p["tta"] if tta == "default" else tta, crop_fraction=float(p["crop_fraction"]))
-
-    def _faces_dataset(self, faces, batch_size: int):
-        """uint8 faces through exactly the run's evaluation preprocessing (no augmentation), batched."""
-        from fer_utils import pipeline
-
-        p = self.preprocessing
-        return pipeline.make_dataset(faces, input_size=tuple(p["input_size"]), channels=int(p["channels"]),
-                                     normalization=p["normalization"], mean=p["norm_mean"], std=p["norm_std"],
-                                     batch_size=batch_size, cache=False)
-
-    def features(self, images, *, batch_size: int = 256) -> np.ndarray:
-        """Penultimate-layer features ``float32 [N, D]`` (the input of the last dense layer), no TTA.
-
-        The same preprocessing as :meth:`predict`; used as the embedding of GAN quality measures.
-        """
-        import keras
-
-        faces = np.asarray(images)
-        dense = [layer for layer in self.model.layers if isinstance(layer, keras.layers.Dense)]
-        if not dense:
-            raise ValueError(f"{self}: the model has no dense layer to take features from")
-        extractor = keras.Model(self.model.inputs, dense[-1].input)
-        out = extractor.predict(self._faces_dataset(faces, batch_size), verbose=0)
-        return np.asarray(out, dtype=np.float32).reshape(len(faces), -1)
-
-
-class EnsemblePredictor:
-    """Several trained runs as one model: each member's :meth:`Predictor.predict` (its own preprocessing and
-    TTA), probabilities averaged with equal weights.
-
-    Attributes:
-        members: the member :class:`Predictor` objects.
-        class_names: the shared class names.
-        run_dir: the ensemble's folder when loaded from one (None when built from member folders).
-    """
-
-    def __init__(self, members: Sequence[Predictor], run_dir=None):
-        members = list(members)
-        if not members:
-            raise ValueError("An ensemble needs at least one member run")
-        names = {tuple(m.class_names) for m in members}
-        if len(names) > 1:
-            raise ValueError("Ensemble members disagree on the classes: "
-                             + "; ".join(f"{m.run_dir}: {list(m.class_names)}" for m in members))
-        self.members = members
-        self.class_names = tuple(members[0].class_names)
-        self.run_dir = None if run_dir is None else Path(run_dir)
-        self.preprocessing = {"members": [m.preprocessing for m in members]}
-
-    def __repr__(self):
-        return f"EnsemblePredictor({len(self.members)} members: {', '.join(str(m.run_dir) for m in self.members)})"
-
-    def predict(self, images, *, batch_size: int = 256, tta: Any = "default") -> np.ndarray:
-        """The members' class probabilities ``float32 [N, K]``, averaged (see :meth:`Predictor.predict`)."""
-        total = None
-        for m in self.members:
-            p = m.predict(images, batch_size=batch_size, tta=tta).astype(np.float64)
-            total = p if total is None else total + p
-        return (total / len(self.members)).astype(np.float32)
-
+# ----------------------------------------------------------------------------- ensemble.json
 
 def write_ensemble(run_dir, members: Sequence, *, checksums: Sequence[str] = ()) -> Path:
     """Write ``ensemble.json``: the member run folders (stored relative to ``run_dir``) and their data checksums."""
@@ -468,27 +365,3 @@ def ensemble_members(run_dir) -> list:
     if missing:
         raise FileNotFoundError(f"{path}: member run(s) without {MODEL_FILE}: {missing}")
     return folders
-
-
-def load_predictor(run_dir):
-    """The predictor of a finished model run, of an ensemble folder, or of several runs ensembled.
-
-    Args:
-        run_dir: a model run folder (``model.keras`` + ``preprocessing.json``) -> :class:`Predictor`;
-            an ensemble folder (``ensemble.json``) or a list of run folders -> :class:`EnsemblePredictor`;
-            an exported model folder (``architecture.json`` + float16 ``weights.npz``, e.g. the model shipped
-            in ``fer_utils/predict/default_model``) -> :class:`Predictor`.
-
-    Raises:
-        FileNotFoundError: the run folder lacks its model or preprocessing record (names the file).
-    """
-    if isinstance(run_dir, (list, tuple)):
-        return EnsemblePredictor([load_predictor(d) for d in run_dir])
-    if (Path(run_dir) / ENSEMBLE_FILE).exists():
-        return EnsemblePredictor([load_predictor(d) for d in ensemble_members(run_dir)], run_dir)
-    from fer_utils.predict import shipped
-
-    if shipped.is_exported(run_dir):
-        return shipped.load_exported(run_dir)
-    spec = read_preprocessing(run_dir)
-    return Predictor(load_model(run_dir, compile=False), spec, run_dir)

@@ -12,6 +12,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses the real-data fixtures is marked ``realdata`` (``-m "not realdata"`` leaves them out)."""
+    for item in items:
+        if "real_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realdata)
+
+
 def data_dir() -> Path | None:
     """``$FER_DATA_DIR`` if set (``.ci/run`` sets it to ../shared/data)."""
     value = os.environ.get("FER_DATA_DIR")
@@ -23,7 +30,7 @@ def real_data() -> Path:
     """The real-data folder; tests using it skip cleanly only when FER_DATA_DIR is unset."""
     d = data_dir()
     if d is None:
-        pytest.skip("FER_DATA_DIR is not set (real-data tests need ../shared/data)")
+        pytest.skip("FER_DATA_DIR is not set: real-data tests need the datasets (README: Data)")
     assert d.is_dir(), f"FER_DATA_DIR={d} does not exist"
     return d
 

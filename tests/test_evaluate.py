@@ -117,6 +117,24 @@ def test_plain_prediction_from_dataset_matches_array():
     np.testing.assert_allclose(evaluate.predict_proba(model, ds), from_array, atol=1e-6)
     with pytest.raises(ValueError, match="'flip', 'center_flip', 'ten_crop'"):
         evaluate.predict_proba(model, x, tta="rotate")
+    np.testing.assert_allclose(evaluate.predict_proba(model, x, tta="none"), from_array, atol=1e-6)
+
+
+def test_one_tta_vocabulary():
+    from fer_utils.evaluate.tta import TTA_NAMES, resolve_tta
+
+    assert TTA_NAMES == ("none", "flip", "center_flip", "ten_crop")
+    assert resolve_tta(None) is None and resolve_tta("none") is None  # recorded files store null for no TTA
+    assert [resolve_tta(t) for t in TTA_NAMES[1:]] == list(TTA_NAMES[1:])
+    assert resolve_tta("default") == "default"  # left for the predictor, which knows its model's own
+    assert resolve_tta("default", recorded=None) is None and resolve_tta("default", recorded="flip") == "flip"
+    with pytest.raises(ValueError, match=r"tta: 'rotate'; expected one of \['none', 'flip', 'center_flip', "
+                                         r"'ten_crop'\] or 'default'"):
+        resolve_tta("rotate")
+    with pytest.raises(ValueError, match=r"tta: 'default'; expected one of \[.*'ten_crop'\]$"):
+        resolve_tta("default", allow_default=False)
+    with pytest.raises(ValueError, match="tta: 'Flip'"):
+        resolve_tta("Flip")
 
 
 def test_ten_crop_shape_and_rows_sum_to_one():

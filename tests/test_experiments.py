@@ -11,6 +11,7 @@ import pytest
 
 from fer_utils import data as D
 from fer_utils import experiments, runs
+from fer_utils.predictor import load_predictor
 
 TINY_CNN = {"filters": [8, 16, 16, 32], "dense_units": 16, "dropout": 0.0}
 CFG = {"optimizer": "adam", "learning_rate": 0.003, "batch_size": 16, "epochs": 4, "precision": "float32",
@@ -55,7 +56,7 @@ def test_preprocessing_record_and_predictor_reproduce_the_saved_predictions(tiny
     assert prep["class_names"] == list(tiny_fer.class_names) and prep["input_size"] == [48, 48]
     assert prep["channels"] == 1 and prep["normalization"] == "standardize" and prep["tta"] == "flip"
     assert prep["norm_mean"] == pytest.approx(float(tr.images.mean()))
-    predictor = runs.load_predictor(root / "cnn")
+    predictor = load_predictor(root / "cnn")
     saved = runs.load_predictions(root / "cnn")
     by_id = dict(zip(tiny_fer.source_ids, tiny_fer.images))
     faces = np.stack([by_id[i] for i in saved["source_ids"]])
@@ -76,10 +77,10 @@ def test_predictor_needs_its_preprocessing_record(trained_cnn, tmp_path):
     root, _ = trained_cnn
     (tmp_path / "model.keras").write_bytes((root / "cnn" / "model.keras").read_bytes())
     with pytest.raises(FileNotFoundError, match="preprocessing.json"):
-        runs.load_predictor(tmp_path)
+        load_predictor(tmp_path)
     (tmp_path / "preprocessing.json").write_text('{"class_names": ["a"]}')
     with pytest.raises(ValueError, match=r"missing key\(s\).*input_size"):
-        runs.load_predictor(tmp_path)
+        load_predictor(tmp_path)
 
 
 def test_validation_never_comes_from_test(tiny_fer):

@@ -118,6 +118,18 @@ def test_registry_owns_default_normalization():
         M.resolve_normalization("cnn", "z")
 
 
+def test_resolve_input_is_the_one_rule_for_size_channels_and_normalization():
+    assert M.resolve_input("cnn", 48) == (48, 1, "unit", "")
+    assert M.resolve_input("cnn", 48, "standardize").normalization == "standardize"
+    side, channels, norm, note = M.resolve_input("inception_v3", 48, weights="imagenet")
+    assert (side, channels, norm) == (75, 3, "symmetric") and note == "size 48 raised to min_input_size 75"
+    assert M.resolve_input("msca_resnet", 96).normalization == "per_image"
+    with pytest.raises(ValueError, match="normalization='z'"):
+        M.resolve_input("cnn", 48, "z")
+    with pytest.raises(ValueError, match="Unknown model 'cnn2'"):
+        M.resolve_input("cnn2", 48)
+
+
 def test_registry_attention_metadata_matches_models():
     for name in M.available_models():
         info = M.model_info(name)

@@ -15,11 +15,14 @@ import pytest
 
 from fer_utils import data as D
 from fer_utils import experiments, runs
+from fer_utils.evaluate.tta import TTA_NAMES
+from fer_utils.experiments import export
 from fer_utils.predict import detect as DET
 from fer_utils.predict import recognizer as R
 from fer_utils.predict import scenes, shipped
 from fer_utils.predict import sources as S
 from fer_utils.predict.cli import main as cli_main
+from fer_utils.predictor import load_predictor
 
 from conftest import ROOT, write_png
 
@@ -204,14 +207,14 @@ def test_shipped_model_is_small_complete_and_beats_the_peer_on_its_card():
 
 def test_shipped_model_reproduces_its_recorded_private_test_predictions(real_data):
     card = shipped.read_card()
-    ds = shipped.training_data("fer2013", card["split_params"])
+    ds = export.training_data("fer2013", card["split_params"])
     assert ds.checksum == card["data_checksum"]
     te = ds.split("PrivateTest")
     pred = runs.load_predictions(shipped.DEFAULT_DIR)
     rows = pd.Series(np.arange(len(pred["source_ids"])), index=pred["source_ids"])
     subset = np.arange(0, len(te), 12)  # 300 faces spread over the split
     recorded = pred["y_prob"][rows[te.source_ids[subset]].to_numpy()]
-    prob = runs.load_predictor(shipped.DEFAULT_DIR).predict(te.images[subset])
+    prob = load_predictor(shipped.DEFAULT_DIR).predict(te.images[subset])
     assert np.mean(prob.argmax(1) == recorded.argmax(1)) >= 0.99
     assert np.abs(prob - recorded).max() < 0.02
     acc_now = np.mean(prob.argmax(1) == te.labels[subset])
@@ -225,19 +228,19 @@ def test_export_round_trip_keeps_predictions_and_never_overwrites(tiny_fer, tmp_
                           model_kwargs={"filters": [8, 8, 8, 8], "dense_units": 8, "dropout": 0.0}, seed=0,
                           tta="flip")
     out = tmp_path / "exported"
-    card = shipped.export_model(run, out, dataset=tiny_fer, tta="none", commands=["train"])
+    card = export.export_model(run, out, dataset=tiny_fer, tta="none", commands=["train"])
     assert card["tta"] == "none" and card["source_tta"] == "flip"
-    assert set(card["scores_by_tta"]) == set(shipped.TTA_NAMES)
+    assert set(card["scores_by_tta"]) == set(TTA_NAMES)
     with np.load(out / shipped.WEIGHTS_FILE) as w:
         assert {w[k].dtype for k in w.files} == {np.dtype(np.float16)}
     faces = tiny_fer.split("PrivateTest").images
-    a = runs.load_predictor(run).predict(faces, tta=None)
-    b = runs.load_predictor(out).predict(faces)
+    a = load_predictor(run).predict(faces, tta=None)
+    b = load_predictor(out).predict(faces)
     assert np.abs(a - b).max() < 5e-3
     with pytest.raises(FileExistsError, match="already holds"):
-        shipped.export_model(run, out)
+        export.export_model(run, out)
     before = (out / shipped.CARD_FILE).read_bytes()
-    shipped.export_model(run, out, overwrite=True)
+    export.export_model(run, out, overwrite=True)
     aside = list(out.glob("replaced-*"))
     assert len(aside) == 1 and (aside[0] / shipped.CARD_FILE).read_bytes() == before
     with np.load(out / shipped.WEIGHTS_FILE) as w:
@@ -245,7 +248,28 @@ def test_export_round_trip_keeps_predictions_and_never_overwrites(tiny_fer, tmp_
     arrays["w0000"] = arrays["w0000"][..., :1]
     np.savez(out / shipped.WEIGHTS_FILE, **arrays)
     with pytest.raises(ValueError, match="weight 0 .* has shape"):
-        runs.load_predictor(out)
+        load_predictor(out)
+
+
+def test_export_checks_its_arguments_before_anything_loads(tmp_path, capsys):
+    with pytest.raises(ValueError, match="tta: 'rotate'; expected one of"):
+        export.export_model(tmp_path, tmp_path / "out", tta="rotate")
+    with pytest.raises(SystemExit):
+        export.main([str(tmp_path)])
+    assert "no model.keras" in capsys.readouterr().err
+    assert export.training_command(ROOT / "reports/cpu/03_baselines/cnn/seed2") == \
+        "python -m fer_utils.run --profile cpu --only 03"
+
+
+def test_the_tta_of_predictors_and_the_recognizer_is_checked_once(default_rec, fixture_faces):
+    faces = fixture_faces.images[:4]
+    p = default_rec.predictor
+    np.testing.assert_allclose(p.predict(faces, tta="none"), p.predict(faces, tta=None))
+    with pytest.raises(ValueError, match="tta: 'rotate'; expected one of"):
+        p.predict(faces, tta="rotate")
+    with pytest.raises(ValueError, match="tta: 'flipp'; expected one of"):
+        R.EmotionRecognizer(p, detector="none", tta="flipp")
+    assert R.EmotionRecognizer(p, detector="none", tta="none").tta is None
 
 
 # ----------------------------------------------------------------------------- the recognizer
@@ -254,7 +278,7 @@ def test_detector_none_on_dataset_crops_equals_load_predictor(fixture_faces, def
     faces = fixture_faces.images[:20]
     rec = R.EmotionRecognizer(default_rec.predictor, detector="none")
     df = rec.predict(list(faces))
-    expected = runs.load_predictor(shipped.DEFAULT_DIR).predict(faces)
+    expected = load_predictor(shipped.DEFAULT_DIR).predict(faces)
     assert list(df["status"]) == ["ok"] * 20 and list(df["source"]) == [f"array[{k}]" for k in range(20)]
     assert np.abs(df[CLASSES].to_numpy() - expected).max() < 1e-4
     assert list(df["emotion"]) == [CLASSES[k] for k in expected.argmax(1)]

@@ -16,6 +16,7 @@ from fer_utils import data as D
 from fer_utils import experiments, runs
 from fer_utils.experiments import recipe as R
 from fer_utils.experiments import seeds as S
+from fer_utils.predictor import EnsemblePredictor, load_predictor
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"filters": [4, 8], "dense_units": 8, "dropout": 0.0}
@@ -50,9 +51,9 @@ def test_load_predictor_on_the_ensemble_folder_or_a_list_reproduces_the_saved_pr
     te = tiny_fer.split("PrivateTest")
     stored = runs.load_predictions(root / "cnn/ensemble")
     want = stored["y_prob"][stored["split"] == "PrivateTest"]
-    by_folder = runs.load_predictor(root / "cnn/ensemble")
-    by_list = runs.load_predictor([root / f"cnn/seed{k}" for k in (3, 4, 5)])
-    assert isinstance(by_folder, runs.EnsemblePredictor) and len(by_folder.members) == 3
+    by_folder = load_predictor(root / "cnn/ensemble")
+    by_list = load_predictor([root / f"cnn/seed{k}" for k in (3, 4, 5)])
+    assert isinstance(by_folder, EnsemblePredictor) and len(by_folder.members) == 3
     np.testing.assert_allclose(by_folder.predict(te.images), want, atol=1e-5)
     np.testing.assert_allclose(by_list.predict(te.images), want, atol=1e-5)
     spec = json.loads((root / "cnn/ensemble" / runs.ENSEMBLE_FILE).read_text())
@@ -141,7 +142,7 @@ def test_validation_accuracy_is_split_by_copies_of_training_images(seeded, tiny_
     images[val[:5]] = images[train[:5]]  # five validation images copy training images
     ds = tiny_fer.replace(images=images)
     table = R.validation_copies({"full": tmp_path / "full", "no_tta": tmp_path / "no_tta"}, ds)
-    right = runs.load_predictor(tmp_path / "full").predict(images[val], tta=None).argmax(1) == ds.labels[val]
+    right = load_predictor(tmp_path / "full").predict(images[val], tta=None).argmax(1) == ds.labels[val]
     assert table.loc["full", "val copies"] == 5
     assert table.loc["full", "val acc"] == pytest.approx(right.mean())
     assert table.loc["full", "val acc on copies"] == pytest.approx(right[:5].mean())
@@ -166,7 +167,7 @@ def test_tta_matrix_scores_each_trained_variant_under_each_tta(seeded, tiny_fer,
     table = R.tta_matrix(folders, ds, split="PrivateTest", ttas=(None, "flip"))
     assert list(table.index) == ["full", "flip_only"]  # the rescoring has no model of its own
     for name in table.index:
-        right = runs.load_predictor(tmp_path / name).predict(images[rows], tta="flip").argmax(1) == ds.labels[rows]
+        right = load_predictor(tmp_path / name).predict(images[rows], tta="flip").argmax(1) == ds.labels[rows]
         assert table.loc[name, "TTA flip"] == pytest.approx(right.mean())
         assert table.loc[name, "TTA flip dedup"] == pytest.approx(right[1:].mean())
     assert table.loc["full", "TTA none"] == pytest.approx(runs.read_metrics(tmp_path / "no_tta")["headline"][
@@ -237,7 +238,7 @@ def _fake_run(folder, y, pred, seconds, val):
     runs.save_predictions(folder, y, np.eye(2)[pred], source_ids=[f"r{i}" for i in range(len(y))],
                           split="PrivateTest")
     runs.write_metrics(folder, {"epochs_run": len(val), "train_seconds": sum(seconds), "best_val_accuracy": max(val),
-                                "PrivateTest_accuracy": float((y == pred).mean())}, {})
+                                "PrivateTest_accuracy": float((y == pred).mean()), "data_checksum": "same data"}, {})
     (folder / runs.HISTORY_FILE).write_text("epoch,val_accuracy\n" + "".join(f"{i},{v}\n" for i, v in enumerate(val)))
     (folder / runs.TIMINGS_FILE).write_text("epoch,seconds\n" + "".join(f"{i},{s}\n" for i, s in enumerate(seconds)))
 
@@ -339,3 +340,29 @@ def test_throughput_benchmark_measures_the_profile_recipe_as_trained():
     assert args.augment == recipe["augment"] and args.sizes == [recipe["input_size"]]
     with pytest.raises(SystemExit):
         tp.parse_args(["--recipe", "cpux"])
+
+
+def test_mcnemar_pairs_only_runs_on_the_same_dataset_and_label_set(tmp_path):
+    """The synthetic FER+ stand-in (8 classes) shares source ids and labels with the synthetic FER-2013 faces; its
+    runs must not be paired with FER-2013's (the smoke run once reported 46 such rows)."""
+    from fer_utils.experiments import statistics
+
+    y = np.arange(40) % 2
+    fer = ["anger", "happiness"]
+
+    def run(name, pred, checksum, classes):
+        folder = tmp_path / name
+        runs.save_predictions(folder, y, np.eye(2)[pred], source_ids=[f"r{i}" for i in range(40)],
+                              split="PrivateTest", class_names=classes)
+        runs.write_metrics(folder, {"PrivateTest_accuracy": float((y == pred).mean()), "data_checksum": checksum}, {})
+        return folder
+
+    found = {"03:cnn": run("a", y, "fer2013", fer), "03:cnn_se": run("b", 1 - y, "fer2013", fer),
+             "04:ferplus/msca_resnet": run("c", y, "ferplus", ["neutral", "happiness"]),
+             "04:ferplus/other_classes": run("d", y, "fer2013", ["neutral", "happiness"]),
+             "05:no_checksum": run("e", y, "", fer)}
+    table = statistics.mcnemar_table(found, "PrivateTest")
+    assert [(r["model A"], r["model B"]) for _, r in table.iterrows()] == [("03:cnn", "03:cnn_se")]
+    # With equal checksums and classes the stand-in would have been paired: the test can fail.
+    same = statistics.mcnemar_table({"03:cnn": found["03:cnn"], "x": run("f", y, "fer2013", fer)}, "PrivateTest")
+    assert len(same) == 1

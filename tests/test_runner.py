@@ -1,7 +1,6 @@
 """The runner as users break it: killed mid-training and re-run, typos, failures, quiet progress, --check."""
 
 import json
-import re
 import os
 import signal
 import subprocess
@@ -195,18 +194,6 @@ def test_failed_notebook_never_blocks_the_next_run(tmp_path):
     # Every link of the index points at a file that exists.
     for href in [part.split("'")[0] for part in index.split("href='")[1:]]:
         assert (out / href).exists(), href
-
-
-def test_console_shows_progress_and_no_start_up_noise(tiny_profile):
-    result = _runner(_args(tiny_profile, "--param", "03.train_config={epochs: 2}"))
-    assert result.returncode == 0, result.stderr[-2000:]
-    console = result.stdout + result.stderr
-    assert "[t] 1/1 03_baselines" in console and re.search(r"cell 5/\d+: results = experiments\.run_models\(", console)
-    assert "model 1/1: cnn" in console and "cnn epoch 2/2 loss" in console
-    for noise in ("oneDNN", "without encryption", "cpu_feature_guard", "absl::InitializeLog"):
-        assert noise not in console, noise
-    html = (tiny_profile / "reports" / "t" / "03_baselines.html").read_text()
-    assert "without encryption" not in html and "cpu_feature_guard" not in html
 
 
 def test_filtered_stderr_drops_start_up_notices_of_this_process_and_its_children():

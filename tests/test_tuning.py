@@ -233,6 +233,22 @@ def test_distributed_chief_and_two_workers_run_each_configuration_once(tmp_path,
     assert np.isfinite(table.val_accuracy).all()
 
 
+def test_the_worker_launcher_lives_above_tune_and_starts_workers_of_itself():
+    import argparse
+
+    from fer_utils.experiments import tune_workers as TW
+
+    assert not (ROOT / "fer_utils" / "tune" / "__main__.py").exists()
+    args = argparse.Namespace(profile="cpu", oracle_ip="127.0.0.1", reports_dir="r", notebooks_dir="n",
+                              params_dir="p", param=["05.seed=1"])
+    cmd = TW._worker_command(args, 1, 8000, "s")
+    assert cmd[1:3] == ["-m", "fer_utils.experiments.tune_workers"] and cmd[-2:] == ["--param", "05.seed=1"]
+    help_text = subprocess.run([sys.executable, "-m", "fer_utils.experiments.tune_workers", "--help"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=120,
+                               env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert help_text.returncode == 0 and "python -m fer_utils.experiments.tune_workers" in help_text.stdout
+
+
 def test_best_config_feeds_notebooks_03_and_04(tmp_path, single_run):
     from fer_utils.experiments import tuning
 

@@ -1,18 +1,55 @@
-"""Class probabilities from a model, optionally averaged over test-time augmentation (flip, ten-crop)."""
+"""Class probabilities from a model, optionally averaged over test-time augmentation (flip, ten-crop).
+
+This module owns the TTA vocabulary: :data:`TTA_NAMES` and :func:`resolve_tta`, the one check every caller
+(runner check, training, predictors, ``predict``, export) goes through. No TTA is spelt ``"none"`` by users and
+recorded as ``null`` in ``preprocessing.json``/``recipe.json``; ``resolve_tta`` accepts both and returns None.
+TensorFlow is imported inside the functions that need it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-TTA_CHOICES = (None, "flip", "center_flip", "ten_crop")
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+#: The test-time augmentations, as users spell them (``"none"``: the image alone).
+TTA_NAMES = ("none", "flip", "center_flip", "ten_crop")
+#: The word for "the model's own TTA" (the one its ``preprocessing.json`` records).
+DEFAULT_TTA = "default"
+_UNSET = object()
 
 
-def _model_hw(model: keras.Model, fallback: tuple[int, int]) -> tuple[int, int]:
+def resolve_tta(tta: Any, *, recorded: Any = _UNSET, allow_default: bool = True) -> Optional[str]:
+    """The canonical form of a TTA: None (no TTA; also spelt ``"none"``), ``"flip"``, ``"center_flip"`` or
+    ``"ten_crop"``.
+
+    Args:
+        tta: what a caller was given.
+        recorded: the model's own TTA (``preprocessing.json``'s ``tta``): ``"default"`` resolves to it.
+        allow_default: without ``recorded``, ``"default"`` is returned as is (a predictor resolves it later);
+            False refuses it (where there is no model to take it from, e.g. the TTA a run records).
+
+    Raises:
+        ValueError: any other value, naming it and the accepted names.
+    """
+    if tta is None or (isinstance(tta, str) and tta == "none"):
+        return None
+    if isinstance(tta, str) and tta in TTA_NAMES:
+        return tta
+    if isinstance(tta, str) and tta == DEFAULT_TTA:
+        if recorded is not _UNSET:
+            return resolve_tta(recorded, allow_default=False)
+        if allow_default:
+            return DEFAULT_TTA
+    also = f" or {DEFAULT_TTA!r} (the model's own)" if allow_default or recorded is not _UNSET else ""
+    raise ValueError(f"tta: {tta!r}; expected one of {list(TTA_NAMES)}{also}")
+
+
+def _model_hw(model, fallback: tuple[int, int]) -> tuple[int, int]:
     try:
         shape = model.input_shape
     except (AttributeError, ValueError):
@@ -39,6 +76,8 @@ def ten_crop_views(x: tf.Tensor, crop_fraction: float, out_hw: tuple[int, int]) 
     Returns:
         List of 10 float32 tensors ``[B, out_h, out_w, C]``.
     """
+    import tensorflow as tf
+
     if not 0 < crop_fraction <= 1:
         raise ValueError(
             f"Invalid crop_fraction={crop_fraction!r}; expected a number in (0, 1]."
@@ -64,6 +103,8 @@ def ten_crop_views(x: tf.Tensor, crop_fraction: float, out_hw: tuple[int, int]) 
 
 def center_flip_views(x: tf.Tensor, crop_fraction: float, out_hw: tuple[int, int]) -> list[tf.Tensor]:
     """The centre view of :func:`ten_crop_views` and its mirror: two views, the cost of ``flip``."""
+    import tensorflow as tf
+
     if not 0 < crop_fraction <= 1:
         raise ValueError(f"Invalid crop_fraction={crop_fraction!r}; expected a number in (0, 1].")
     h, w = int(x.shape[1]), int(x.shape[2])
@@ -74,6 +115,8 @@ def center_flip_views(x: tf.Tensor, crop_fraction: float, out_hw: tuple[int, int
 
 
 def _iter_batches(images, batch_size: int):
+    import tensorflow as tf
+
     if isinstance(images, tf.data.Dataset):
         for batch in images:
             # Accept (x, y[, w]) datasets too: predictions only need x.
@@ -93,7 +136,7 @@ def _iter_batches(images, batch_size: int):
 
 
 def predict_proba(
-    model: keras.Model,
+    model,
     images,
     *,
     batch_size: int = 256,
@@ -108,7 +151,7 @@ def predict_proba(
         images: Preprocessed float array ``[N, H, W, C]`` or a
             ``tf.data.Dataset`` of x batches (``(x, y)`` batches also work).
         batch_size: Batch size for array input.
-        tta: None, "flip" (mean of the image and its horizontal mirror),
+        tta: None or "none", "flip" (mean of the image and its horizontal mirror),
             "center_flip" (the centre crop of side ``crop_fraction * H`` and its
             mirror, resized back to the model input size) or "ten_crop"
             (4 corners + centre crop, each also mirrored, averaged).
@@ -122,8 +165,9 @@ def predict_proba(
     Raises:
         ValueError: If ``tta`` is unknown or the images have the wrong rank.
     """
-    if tta not in TTA_CHOICES:
-        raise ValueError(f"Invalid tta={tta!r}; expected one of {list(TTA_CHOICES)}.")
+    import tensorflow as tf
+
+    tta = resolve_tta(tta, allow_default=False)
     outputs = []
     for x in _iter_batches(images, batch_size):
         x = tf.convert_to_tensor(x)

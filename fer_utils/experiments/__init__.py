@@ -9,11 +9,17 @@
 - ``tuning``     notebook 05: KerasTuner searches, their cost, best configurations, Study C's learning-rate table
 - ``seeds``      several training seeds of a recipe, their ensemble, scores without test copies of training images
 - ``statistics`` notebook 06: 5x2cv comparisons, McNemar and bootstrap on saved predictions, Holm, Tables XII/XIII
+- ``export``     a trained run exported with float16 weights and a model card (the model ``predict`` ships):
+                 ``python -m fer_utils.experiments.export RUN_DIR``
+- ``tune_workers`` ``python -m fer_utils.experiments.tune_workers``: notebook 05's searches over worker processes
+                 (a command module; not imported here)
 
 TensorFlow is imported only inside the functions that train, generate or explain.
 """
 
 from fer_utils.experiments import balancing, seeds, statistics, tuning
+from fer_utils.experiments.balancing import with_balanced
+from fer_utils.experiments.seeds import seed_summary
 from fer_utils.experiments.explain import explain_model
 from fer_utils.experiments.published import (
     accuracy_vs_published,
@@ -43,10 +49,12 @@ from fer_utils.experiments.running import (
     run_model,
     run_models,
 )
+from fer_utils.experiments.tuning import apply_tuned
 from fer_utils.experiments.study_c import ablation_table, run_study_c_ckplus, run_study_c_ferplus, study_c_headline
 
 __all__ = [
-    "balancing", "seeds", "statistics", "tuning", "ablation_table", "accuracy_vs_published", "attention_comparison",
+    "balancing", "seeds", "statistics", "tuning", "apply_tuned", "with_balanced", "seed_summary", "ablation_table",
+    "accuracy_vs_published", "attention_comparison",
     "check_model_names",
     "class_counts_vs_published", "collect_results", "combine_results", "confusion_matrices", "evaluation_splits",
     "explain_model", "headline", "load_histories", "mark_same_data", "prepare", "published", "published_reference",

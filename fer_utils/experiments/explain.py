@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils import data as D
-from fer_utils import runs
+from fer_utils.predictor import load_predictor
 
 
 def explain_model(run_dir, name: str, ds: D.FERDataset, *, split: str = "PrivateTest", per_class: int = 1,
@@ -25,7 +25,7 @@ def explain_model(run_dir, name: str, ds: D.FERDataset, *, split: str = "Private
 
     from fer_utils import evaluate, models, pipeline
 
-    predictor = runs.load_predictor(Path(run_dir) / name)
+    predictor = load_predictor(Path(run_dir) / name)
     model, prep = predictor.model, predictor.preprocessing
     te = ds.split(split)
     rng = np.random.default_rng(seed)

@@ -27,6 +27,7 @@ import pandas as pd
 
 from fer_utils import progress, runs
 from fer_utils import data as D
+from fer_utils.predictor import load_predictor
 
 ABLATION_DIR = "recipe_ablation"
 FULL = "full"
@@ -161,7 +162,7 @@ def rescore_tta(model_dir, ds: D.FERDataset, out_dir, tta, eval_splits) -> Path:
             return out_dir
         moved = runs.move_aside(out_dir)
         progress.report(f"{out_dir.name}: {model_dir} holds another model now; earlier scores moved to {moved}")
-    predictor = runs.load_predictor(model_dir)
+    predictor = load_predictor(model_dir)
     per_split = evaluate_splits(predictor, ds, eval_splits, out_dir, tta=tta)
     head = runs.read_metrics(model_dir)["headline"]
     headline = {"tta": tta or "none", "tta_of_model": predictor.preprocessing["tta"] or "none",
@@ -229,7 +230,7 @@ def validation_copies(folders: dict, ds: D.FERDataset, *, split: str = "Validati
         if not (model_dir / runs.MODEL_FILE).exists():
             model_dir = Path(runs.read_metrics(folder)["headline"].get("rescored_from", folder))
         if model_dir not in scored:
-            right = runs.load_predictor(model_dir).predict(ds.images[rows], tta=None).argmax(1) == ds.labels[rows]
+            right = load_predictor(model_dir).predict(ds.images[rows], tta=None).argmax(1) == ds.labels[rows]
             scored[model_dir] = {"val acc": right.mean(), "val acc without copies": right[~copy].mean()
                                  if (~copy).any() else np.nan,
                                  "val acc on copies": right[copy].mean() if copy.any() else np.nan,
@@ -260,7 +261,7 @@ def tta_matrix(folders: dict, ds: D.FERDataset, *, split: str, ttas=(None, "flip
     for name, folder in folders.items():
         if not (Path(folder) / runs.MODEL_FILE).exists():
             continue
-        predictor = runs.load_predictor(folder)
+        predictor = load_predictor(folder)
         out[name] = {}
         for tta in ttas:
             right = predictor.predict(ds.images[rows], tta=tta).argmax(1) == ds.labels[rows]

@@ -2,9 +2,9 @@
 
 The recipe the training notebooks repeat for every model: carve validation from training, build
 the input pipelines, build and compile the model from the registry and the training config, fit,
-then evaluate every test split through the run's own predictor (``runs.load_predictor``), so the
-numbers in ``metrics.json`` come from exactly the preprocessing a user's faces get. The run folder's
-files belong to :mod:`fer_utils.runs`.
+then evaluate every test split through the run's own predictor (:func:`fer_utils.predictor.load_predictor`), so
+the numbers in ``metrics.json`` come from exactly the preprocessing a user's faces get. The run folder's files
+belong to :mod:`fer_utils.runs`; the input pipelines to :func:`fer_utils.pipeline.input_pipelines`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pandas as pd
 from fer_utils import artifacts, progress, runs
 from fer_utils import data as D
 from fer_utils.experiments.seeds import dedup_scores
+from fer_utils.pipeline import input_pipelines
 
 TARGETS = ("majority", "distribution")
 
@@ -78,27 +79,6 @@ def _whole_run(run_dir: Path) -> dict:
             "train_seconds": round(sum(float(r["seconds"]) for r in runs.history_rows(run_dir, runs.TIMINGS_FILE)), 1)}
 
 
-def input_pipelines(ds: D.FERDataset, *, batch_size: int, size: int, channels: int, normalization: str,
-                    augment: dict | None, seed: int, target: str = "majority") -> tuple:
-    """The training and validation ``tf.data`` pipelines of a run: ``(train_ds, val_ds, (mean, std))``.
-
-    One owner for how a run feeds its model, shared by :func:`run_model` and KerasTuner's trials
-    (:mod:`fer_utils.tune`), so a trial sees exactly the batches a run with its configuration sees.
-    ``mean``/``std`` are the training statistics for ``standardize`` (else None).
-    """
-    from fer_utils import pipeline
-
-    tr, va = ds.split("Training"), ds.split("Validation")
-    mean, std = pipeline.normalization_stats(tr.images) if normalization == "standardize" else (None, None)
-    common = dict(input_size=(size, size), channels=channels, normalization=normalization, mean=mean, std=std)
-    soft = (lambda d: d.soft_labels) if target == "distribution" else (lambda d: None)
-    train_ds = pipeline.make_dataset(tr.images, tr.labels, ds.num_classes, batch_size=batch_size, augment=augment,
-                                     shuffle=True, seed=seed, soft_labels=soft(tr), **common)
-    val_ds = pipeline.make_dataset(va.images, va.labels, ds.num_classes, batch_size=batch_size,
-                                   soft_labels=soft(va), **common)
-    return train_ds, val_ds, (mean, std)
-
-
 def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict, input_size: int = 48,
               normalization: str = "auto", augment: dict | None = None, eval_splits=("PublicTest", "PrivateTest"),
               tta: str | None = "flip", seed: int = 0, model_kwargs: dict | None = None,
@@ -116,7 +96,8 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
             :data:`fer_utils.pipeline.NORMALIZATIONS`; ``standardize`` uses training statistics.
         augment: augmentation dict for the training pipeline (None: no augmentation).
         eval_splits: splits to evaluate; none of them is ever used for training or checkpoint selection.
-        tta: test-time augmentation for evaluation: None, ``"flip"``, ``"center_flip"`` or ``"ten_crop"``.
+        tta: test-time augmentation for evaluation: None (or ``"none"``), ``"flip"``, ``"center_flip"`` or
+            ``"ten_crop"`` (:func:`fer_utils.evaluate.tta.resolve_tta`; recorded as None for no TTA).
         seed: drives subsampling, shuffling, augmentation and weight initialisation.
         model_kwargs: extra builder arguments (e.g. ``{"filters": [32, 64, 128, 256]}``).
         target: ``"majority"`` (one-hot) or ``"distribution"`` (``ds.soft_labels``, FER+ votes).
@@ -134,22 +115,21 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
     import keras
     import tensorflow as tf
 
-    from fer_utils import evaluate, models, train
+    from fer_utils import models, train
+    from fer_utils.evaluate.tta import resolve_tta
+    from fer_utils.predictor import load_predictor
 
     tf.get_logger().setLevel("ERROR")  # tf.function retracing notices would drown the report
     if target not in TARGETS:
         raise ValueError(f"target={target!r}: expected one of {list(TARGETS)}")
-    if tta not in evaluate.TTA_CHOICES:
-        raise ValueError(f"tta={tta!r}: expected one of {list(evaluate.TTA_CHOICES)}")
+    tta = resolve_tta(tta, allow_default=False)
     missing = [s for s in ("Training", "Validation", *eval_splits) if s not in ds.split_names]
     if missing:
         raise D.DataError(f"{ds.name}: split(s) {missing} not present (splits: {ds.split_names}); eval_splits must "
                           "name test splits the dataset has, and Validation comes from prepare()")
     cfg = train.TrainConfig.from_dict(train_config)
-    info = models.model_info(model_name)
-    normalization = models.resolve_normalization(model_name, normalization, (model_kwargs or {}).get("weights"))
-    size = max(int(input_size), int(info["min_input_size"]))
-    channels = int(info["channels"])
+    size, channels, normalization, _ = models.resolve_input(model_name, input_size, normalization,
+                                                           (model_kwargs or {}).get("weights"))
     run_dir = Path(run_dir)
     label = label or model_name
     recipe = {"model": model_name, "data_checksum": ds.checksum, "train_config": cfg.to_dict(), "input_size": size,
@@ -186,7 +166,7 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
     runs.write_preprocessing(run_dir, class_names=ds.class_names, input_size=size, channels=channels,
                              normalization=normalization, norm_mean=mean, norm_std=std, tta=tta,
                              model=model_name, dataset=ds.name)
-    predictor = runs.load_predictor(run_dir)
+    predictor = load_predictor(run_dir)
     results = {"model": model_name, "params": int(predictor.model.count_params()), "input": f"{size}x{size}x{channels}",
                "precision": policy, **_whole_run(run_dir), "data_checksum": ds.checksum, "status": status}
     per_split = evaluate_splits(predictor, ds, eval_splits, run_dir)
@@ -208,7 +188,7 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
 def evaluate_splits(predictor, ds: D.FERDataset, eval_splits, out_dir, *, tta="default") -> dict:
     """Score ``predictor`` on each test split once; ``out_dir/predictions.npz`` gets every row. ``{split: metrics}``.
 
-    ``tta``: the run's own test-time augmentation (``"default"``) or another one (``None``, ``"flip"``,
+    ``tta``: the run's own test-time augmentation (``"default"``) or another one (``None``/``"none"``, ``"flip"``,
     ``"center_flip"``, ``"ten_crop"``).
     """
     from fer_utils import evaluate

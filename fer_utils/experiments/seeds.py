@@ -8,7 +8,7 @@ scores: every run of ``run_model``):
   sample standard deviation over seeds (:func:`seed_summary`).
 - **Ensembles**: ``<run>/<model>/ensemble/`` averages the seed runs' probabilities (each member with its own
   preprocessing and TTA); it is an ordinary run folder for every reader (``metrics.json``, ``predictions.npz``)
-  and a first-class model for users (``runs.load_predictor`` on the folder or on a list of run folders).
+  and a first-class model for users (``predictor.load_predictor`` on the folder or on a list of run folders).
 - **Deduplicated scores**: FER-2013's test splits hold exact copies of training images (280 PublicTest, 288
   PrivateTest), some with other labels. :func:`add_dedup_scores` adds accuracy and macro-F1 on each test split
   without them (``<split>_dedup_accuracy``), computed from the saved predictions, so reused runs get them too.
@@ -60,7 +60,7 @@ def evaluate_ensemble(model: str, member_dirs, ds: D.FERDataset, out_dir) -> dic
     """The ensemble of finished runs: their saved test probabilities averaged, written as a run folder.
 
     The members' ``predictions.npz`` hold each member's probabilities after its own preprocessing and TTA, so the
-    mean is what ``runs.load_predictor(out_dir).predict`` returns on the same images (to float32 rounding; tested).
+    mean is what ``predictor.load_predictor(out_dir).predict`` returns on the same images (to float32 rounding; tested).
     An earlier ensemble in ``out_dir`` with the same members and probabilities is reused; any other is moved to
     ``replaced-<time>/`` first (its ``ensemble.json`` names members relative to the ensemble folder, so a moved-aside
     copy is kept for its numbers, not for loading).

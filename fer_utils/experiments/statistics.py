@@ -205,7 +205,24 @@ def _predictions(folder, split: str, exclude=None):
     if exclude is not None:
         mask &= ~np.isin(np.asarray(p["source_ids"]).astype(str), list(exclude))
     checksum = runs.read_metrics(folder)["headline"].get("data_checksum", "")
-    return p["y_true"][mask], p["y_pred"][mask], np.asarray(p["source_ids"])[mask], checksum
+    classes = tuple(p["class_names"] or ())
+    return p["y_true"][mask], p["y_pred"][mask], np.asarray(p["source_ids"])[mask], checksum, classes
+
+
+def same_data_groups(preds: dict) -> dict:
+    """Runs that may be paired: scored on the same dataset (data checksum), label set (class names) and samples
+    (the same source ids and labels in the same order). ``preds``: ``{name: _predictions(...)}``.
+
+    The checksum is required, not only equal samples: the synthetic FER+ stand-in (8 classes) shares source ids and
+    labels with the synthetic FER-2013 faces, and a run without a recorded checksum pairs with nothing.
+    """
+    groups = {}
+    for name, (y, _, ids, checksum, classes) in preds.items():
+        if not checksum:
+            print(f"{name}: no data checksum recorded; left out of the pairwise tests")
+            continue
+        groups.setdefault((checksum, classes, hash((tuple(map(str, ids)), y.tobytes()))), []).append(name)
+    return groups
 
 
 def mcnemar_table(found: dict, split: str, *, alpha: float = 0.05, exclude=None) -> pd.DataFrame:
@@ -215,24 +232,20 @@ def mcnemar_table(found: dict, split: str, *, alpha: float = 0.05, exclude=None)
     """
     preds = {k: v for k, v in ((k, _predictions(f, split, exclude)) for k, f in found.items()) if v is not None}
     tag = f"{split} (dedup)" if exclude is not None else split
-    # Only runs scored on the same samples (same ids and labels, same order) are paired: FER-2013 models with each
-    # other, FER+ models with each other.
-    groups = {}
-    for name, (y, _, ids, _) in preds.items():
-        groups.setdefault(hash((tuple(map(str, ids)), y.tobytes())), []).append(name)
+    # Only runs scored on the same data, label set and samples are paired (same_data_groups): FER-2013 models with
+    # each other, FER+ models with each other, never across.
+    groups = same_data_groups(preds)
     if len(groups) > 1:
-        print(f"{split}: {len(groups)} different sample sets; pairs are formed within each: "
+        print(f"{split}: {len(groups)} different datasets or sample sets; pairs are formed within each: "
               + "; ".join(", ".join(g) for g in groups.values()))
     rows = []
     for a, b in (pair for g in groups.values() for pair in itertools.combinations(g, 2)):
-        (ya, pa, _, ca), (yb, pb, _, cb) = preds[a], preds[b]
+        (ya, pa, *_), (yb, pb, *_) = preds[a], preds[b]
         r = stats.mcnemar_test(ya, pa, pb)
         discordant = r["a right b wrong"] + r["a wrong b right"]
         notes = []
         if discordant < FEW_DISCORDANT:
             notes.append(f"under-powered: {discordant} discordant samples")
-        if ca != cb:
-            notes.append("different data checksums")
         rows.append({"family": "McNemar, every pair" + (" (dedup)" if exclude is not None else ""),
                      "test": f"McNemar ({r['method']})", "model A": a, "model B": b,
                      "score": f"per-sample correctness on {tag}", "mean A": float((pa == ya).mean()),

@@ -9,7 +9,7 @@ named, errors that say what was received):
 - ``vgg19``, ``resnet50``, ``inception_v3``   Study A's backbones with optional attention
 - ``cnn``          Study B's VGG-style CNN (optional SE/CBAM)
 - ``msca_resnet``  Study C's multi-scale residual network with SE, and its SE x BN ablation
-- ``registry``     every trainable name, its defaults, normalization and comparison pairs
+- ``registry``     every trainable name, its defaults, input (size, channels, normalization) and comparison pairs
 
 Nothing here compiles, trains or evaluates; importing it defines things only.
 """
@@ -31,12 +31,14 @@ from fer_utils.models.msca_resnet import build_msca_resnet
 from fer_utils.models.registry import (
     IMAGENET_NORMALIZATION,
     MODEL_REGISTRY,
+    ModelInput,
     ModelSpec,
     attention_pairs,
     available_models,
     build_model,
     default_normalization,
     model_info,
+    resolve_input,
     resolve_normalization,
 )
 from fer_utils.models.resnet50 import build_resnet50
@@ -44,7 +46,8 @@ from fer_utils.models.vgg19 import build_vgg19
 
 __all__ = [
     "ATTENTION_CHOICES", "HEAD_CHOICES", "IMAGENET_NORMALIZATION", "MODEL_REGISTRY", "SPATIAL_ATTENTION_SUFFIX",
-    "ChannelPool", "ModelSpec", "attention_map_layers", "attention_pairs", "available_models", "build_cnn",
-    "build_inception_v3", "build_model", "build_msca_resnet", "build_resnet50", "build_vgg19", "cbam_block",
-    "cbam_param_count", "default_normalization", "model_info", "resolve_normalization", "se_block", "se_param_count",
+    "ChannelPool", "ModelInput", "ModelSpec", "attention_map_layers", "attention_pairs", "available_models",
+    "build_cnn", "build_inception_v3", "build_model", "build_msca_resnet", "build_resnet50", "build_vgg19",
+    "cbam_block", "cbam_param_count", "default_normalization", "model_info", "resolve_input", "resolve_normalization",
+    "se_block", "se_param_count",
 ]

@@ -7,7 +7,7 @@ trained them with) and the pairs the notebooks compare: plain vs attention, and 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import keras
 
@@ -17,8 +17,6 @@ from fer_utils.models.msca_resnet import build_msca_resnet
 from fer_utils.models.resnet50 import build_resnet50
 from fer_utils.models.vgg19 import build_vgg19
 from fer_utils.pipeline import NORMALIZATIONS
-
-
 
 #: How Keras preprocessed ImageNet images for each family's pretrained weights
 #: (``keras.applications.<family>.preprocess_input``: "caffe" mode for VGG19/ResNet50, "tf" mode,
@@ -166,6 +164,40 @@ def resolve_normalization(name, normalization="auto", weights=None):
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization={normalization!r}: expected 'auto' or one of {list(NORMALIZATIONS)}.")
     return normalization
+
+
+class ModelInput(NamedTuple):
+    """What a registry model is fed: see :func:`resolve_input`."""
+
+    side: int
+    channels: int
+    normalization: str
+    note: str
+
+
+def resolve_input(name, input_size=48, normalization="auto", weights=None) -> ModelInput:
+    """The input a registry model trains and predicts on: ``(side, channels, normalization, note)``.
+
+    The one place a requested size and normalization become the model's (training, tuning, the runner's dry
+    run and the throughput benchmark all ask here).
+
+    Args:
+        name: a registry name.
+        input_size: the requested side of the square input; raised to the model's ``min_input_size`` if smaller.
+        normalization: ``"auto"`` (the registry default for the model and ``weights``) or one of
+            :data:`NORMALIZATIONS`.
+        weights: the builder's ``weights`` argument (see :func:`default_normalization`).
+
+    Returns:
+        A :class:`ModelInput`; ``note`` says when the size was raised (``""`` otherwise).
+
+    Raises:
+        ValueError: an unknown model or normalization (the message lists the choices).
+    """
+    spec = _spec(name)
+    side = max(int(input_size), int(spec.min_input_size))
+    note = f"size {input_size} raised to min_input_size {side}" if side != int(input_size) else ""
+    return ModelInput(side, int(spec.channels), resolve_normalization(name, normalization, weights), note)
 
 
 def attention_pairs(names):

@@ -3,8 +3,9 @@
 - ``detect``      face detectors (OpenCV Haar, MTCNN, none), crops framed like FER-2013's faces, eye alignment
 - ``sources``     paths to files, images decoded (EXIF rotation), videos sampled, unreadable files as failures
 - ``recognizer``  :class:`EmotionRecognizer` (arrays or paths in, a DataFrame with one row per face out; batched)
-- ``shipped``     the exported model format (float16 weights + model card) and the default model in
-                  ``default_model/``, loaded by :func:`fer_utils.runs.load_predictor` like any run folder
+- ``shipped``     the default model in ``default_model/`` (an exported folder: float16 weights + model card),
+                  loaded by :func:`fer_utils.predictor.load_predictor` like any run folder; exports are written
+                  by ``python -m fer_utils.experiments.export``
 - ``cli``         the command line: CSV/JSON output, annotated copies, a progress bar, the failures listed
 
 Importing this package imports neither OpenCV nor TensorFlow; the names below load on first use.

@@ -25,6 +25,7 @@ from typing import Optional
 
 import numpy as np
 
+from fer_utils.evaluate.tta import DEFAULT_TTA, TTA_NAMES
 from fer_utils.predict import detect as D
 from fer_utils.predict import sources as S
 
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--align", action="store_true", help="rotate faces so the eyes are level (mtcnn only)")
     p.add_argument("--out", help="write the rows to this .csv or .json file")
     p.add_argument("--annotate", metavar="OUT_DIR", help="write copies of the images with boxes and labels here")
-    p.add_argument("--tta", default="default", choices=("default", "none", "flip", "center_flip", "ten_crop"),
+    p.add_argument("--tta", default=DEFAULT_TTA, choices=(DEFAULT_TTA,) + TTA_NAMES,
                    help="test-time augmentation; default: the model's own (the shipped model: center_flip, "
                         "2 views; ten_crop: 10 views, 5x slower, about 1 point more accurate)")
     p.add_argument("--video-stride", type=int, default=1, metavar="N", help="read every N-th video frame")

@@ -2,7 +2,7 @@
 
 This module owns the rows ``predict`` produces and the batching that makes it fast: faces from many images
 are classified together in batches of ``batch_size``, while a background thread decodes and detects the
-next images. The classifier is any :func:`fer_utils.runs.load_predictor` predictor (``"default"`` is the
+next images. The classifier is any :func:`fer_utils.predictor.load_predictor` predictor (``"default"`` is the
 model shipped in the package), so a face goes through exactly the preprocessing and test-time augmentation
 its model was evaluated with (or the ``tta`` asked for).
 
@@ -46,17 +46,17 @@ def columns(class_names: Sequence[str]) -> list:
 def resolve_model(model="default"):
     """A predictor from ``"default"`` (the shipped model), a run/ensemble/exported folder, a list of run
     folders, or a predictor object (returned as is)."""
-    from fer_utils import runs
-    from fer_utils.predict import shipped
+    from fer_utils.predict.shipped import DEFAULT_DIR
+    from fer_utils.predictor import load_predictor
 
     if hasattr(model, "predict") and hasattr(model, "class_names"):
         return model
     if isinstance(model, str) and model == "default":
-        return runs.load_predictor(shipped.DEFAULT_DIR)
+        return load_predictor(DEFAULT_DIR)
     if isinstance(model, (str, Path)) and not Path(model).exists():
         raise FileNotFoundError(f"model={str(model)!r}: no such folder; expected 'default', a run folder "
                                 "(model.keras + preprocessing.json), an ensemble folder or an exported model folder")
-    return runs.load_predictor(model)
+    return load_predictor(model)
 
 
 class EmotionRecognizer:
@@ -83,11 +83,9 @@ class EmotionRecognizer:
 
     def __init__(self, model="default", *, detector="haar", align: bool = False, tta: Any = "default",
                  batch_size: int = 256, crop_size: int = 48, **detector_kwargs):
-        from fer_utils.evaluate.tta import TTA_CHOICES
+        from fer_utils.evaluate.tta import resolve_tta
 
-        tta = None if tta == "none" else tta
-        if tta != "default" and tta not in TTA_CHOICES:
-            raise ValueError(f"tta={tta!r}: expected 'default', 'none', 'flip', 'center_flip' or 'ten_crop'")
+        tta = resolve_tta(tta)  # "default" stays: the predictor resolves it to its model's own
         if int(batch_size) < 1:
             raise ValueError(f"batch_size={batch_size!r}: expected an integer >= 1")
         if int(crop_size) < 16:

@@ -1,277 +1,37 @@
-"""The compact model folder ``predict`` ships and loads: a trained run exported with float16 weights.
+"""The model ``predict`` ships: ``fer_utils/predict/default_model/``, an exported folder (float16 weights + model card).
 
-An exported folder (``fer_utils/predict/default_model/`` is the one in the package)::
-
-    architecture.json   the Keras model's config (``model.to_json()``; custom layers are registered by fer_utils)
-    weights.npz         every weight in ``model.get_weights()`` order, stored as float16 (loaded back as float32)
-    preprocessing.json  the source run's preprocessing record, unchanged (classes, input, normalization, TTA)
-    predictions.npz     the exported model's probabilities on the test splits (the run-folder format)
-    model_card.json     where it came from and how good it is: source run, data checksum, the commands that
-                        reproduce it, the source run's scores and the exported weights' scores on every test
-                        split as published and deduplicated, the peer's number, sizes, versions
-
-:func:`export_model` writes one from a run folder (and scores it on the dataset, so the card's numbers are
-the shipped weights' own); :func:`load_exported` reads one into a :class:`fer_utils.runs.Predictor`, which
-:func:`fer_utils.runs.load_predictor` does for any folder holding ``architecture.json``. Nothing downloads.
+The exported format is loaded by :mod:`fer_utils.predictor` (``load_predictor`` reads any folder holding
+``architecture.json``); the names below are re-exported from there with this package's default model as their
+default folder. Exports are written by ``python -m fer_utils.experiments.export RUN_DIR``
+(:func:`fer_utils.experiments.export.export_model`). Nothing downloads.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
-import os
-import shutil
-import sys
-import tempfile
 from pathlib import Path
-from typing import Optional
 
-import numpy as np
+from fer_utils import predictor
+from fer_utils.predictor import (
+    ARCHITECTURE_FILE,
+    CARD_FILE,
+    EXPORTED_FILES,
+    PRECISIONS,
+    WEIGHTS_FILE,
+    is_exported,
+)
 
-from fer_utils import runs
+__all__ = ["ARCHITECTURE_FILE", "CARD_FILE", "DEFAULT_DIR", "EXPORTED_FILES", "PRECISIONS", "WEIGHTS_FILE",
+           "is_exported", "load_exported", "read_card"]
 
+#: The exported model shipped in the package (``predict``'s ``"default"`` model).
 DEFAULT_DIR = Path(__file__).resolve().parent / "default_model"
-ARCHITECTURE_FILE = "architecture.json"
-WEIGHTS_FILE = "weights.npz"
-CARD_FILE = "model_card.json"
-EXPORTED_FILES = (ARCHITECTURE_FILE, WEIGHTS_FILE, runs.PREPROCESSING_FILE, runs.PREDICTIONS_FILE, CARD_FILE)
-TEST_SPLITS = ("PublicTest", "PrivateTest")
-TTA_NAMES = ("none", "flip", "center_flip", "ten_crop")
-
-
-def is_exported(folder) -> bool:
-    """Whether ``folder`` is an exported model folder (holds ``architecture.json``)."""
-    return (Path(folder) / ARCHITECTURE_FILE).is_file()
-
-
-PRECISIONS = ("auto", "recorded", "float32")
-_BF16_POLICY = '"config": {"name": "mixed_bfloat16"}'
-
-
-def _keep_bf16() -> bool:
-    """bfloat16 compute pays off only with native bf16 matmuls (or a GPU); elsewhere it is emulated, slowly."""
-    from fer_utils.train.compile import _cpu_supports_bf16
-
-    import tensorflow as tf
-
-    return _cpu_supports_bf16() or bool(tf.config.list_physical_devices("GPU"))
 
 
 def load_exported(folder=DEFAULT_DIR, *, precision: str = "auto"):
-    """The :class:`fer_utils.runs.Predictor` of an exported folder (float16 weights loaded as float32).
-
-    ``precision``: ``"recorded"`` computes as the model was trained and scored (the shipped model: mixed
-    bfloat16); ``"float32"`` computes in float32; ``"auto"`` keeps bfloat16 only where it is native (CPUs with
-    AVX512-BF16/AMX, GPUs) and uses float32 elsewhere, where emulated bfloat16 would be slow.
-
-    Raises:
-        FileNotFoundError: a file of the folder is missing (names it).
-        ValueError: the weights do not fit the architecture (says which weight and the shapes).
-    """
-    import keras
-
-    import fer_utils.models  # noqa: F401  (registers the custom layers before deserialising)
-
-    folder = Path(folder)
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: expected one of {list(PRECISIONS)}")
-    for name in (ARCHITECTURE_FILE, WEIGHTS_FILE, runs.PREPROCESSING_FILE):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"{folder / name} is missing; an exported model folder holds "
-                                    f"{list(EXPORTED_FILES)}")
-    config = (folder / ARCHITECTURE_FILE).read_text(encoding="utf-8")
-    if precision == "float32" or (precision == "auto" and _BF16_POLICY in config and not _keep_bf16()):
-        config = config.replace(_BF16_POLICY, '"config": {"name": "float32"}')
-    model = keras.models.model_from_json(config)
-    with np.load(folder / WEIGHTS_FILE) as data:
-        weights = [data[f"w{i:04d}"].astype(np.float32) for i in range(len(data.files))]
-    expected = [tuple(w.shape) for w in model.weights]
-    if len(weights) != len(expected):
-        raise ValueError(f"{folder / WEIGHTS_FILE}: {len(weights)} arrays, the architecture has "
-                         f"{len(expected)} weights")
-    for i, (w, shape) in enumerate(zip(weights, expected)):
-        if tuple(w.shape) != shape:
-            raise ValueError(f"{folder / WEIGHTS_FILE}: weight {i} ({model.weights[i].path}) has shape {w.shape}, "
-                             f"the architecture expects {shape}")
-    model.set_weights(weights)
-    return runs.Predictor(model, runs.read_preprocessing(folder), folder)
+    """:func:`fer_utils.predictor.load_exported`, of the shipped model by default."""
+    return predictor.load_exported(folder, precision=precision)
 
 
 def read_card(folder=DEFAULT_DIR) -> dict:
-    """The model card of an exported folder."""
-    path = Path(folder) / CARD_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; every exported model folder has a model card")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _file_sha256(path) -> Optional[str]:
-    from fer_utils.data.dataset import file_sha256
-
-    return file_sha256(path) if path and Path(path).is_file() else None
-
-
-def _size_kb(path: Path) -> float:
-    return round(path.stat().st_size / 1024, 1)
-
-
-def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Optional[list] = None,
-                 overwrite: bool = False, note: str = "") -> dict:
-    """Export the model of ``run_dir`` to ``out_dir`` with float16 weights, score it, write its card.
-
-    Args:
-        run_dir: a finished model run folder (``model.keras``, ``preprocessing.json``, ``metrics.json``).
-        out_dir: the exported folder to write.
-        dataset: the :class:`fer_utils.data.FERDataset` the run was trained on (its checksum must match the
-            run's): the exported weights are scored on its test splits, as published and deduplicated.
-            None writes the card without the exported weights' scores.
-        tta: the exported model's test-time augmentation (``"default"``: the run's own; ``"none"``, ``"flip"``,
-            ``"center_flip"``, ``"ten_crop"``); the card scores every TTA, ``scores`` being those of this one.
-        commands: the commands that reproduce the run and the export (recorded in the card).
-        overwrite: replace an existing export (its files are moved aside to ``replaced-<time>/`` first).
-
-    Returns:
-        The model card.
-
-    Raises:
-        FileExistsError: ``out_dir`` already holds an export and not ``overwrite``.
-        ValueError: ``dataset``'s checksum differs from the run's.
-    """
-    from fer_utils import artifacts
-    from fer_utils.experiments import running, seeds
-
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    if tta != "default" and tta not in TTA_NAMES:
-        raise ValueError(f"tta={tta!r}: expected 'default' or one of {list(TTA_NAMES)}")
-    metrics = runs.read_metrics(run_dir)
-    checksum = metrics.get("headline", {}).get("data_checksum")
-    if dataset is not None and checksum and dataset.checksum != checksum:
-        raise ValueError(f"{run_dir} was trained on data {checksum[:12]}..., the dataset given is "
-                         f"{dataset.checksum[:12]}...; export needs the run's own data to score it")
-    present = [n for n in EXPORTED_FILES if (out_dir / n).exists()]
-    if present and not overwrite:
-        raise FileExistsError(f"{out_dir} already holds an exported model ({present}); pass overwrite=True "
-                              "to move it aside to replaced-<time>/")
-    if present:
-        aside = out_dir / f"replaced-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-        aside.mkdir(parents=True)
-        for n in present:
-            shutil.move(str(out_dir / n), str(aside / n))
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    model = runs.load_model(run_dir)
-    (out_dir / ARCHITECTURE_FILE).write_text(model.to_json(), encoding="utf-8")
-    np.savez_compressed(out_dir / WEIGHTS_FILE,
-                        **{f"w{i:04d}": np.asarray(w, dtype=np.float16) for i, w in enumerate(model.get_weights())})
-    spec = runs.read_preprocessing(run_dir)
-    if tta != "default":
-        spec = {**spec, "tta": None if tta == "none" else tta, "source_tta": spec["tta"]}
-    runs.write_preprocessing(out_dir, **spec)
-
-    headline = metrics.get("headline", {})
-    card = {
-        "model": metrics.get("model"),
-        "params": headline.get("params"),
-        "input": headline.get("input"),
-        "precision": headline.get("precision"),
-        "weights_dtype": "float16 (loaded as float32)",
-        "source_run": os.path.relpath(run_dir.resolve(), Path.cwd()) if run_dir.is_absolute() else str(run_dir),
-        "data_checksum": checksum,
-        "seed": metrics.get("metadata", {}).get("seed"),
-        "split_params": split_params(metrics.get("metadata", {}).get("params", {})),
-        "epochs_run": headline.get("epochs_run"),
-        "train_seconds": headline.get("train_seconds"),
-        "best_val_accuracy": headline.get("best_val_accuracy"),
-        "tta": spec["tta"] or "none",
-        "source_tta": runs.read_preprocessing(run_dir).get("tta"),
-        "commands": list(commands or []),
-        "note": note,
-        "source_scores": {k: v for k, v in headline.items() if k.endswith(("_accuracy", "_macro_f1", "_copies"))
-                          and k != "best_val_accuracy"},
-        "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "versions": artifacts.versions(),
-    }
-    if dataset is not None:
-        predictor = load_exported(out_dir)
-        splits = [s for s in TEST_SPLITS if s in set(dataset.splits.tolist())]
-        by_tta = {}
-        with tempfile.TemporaryDirectory() as tmp:
-            for name in TTA_NAMES:
-                folder = Path(tmp) / name
-                per_split = running.evaluate_splits(predictor, dataset, splits, folder,
-                                                    tta=None if name == "none" else name)
-                scores = {}
-                for s in splits:
-                    scores[f"{s}_accuracy"] = per_split[s]["accuracy"]
-                    scores[f"{s}_macro_f1"] = per_split[s]["macro_f1"]
-                scores.update(seeds.dedup_scores(folder, dataset))
-                by_tta[name] = scores
-                if name == card["tta"]:
-                    shutil.copyfile(folder / runs.PREDICTIONS_FILE, out_dir / runs.PREDICTIONS_FILE)
-        card["scores"] = by_tta[card["tta"]]
-        card["scores_by_tta"] = by_tta
-        card["dataset"] = {"name": dataset.name, "checksum": dataset.checksum, "n": int(len(dataset)),
-                           "file_sha256": _file_sha256(dataset.path)}
-    card["files_kb"] = {n: _size_kb(out_dir / n) for n in EXPORTED_FILES if (out_dir / n).exists()}
-    runs.write_json(out_dir / CARD_FILE, card)
-    card["files_kb"][CARD_FILE] = _size_kb(out_dir / CARD_FILE)  # the card's own size, written once more
-    runs.write_json(out_dir / CARD_FILE, card)
-    return card
-
-
-def split_params(params: dict) -> dict:
-    """The notebook parameters that decide a run's data split (``seed``, ``val_fraction``, ``max_per_class``)."""
-    return {"seed": params.get("seed", 42), "val_fraction": params.get("val_fraction", 0.1),
-            "max_per_class": params.get("max_per_class", 0)}
-
-
-def training_data(dataset: str, params: dict, data_dir="auto"):
-    """The dataset a notebook-03/04 run was trained on: loaded, then split as the notebook did
-    (:func:`split_params` of its parameters)."""
-    from fer_utils import experiments
-    from fer_utils.data import load_dataset
-
-    split = split_params(params)
-    return experiments.prepare(load_dataset(dataset, data_dir), max_per_class=split["max_per_class"],
-                               val_fraction=split["val_fraction"], seed=split["seed"])
-
-
-def training_command(run_dir) -> Optional[str]:
-    """The runner command that trains ``run_dir`` (``reports/<profile>/<NN>_<name>/...``), or None."""
-    parts = Path(run_dir).resolve().parts
-    if "reports" not in parts:
-        return None
-    i = len(parts) - 1 - parts[::-1].index("reports")
-    if len(parts) < i + 3 or not parts[i + 2][:2].isdigit():
-        return None
-    return f"python -m fer_utils.run --profile {parts[i + 1]} --only {parts[i + 2][:2]}"
-
-
-def main(argv=None) -> int:
-    """``python -m fer_utils.predict.shipped RUN_DIR [--out DIR] [--tta flip] [--overwrite]``: export and score."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m fer_utils.predict.shipped",
-                                description="Export a trained run with float16 weights and a model card, scored "
-                                            "on the test splits of the dataset it was trained on.")
-    p.add_argument("run_dir")
-    p.add_argument("--out", default=str(DEFAULT_DIR), help="exported folder (default: the package's default model)")
-    p.add_argument("--tta", default="default", choices=("default",) + TTA_NAMES)
-    p.add_argument("--dataset", default="fer2013", help="the dataset the run was trained on (found via FER_DATA_DIR)")
-    p.add_argument("--overwrite", action="store_true", help="move an existing export aside and replace it")
-    args = p.parse_args(argv)
-    run_dir = Path(args.run_dir)
-    if not (run_dir / runs.MODEL_FILE).is_file():
-        p.error(f"{run_dir}: no {runs.MODEL_FILE}; expected a finished model run folder")
-    params = runs.read_metrics(run_dir).get("metadata", {}).get("params", {})
-    ds = training_data(args.dataset, params)
-    command = "python -m fer_utils.predict.shipped " + " ".join(argv if argv is not None else sys.argv[1:])
-    reproduce = training_command(run_dir)
-    card = export_model(run_dir, args.out, dataset=ds, tta=args.tta, overwrite=args.overwrite,
-                        commands=[c for c in (reproduce, command) if c])
-    print(json.dumps({k: card[k] for k in ("model", "params", "tta", "scores", "files_kb") if k in card}, indent=1))
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    """:func:`fer_utils.predictor.read_card`, of the shipped model by default."""
+    return predictor.read_card(folder)

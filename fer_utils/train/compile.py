@@ -75,7 +75,7 @@ def get_strategy() -> tf.distribute.Strategy:
         raise RuntimeError(
             "TF_CONFIG names several workers, but MultiWorkerMirroredStrategy does not work with Keras 3's "
             "model.fit (keras-team/keras#20585): unset TF_CONFIG; to use several machines, run whole trials on "
-            "each with KerasTuner's distributed mode (python -m fer_utils.tune, see the README)")
+            "each with KerasTuner's distributed mode (python -m fer_utils.experiments.tune_workers, see the README)")
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()

@@ -4,8 +4,9 @@
                    onto a :class:`~fer_utils.train.TrainConfig` and builder arguments (no TensorFlow)
 - ``search``       the hypermodel (``build(hp)`` -> ``train.build_compiled_model``; ``fit`` maps batch size and
                    epochs), the four tuners, the search folder's state (``search.json``), the trials table
-- ``distributed``  ``python -m fer_utils.tune --profile P --workers N``: notebook 05 as the chief (the oracle)
-                   and N worker processes, over ``KERASTUNER_TUNER_ID``/``KERASTUNER_ORACLE_IP``/``_PORT``
+- ``distributed``  KerasTuner's distributed mode: roles, ports and start-up order of notebook 05 as the chief
+                   (the oracle) and N worker processes, over ``KERASTUNER_TUNER_ID``/``KERASTUNER_ORACLE_IP``/
+                   ``_PORT``; the launcher is ``python -m fer_utils.experiments.tune_workers --profile P --workers N``
 
 Import ``fer_utils.tune.search`` explicitly: it imports KerasTuner and TensorFlow; this package does not.
 """

@@ -1,4 +1,5 @@
-"""Scale-out on KerasTuner's own distributed mode: roles, ports, start-up order, and the launcher.
+"""Scale-out on KerasTuner's own distributed mode: roles, ports and start-up order (the launcher is
+:mod:`fer_utils.experiments.tune_workers`).
 
 KerasTuner runs one oracle (a single-threaded gRPC server) in the process whose ``KERASTUNER_TUNER_ID``
 contains ``chief``; workers (``tuner0``, ``tuner1``, ...) ask it for trials at ``KERASTUNER_ORACLE_IP``:
@@ -9,7 +10,8 @@ position), so a worker that finished one search can never talk to the previous s
 starts a search only after the chief has prepared its folder (checked the state, moved an old search
 aside) and written ``chief_ready.json`` with this launch's session id.
 
-``python -m fer_utils.tune --profile cpu --workers 2`` starts all of it on one machine. Several machines:
+``python -m fer_utils.experiments.tune_workers --profile cpu --workers 2`` (:mod:`fer_utils.experiments.tune_workers`)
+starts all of it on one machine. Several machines:
 see the README (the reports folder must be shared storage: trial checkpoints and ``chief_ready.json`` live there).
 Nothing here imports TensorFlow.
 """

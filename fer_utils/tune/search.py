@@ -3,7 +3,7 @@ state on disk and the table of its trials.
 
 - :class:`FERHyperModel`: ``build(hp)`` only maps hyperparameters onto :func:`fer_utils.train.build_compiled_model`
   (the compile function every training uses); ``fit(hp, ...)`` maps batch size and epochs and trains on the
-  run's own input pipelines (:func:`fer_utils.experiments.running.input_pipelines`). A trial's score is the
+  run's own input pipelines (:func:`fer_utils.pipeline.input_pipelines`). A trial's score is the
   **best epoch's validation accuracy**, returned explicitly: a run keeps its best-validation checkpoint, so
   this is the validation accuracy of the model the configuration delivers. The final epoch's value is kept too.
 - Every trial starts from the search's seed (same initial weights, same batches: common random numbers),
@@ -130,11 +130,8 @@ class FERHyperModel(kt.HyperModel):
         if max_epochs:
             base["epochs"] = int(max_epochs)
         self.base_config = base
-        info = models.model_info(recipe.model)
-        self.size = max(int(recipe.input_size), int(info["min_input_size"]))
-        self.channels = int(info["channels"])
-        self.normalization = models.resolve_normalization(recipe.model, recipe.normalization,
-                                                          (recipe.model_kwargs or {}).get("weights"))
+        self.size, self.channels, self.normalization, _ = models.resolve_input(
+            recipe.model, recipe.input_size, recipe.normalization, (recipe.model_kwargs or {}).get("weights"))
         self.n_train = len(ds.split("Training"))
 
     def configuration(self, values: Mapping) -> tuple:
@@ -153,7 +150,7 @@ class FERHyperModel(kt.HyperModel):
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0, **kwargs):
         from fer_utils import train
-        from fer_utils.experiments.running import input_pipelines
+        from fer_utils.pipeline import input_pipelines
 
         cfg, _ = self.configuration(hp.values)
         train_ds, val_ds, _ = input_pipelines(self.ds, batch_size=cfg.batch_size, size=self.size,

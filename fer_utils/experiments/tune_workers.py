@@ -1,17 +1,21 @@
-"""``python -m fer_utils.tune``: notebook 05's searches spread over worker processes (KerasTuner's distributed mode).
+"""``python -m fer_utils.experiments.tune_workers``: notebook 05's searches spread over worker processes
+(KerasTuner's distributed mode).
 
 One machine::
 
-    python -m fer_utils.tune --profile cpu --workers 2
+    python -m fer_utils.experiments.tune_workers --profile cpu --workers 2
 
 runs notebook 05 through the suite's runner as the chief (it serves the oracle, then writes the report once
 every trial is done) and two worker processes that train the trials. Several machines (shared reports folder)::
 
-    chief$   python -m fer_utils.tune --profile paper --role chief --oracle-ip 10.0.0.1 --port 8000 --session s1
-    worker$  python -m fer_utils.tune --profile paper --role worker --worker-id 0 --oracle-ip 10.0.0.1 \
+    chief$   python -m fer_utils.experiments.tune_workers --profile paper --role chief --oracle-ip 10.0.0.1 \
                  --port 8000 --session s1
+    worker$  python -m fer_utils.experiments.tune_workers --profile paper --role worker --worker-id 0 \
+                 --oracle-ip 10.0.0.1 --port 8000 --session s1
 
 Every process takes the same ``--param`` overrides; exit code: the chief's (the runner's), or 1 if a worker failed.
+A command module (the runner's layer, see docs/architecture.md): it starts the runner and uses its
+:func:`fer_utils.notebook_exec.filtered_stderr`; the worker loop itself is :func:`fer_utils.experiments.tuning.work`.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from fer_utils.tune import distributed as dist
 
 ROOT = Path(__file__).resolve().parents[2]
 STEM = "05_tuning"
+#: This command's module (workers are started with ``python -m`` of it).
+MODULE = "fer_utils.experiments.tune_workers"
 
 
 def notebook_params(profile: str, overrides, reports_dir: str, notebooks_dir: str, params_dir: str) -> dict:
@@ -51,7 +57,7 @@ def _runner_command(args) -> list:
 
 
 def _worker_command(args, worker: int, port: int, session: str) -> list:
-    cmd = [sys.executable, "-m", "fer_utils.tune", "--profile", args.profile, "--role", "worker",
+    cmd = [sys.executable, "-m", MODULE, "--profile", args.profile, "--role", "worker",
            "--worker-id", str(worker), "--oracle-ip", args.oracle_ip, "--port", str(port), "--session", session,
            "--reports-dir", args.reports_dir, "--notebooks-dir", args.notebooks_dir, "--params-dir", args.params_dir]
     for p in args.param:
@@ -109,7 +115,7 @@ def launch(args) -> int:
 
 def main(argv=None) -> int:
     """Command-line entry point; returns the exit code."""
-    ap = argparse.ArgumentParser(prog="python -m fer_utils.tune", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="smoke")
     ap.add_argument("--workers", type=int, default=2, help="worker processes on this machine (launcher mode)")
     ap.add_argument("--role", choices=("launch", "chief", "worker"), default="launch")

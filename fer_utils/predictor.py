@@ -1,0 +1,235 @@
+"""Trained models as predictors: uint8 faces in, class probabilities out, with exactly their evaluation preprocessing.
+
+:func:`load_predictor` turns any model folder into a predictor:
+
+- a model run folder (``model.keras`` + ``preprocessing.json``, see :mod:`fer_utils.runs`) -> :class:`Predictor`;
+- an ensemble folder (``ensemble.json``) or a list of run folders -> :class:`EnsemblePredictor`;
+- an exported model folder (``architecture.json`` + float16 ``weights.npz``, e.g. the model shipped in
+  ``fer_utils/predict/default_model``) -> :class:`Predictor` (:func:`load_exported`).
+
+Evaluation uses these predictors too, so prediction and evaluation cannot drift apart. The exported format::
+
+    architecture.json   the Keras model's config (``model.to_json()``; custom layers are registered by fer_utils)
+    weights.npz         every weight in ``model.get_weights()`` order, stored as float16 (loaded back as float32)
+    preprocessing.json  the source run's preprocessing record, unchanged (classes, input, normalization, TTA)
+    predictions.npz     the exported model's probabilities on the test splits (the run-folder format)
+    model_card.json     where it came from and how good it is (see :mod:`fer_utils.experiments.export`, which
+                        writes exported folders)
+
+Importing this module imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from fer_utils import runs
+
+ARCHITECTURE_FILE = "architecture.json"
+WEIGHTS_FILE = "weights.npz"
+CARD_FILE = "model_card.json"
+#: The files of an exported model folder.
+EXPORTED_FILES = (ARCHITECTURE_FILE, WEIGHTS_FILE, runs.PREPROCESSING_FILE, runs.PREDICTIONS_FILE, CARD_FILE)
+#: ``load_exported``'s compute precisions.
+PRECISIONS = ("auto", "recorded", "float32")
+_BF16_POLICY = '"config": {"name": "mixed_bfloat16"}'
+
+
+# ----------------------------------------------------------------------------- predictors
+
+class Predictor:
+    """A trained model with exactly its evaluation preprocessing: uint8 faces in, probabilities out.
+
+    Attributes:
+        model: the Keras model (best checkpoint).
+        preprocessing: the run's ``preprocessing.json`` as a dict.
+        class_names: class names in output order.
+        run_dir: where it was loaded from (None when built in memory).
+    """
+
+    def __init__(self, model, preprocessing: dict, run_dir=None):
+        self.model = model
+        self.preprocessing = dict(preprocessing)
+        self.class_names = tuple(self.preprocessing["class_names"])
+        self.run_dir = None if run_dir is None else Path(run_dir)
+
+    def __repr__(self):
+        p = self.preprocessing
+        return (f"Predictor({self.run_dir or 'in memory'}: {len(self.class_names)} classes, input "
+                f"{p['input_size'][0]}x{p['input_size'][1]}x{p['channels']}, {p['normalization']}, tta={p['tta']})")
+
+    def predict(self, images, *, batch_size: int = 256, tta: Any = "default") -> np.ndarray:
+        """Class probabilities ``float32 [N, K]`` for uint8 grey faces ``[N, H, W]`` (any H, W).
+
+        Faces are resized to the model's input with the aspect ratio kept, given the run's channels
+        and normalization, and averaged over the run's test-time augmentation (``tta="default"``),
+        or over ``tta`` (None or ``"none"``, ``"flip"``, ``"center_flip"``, ``"ten_crop"``) when given.
+
+        Raises:
+            ValueError: images that are not uint8 ``[N, H, W]`` (a single ``[H, W]`` face is accepted), or an
+                unknown ``tta``.
+        """
+        from fer_utils.evaluate.tta import predict_proba, resolve_tta
+
+        p = self.preprocessing
+        tta = resolve_tta(tta, recorded=p["tta"])
+        faces = np.asarray(images)
+        if faces.ndim == 2:
+            faces = faces[None]
+        if faces.dtype != np.uint8 or faces.ndim != 3:
+            raise ValueError(f"images must be uint8 grey faces [N, H, W] (or one [H, W] face); got "
+                             f"{faces.dtype} {faces.shape}")
+        return predict_proba(self.model, self._faces_dataset(faces, batch_size), tta=tta,
+                             crop_fraction=float(p["crop_fraction"]))
+
+    def _faces_dataset(self, faces, batch_size: int):
+        """uint8 faces through exactly the run's evaluation preprocessing (no augmentation), batched."""
+        from fer_utils import pipeline
+
+        p = self.preprocessing
+        return pipeline.make_dataset(faces, input_size=tuple(p["input_size"]), channels=int(p["channels"]),
+                                     normalization=p["normalization"], mean=p["norm_mean"], std=p["norm_std"],
+                                     batch_size=batch_size, cache=False)
+
+    def features(self, images, *, batch_size: int = 256) -> np.ndarray:
+        """Penultimate-layer features ``float32 [N, D]`` (the input of the last dense layer), no TTA.
+
+        The same preprocessing as :meth:`predict`; used as the embedding of GAN quality measures.
+        """
+        import keras
+
+        faces = np.asarray(images)
+        dense = [layer for layer in self.model.layers if isinstance(layer, keras.layers.Dense)]
+        if not dense:
+            raise ValueError(f"{self}: the model has no dense layer to take features from")
+        extractor = keras.Model(self.model.inputs, dense[-1].input)
+        out = extractor.predict(self._faces_dataset(faces, batch_size), verbose=0)
+        return np.asarray(out, dtype=np.float32).reshape(len(faces), -1)
+
+
+class EnsemblePredictor:
+    """Several trained runs as one model: each member's :meth:`Predictor.predict` (its own preprocessing and
+    TTA), probabilities averaged with equal weights.
+
+    Attributes:
+        members: the member :class:`Predictor` objects.
+        class_names: the shared class names.
+        run_dir: the ensemble's folder when loaded from one (None when built from member folders).
+    """
+
+    def __init__(self, members: Sequence[Predictor], run_dir=None):
+        members = list(members)
+        if not members:
+            raise ValueError("An ensemble needs at least one member run")
+        names = {tuple(m.class_names) for m in members}
+        if len(names) > 1:
+            raise ValueError("Ensemble members disagree on the classes: "
+                             + "; ".join(f"{m.run_dir}: {list(m.class_names)}" for m in members))
+        self.members = members
+        self.class_names = tuple(members[0].class_names)
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.preprocessing = {"members": [m.preprocessing for m in members]}
+
+    def __repr__(self):
+        return f"EnsemblePredictor({len(self.members)} members: {', '.join(str(m.run_dir) for m in self.members)})"
+
+    def predict(self, images, *, batch_size: int = 256, tta: Any = "default") -> np.ndarray:
+        """The members' class probabilities ``float32 [N, K]``, averaged (see :meth:`Predictor.predict`)."""
+        from fer_utils.evaluate.tta import resolve_tta
+
+        tta = resolve_tta(tta)  # checked once, before any member predicts
+        total = None
+        for m in self.members:
+            p = m.predict(images, batch_size=batch_size, tta=tta).astype(np.float64)
+            total = p if total is None else total + p
+        return (total / len(self.members)).astype(np.float32)
+
+
+def load_predictor(run_dir):
+    """The predictor of a finished model run, of an ensemble folder, of several runs ensembled, or of an export.
+
+    Args:
+        run_dir: a model run folder (``model.keras`` + ``preprocessing.json``) -> :class:`Predictor`;
+            an ensemble folder (``ensemble.json``) or a list of run folders -> :class:`EnsemblePredictor`;
+            an exported model folder (``architecture.json`` + float16 ``weights.npz``, e.g. the model shipped
+            in ``fer_utils/predict/default_model``) -> :class:`Predictor`.
+
+    Raises:
+        FileNotFoundError: the run folder lacks its model or preprocessing record (names the file).
+    """
+    if isinstance(run_dir, (list, tuple)):
+        return EnsemblePredictor([load_predictor(d) for d in run_dir])
+    if (Path(run_dir) / runs.ENSEMBLE_FILE).exists():
+        return EnsemblePredictor([load_predictor(d) for d in runs.ensemble_members(run_dir)], run_dir)
+    if is_exported(run_dir):
+        return load_exported(run_dir)
+    spec = runs.read_preprocessing(run_dir)
+    return Predictor(runs.load_model(run_dir, compile=False), spec, run_dir)
+
+
+# ----------------------------------------------------------------------------- exported model folders
+
+def is_exported(folder) -> bool:
+    """Whether ``folder`` is an exported model folder (holds ``architecture.json``)."""
+    return (Path(folder) / ARCHITECTURE_FILE).is_file()
+
+
+def _keep_bf16() -> bool:
+    """bfloat16 compute pays off only with native bf16 matmuls (or a GPU); elsewhere it is emulated, slowly."""
+    import tensorflow as tf
+
+    from fer_utils.train.compile import _cpu_supports_bf16
+
+    return _cpu_supports_bf16() or bool(tf.config.list_physical_devices("GPU"))
+
+
+def load_exported(folder, *, precision: str = "auto") -> Predictor:
+    """The :class:`Predictor` of an exported folder (float16 weights loaded as float32).
+
+    ``precision``: ``"recorded"`` computes as the model was trained and scored (the shipped model: mixed
+    bfloat16); ``"float32"`` computes in float32; ``"auto"`` keeps bfloat16 only where it is native (CPUs with
+    AVX512-BF16/AMX, GPUs) and uses float32 elsewhere, where emulated bfloat16 would be slow.
+
+    Raises:
+        FileNotFoundError: a file of the folder is missing (names it).
+        ValueError: the weights do not fit the architecture (says which weight and the shapes).
+    """
+    import keras
+
+    import fer_utils.models  # noqa: F401  (registers the custom layers before deserialising)
+
+    folder = Path(folder)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: expected one of {list(PRECISIONS)}")
+    for name in (ARCHITECTURE_FILE, WEIGHTS_FILE, runs.PREPROCESSING_FILE):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name} is missing; an exported model folder holds "
+                                    f"{list(EXPORTED_FILES)}")
+    config = (folder / ARCHITECTURE_FILE).read_text(encoding="utf-8")
+    if precision == "float32" or (precision == "auto" and _BF16_POLICY in config and not _keep_bf16()):
+        config = config.replace(_BF16_POLICY, '"config": {"name": "float32"}')
+    model = keras.models.model_from_json(config)
+    with np.load(folder / WEIGHTS_FILE) as data:
+        weights = [data[f"w{i:04d}"].astype(np.float32) for i in range(len(data.files))]
+    expected = [tuple(w.shape) for w in model.weights]
+    if len(weights) != len(expected):
+        raise ValueError(f"{folder / WEIGHTS_FILE}: {len(weights)} arrays, the architecture has "
+                         f"{len(expected)} weights")
+    for i, (w, shape) in enumerate(zip(weights, expected)):
+        if tuple(w.shape) != shape:
+            raise ValueError(f"{folder / WEIGHTS_FILE}: weight {i} ({model.weights[i].path}) has shape {w.shape}, "
+                             f"the architecture expects {shape}")
+    model.set_weights(weights)
+    return Predictor(model, runs.read_preprocessing(folder), folder)
+
+
+def read_card(folder) -> dict:
+    """The model card of an exported folder."""
+    path = Path(folder) / CARD_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; every exported model folder has a model card")
+    return json.loads(path.read_text(encoding="utf-8"))
