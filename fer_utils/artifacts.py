@@ -114,6 +114,19 @@ def parameters_table(parameters: dict, notebook: str):
                          for k, v in parameters.items()]).set_index("parameter")
 
 
+def parameters_html(parameters: dict, notebook: str) -> str:
+    """The parameters table, whole values, folded under a one-line summary (a report shows results first)."""
+    import html
+
+    table = parameters_table(parameters, notebook)
+    changed = [k for k, v in table["set by the run"].items() if v]
+    rows = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td><code>{html.escape(r['value'])}</code></td>"
+                   f"<td>{r['set by the run']}</td></tr>" for k, r in table.iterrows())
+    return (f"<details><summary><b>Parameters</b>: {len(table)}, {len(changed)} set by the run "
+            f"({html.escape(', '.join(changed))})</summary><table style='text-align:left'><tr><th>parameter</th>"
+            f"<th>value</th><th>set by the run</th></tr>{rows}</table></details>")
+
+
 class NotebookStart(NamedTuple):
     """What :func:`start` gives a notebook: ``run, parameters, ds, timer = artifacts.start(globals(), NAME)``."""
 
@@ -131,7 +144,9 @@ def start(namespace: dict, notebook: str, *, tensorflow: bool = True) -> Noteboo
     ``strict`` where declared) from the notebook's ``globals()``. ``tensorflow=False`` seeds without importing it
     (notebook 01 trains nothing).
     """
-    from IPython.display import display
+    import warnings
+
+    from IPython.display import HTML, display
 
     from fer_utils import data
 
@@ -140,10 +155,14 @@ def start(namespace: dict, notebook: str, *, tensorflow: bool = True) -> Noteboo
     seed = set_seed(namespace["seed"], tensorflow=tensorflow)
     run = run_folder(namespace.get("run_dir", ""), notebook, namespace.get("reports_dir", ""))
     parameters = notebook_parameters(namespace, notebook)
-    display(parameters_table(parameters, notebook))
+    display(HTML(parameters_html(parameters, notebook)))
     extra = {"strict": parameters["strict"]} if "strict" in parameters else {}
-    ds = data.load_dataset(parameters["dataset"], parameters["data_dir"],
-                           synthetic_per_class=parameters["synthetic_per_class"], seed=seed, **extra)
+    with warnings.catch_warnings(record=True) as caught:  # said as plain lines, not with this module's source line
+        warnings.simplefilter("always")
+        ds = data.load_dataset(parameters["dataset"], parameters["data_dir"],
+                               synthetic_per_class=parameters["synthetic_per_class"], seed=seed, **extra)
+    for w in caught:
+        print(f"{w.category.__name__}: {w.message}")
     show_banner(ds)
     return NotebookStart(run, parameters, ds, timer)
 

@@ -46,6 +46,7 @@ def test_parse_cache_gives_identical_dataset(tiny_csv, cache_dir):
     assert list(first.source_ids) == list(second.source_ids)
 
 
+@pytest.mark.slow
 def test_full_fer2013_counts_match_published(real_data):
     ds = D.load_fer2013_csv(real_data / "fer2013" / "fer2013.csv.gz")
     counts = ds.class_counts()

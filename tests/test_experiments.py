@@ -26,6 +26,7 @@ def trained_cnn(tiny_fer, tmp_path_factory):
     return root, res
 
 
+@pytest.mark.slow
 def test_run_model_trains_and_writes_every_artifact(tiny_fer, trained_cnn):
     root, res = trained_cnn
     run = root / "cnn"
@@ -106,6 +107,7 @@ def test_missing_eval_split_fails_before_training(tiny_fer, tmp_path):
     assert not (tmp_path / "cnn").exists()
 
 
+@pytest.mark.slow
 def test_ckplus_cross_validation_is_subject_independent(tmp_path):
     ck = D.synthetic_stand_in("ckplus", 4, seed=0)  # 20 pseudo-subjects
     fold = D.fold_dataset(ck, 0, k=2, seed=0, val_fraction=0.3)
@@ -153,6 +155,7 @@ def test_combine_results_warns_when_earlier_runs_used_other_data(tmp_path, capsy
     assert "WARNING: ['cnn'] were trained on different data" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_rerun_reuses_evaluates_or_refuses_by_recipe(tiny_fer, tmp_path):
     kwargs = dict(train_config={**CFG, "epochs": 2}, model_kwargs=TINY_CNN, seed=0, tta=None)
     first = experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **kwargs)

@@ -106,6 +106,7 @@ def test_balanced_batches_are_uniform_over_classes_and_reproducible():
 
 # ----------------------------------------------------------------------------- runs: resume, reuse, refuse
 
+@pytest.mark.slow
 def test_interrupted_gan_resumes_at_its_checkpoint_and_matches_an_uninterrupted_run(tmp_path, faces):
     from fer_utils.gan import training as T
 
@@ -128,6 +129,7 @@ def test_interrupted_gan_resumes_at_its_checkpoint_and_matches_an_uninterrupted_
     assert again["status"] == "reused" and again["generator_sha256"] == rest["generator_sha256"]
 
 
+@pytest.mark.slow
 def test_another_recipe_is_refused_and_overwrite_moves_the_old_run_aside(tmp_path, faces):
     from fer_utils.gan import training as T
 
@@ -141,6 +143,7 @@ def test_another_recipe_is_refused_and_overwrite_moves_the_old_run_aside(tmp_pat
     assert len(aside) == 1 and (aside[0] / "checkpoint" / "state.npz").exists()
 
 
+@pytest.mark.slow
 def test_a_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, faces):
     from fer_utils.gan import training as T
 

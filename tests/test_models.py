@@ -411,6 +411,7 @@ def test_save_load_round_trip(tmp_path, name):
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
 
 
+@pytest.mark.slow
 def test_cbam_model_loads_without_importing_fer_utils(tmp_path):
     """No custom layer: plain keras.models.load_model in a fresh process reproduces the outputs."""
     import os

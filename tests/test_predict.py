@@ -70,6 +70,7 @@ def alone_found(det, faces, sides=(100, 125, 150)):
 
 # ----------------------------------------------------------------------------- detection and framing
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["haar", "mtcnn"])
 def test_detectors_find_every_face_in_cluttered_scenes_with_several_faces(name, fixture_faces, request):
     det = request.getfixturevalue(name)
@@ -92,6 +93,7 @@ def test_detectors_find_every_face_in_cluttered_scenes_with_several_faces(name, 
     assert false_positives <= 3, (name, false_positives)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["haar", "mtcnn"])
 def test_large_photo_is_detected_downscaled_and_boxes_map_back(name, fixture_faces, request):
     det = request.getfixturevalue(name)
@@ -222,6 +224,7 @@ def test_shipped_model_reproduces_its_recorded_private_test_predictions(real_dat
     assert abs(acc_now - acc_recorded) <= 2 / len(subset)
 
 
+@pytest.mark.slow
 def test_export_round_trip_keeps_predictions_and_never_overwrites(tiny_fer, tmp_path):
     run = tmp_path / "cnn"
     experiments.run_model("cnn", tiny_fer, run, train_config={"epochs": 1, "batch_size": 16, "precision": "float32"},
@@ -404,6 +407,7 @@ def test_cli_missing_path_is_named(tmp_path, capsys):
     assert "missing.jpg" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_python_dash_m_runs_without_a_dataset(tmp_path):
     """A fresh user: the shipped model, no FER_DATA_DIR, the module entry point."""
     img = np.full((64, 64, 3), 100, np.uint8)

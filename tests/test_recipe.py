@@ -32,6 +32,7 @@ def seeded(tiny_fer, tmp_path_factory):
     return root, res
 
 
+@pytest.mark.slow
 def test_seed_runs_differ_and_the_ensemble_is_the_mean_of_their_probabilities(seeded, tiny_fer):
     root, res = seeded
     assert list(res.index) == ["cnn/seed3", "cnn/seed4", "cnn/seed5", "cnn/ensemble"]
@@ -275,6 +276,7 @@ def test_time_to_accuracy_accumulates_epoch_minutes(tmp_path):
     assert md[-1] == "| recipe | 2.0 | never | 0.6600 | 3.0 |"
 
 
+@pytest.mark.slow
 def test_recipe_benchmark_runs_resumes_and_refuses_a_typo(tmp_path):
     cmd = [sys.executable, str(ROOT / "benchmarks/recipe.py"), "--profile", "smoke", "--epochs", "1",
            "--variants", "full,no_tta", "--reports-dir", str(tmp_path / "reports"), "--out", str(tmp_path / "out"),

@@ -49,6 +49,7 @@ def _args(root, *extra):
             str(root / "reports"), *extra]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_through_the_runner(tiny_profile):
     root = tiny_profile
     run = root / "reports" / "t" / "03_baselines" / "cnn"
@@ -98,6 +99,7 @@ def test_killed_run_resumes_through_the_runner(tiny_profile):
     assert len(list((root / "reports" / "t" / "_previous").glob("*/03_baselines/cnn/metrics.json"))) == 1
 
 
+@pytest.mark.slow
 def test_different_parameters_archive_the_earlier_run(tiny_profile):
     root = tiny_profile
     first = _runner(_args(root, "--param", "03.train_config={epochs: 2}"))
@@ -124,6 +126,7 @@ def test_different_parameters_archive_the_earlier_run(tiny_profile):
     ("05.space={optimizer: [sgd, adam]}", "must set exactly the space's hyperparameters ['optimizer']"),
     ("05.tuner_settings={bayesian: {max_trails: 3}}", "tuner 'bayesian': unknown setting(s) ['max_trails']"),
 ])
+@pytest.mark.slow
 def test_typos_fail_before_any_notebook_starts(tiny_profile, override, message):
     root = tiny_profile
     only = override[:2]
@@ -134,6 +137,7 @@ def test_typos_fail_before_any_notebook_starts(tiny_profile, override, message):
     assert not (root / "reports").exists()
 
 
+@pytest.mark.slow
 def test_missing_data_dir_fails_before_any_notebook(tmp_path):
     result = _runner(["--profile", "smoke", "--only", "03", "--reports-dir", str(tmp_path / "r"),
                       "--param", f"data_dir={tmp_path / 'typo'}"])
@@ -141,6 +145,7 @@ def test_missing_data_dir_fails_before_any_notebook(tmp_path):
     assert f"data_dir='{tmp_path / 'typo'}' does not exist" in result.stderr
 
 
+@pytest.mark.slow
 def test_kaggle_copy_without_prefixes_defaults_to_its_test_split(tmp_path):
     """The most used Kaggle copy has train/ and test/ without PublicTest_/PrivateTest_ names: one Test split."""
     from fer_utils import data as D
@@ -158,6 +163,7 @@ def test_kaggle_copy_without_prefixes_defaults_to_its_test_split(tmp_path):
     assert "splits ['Training', 'Test']" in ok.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", P.PROFILES)
 def test_every_profile_passes_the_dry_run_check(profile, tmp_path):
     """--check builds every model at its input size and trains one step; a paper run checked on a laptop."""
@@ -168,6 +174,7 @@ def test_every_profile_passes_the_dry_run_check(profile, tmp_path):
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
 
 
+@pytest.mark.slow
 def test_failed_notebook_never_blocks_the_next_run(tmp_path):
     nbs, prm = tmp_path / "notebooks", tmp_path / "params"
     nbs.mkdir()
@@ -220,3 +227,69 @@ def test_stderr_filter_keeps_real_warnings():
     nb = {"cells": [{"cell_type": "code", "outputs": [{"output_type": "stream", "name": "stderr",
                                                         "text": "oneDNN custom operations are on\n"}]}]}
     assert notebook_exec.clean_outputs(nb) == 1 and nb["cells"][0]["outputs"] == []
+
+
+# Toy notebooks: the runner's failure and parameter handling, without the real notebooks.
+
+RUNNER_PARAMS = 'profile = "adhoc"\nrun_dir = ""\nreports_dir = ""\n'
+
+
+def _nb(path, cells):
+    nb = {"cells": [], "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                   "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    for i, (src, tags) in enumerate(cells):
+        nb["cells"].append({"cell_type": "code", "id": f"c{i}", "metadata": {"tags": tags}, "source": src,
+                            "outputs": [], "execution_count": None})
+    path.write_text(json.dumps(nb))
+
+
+def test_committed_notebooks_carry_no_outputs():
+    for nb in P.list_notebooks(ROOT / "notebooks"):
+        cells = json.loads(nb.read_text())["cells"]
+        for cell in cells:
+            if cell["cell_type"] == "code":
+                assert not cell["outputs"] and cell["execution_count"] is None, f"{nb.name} has outputs"
+
+
+@pytest.fixture()
+def toy_suite(tmp_path):
+    nbs, prm = tmp_path / "notebooks", tmp_path / "params"
+    nbs.mkdir()
+    prm.mkdir()
+    _nb(nbs / "01_ok.ipynb", [(RUNNER_PARAMS + "value = 1\n", ["parameters"]),
+                              ("import json, pathlib\npathlib.Path(run_dir, 'metrics.json').write_text("
+                               "json.dumps({'headline': {'value': value}, 'metadata': {'seed': 0}}))", [])])
+    _nb(nbs / "02_fail.ipynb", [(RUNNER_PARAMS, ["parameters"]),
+                                ("raise RuntimeError('deliberate failure in cell two')", [])])
+    (prm / "t.yaml").write_text("notebooks:\n  01_ok:\n    value: 7\n")
+    return tmp_path
+
+
+def _toy_args(root, *extra):
+    return ["--profile", "t", "--notebooks-dir", str(root / "notebooks"), "--params-dir", str(root / "params"),
+            "--reports-dir", str(root / "reports"), *extra]
+
+
+@pytest.mark.slow
+def test_failing_notebook_stops_with_partial_html_and_keeps_earlier_work(toy_suite):
+    result = _runner(_toy_args(toy_suite))
+    assert result.returncode == 1
+    assert "notebook 02_fail failed" in result.stderr
+    out = toy_suite / "reports" / "t"
+    assert "deliberate failure in cell two" in (out / "02_fail.html").read_text()
+    assert json.loads((out / "01_ok" / "metrics.json").read_text())["headline"]["value"] == 7
+    index = (out / "index.html").read_text()
+    assert "01_ok.html" in index and "failed" in index
+    # Re-running keeps the earlier outputs instead of overwriting them.
+    again = _runner(_toy_args(toy_suite, "--only", "01", "--param", "value=8"))
+    assert again.returncode == 0, again.stderr
+    previous = list((out / "_previous").glob("*/01_ok/metrics.json"))
+    assert len(previous) == 1 and json.loads(previous[0].read_text())["headline"]["value"] == 7
+    assert json.loads((out / "01_ok" / "metrics.json").read_text())["headline"]["value"] == 8
+
+
+def test_unknown_parameter_is_an_error_before_running(toy_suite):
+    result = _runner(_toy_args(toy_suite, "--param", "01.valu=3"))
+    assert result.returncode == 2
+    assert "unknown parameter 'valu'" in result.stderr
+    assert not (toy_suite / "reports").exists()

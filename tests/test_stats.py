@@ -117,6 +117,7 @@ def test_5x2cv_splits_are_stratified_disjoint_cover_training_and_repeat_for_a_se
     assert len({tuple(h0) for h0, _ in splits}) == 5  # five different replications
 
 
+@pytest.mark.slow
 def test_resumed_5x2cv_does_not_retrain_finished_folds(tmp_path):
     import shutil
 

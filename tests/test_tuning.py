@@ -125,6 +125,7 @@ def test_space_errors_name_the_key():
     assert (cfg.schedule, cfg.loss, kwargs) == ("step", "cosine", {})
 
 
+@pytest.mark.slow
 def test_interrupted_grid_resumes_only_the_remaining_trials(tmp_path, single_run, monkeypatch):
     from fer_utils.tune.search import FERHyperModel
 
@@ -152,6 +153,7 @@ def test_interrupted_grid_resumes_only_the_remaining_trials(tmp_path, single_run
     assert pd.read_csv(tmp_path / "grid" / "trials.csv").shape[0] == 4
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_and_reruns_only_the_interrupted_trial(tmp_path, single_run):
     folder = tmp_path / "grid"
     proc = _python(f"tiny_search({str(folder)!r})", start_new_session=True)
@@ -172,6 +174,7 @@ def test_killed_search_resumes_and_reruns_only_the_interrupted_trial(tmp_path, s
     assert _scores(table) == _scores(single_run["trials"])
 
 
+@pytest.mark.slow
 def test_another_search_in_the_folder_is_refused_unless_asked_to_start_over(tmp_path):
     search = _tiny_search()
     search(tmp_path / "grid", stop_after=1)
@@ -183,6 +186,7 @@ def test_another_search_in_the_folder_is_refused_unless_asked_to_start_over(tmp_
     assert len(moved) == 1 and (moved[0] / "trial_0000" / "trial.json").is_file()  # kept, not deleted
 
 
+@pytest.mark.slow
 def test_hyperband_sets_the_epochs_itself(tmp_path):
     out = _tiny_search()(tmp_path / "hb", kind="hyperband", settings={"max_epochs": 2, "factor": 2})
     t = out["trials"]
@@ -191,6 +195,7 @@ def test_hyperband_sets_the_epochs_itself(tmp_path):
     assert (t.epochs_run == t.epochs - t.initial_epoch).all() and set(t.epochs) == {1, 2}
 
 
+@pytest.mark.slow
 def test_distributed_chief_and_two_workers_run_each_configuration_once(tmp_path, single_run):
     from fer_utils.tune import distributed as dist
 
@@ -249,6 +254,7 @@ def test_the_worker_launcher_lives_above_tune_and_starts_workers_of_itself():
     assert help_text.returncode == 0 and "python -m fer_utils.experiments.tune_workers" in help_text.stdout
 
 
+@pytest.mark.slow
 def test_best_config_feeds_notebooks_03_and_04(tmp_path, single_run):
     from fer_utils.experiments import tuning
 
