@@ -3,8 +3,8 @@
 - ``--speed``: faces/s end to end (decode a JPEG + detect + crop + classify, the command's own code path) on
   128x128 single-face images made from FER-2013 PrivateTest faces, for each detector and test-time
   augmentation, and the classifier's images/s alone (crops already in memory). Anchor: the ``fer`` package
-  (Haar + its 58k-parameter model) runs at about 200 images/s end to end on such images on a 2-core machine
-  (measured for ``../shared/docs/stack-notes.md``).
+  (Haar + its 58k-parameter model) runs at about 200 images/s end to end on such images on a 2-core AMX machine
+  (measured by the team outside this script; 115-124 images/s on an AVX2-only one).
 - ``--scenes N``: the detectors on N composed scenes (three PrivateTest faces each, enlarged and pasted among
   clutter): faces found (IoU >= 0.5 of the framed box), median IoU, false positives, ms per scene.
 - ``--framing N``: :func:`fer_utils.predict.detect.measure_framing` on N FER-2013 Training faces per detector

@@ -189,6 +189,32 @@ def execute(notebook: Path, output: Path, parameters: dict, timeout=None, log_ou
                 os.environ[progress.ENV_VAR] = previous
 
 
+def _results_first(nb):
+    """A copy of ``nb`` whose headline numbers (the output of the cell tagged ``headline``) also stand as a table
+    right under the title, so a reader sees the results before the steps that made them."""
+    import ast
+    import copy
+    import html
+
+    import nbformat
+
+    tagged = [c for c in nb.cells if "headline" in c.get("metadata", {}).get("tags", [])]
+    results = [o for c in tagged for o in c.get("outputs", []) if o.get("output_type") == "execute_result"]
+    try:
+        head = ast.literal_eval("".join(results[0]["data"]["text/plain"])) if results else None
+    except (ValueError, SyntaxError, KeyError):
+        head = None
+    if not isinstance(head, dict) or not head:
+        return nb
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td><b>{html.escape(str(v))}</b></td></tr>"
+                   for k, v in head.items())
+    out = copy.deepcopy(nb)
+    at = 1 if out.cells and out.cells[0].cell_type == "markdown" else 0
+    out.cells.insert(at, nbformat.v4.new_markdown_cell(
+        f"**Results** (the headline of this run; the steps follow)\n\n<table>{rows}</table>"))
+    return out
+
+
 def to_html(ipynb: Path) -> Path:
     """Clean the executed notebook's start-up noise, then render it to HTML next to it (images embedded).
 
@@ -204,7 +230,7 @@ def to_html(ipynb: Path) -> Path:
         nbformat.write(nb, str(ipynb))
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nb)
+    body, _ = exporter.from_notebook_node(_results_first(nb))
     out = ipynb.with_suffix(".html")
     out.write_text(body, encoding="utf-8")
     return out

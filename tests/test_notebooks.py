@@ -22,7 +22,8 @@ import pytest
 from conftest import ROOT
 from fer_utils import params as P
 
-pytestmark = [pytest.mark.slow, pytest.mark.notebooks]
+# One worker runs every test of the shared smoke run (pytest-xdist --dist loadgroup), so the run is made once.
+pytestmark = [pytest.mark.slow, pytest.mark.notebooks, pytest.mark.xdist_group("smoke_run")]
 
 NOTEBOOKS = [nb.stem for nb in P.list_notebooks(ROOT / "notebooks")]
 REAL = bool(os.environ.get("FER_DATA_DIR"))

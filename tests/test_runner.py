@@ -243,12 +243,17 @@ def _nb(path, cells):
     path.write_text(json.dumps(nb))
 
 
-def test_committed_notebooks_carry_no_outputs():
+def test_committed_notebooks_carry_no_outputs_and_start_alike():
+    """No outputs; every notebook starts with the one start call and imports the installed package (no sys.path)."""
     for nb in P.list_notebooks(ROOT / "notebooks"):
         cells = json.loads(nb.read_text())["cells"]
         for cell in cells:
             if cell["cell_type"] == "code":
                 assert not cell["outputs"] and cell["execution_count"] is None, f"{nb.name} has outputs"
+        code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+        assert not any("sys.path" in c for c in code), f"{nb.name} edits sys.path"
+        starts = [c for c in code if f'artifacts.start(globals(), "{nb.stem}"' in c]
+        assert len(starts) == 1 and code.index(starts[0]) == 1, f"{nb.name}: the start call must follow the parameters"
 
 
 @pytest.fixture()
@@ -293,3 +298,15 @@ def test_unknown_parameter_is_an_error_before_running(toy_suite):
     assert result.returncode == 2
     assert "unknown parameter 'valu'" in result.stderr
     assert not (toy_suite / "reports").exists()
+
+
+@pytest.mark.slow
+def test_keep_going_runs_the_notebooks_after_a_failure_and_names_it(toy_suite):
+    _nb(toy_suite / "notebooks" / "03_after.ipynb", [(RUNNER_PARAMS, ["parameters"]), ("x = 1", [])])
+    stopped = _runner(_toy_args(toy_suite))
+    assert stopped.returncode == 1 and "03_after" not in json.loads(
+        (toy_suite / "reports" / "t" / "run.json").read_text())["notebooks"]
+    going = _runner(_toy_args(toy_suite, "--keep-going", "--fresh"))
+    assert going.returncode == 1 and "1 notebook(s) failed: 02_fail" in going.stderr
+    status = json.loads((toy_suite / "reports" / "t" / "run.json").read_text())["notebooks"]
+    assert {k: v["status"] for k, v in status.items()} == {"01_ok": "ok", "02_fail": "failed", "03_after": "ok"}
