@@ -345,26 +345,29 @@ def test_throughput_benchmark_measures_the_profile_recipe_as_trained():
 
 
 def test_mcnemar_pairs_only_runs_on_the_same_dataset_and_label_set(tmp_path):
-    """The synthetic FER+ stand-in (8 classes) shares source ids and labels with the synthetic FER-2013 faces; its
-    runs must not be paired with FER-2013's (the smoke run once reported 46 such rows)."""
+    """Without a dataset the FER+ stand-in is the synthetic FER-2013 faces under another name (same pixels, labels,
+    checksum): its runs must not be paired with FER-2013's (the smoke run once reported 46 such rows); nor runs on
+    another checksum, another label set, or without a checksum."""
     from fer_utils.experiments import statistics
 
     y = np.arange(40) % 2
     fer = ["anger", "happiness"]
 
-    def run(name, pred, checksum, classes):
+    def run(name, pred, checksum, classes, dataset="fer2013"):
         folder = tmp_path / name
         runs.save_predictions(folder, y, np.eye(2)[pred], source_ids=[f"r{i}" for i in range(40)],
                               split="PrivateTest", class_names=classes)
-        runs.write_metrics(folder, {"PrivateTest_accuracy": float((y == pred).mean()), "data_checksum": checksum}, {})
+        runs.write_metrics(folder, {"PrivateTest_accuracy": float((y == pred).mean()), "data_checksum": checksum},
+                           {"data": {"name": dataset, "checksum": checksum}})
         return folder
 
-    found = {"03:cnn": run("a", y, "fer2013", fer), "03:cnn_se": run("b", 1 - y, "fer2013", fer),
-             "04:ferplus/msca_resnet": run("c", y, "ferplus", ["neutral", "happiness"]),
-             "04:ferplus/other_classes": run("d", y, "fer2013", ["neutral", "happiness"]),
-             "05:no_checksum": run("e", y, "", fer)}
+    found = {"03:cnn": run("a", y, "c1", fer), "03:cnn_se": run("b", 1 - y, "c1", fer),
+             "04:ferplus/msca_resnet": run("c", y, "c1", fer, "synthetic stand-in for ferplus"),
+             "04:ferplus/other": run("d", y, "c2", fer),
+             "04:ferplus/other_classes": run("e", y, "c1", ["neutral", "happiness"]),
+             "05:no_checksum": run("f", y, "", fer)}
     table = statistics.mcnemar_table(found, "PrivateTest")
     assert [(r["model A"], r["model B"]) for _, r in table.iterrows()] == [("03:cnn", "03:cnn_se")]
-    # With equal checksums and classes the stand-in would have been paired: the test can fail.
-    same = statistics.mcnemar_table({"03:cnn": found["03:cnn"], "x": run("f", y, "fer2013", fer)}, "PrivateTest")
+    # The same dataset, checksum and classes are paired: the test can fail.
+    same = statistics.mcnemar_table({"03:cnn": found["03:cnn"], "x": run("g", y, "c1", fer)}, "PrivateTest")
     assert len(same) == 1

@@ -204,24 +204,27 @@ def _predictions(folder, split: str, exclude=None):
     mask = p["split"] == split
     if exclude is not None:
         mask &= ~np.isin(np.asarray(p["source_ids"]).astype(str), list(exclude))
-    checksum = runs.read_metrics(folder)["headline"].get("data_checksum", "")
+    metrics = runs.read_metrics(folder)
+    checksum = metrics["headline"].get("data_checksum", "")
+    dataset = (metrics.get("metadata", {}).get("data") or {}).get("name", "")
     classes = tuple(p["class_names"] or ())
-    return p["y_true"][mask], p["y_pred"][mask], np.asarray(p["source_ids"])[mask], checksum, classes
+    return p["y_true"][mask], p["y_pred"][mask], np.asarray(p["source_ids"])[mask], (dataset, checksum), classes
 
 
 def same_data_groups(preds: dict) -> dict:
-    """Runs that may be paired: scored on the same dataset (data checksum), label set (class names) and samples
-    (the same source ids and labels in the same order). ``preds``: ``{name: _predictions(...)}``.
+    """Runs that may be paired: scored on the same dataset (its name and data checksum), label set (class names)
+    and samples (the same source ids and labels in the same order). ``preds``: ``{name: _predictions(...)}``.
 
-    The checksum is required, not only equal samples: the synthetic FER+ stand-in (8 classes) shares source ids and
-    labels with the synthetic FER-2013 faces, and a run without a recorded checksum pairs with nothing.
+    Equal samples are not enough: without a dataset the FER+ and CK+ stand-ins are the synthetic FER-2013 faces
+    under another name (same pixels, labels and checksum), and a model trained as "FER+" is no FER-2013 model. A run
+    without a recorded checksum pairs with nothing.
     """
     groups = {}
-    for name, (y, _, ids, checksum, classes) in preds.items():
+    for name, (y, _, ids, (dataset, checksum), classes) in preds.items():
         if not checksum:
             print(f"{name}: no data checksum recorded; left out of the pairwise tests")
             continue
-        groups.setdefault((checksum, classes, hash((tuple(map(str, ids)), y.tobytes()))), []).append(name)
+        groups.setdefault((dataset, checksum, classes, hash((tuple(map(str, ids)), y.tobytes()))), []).append(name)
     return groups
 
 
