@@ -147,17 +147,17 @@ def test_05_tuning(smoke_run):
         if folder.is_dir():
             acc = json.loads((folder / "metrics.json").read_text())["headline"]["PrivateTest_accuracy"]
             assert tuned[f"cnn {which} PrivateTest acc"] == round(acc, 4)
-    assert tuned["Study C lr ferplus trials"] == 2 and tuned["Study C lr ckplus trials"] == 2
+    assert tuned["Study C lr ferplus trials"] == 2 and "Study C lr ckplus trials" not in tuned
 
 
 def test_06_statistics(smoke_run):
-    """Every comparison is a row of tests.csv with its Holm-adjusted p; Table XII compares 05's default and tuned CNN,
-    Table XIII the CNN with CNN+SE; McNemar pairs every two FER-2013 models of 03/04/05 and never a FER-2013 model
-    with a FER+ or CK+ one (the synthetic FER+ stand-in shares ids and labels with the synthetic FER-2013 faces)."""
+    """Every comparison is a row of tests.csv with its Holm-adjusted p; Table XII compares 05's default and tuned CNN
+    by 5x2cv; McNemar pairs every two FER-2013 models of 03/04/05 and never a FER-2013 model with a FER+ or CK+ one
+    (without data the FER+ stand-in is the synthetic FER-2013 faces under another name)."""
     head = _ran(smoke_run, "06_statistics")
     tests = pd.read_csv(smoke_run.out / "06_statistics" / "tests.csv")
-    assert head["comparisons"] == len(tests) and head["5x2cv trainings"] == 30
-    assert set(tests.family) >= {"Table XII: default vs tuned", "Table XIII: model vs model", "McNemar, every pair"}
+    assert head["comparisons"] == len(tests) and head["5x2cv trainings"] == 20
+    assert set(tests.family) >= {"Table XII: default vs tuned", "McNemar, every pair"}
     xii = tests[tests.family == "Table XII: default vs tuned"]
     assert set(zip(xii["model A"], xii["model B"])) == {("cnn default", "cnn tuned")} and len(xii) == 3
     fer = {"03:cnn", "05:cnn/default", "05:cnn/best", "04:cnn_se", "04:cnn_cbam"}

@@ -140,3 +140,28 @@ def test_resumed_5x2cv_does_not_retrain_finished_folds(tmp_path):
     # The saved splits belong to this data and seed: another seed is refused, naming the file.
     with pytest.raises(D.DataError, match="cv5x2_splits.npz holds 5x2cv splits of other data or settings"):
         statistics.run_5x2cv(ds, tmp_path, configs, **{**kw, "seed": 1})
+
+
+def test_configurations_build_table_xii_and_xiii_from_the_best_config(tmp_path):
+    """Table XII pairs 05's default and tuned configurations; Table XIII pairs models, tuned where 05 tuned them
+    (shared with Table XII, so trained once), else train_config; cv_train_config overrides every one."""
+    import json
+
+    from fer_utils.experiments import statistics
+
+    best = tmp_path / "best_config.json"
+    best.write_text(json.dumps({"cnn": {"train_config": {"learning_rate": 0.01, "epochs": 9},
+                                        "model_kwargs": {"dense_units": 8},
+                                        "default": {"train_config": {"learning_rate": 0.001, "epochs": 9}}}}))
+    configs, comparisons = statistics.configurations(best, [], [["cnn", "cnn_se"]], train_config={"epochs": 5},
+                                                     model_kwargs={"cnn_se": {"dense_units": 4}},
+                                                     cv_train_config={"epochs": 1})
+    assert comparisons == [("Table XII: default vs tuned", "cnn default", "cnn tuned"),
+                           ("Table XIII: model vs model", "cnn tuned", "cnn_se")]
+    assert set(configs) == {"cnn default", "cnn tuned", "cnn_se"}
+    assert configs["cnn tuned"]["train_config"] == {"learning_rate": 0.01, "epochs": 1}
+    assert configs["cnn default"]["train_config"]["learning_rate"] == 0.001
+    assert configs["cnn_se"] == {"model": "cnn_se", "train_config": {"epochs": 1}, "model_kwargs": {"dense_units": 4}}
+    untuned = statistics.configurations(best, [], [["cnn", "cnn_se"]], train_config={"epochs": 5},
+                                        table_xiii_use_tuned=False)[1]
+    assert untuned[-1] == ("Table XIII: model vs model", "cnn", "cnn_se")
