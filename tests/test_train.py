@@ -243,6 +243,19 @@ def test_auto_precision_follows_the_hardware(monkeypatch, gpus, bf16, expected):
         keras.mixed_precision.set_global_policy("float32")
 
 
+def test_onednn_limited_below_bf16_rules_bf16_out(monkeypatch, tmp_path):
+    """ONEDNN_MAX_CPU_ISA=AVX2 (how an AVX2-only CPU is measured on a newer one) leaves oneDNN no bf16 convolution,
+    so 'auto' must not pick mixed_bfloat16 even where /proc/cpuinfo has avx512_bf16."""
+    from fer_utils.train import compile as compile_module
+
+    monkeypatch.setattr("builtins.open", lambda *a, **k: __import__("io").StringIO("flags : avx2 avx512_bf16\n"))
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert compile_module._cpu_supports_bf16() is True
+    for isa, native in (("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True), ("ALL", True)):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+        assert compile_module._cpu_supports_bf16() is native, isa
+
+
 # --------------------------------------------------------------------------- #
 # Fitting, resume, refusing to mix runs
 # --------------------------------------------------------------------------- #

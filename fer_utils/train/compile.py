@@ -8,6 +8,7 @@ trainings all call it, so a model is always compiled the same way.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Optional
 
 import keras
@@ -17,8 +18,20 @@ from fer_utils.train.config import LOSSES, PRECISIONS, TrainConfig, choice_error
 from fer_utils.train.schedules import effective_step_table, step_schedule
 
 
+#: oneDNN ISA limits (``ONEDNN_MAX_CPU_ISA``) under which bf16 convolutions and matmuls still run natively.
+_ONEDNN_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
+                     "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "ALL", "DEFAULT")
+
+
 def _cpu_supports_bf16() -> bool:
-    """True if /proc/cpuinfo advertises native bf16 matmuls (AVX512-BF16/AMX)."""
+    """True if /proc/cpuinfo advertises native bf16 matmuls (AVX512-BF16/AMX) and oneDNN may use them.
+
+    ``ONEDNN_MAX_CPU_ISA`` below AVX512_CORE_BF16 (e.g. ``AVX2``, the way to measure an AVX2-only CPU on a newer one)
+    rules bf16 out: oneDNN then has no bf16 convolution at all.
+    """
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if isa and isa not in _ONEDNN_BF16_ISAS:
+        return False
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
