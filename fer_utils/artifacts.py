@@ -105,24 +105,15 @@ def notebook_parameters(namespace: dict, notebook: str) -> dict:
     return {k: namespace.get(k, v) for k, v in _declared_parameters(notebook).items()}
 
 
-def parameters_table(parameters: dict, notebook: str):
-    """The parameters a notebook runs with as a table (name, value, and whether the run changed the default)."""
-    import pandas as pd
-
-    declared = _declared_parameters(notebook)
-    return pd.DataFrame([{"parameter": k, "value": repr(v), "set by the run": "yes" if v != declared.get(k) else ""}
-                         for k, v in parameters.items()]).set_index("parameter")
-
-
-def parameters_html(parameters: dict, notebook: str) -> str:
-    """The parameters table, whole values, folded under a one-line summary (a report shows results first)."""
+def parameters_html(parameters: dict, defaults: dict) -> str:
+    """The parameters a run uses, whole values, marking those that differ from the notebook's ``defaults``; folded
+    under a one-line summary (a report shows its results first)."""
     import html
 
-    table = parameters_table(parameters, notebook)
-    changed = [k for k, v in table["set by the run"].items() if v]
-    rows = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td><code>{html.escape(r['value'])}</code></td>"
-                   f"<td>{r['set by the run']}</td></tr>" for k, r in table.iterrows())
-    return (f"<details><summary><b>Parameters</b>: {len(table)}, {len(changed)} set by the run "
+    changed = [k for k, v in parameters.items() if v != defaults.get(k)]
+    rows = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td><code>{html.escape(repr(v))}</code></td>"
+                   f"<td>{'yes' if k in changed else ''}</td></tr>" for k, v in parameters.items())
+    return (f"<details><summary><b>Parameters</b>: {len(parameters)}, {len(changed)} set by the run "
             f"({html.escape(', '.join(changed))})</summary><table style='text-align:left'><tr><th>parameter</th>"
             f"<th>value</th><th>set by the run</th></tr>{rows}</table></details>")
 
@@ -154,8 +145,9 @@ def start(namespace: dict, notebook: str, *, tensorflow: bool = True) -> Noteboo
     quiet_warnings()
     seed = set_seed(namespace["seed"], tensorflow=tensorflow)
     run = run_folder(namespace.get("run_dir", ""), notebook, namespace.get("reports_dir", ""))
-    parameters = notebook_parameters(namespace, notebook)
-    display(HTML(parameters_html(parameters, notebook)))
+    defaults = _declared_parameters(notebook)
+    parameters = {k: namespace.get(k, v) for k, v in defaults.items()}
+    display(HTML(parameters_html(parameters, defaults)))
     extra = {"strict": parameters["strict"]} if "strict" in parameters else {}
     with warnings.catch_warnings(record=True) as caught:  # said as plain lines, not with this module's source line
         warnings.simplefilter("always")

@@ -106,8 +106,8 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
     ap.add_argument("--log-output", action="store_true", help="stream notebook output to this terminal")
     ap.add_argument("--keep-going", action="store_true",
-                    help="after a failing notebook run the next ones anyway (those reading its files say what is "
-                         "missing); exit 1 at the end naming every failure")
+                    help="after a failing notebook run the next ones anyway (a notebook that reads the failed "
+                         "one's files may fail too); exit 1 at the end naming every failure")
     args = ap.parse_args(argv)
 
     try:
