@@ -125,7 +125,7 @@ def effect_size_5x2cv(scores_a, scores_b) -> dict:
             "cohen d_z": float(d.mean() / sd) if sd > 0 else (0.0 if not d.any() else float("inf"))}
 
 
-def cv5x2_splits(ds, seed: int, *, stratify: bool = True) -> list:
+def cv5x2_splits(ds, seed: int, *, stratify: bool = True, groups=None) -> list:
     """Five replications of a seeded 50/50 split of the training split: ``[(half_0, half_1), ...]``.
 
     Args:
@@ -133,13 +133,27 @@ def cv5x2_splits(ds, seed: int, *, stratify: bool = True) -> list:
             split can enter) or an array of labels (the arrays hold positions in it).
         seed: each replication's split seed is drawn from ``RandomState(seed)``, as mlxtend draws them.
         stratify: stratify the halves by class (our default); ``False`` splits as mlxtend does.
+        groups: a group id per row (of ``ds``, or per label): each group stays within one half (near-duplicate
+            families: no half tests on a copy of the other's images); the halves stay stratified by class, to
+            within the groups that do not fit.
     """
     from sklearn.model_selection import train_test_split
 
     if hasattr(ds, "splits"):
         rows = np.flatnonzero(ds.splits == "Training")
-        return [(rows[a], rows[b]) for a, b in cv5x2_splits(ds.labels[rows], seed, stratify=stratify)]
+        g = None if groups is None else np.asarray(groups)[rows]
+        return [(rows[a], rows[b]) for a, b in cv5x2_splits(ds.labels[rows], seed, stratify=stratify, groups=g)]
     y = np.asarray(ds)
+    if groups is not None:
+        from fer_utils.data.splits import grouped_sample
+
+        rng = np.random.RandomState(int(seed))
+        out = []
+        for _ in range(5):
+            state = rng.randint(low=0, high=32767)
+            half_0 = grouped_sample(np.arange(len(y)), y, np.asarray(groups), 0.5, state)
+            out.append((half_0, np.setdiff1d(np.arange(len(y)), half_0)))
+        return out
     counts = np.bincount(y) if len(y) else np.array([0])
     if stratify and counts[counts > 0].min() < 2:
         print(f"5x2cv: a class has a single training row ({counts.tolist()}): halves drawn without stratification")

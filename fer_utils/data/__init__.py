@@ -12,8 +12,10 @@ then ``data.load_dataset(...)`` works. Nothing under ``fer_utils.data`` imports 
 - ``ckplus``      CK+48 (folders or npz), subjects, subject-independent folds
 - ``synthetic``   the procedurally drawn default dataset and the FER+/CK+ stand-ins
 - ``discovery``   where datasets are looked for and ``load_dataset`` by name
-- ``splits``      validation carved from training only; per-class subsampling
-- ``duplicates``  byte-identical images within and across splits (leakage, conflicting labels), deduplicated views
+- ``splits``      validation carved from training only, whole near-duplicate families; per-class subsampling
+- ``near``        the near-duplicate finder (perceptual hash and low-resolution candidates, pixel check), cached
+- ``duplicates``  byte copies and near-duplicates (re-crops, re-exposures, mirrors), their families across splits
+                  (leakage, conflicting labels), deduplicated views
 - ``balanced``    GAN balancing plans and the balanced training file (real + flagged generated rows)
 - ``stats``       pixel statistics, FER vs FER+ agreement, CK+ subjects, class samples
 
@@ -59,12 +61,19 @@ from fer_utils.data.discovery import (
     locate,
 )
 from fer_utils.data.duplicates import (
+    NEAR_THRESHOLD,
     copies_of_training,
+    dataset_pairs,
     deduplicated,
     distinct_rows,
     duplicate_summary,
+    families,
+    family_table,
     find_duplicates,
     image_hashes,
+    leaked_rows,
+    near_duplicate_pairs,
+    near_duplicates,
 )
 from fer_utils.data.fer2013_csv import load_fer2013_csv
 from fer_utils.data.ferplus import ferplus_majority, load_ferplus, read_ferplus_votes
@@ -79,9 +88,10 @@ __all__ = [
     "read_balanced", "real_training_checksum", "with_balanced_training", "write_balanced",
     "CKPLUS_CLASSES", "DATASETS", "DataError", "DataSource", "FER2013_CLASSES", "FER2013_SPLITS", "FERDataset",
     "FERPLUS_CLASSES", "FERPLUS_VOTE_COLUMNS", "FER_TO_FERPLUS", "IMAGE_SUFFIXES", "KNOWN_CLASSES",
-    "SINGLE_TEST_SPLIT", "agreement_rate", "candidate_roots", "concatenate", "copies_of_training", "deduplicated",
-    "discover",
-    "distinct_rows", "duplicate_summary",
+    "NEAR_THRESHOLD", "SINGLE_TEST_SPLIT", "agreement_rate", "candidate_roots", "concatenate", "copies_of_training",
+    "deduplicated",
+    "dataset_pairs", "discover", "distinct_rows", "duplicate_summary", "families", "family_table", "leaked_rows",
+    "near_duplicate_pairs", "near_duplicates",
     "expected_splits", "ferplus_majority", "file_sha256", "find_duplicates", "fold_dataset", "image_hashes",
     "iter_class_samples", "label_agreement", "limit_per_class", "load_ckplus", "load_dataset", "load_fer2013_csv",
     "load_fer2013_folders", "load_ferplus", "load_image_folder", "load_optional", "load_synthetic", "locate",

@@ -153,15 +153,22 @@ def load_fer2013_csv(path, *, strict: bool = True, image_size: int = 48, cache_d
 
 
 
-def _cache_path(path: Path, cache_dir, tag: str):
+def cache_root(cache_dir=None):
+    """The folder of parse caches (``cache_dir``, ``$FER_CACHE_DIR`` or ``~/.cache/fer_utils``), created; None when
+    ``cache_dir`` is False or the folder cannot be made (a read-only home is no reason to fail: work every time)."""
     if cache_dir is False:
         return None
     root = Path(cache_dir or os.environ.get("FER_CACHE_DIR") or Path.home() / ".cache" / "fer_utils")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError:
-        return None  # a read-only home is no reason to fail; just parse every time
-    return root / f"{tag}-{file_sha256(path)[:24]}.npz"
+        return None
+    return root
+
+
+def _cache_path(path: Path, cache_dir, tag: str):
+    root = cache_root(cache_dir)
+    return None if root is None else root / f"{tag}-{file_sha256(path)[:24]}.npz"
 
 
 def _save_cache(cache: Path, ds: FERDataset):

@@ -8,8 +8,8 @@
    the real-trained classifier's agreement, on that classifier's penultimate features.
 4. :func:`effect_runs` trains the same model with the same seeds and budget on real-only and on each
    balanced training set; :func:`effect_table` reports every test split as published and
-   deduplicated (copies of training images removed), per-class recall, mean +- sd over seeds,
-   and McNemar per seed pair against real-only.
+   deduplicated (byte copies, near-duplicates and mirrors of training images removed), per-class recall, mean +- sd
+   over seeds, and McNemar per seed pair against real-only.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ DEDUP_SUFFIX = " (dedup)"
 
 
 def gan_training_rows(ds: D.FERDataset) -> np.ndarray:
-    """Indices of the images the GAN may train on: distinct real rows of Training."""
+    """Indices of the images the GAN may train on: one real Training row per near-duplicate family."""
     return D.distinct_rows(ds, "Training")
 
 
@@ -80,8 +80,8 @@ def quality(ds: D.FERDataset, predictor, gan_folder, *, per_class: int, seed: in
             subset_size: int = 500) -> dict:
     """KID table, copying checks (pixels and features) and classifier agreement for ``per_class`` images.
 
-    Real training images are the GAN's own (distinct real Training rows); real test and held-out images
-    are the distinct test rows that are not copies of a training image.
+    Real training images are the GAN's own (one real Training row per near-duplicate family); real test and
+    held-out images are the test rows that do not copy a training image (no byte copy, near-duplicate or mirror).
     """
     from fer_utils.gan import quality as Q
     from fer_utils.gan import training
@@ -90,7 +90,7 @@ def quality(ds: D.FERDataset, predictor, gan_folder, *, per_class: int, seed: in
     generated = training.generate(training.load_generator(gan_folder), labels, seed=seed + 1)
     train_idx = gan_training_rows(ds)
     tests = [s for s in ds.split_names if s not in ("Training", "Validation")]
-    held = np.flatnonzero(np.isin(ds.splits, tests) & ~D.copies_of_training(ds))
+    held = np.flatnonzero(np.isin(ds.splits, tests) & ~D.leaked_rows(ds))
     feats = {k: predictor.features(v) for k, v in (("gen", generated), ("train", ds.images[train_idx]),
                                                     ("held", ds.images[held]))}
     kid = Q.kid_table(feats["gen"], labels, feats["train"], ds.labels[train_idx], feats["held"], ds.labels[held],
@@ -162,7 +162,7 @@ def effect_table(runs_table: pd.DataFrame, ds: D.FERDataset, *, focus_class: str
 
     from fer_utils.stats import mcnemar_test
 
-    copies = set(ds.source_ids[D.copies_of_training(ds)].tolist())
+    copies = set(ds.source_ids[D.leaked_rows(ds)].tolist())
     tests = [s for s in ds.split_names if s not in ("Training", "Validation")]
     rows, preds = [], {}
     k = range(ds.num_classes)

@@ -214,15 +214,16 @@ def ablation_table(folders: dict, ds: D.FERDataset, *, split: str) -> pd.DataFra
 
 def validation_copies(folders: dict, ds: D.FERDataset, *, split: str = "Validation",
                       train_split: str = "Training") -> pd.DataFrame:
-    """Each variant's validation accuracy split by exact copies: validation images that equal a training image
-    byte for byte (FER-2013's Training holds such pairs, so a random carve-out inherits them) flatter a model that
-    memorises, so the validation accuracy that picks the best epoch is shown with and without them.
+    """Each variant's validation accuracy split by copies: validation images that copy a training image (byte for
+    byte, or re-cropped, re-exposed or mirrored: ``data.leaked_rows``) flatter a model that memorises, so the
+    validation accuracy that picks the best epoch is shown with and without them. The default carve-out keeps
+    near-duplicate families on one side (none); a row-by-row carve-out (``group=False``) inherits FER-2013's pairs.
 
     Scored as training scored validation (no TTA) by the variant's saved model (a TTA variant: the model it
     rescored). Columns: ``val acc``, ``val acc without copies``, ``val acc on copies``, ``val copies``.
     """
     rows = _split_rows(ds, split)
-    copy = D.copies_of_training(ds, train_split)[rows]
+    copy = D.leaked_rows(ds, train_split)[rows]
     scored = {}  # model folder -> scores: the TTA variants share the full variant's model
     out = {}
     for name, folder in folders.items():
@@ -256,7 +257,7 @@ def tta_matrix(folders: dict, ds: D.FERDataset, *, split: str, ttas=(None, "flip
     Variants without a model of their own (the TTA rescorings) are left out.
     """
     rows = _split_rows(ds, split)
-    keep = ~D.copies_of_training(ds)[rows]
+    keep = ~D.leaked_rows(ds)[rows]
     out = {}
     for name, folder in folders.items():
         if not (Path(folder) / runs.MODEL_FILE).exists():

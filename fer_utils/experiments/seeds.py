@@ -9,9 +9,11 @@ scores: every run of ``run_model``):
 - **Ensembles**: ``<run>/<model>/ensemble/`` averages the seed runs' probabilities (each member with its own
   preprocessing and TTA); it is an ordinary run folder for every reader (``metrics.json``, ``predictions.npz``)
   and a first-class model for users (``predictor.load_predictor`` on the folder or on a list of run folders).
-- **Deduplicated scores**: FER-2013's test splits hold exact copies of training images (280 PublicTest, 288
-  PrivateTest), some with other labels. :func:`add_dedup_scores` adds accuracy and macro-F1 on each test split
-  without them (``<split>_dedup_accuracy``), computed from the saved predictions, so reused runs get them too.
+- **Deduplicated scores**: FER-2013's test splits hold copies of training images: 280 PublicTest and 288
+  PrivateTest byte copies, and as many again re-cropped, re-exposed or mirrored (``data.leaked_rows``), some with
+  other labels. :func:`add_dedup_scores` adds accuracy and macro-F1 on each test split without any of them
+  (``<split>_dedup_accuracy``; ``<split>_copies`` counts the byte copies, ``<split>_near_copies`` all rows left
+  out), computed from the saved predictions, so reused runs get them too.
 """
 
 from __future__ import annotations
@@ -119,11 +121,22 @@ def evaluate_ensemble(model: str, member_dirs, ds: D.FERDataset, out_dir) -> dic
     return row
 
 
-def dedup_scores(folder, ds: D.FERDataset, copies: set | None = None) -> dict:
+def leaks(ds: D.FERDataset) -> tuple:
+    """``(byte copies, all leaked)``: source ids of the test rows that copy a Training or Validation image byte for
+    byte, and of those whose near-duplicate family holds one (byte copies, re-crops, re-exposures, mirrors)."""
+    exact = set(ds.source_ids[D.copies_of_training(ds)].astype(str).tolist())
+    return exact, exact | set(ds.source_ids[D.leaked_rows(ds)].astype(str).tolist())
+
+
+def dedup_scores(folder, ds: D.FERDataset, copies: tuple | None = None) -> dict:
     """Accuracy and macro-F1 of a run's saved predictions on each test split without its copies of training images.
 
-    Returns ``{<split>_dedup_accuracy, <split>_dedup_macro_f1, <split>_copies}`` ({} without ``predictions.npz``
-    or without source ids). ``copies``: source ids of the copies, when already computed.
+    "Copies" are the test images whose near-duplicate family holds a Training or Validation image of ``ds``: byte
+    copies, re-crops, re-scalings, re-exposures and mirrors (``data.leaked_rows``).
+
+    Returns ``{<split>_dedup_accuracy, <split>_dedup_macro_f1, <split>_copies (byte copies),
+    <split>_near_copies (every row left out)}`` ({} without ``predictions.npz`` or without source ids).
+    ``copies``: :func:`leaks` of ``ds``, when already computed.
     """
     folder = Path(folder)
     if not (folder / runs.PREDICTIONS_FILE).exists():
@@ -131,22 +144,23 @@ def dedup_scores(folder, ds: D.FERDataset, copies: set | None = None) -> dict:
     p = runs.load_predictions(folder)
     if p["split"] is None or p["source_ids"] is None:
         return {}
-    if copies is None:
-        copies = set(ds.source_ids[D.copies_of_training(ds)].astype(str).tolist())
-    is_copy = np.isin(np.asarray(p["source_ids"]).astype(str), list(copies))
+    exact, leaked = leaks(ds) if copies is None else copies
+    ids = np.asarray(p["source_ids"]).astype(str)
+    is_copy, is_leak = np.isin(ids, list(exact)), np.isin(ids, list(leaked))
     out = {}
     for split in dict.fromkeys(p["split"].tolist()):
-        keep = (p["split"] == split) & ~is_copy
+        keep = (p["split"] == split) & ~is_leak
         s = _scores(p["y_true"][keep], p["y_pred"][keep], ds.class_names)
         out[f"{split}{DEDUP}_accuracy"] = s["accuracy"]
         out[f"{split}{DEDUP}_macro_f1"] = s["macro_f1"]
         out[f"{split}_copies"] = int(((p["split"] == split) & is_copy).sum())
+        out[f"{split}_near_copies"] = int(((p["split"] == split) & is_leak).sum())
     return out
 
 
 def add_dedup_scores(results: pd.DataFrame, ds: D.FERDataset, run_dir) -> pd.DataFrame:
     """``results`` with :func:`dedup_scores` of each row's run folder (the index, relative to ``run_dir``)."""
-    copies = set(ds.source_ids[D.copies_of_training(ds)].astype(str).tolist())
+    copies = leaks(ds)
     out = results.copy()
     for name in results.index:
         for key, value in dedup_scores(Path(run_dir) / str(name), ds, copies).items():

@@ -33,14 +33,19 @@ FEW_DISCORDANT = 25
 def cv_splits(ds: D.FERDataset, run_dir, *, seed: int, stratify: bool = True) -> list:
     """The five replications' halves (row indices of ``ds``'s Training split), saved with the run.
 
+    Near-duplicate families (``data.families``) stay within one half, so no fold tests on a copy of its own
+    training images (the procedural default dataset, which has no photographs, is split row by row).
+
     A saved file is reused when it was made from the same data, seed and stratification, else refused.
 
     Raises:
         DataError: the saved splits belong to other data or settings (the file is named).
     """
     path = Path(run_dir) / SPLITS_FILE
-    splits = stats.cv5x2_splits(ds, seed, stratify=stratify)
-    key = {"data_checksum": ds.checksum, "seed": int(seed), "stratify": bool(stratify)}
+    family = D.families(ds) if min(ds.images.shape[1:]) >= 24 and not ds.is_synthetic else None
+    splits = stats.cv5x2_splits(ds, seed, stratify=stratify, groups=family)
+    key = {"data_checksum": ds.checksum, "seed": int(seed), "stratify": bool(stratify),
+           "families": family is not None}
     if path.exists():
         with np.load(path, allow_pickle=False) as z:
             saved = json.loads(str(z["key"]))
@@ -56,11 +61,13 @@ def cv_splits(ds: D.FERDataset, run_dir, *, seed: int, stratify: bool = True) ->
 
 
 def fold_dataset(ds: D.FERDataset, train_rows, test_rows, *, val_fraction: float, seed: int) -> D.FERDataset:
-    """One 5x2cv fold: ``train_rows`` as Training (validation carved from them), ``test_rows`` as ``CVTest``."""
+    """One 5x2cv fold: ``train_rows`` as Training (validation carved from them, whole families), ``test_rows`` as
+    ``CVTest``."""
     rows = np.concatenate([train_rows, test_rows])
     fold = ds.subset(rows)
     names = np.array(["Training"] * len(train_rows) + [CV_TEST] * len(test_rows), dtype=object)
-    return D.train_val_split(fold.replace(splits=names), val_fraction, seed)
+    family = D.families(ds)[rows] if min(ds.images.shape[1:]) >= 24 and not ds.is_synthetic else None
+    return D.train_val_split(fold.replace(splits=names), val_fraction, seed, family=family)
 
 
 def run_5x2cv(ds: D.FERDataset, run_dir, configs: dict, *, seed: int, stratify: bool = True,
@@ -188,13 +195,14 @@ def model_runs(run_dir, reports_dir, notebooks) -> dict:
 
 
 def test_copies(ds: D.FERDataset) -> set:
-    """Source ids of the test images that copy a training image (load before subsampling: all of Training counts).
+    """Source ids of the test images that copy a training image: byte copies, near-duplicates and mirrors
+    (``data.leaked_rows``; load before subsampling: all of Training counts).
 
     Notebook 06 compares models of several notebooks, so it leaves out copies of *any* training image; a run's own
     ``<split>_dedup_accuracy`` (``experiments.seeds.dedup_scores``) leaves out copies of the training rows of the data
     it was trained on. The two agree when the run used all of Training (the cpu and paper profiles' notebook 03).
     """
-    return set(ds.source_ids[D.copies_of_training(ds)].astype(str).tolist())
+    return set(ds.source_ids[D.leaked_rows(ds)].astype(str).tolist())
 
 
 def _predictions(folder, split: str, exclude=None):
