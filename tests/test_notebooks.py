@@ -87,11 +87,22 @@ def test_runner_finished_every_notebook(smoke_run):
 
 def test_01_eda(smoke_run):
     head = _ran(smoke_run, "01_eda")
+    near = pd.read_csv(smoke_run.out / "01_eda" / "near_duplicates.csv")
+    assert {"i", "j", "kind", "score", "distance", "split_i", "split_j", "label_i", "label_j", "source_i",
+            "source_j", "family"} <= set(near.columns)
+    assert (near["i"] < near["j"]).all() and set(near["kind"]) <= {"exact", "near", "mirror"}
+    assert head["test_copies_of_training_any_kind"] >= head["test_copies_of_training_bytes"]
     if REAL:
         assert head["counts_match_published"] is True
         assert head["n_Training"] == 28709 and head["n_PrivateTest"] == 3589
         assert head["fer_vs_ferplus_agreement"] == pytest.approx(0.653, abs=0.002)
         assert head["ckplus_subjects"] == 118
+        # 568 byte copies of Training in the test splits, and about three times as many near-duplicates or mirrors
+        assert head["test_copies_of_training_bytes"] == 568
+        assert 1500 < head["test_copies_of_training_any_kind"] < 2000
+        assert {"near", "mirror"} <= set(near["kind"]) and near.query("kind != 'exact'")["score"].min() >= 0.75
+    else:  # the drawn default faces are not photographs: byte copies only
+        assert set(near["kind"]) <= {"exact"}
 
 
 def test_02_gan_balancing(smoke_run):
