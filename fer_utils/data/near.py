@@ -210,14 +210,15 @@ def near_duplicates(a, b, *, threshold: float = NEAR_THRESHOLD) -> pd.DataFrame:
     Args:
         a, b: uint8 arrays ``[N, H, W]`` and ``[M, H, W]`` of grey images (the same size). ``b`` may be ``a`` itself:
             then each image's best match other than itself.
-        threshold: the normalised cross-correlation a ``near`` or ``mirror`` match reaches (0.9 by default).
+        threshold: the normalised cross-correlation of the fine detail a ``near`` or ``mirror`` match reaches
+            (``NEAR_THRESHOLD``, 0.75; the plain images' must also reach ``GATE``, 0.85).
 
     Returns:
         One row per image of ``a`` with a match, sorted by ``i``: ``i`` (row in a), ``j`` (best row in b),
         ``kind`` (``exact``: the same bytes; ``near``: the same photograph shifted, re-cropped, re-scaled or
         re-exposed; ``mirror``: a near-duplicate of the mirrored image), ``score`` (1.0 for exact copies, else the
-        cross-correlation) and ``distance`` (Hamming distance of the two perceptual hashes, of the mirror for
-        ``mirror``). An exact copy wins over a near one, a near one over a mirror.
+        fine-detail cross-correlation) and ``distance`` (Hamming distance of the two perceptual hashes, of the
+        mirror for ``mirror``). An exact copy wins over a near one, a near one over a mirror.
 
     Raises:
         ValueError: not uint8 ``[N, H, W]`` arrays, different image sizes, or images under 24x24 pixels.
@@ -229,7 +230,7 @@ def near_duplicates(a, b, *, threshold: float = NEAR_THRESHOLD) -> pd.DataFrame:
         raise ValueError(f"near_duplicates: a holds {a.shape[1]}x{a.shape[2]} images, b {b.shape[1]}x{b.shape[2]}; "
                          "expected the same size")
     firsts_a, ids_a = _unique(a)
-    firsts_b, ids_b = (firsts_a, ids_a) if same else _unique(b)
+    firsts_b = firsts_a if same else _unique(b)[0]
     exact = {}
     if same:
         for row, uid in enumerate(ids_a):  # each row's exact match: the first other row with the same bytes
@@ -257,7 +258,6 @@ def near_duplicates(a, b, *, threshold: float = NEAR_THRESHOLD) -> pd.DataFrame:
             rows.append((row, int(firsts_b[r.j]), r.kind, float(r.score), int(r.distance)))
     return pd.DataFrame(rows, columns=["i", "j", "kind", "score", "distance"]).astype(
         {"i": np.int64, "j": np.int64, "score": np.float64, "distance": np.int64})
-
 
 
 def near_duplicate_pairs(images, *, threshold: float = NEAR_THRESHOLD, cache_dir=None) -> pd.DataFrame:

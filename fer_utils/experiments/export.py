@@ -158,15 +158,25 @@ def split_params(params: dict) -> dict:
             "max_per_class": params.get("max_per_class", 0)}
 
 
-def training_data(dataset: str, params: dict, data_dir="auto"):
+def training_data(dataset: str, params: dict, data_dir="auto", checksum: str | None = None):
     """The dataset a notebook-03/04 run was trained on: loaded, then split as the notebook did
-    (:func:`split_params` of its parameters)."""
+    (:func:`split_params` of its parameters).
+
+    The validation carve-out keeps near-duplicate families together; runs trained before it (such as the shipped
+    model) carved row by row. With the run's recorded ``checksum``, the carve-out that reproduces it is returned
+    (the family one when neither does: the caller's checksum check then names the mismatch)."""
     from fer_utils.data import load_dataset
     from fer_utils.experiments.running import prepare
 
     split = split_params(params)
-    return prepare(load_dataset(dataset, data_dir), max_per_class=split["max_per_class"],
-                   val_fraction=split["val_fraction"], seed=split["seed"])
+    raw = load_dataset(dataset, data_dir)
+    kwargs = {"max_per_class": split["max_per_class"], "val_fraction": split["val_fraction"], "seed": split["seed"]}
+    ds = prepare(raw, **kwargs)
+    if checksum is not None and ds.checksum != checksum:
+        rowwise = prepare(raw, group=False, **kwargs)
+        if rowwise.checksum == checksum:
+            return rowwise
+    return ds
 
 
 def training_command(run_dir) -> Optional[str]:
@@ -199,8 +209,9 @@ def main(argv=None) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / runs.MODEL_FILE).is_file():
         p.error(f"{run_dir}: no {runs.MODEL_FILE}; expected a finished model run folder")
-    params = runs.read_metrics(run_dir).get("metadata", {}).get("params", {})
-    ds = training_data(args.dataset, params)
+    metrics = runs.read_metrics(run_dir)
+    ds = training_data(args.dataset, metrics.get("metadata", {}).get("params", {}),
+                       checksum=metrics.get("headline", {}).get("data_checksum"))
     command = f"{COMMAND} " + " ".join(argv if argv is not None else sys.argv[1:])
     reproduce = training_command(run_dir)
     card = export_model(run_dir, args.out, dataset=ds, tta=args.tta, overwrite=args.overwrite,

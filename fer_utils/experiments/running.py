@@ -23,8 +23,10 @@ from fer_utils.pipeline import input_pipelines
 TARGETS = ("majority", "distribution")
 
 
-def prepare(ds: D.FERDataset, *, max_per_class: int = 0, val_fraction: float = 0.1, seed: int = 0) -> D.FERDataset:
-    """Subsample and add a Validation split carved from Training.
+def prepare(ds: D.FERDataset, *, max_per_class: int = 0, val_fraction: float = 0.1, seed: int = 0,
+            group: bool = True) -> D.FERDataset:
+    """Subsample and add a Validation split carved from Training (``group``: whole near-duplicate families, the
+    default; ``False``: row by row, as runs trained before families existed).
 
     ``max_per_class`` caps each class in each split of a real dataset (0 keeps all; the smoke
     profile's small subsample). The built-in synthetic default is used whole: its size is already
@@ -34,7 +36,7 @@ def prepare(ds: D.FERDataset, *, max_per_class: int = 0, val_fraction: float = 0
         ds = D.limit_per_class(ds, max_per_class, seed)
     if "Validation" in ds.split_names:
         return ds
-    return D.train_val_split(ds, val_fraction, seed)
+    return D.train_val_split(ds, val_fraction, seed, group=group)
 
 
 def evaluation_splits(ds: D.FERDataset, eval_splits=(), report_split: str = "") -> tuple:
