@@ -69,7 +69,7 @@ def near_duplicates(ds: D.FERDataset) -> dict:
                               "byte copies": int((D.copies_of_training(ds, train) & (ds.labels == k)).sum())}
                              for k, c in enumerate(ds.class_names)]).set_index("class")
     by_class["share"] = by_class["copies of training (any kind)"] / by_class["test images"].clip(lower=1)
-    confl = table[table["conflicting"]]
+    confl = table[table["conflicting"].astype(bool)]
     conflicting = pd.DataFrame({"families": confl["majority"].value_counts(),
                                 "rows": confl.groupby("majority")["n"].sum()}).fillna(0).astype(int)
     conflicting.index.name = "majority class"

@@ -122,9 +122,18 @@ def duplicate_examples(ds, dups: pd.DataFrame, n: int = 8, save_to=None):
     return _save(fig, save_to)
 
 
+def _nothing(plt, title: str, save_to):
+    fig, ax = plt.subplots(figsize=(4, 1))
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{title}: nothing to show", ha="center", fontsize=8)
+    return _save(fig, save_to)
+
+
 def bar(series: pd.Series, title: str, ylabel: str = "", save_to=None):
-    """Simple bar chart of a Series."""
+    """Simple bar chart of a Series (an empty one: a figure that says so)."""
     plt = _plt()
+    if len(series) == 0:
+        return _nothing(plt, title, save_to)
     fig, ax = plt.subplots(figsize=(max(4, 0.7 * len(series)), 3))
     series.plot.bar(ax=ax, color="steelblue")
     ax.set_title(title)
@@ -265,6 +274,8 @@ def image_pairs(top, bottom, titles, labels=("generated", "nearest training"), s
     """Two rows of images compared column by column (e.g. generated faces and their nearest training face)."""
     plt = _plt()
     n = len(top)
+    if n == 0:
+        return _nothing(plt, f"no pairs to show ({labels[0]} / {labels[1]})", save_to)
     fig, axes = plt.subplots(2, max(n, 1), figsize=(max(n, 1) * 1.2, 2.8), squeeze=False)
     for i in range(n):
         for r, images in enumerate((top, bottom)):

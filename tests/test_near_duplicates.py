@@ -247,3 +247,32 @@ def experiments_prepare(ds):
     from fer_utils import experiments
 
     return experiments.prepare(ds, seed=42)
+
+
+def test_notebook_01_tables_count_split_pairs_classes_and_conflicts(chained, tmp_path):
+    from fer_utils import eda, plots
+
+    near = eda.near_duplicates(chained)
+    pairs = near["by_split_pair"].set_index(["images of", "with a duplicate in"])
+    assert pairs.loc[("PrivateTest", "Training"), ["exact", "near", "mirror", "any"]].tolist() == [1, 0, 0, 1]
+    assert pairs.loc[("PrivateTest", "Validation"), ["mirror", "any"]].tolist() == [1, 1]
+    assert pairs.loc[("PublicTest", "Training"), ["near", "of"]].tolist() == [1, 1]
+    assert near["by_class"]["copies of training (any kind)"].sum() == 3
+    assert near["conflicting"].to_dict("index") == {"a": {"families": 1, "rows": 3}}
+    assert set(near["pairs"]["family"]) == {near["family"][0], near["family"][3]}
+    top, bottom, titles = eda.example_pairs(chained, near["pairs"])
+    assert len(top) == len(bottom) == len(titles) >= 1
+    plots.image_pairs(top, bottom, titles, save_to=tmp_path / "pairs.png")
+    assert (tmp_path / "pairs.png").stat().st_size > 0
+
+
+def test_notebook_01_tables_on_drawn_faces_without_duplicates(tmp_path):
+    from fer_utils import eda, plots
+
+    ds = D.load_synthetic(6, seed=0)
+    near = eda.near_duplicates(ds)
+    assert near["pairs"].empty and near["by_split_pair"].empty and near["conflicting"].empty
+    assert near["by_class"]["copies of training (any kind)"].sum() == 0
+    plots.bar(near["pairs"]["distance"].value_counts(), "distances", save_to=tmp_path / "d.png")
+    plots.image_pairs(*eda.example_pairs(ds, near["pairs"]), save_to=tmp_path / "p.png")
+    assert (tmp_path / "d.png").exists() and (tmp_path / "p.png").exists()

@@ -176,7 +176,8 @@ def family_table(ds: FERDataset, family: np.ndarray | None = None) -> pd.DataFra
              "majority": g.label.value_counts().index[0], "source_ids": list(g.source)}
             for f, g in df.groupby("family", sort=True)]
     return pd.DataFrame(rows, columns=["family", "n", "splits", "labels", "cross_split", "conflicting", "majority",
-                                       "source_ids"])
+                                       "source_ids"]).astype({"family": np.int64, "n": np.int64, "cross_split": bool,
+                                                              "conflicting": bool})
 
 
 def leaked_rows(ds: FERDataset, train_split=("Training", "Validation"), family: np.ndarray | None = None
