@@ -62,11 +62,11 @@ def near_duplicates(ds: D.FERDataset) -> dict:
                      "share": len(g) / max(1, size)})
     by_pair = pd.DataFrame(rows, columns=["images of", "with a duplicate in", *kinds, "any", "of", "share"])
     train = [s for s in ("Training", "Validation") if s in ds.split_names]
-    leaked = D.leaked_rows(ds, train, family)
+    leaked, copies = D.leaked_rows(ds, train, family), D.copies_of_training(ds, train)
     tests = ~np.isin(ds.splits, train)
     by_class = pd.DataFrame([{"class": c, "test images": int((tests & (ds.labels == k)).sum()),
                               "copies of training (any kind)": int((leaked & (ds.labels == k)).sum()),
-                              "byte copies": int((D.copies_of_training(ds, train) & (ds.labels == k)).sum())}
+                              "byte copies": int((copies & (ds.labels == k)).sum())}
                              for k, c in enumerate(ds.class_names)]).set_index("class")
     by_class["share"] = by_class["copies of training (any kind)"] / by_class["test images"].clip(lower=1)
     confl = table[table["conflicting"].astype(bool)]
