@@ -233,13 +233,18 @@ def results_bars(table: pd.DataFrame, column: str, reference: dict | None = None
 
 
 def gan_losses(losses: pd.DataFrame, smooth: int = 50, save_to=None):
-    """D and G losses and the discriminator's accuracy on real and fake batches over steps (moving average)."""
+    """D and G losses, the discriminator's accuracy on real and fake batches and (when logged) its auxiliary
+    classifier's accuracy on real and generated faces, over steps (moving average)."""
     plt = _plt()
     window = max(1, min(smooth, len(losses) // 10 or 1))
     rolled = losses.set_index("step").rolling(window, min_periods=1).mean()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+    classes = [c for c in ("class_acc_real", "class_acc_fake") if c in rolled]
+    fig, axes = plt.subplots(1, 3 if classes else 2, figsize=(16 if classes else 11, 3.5))
     rolled[["d_loss", "g_loss"]].plot(ax=axes[0], title=f"losses (moving average of {window} steps)")
     rolled[["d_acc_real", "d_acc_fake"]].plot(ax=axes[1], title="discriminator accuracy", ylim=(0, 1))
+    if classes:
+        rolled[classes].plot(ax=axes[2], title="auxiliary classifier accuracy (in training, not a judge)",
+                             ylim=(0, 1))
     for ax in axes:
         ax.set_xlabel("step")
     fig.tight_layout()

@@ -106,16 +106,30 @@ def test_01_eda(smoke_run):
 
 
 def test_02_gan_balancing(smoke_run):
-    """The GAN ran its steps, the balanced training file carries the flags, kid.csv has every class."""
+    """The GAN ran its steps, the balanced file carries the flags, every quality table is written, the copying
+    controls read as known (copies found, blurry averages and a perfect generator not), the effect has its control."""
     gan = _ran(smoke_run, "02_gan_balancing")
     out = smoke_run.out / "02_gan_balancing"
     assert gan["gan_steps"] == 4 and len(gan["generator_sha256"]) == 64
     with np.load(out / "balanced_train.npz") as z:
         assert z["is_synthetic"].sum() == 9 and str(z["generator_sha256"]) == gan["generator_sha256"]
     kid = pd.read_csv(out / "kid.csv")
-    assert {"class", "KID", "standard error", "floor"} <= set(kid.columns) and len(kid) == 8
+    assert {"class", "kid", "kid_se", "floor", "between_class"} <= set(kid.columns) and len(kid) == 8
+    quality = pd.read_csv(out / "quality.csv").set_index("class")
+    assert {"gan_test", "real_test", "near_copy_rate"} <= set(quality.columns) and len(quality) == 8
+    assert gan["gan_test_mean"] == pytest.approx(quality.loc["mean", "gan_test"])
+    copying = pd.read_csv(out / "copying.csv").set_index("set")
+    assert list(copying.index) == ["generated", "perfect generator", "blurry averages", "copies"]
+    assert copying.loc["copies", "near_copy_rate"] == 1.0 and copying.loc["copies", "z_u_features"] < 0
+    assert copying.loc["perfect generator", "near_copy_rate"] == 0.0
+    assert copying.loc["blurry averages", "near_copy_rate"] == 0.0
+    cas = pd.read_csv(out / "cas.csv")
+    assert set(cas["trained on"]) == {"generated", "real"} and cas["balanced_accuracy"].between(0, 1).all()
+    summary = pd.read_csv(out / "effect_summary.csv")
+    assert {"real_only", "real_oversampled", "real_gan"} <= set(summary["condition"])
     assert {k for k in gan if k.startswith("PrivateTest (dedup) accuracy")} == {
-        f"PrivateTest (dedup) accuracy {c}" for c in ("real only", "explicit", "study_a_table3")}
+        f"PrivateTest (dedup) accuracy {c}" for c in ("real_only", "real_oversampled", "real_gan",
+                                                      "real_oversampled:study_a_table3", "real_gan:study_a_table3")}
 
 
 def test_03_baselines(smoke_run):

@@ -25,6 +25,7 @@ Bad input raises :class:`DataError` naming the file, row or path and what was ex
 from fer_utils.data.balanced import (
     BALANCED_FILE,
     STUDY_A_TABLE3,
+    oversampled,
     plan_counts,
     plan_label,
     read_balanced,
@@ -84,7 +85,7 @@ from fer_utils.data.stats import agreement_rate, iter_class_samples, label_agree
 from fer_utils.data.synthetic import load_synthetic, make_synthetic_faces, synthetic_stand_in
 
 __all__ = [
-    "BALANCED_FILE", "STUDY_A_TABLE3", "check_generated_only_in_training", "plan_counts", "plan_label",
+    "BALANCED_FILE", "STUDY_A_TABLE3", "check_generated_only_in_training", "oversampled", "plan_counts", "plan_label",
     "read_balanced", "real_training_checksum", "with_balanced_training", "write_balanced",
     "CKPLUS_CLASSES", "DATASETS", "DataError", "DataSource", "FER2013_CLASSES", "FER2013_SPLITS", "FERDataset",
     "FERPLUS_CLASSES", "FERPLUS_VOTE_COLUMNS", "FER_TO_FERPLUS", "IMAGE_SUFFIXES", "KNOWN_CLASSES",

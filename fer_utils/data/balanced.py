@@ -170,3 +170,28 @@ def with_balanced_training(ds: FERDataset, path) -> FERDataset:
                        source_ids=np.array([f"gan:{sha}:{i}" for i in range(gen.sum())], dtype=object),
                        name=ds.name, generated=np.ones(gen.sum(), bool))
     return concatenate([ds, added], name=ds.name)
+
+
+def oversampled(ds: FERDataset, counts: dict, seed: int) -> FERDataset:
+    """``ds`` with ``counts[c]`` extra Training rows per class resampled from its real Training rows of class c.
+
+    The control for GAN balancing: the same per-class counts as a plan, made of real faces again (uniform with
+    replacement), so the classifier sees the same class mix and number of rows per epoch, only not new images.
+    The extra rows keep their original's source id (a row seen twice is one photograph; the near-duplicate
+    families count each source id once) and are not flagged generated.
+
+    Raises:
+        DataError: a class with extra rows but no real Training row to resample.
+    """
+    from fer_utils.data.dataset import concatenate
+
+    rng = np.random.default_rng([int(seed), 4241])
+    real = np.flatnonzero((ds.splits == "Training") & ~ds.generated)
+    picks = []
+    for c, name in enumerate(ds.class_names):
+        n = int(counts.get(name, 0))
+        pool = real[ds.labels[real] == c]
+        if n and not len(pool):
+            raise DataError(f"oversampling: class {name!r} needs {n} rows and has no real Training row")
+        picks.append(pool[rng.integers(0, len(pool), n)] if n else np.zeros(0, np.int64))
+    return concatenate([ds, ds.subset(np.concatenate(picks))], name=ds.name)

@@ -118,8 +118,11 @@ def deduplicated(ds: FERDataset, train_split=("Training", "Validation")) -> FERD
 # ----------------------------------------------------------------------------- families over a dataset
 
 def _real_rows(ds: FERDataset) -> np.ndarray:
-    """Rows the families cover: every row but GAN-generated ones."""
-    return np.flatnonzero(~ds.generated)
+    """Rows the families cover: every row but GAN-generated ones, each source id once (an oversampled row is
+    its original again, ``data.oversampled``)."""
+    rows = np.flatnonzero(~ds.generated)
+    _, first = np.unique(ds.source_ids[rows].astype(str), return_index=True)
+    return rows[np.sort(first)]
 
 
 def dataset_pairs(ds: FERDataset, *, cache_dir=None) -> pd.DataFrame:

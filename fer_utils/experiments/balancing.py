@@ -4,12 +4,16 @@
    validation was carved out, so never on validation or test rows).
 2. :func:`balance` turns a plan into per-class counts, generates them with the EMA generator and
    writes ``balanced_train.npz`` (real + flagged generated rows) into the run folder.
-3. :func:`quality` measures per-class KID against its real-vs-real floor, the data-copying test and
-   the real-trained classifier's agreement, on that classifier's penultimate features.
-4. :func:`effect_runs` trains the same model with the same seeds and budget on real-only and on each
-   balanced training set; :func:`effect_table` reports every test split as published and
-   deduplicated (byte copies, near-duplicates and mirrors of training images removed), per-class recall, mean +- sd
-   over seeds, and McNemar per seed pair against real-only.
+3. :func:`effect_conditions` lines up what the effect compares: ``real_only``; ``real_oversampled`` (the plan's
+   per-class counts made of resampled real rows: the control that isolates the images, since it shares the class
+   mix and the number of rows per epoch); ``real_gan`` (the plan's generated rows). :func:`effect_runs` trains the
+   same model with the same seeds and the same number of *real* epochs in every condition (an epoch is one pass
+   over the condition's own training rows, so every real row is seen once per epoch; the two balanced
+   conditions take the same, larger number of steps). :func:`effect_table` reports every test split as
+   published and deduplicated, per-class recall, mean +- sd over seeds, and McNemar per seed (each condition
+   against real only, and real + GAN against real oversampled) with Holm over each split's table.
+
+The quality of the generated faces is measured in :mod:`fer_utils.experiments.gan_quality`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from fer_utils import progress, runs
 
 GAN_DIR = "gan"
 EFFECT_DIR = "effect"
-REAL_ONLY = "real only"
+REAL_ONLY = "real_only"
+OVERSAMPLED = "real_oversampled"
+WITH_GAN = "real_gan"
 DEDUP_SUFFIX = " (dedup)"
 
 
@@ -76,65 +82,56 @@ def balance(ds: D.FERDataset, gan_folder, plan, path, *, seed: int) -> tuple:
     return balanced, table
 
 
-def quality(ds: D.FERDataset, predictor, gan_folder, *, per_class: int, seed: int, subsets: int = 20,
-            subset_size: int = 500) -> dict:
-    """KID table, copying checks (pixels and features) and classifier agreement for ``per_class`` images.
-
-    Real training images are the GAN's own (one real Training row per near-duplicate family); real test and
-    held-out images are the test rows that do not copy a training image (no byte copy, near-duplicate or mirror).
-    """
-    from fer_utils.gan import quality as Q
-    from fer_utils.gan import training
-
-    labels = np.repeat(np.arange(ds.num_classes), per_class)
-    generated = training.generate(training.load_generator(gan_folder), labels, seed=seed + 1)
-    train_idx = gan_training_rows(ds)
-    tests = [s for s in ds.split_names if s not in ("Training", "Validation")]
-    held = np.flatnonzero(np.isin(ds.splits, tests) & ~D.leaked_rows(ds))
-    feats = {k: predictor.features(v) for k, v in (("gen", generated), ("train", ds.images[train_idx]),
-                                                    ("held", ds.images[held]))}
-    kid = Q.kid_table(feats["gen"], labels, feats["train"], ds.labels[train_idx], feats["held"], ds.labels[held],
-                      ds.class_names, subsets=subsets, subset_size=subset_size, seed=seed)
-    pixels = Q.copying_check(generated, ds.images[train_idx], ds.images[held])
-    features = Q.copying_check(feats["gen"], feats["train"], feats["held"])
-    copying = pd.DataFrame([{"space": space, **{k: v for k, v in r.items() if not k.startswith("gen_")}}
-                            for space, r in (("pixels", pixels), ("classifier features", features))])
-    agreement = Q.class_agreement(predictor.predict(generated), labels, ds.class_names)
-    order = np.argsort(pixels["gen_distance"])[:8]
-    closest = {"generated": generated[order], "nearest training": ds.images[train_idx][pixels["gen_nearest"][order]],
-               "distance": pixels["gen_distance"][order]}
-    return {"kid": kid, "copying": copying, "agreement": agreement, "closest": closest, "generated": generated,
-            "labels": labels, "held_out_split": tests}
-
-
 # ----------------------------------------------------------------------------- the effect
+
+def effect_conditions(ds: D.FERDataset, plan, compare_plans=(), balanced: dict | None = None, *,
+                      seed: int) -> dict:
+    """``{condition: dataset}`` in table order: real only, then per plan real oversampled and real + GAN.
+
+    ``balanced``: ``{plan label: balanced dataset}`` from :func:`balance`; without it (or without a plan's entry)
+    only the controls are returned, so they can train while the GAN does. The main ``plan``'s conditions are
+    named ``real_oversampled`` and ``real_gan``, a compared plan's ``real_oversampled:<label>``.
+    """
+    real = real_training_counts(ds)
+    out = {REAL_ONLY: ds}
+    for p in [plan, *[q for q in compare_plans if q != plan]]:
+        label = D.plan_label(p)
+        suffix = "" if p == plan else f":{label}"
+        out[OVERSAMPLED + suffix] = D.oversampled(ds, D.plan_counts(p, ds.class_names, real), seed=seed)
+        if balanced and label in balanced:
+            out[WITH_GAN + suffix] = balanced[label]
+    return out
+
 
 def effect_runs(model: str, conditions: dict, run_dir, *, seeds, train_config: dict, **kwargs) -> pd.DataFrame:
     """Train ``model`` on every condition (``{label: prepared dataset}``) with every seed.
 
-    Each run lives in ``run_dir/effect/<label>/seed<s>`` and resumes or is reused like any model run.
-    Returns one row per (condition, seed) with the run folder.
+    Every condition trains ``train_config["epochs"]`` passes over its own training rows: the same real epochs
+    everywhere (each real row once per epoch); the balanced conditions take more steps per epoch for their extra
+    rows. Each run lives in ``run_dir/effect/<label>/seed<s>`` and resumes or is reused like any model run.
+    Returns one row per (condition, seed) with the run folder and the steps it took.
     """
     from fer_utils.experiments.running import run_model
     from fer_utils.train import TrainConfig
     from fer_utils.train.compile import steps_per_epoch
 
-    # The same budget for every condition: as many steps per epoch as the real-only training set gives,
-    # so a larger balanced set does not also buy more updates.
-    first = next(iter(conditions.values()))
-    if not train_config.get("steps_per_epoch"):
-        train_config = {**train_config, "steps_per_epoch": steps_per_epoch(
-            int((first.splits == "Training").sum()), TrainConfig.from_dict(train_config).batch_size)}
+    cfg = TrainConfig.from_dict(train_config)
     rows = []
     for label, cond_ds in conditions.items():
+        n_train = int((cond_ds.splits == "Training").sum())
+        n_real = int(((cond_ds.splits == "Training") & ~cond_ds.generated).sum())
+        per_epoch = min(steps_per_epoch(n_train, cfg.batch_size), cfg.steps_per_epoch or n_train)
         for s in seeds:
             progress.report(f"effect: {label}, seed {s}")
             folder = Path(run_dir) / EFFECT_DIR / _folder_name(label) / f"seed{s}"
             r = run_model(model, cond_ds, folder, train_config=train_config, seed=int(s),
                           label=f"{label} seed {s}", **kwargs)
             rows.append({"condition": label, "seed": int(s), "run": str(folder), "status": r["status"],
-                         "train rows": int((cond_ds.splits == "Training").sum()),
-                         "generated rows": int(cond_ds.generated.sum())})
+                         "train rows": n_train,
+                         "distinct real rows": int(len(D.distinct_rows(cond_ds, by_family=False))),
+                         "real rows": n_real, "generated rows": int(cond_ds.generated.sum()),
+                         "epochs": cfg.epochs, "steps": per_epoch * cfg.epochs,
+                         "train seconds": r.get("train_seconds", np.nan)})
     return pd.DataFrame(rows)
 
 
@@ -150,17 +147,19 @@ def _scores(pred: dict, ids_to_drop: set, split: str, class_names) -> tuple:
     return y, p, pred["source_ids"][keep]
 
 
-def effect_table(runs_table: pd.DataFrame, ds: D.FERDataset, *, focus_class: str = "Disgust") -> dict:
+def effect_table(runs_table: pd.DataFrame, ds: D.FERDataset, *, focus_class: str = "Disgust",
+                 alpha: float = 0.05) -> dict:
     """Scores of every effect run on each test split, as published and deduplicated.
 
     Returns:
         ``per_run`` (one row per condition, seed and split: accuracy, macro-F1, recall per class),
         ``summary`` (mean and sd over seeds per condition and split), ``mcnemar`` (each condition
-        against real only with the same seed, per split).
+        against real only with the same seed, real + GAN also against real oversampled, per split, with Holm
+        over each split's rows).
     """
     from sklearn.metrics import f1_score, recall_score
 
-    from fer_utils.stats import mcnemar_test
+    from fer_utils.stats import holm, mcnemar_test
 
     copies = set(ds.source_ids[D.leaked_rows(ds)].tolist())
     tests = [s for s in ds.split_names if s not in ("Training", "Validation")]
@@ -183,39 +182,60 @@ def effect_table(runs_table: pd.DataFrame, ds: D.FERDataset, *, focus_class: str
     summary.columns = [f"{m} {stat}" for m, stat in summary.columns]
     tests_rows = []
     for (cond, seed, variant), (y, p, ids) in preds.items():
-        if cond == REAL_ONLY or (REAL_ONLY, seed, variant) not in preds:
-            continue
-        y0, p0, ids0 = preds[(REAL_ONLY, seed, variant)]
-        if not np.array_equal(ids0, ids):
-            raise ValueError(f"effect: {cond} seed {seed} was evaluated on other {variant} rows than real only")
-        t = mcnemar_test(y, p0, p)
-        tests_rows.append({"split": variant, "condition": cond, "seed": seed,
-                           "real only right, balanced wrong": t["a right b wrong"],
-                           "real only wrong, balanced right": t["a wrong b right"], "p": t["p"], "method": t["method"],
-                           f"delta {focus_class} recall": (_recall(y, p, ds, focus_class)
-                                                           - _recall(y0, p0, ds, focus_class))})
-    return {"per_run": per_run, "summary": summary.reset_index(), "mcnemar": pd.DataFrame(tests_rows)}
+        for reference in _references(cond):
+            if (reference, seed, variant) not in preds:
+                continue
+            y0, p0, ids0 = preds[(reference, seed, variant)]
+            if not np.array_equal(ids0, ids):
+                raise ValueError(f"effect: {cond} seed {seed} was evaluated on other {variant} rows than {reference}")
+            t = mcnemar_test(y, p0, p)
+            tests_rows.append({"split": variant, "condition": cond, "against": reference, "seed": seed,
+                               "accuracy delta": float((p == y).mean() - (p0 == y0).mean()),
+                               "reference right, condition wrong": t["a right b wrong"],
+                               "reference wrong, condition right": t["a wrong b right"], "p": t["p"],
+                               "method": t["method"],
+                               f"delta {focus_class} recall": (_recall(y, p, ds, focus_class)
+                                                               - _recall(y0, p0, ds, focus_class))})
+    mcnemar = pd.DataFrame(tests_rows)
+    if len(mcnemar):
+        # One Holm family per split (as published / deduplicated): every comparison and seed of the table.
+        mcnemar["p (Holm)"] = np.nan
+        mcnemar["differs (Holm)"] = False
+        for _, idx in mcnemar.groupby("split", sort=False).groups.items():
+            adjusted, reject = holm(mcnemar.loc[idx, "p"].to_numpy(), alpha=alpha)
+            mcnemar.loc[idx, "p (Holm)"], mcnemar.loc[idx, "differs (Holm)"] = adjusted, reject
+    return {"per_run": per_run, "summary": summary.reset_index(), "mcnemar": mcnemar}
+
+
+def _references(condition: str) -> list:
+    """What a condition is tested against: real only, and for real + GAN also the oversampled control."""
+    if condition == REAL_ONLY:
+        return []
+    if condition.startswith(WITH_GAN):
+        return [REAL_ONLY, OVERSAMPLED + condition[len(WITH_GAN):]]
+    return [REAL_ONLY]
 
 
 def _recall(y, p, ds: D.FERDataset, name: str) -> float:
-    if name not in ds.class_names:
+    lower = [c.lower() for c in ds.class_names]
+    if name.lower() not in lower:
         return float("nan")
-    c = ds.class_names.index(name)
+    c = lower.index(name.lower())
     return float((p[y == c] == c).mean()) if (y == c).any() else float("nan")
 
 
-def headline(gan_summary: dict, kid: pd.DataFrame, copying: pd.DataFrame, effect: dict, report_split: str) -> dict:
-    """The numbers notebook 02 ends with (read back by its test)."""
+def headline(gan_summary: dict, quality: dict, effect: dict, report_split: str) -> dict:
+    """The numbers notebook 02 ends with (read back by its test): the GAN run, ``quality`` (from
+    ``gan_quality.headline``), and per condition the mean accuracy and macro-F1 on ``report_split``, as published
+    and deduplicated."""
     summary = effect["summary"]
     row = {"gan_steps": int(gan_summary["steps"]), "gan_seconds": float(gan_summary["seconds"]),
-           "gan_status": gan_summary["status"], "generator_sha256": gan_summary["generator_sha256"],
-           "kid_all": float(kid.loc[kid["class"] == "all", "KID"].iloc[0]),
-           "kid_floor_all": float(kid.loc[kid["class"] == "all", "floor"].iloc[0]),
-           "copying_pixels_p": float(copying.loc[copying["space"] == "pixels", "p"].iloc[0])}
+           "gan_status": gan_summary["status"], "generator_sha256": gan_summary["generator_sha256"], **quality}
     for split in (report_split, report_split + DEDUP_SUFFIX):
         sub = summary[summary["split"] == split]
-        for condition, accuracy in zip(sub["condition"], sub["accuracy mean"]):
+        for condition, accuracy, f1 in zip(sub["condition"], sub["accuracy mean"], sub["macro_f1 mean"]):
             row[f"{split} accuracy {condition}"] = float(accuracy)
+            row[f"{split} macro_f1 {condition}"] = float(f1)
     return row
 
 
@@ -272,32 +292,7 @@ def gan_samples(gan_summary: dict) -> dict:
     return training.sample_history(gan_summary["folder"])
 
 
-def convergence(kid: pd.DataFrame, steps: int) -> str:
-    """A plain-words verdict: is the generator's KID near the real-vs-real floor after ``steps`` steps?"""
-    row = kid.loc[kid["class"] == "all"].iloc[0]
-    if not np.isfinite(row["KID"]) or not np.isfinite(row["floor"]):
-        return f"not measurable (too few images) after {steps} steps"
-    if row["KID"] > 2 * max(row["floor"], 0) + 2 * row["standard error"]:
-        return (f"NOT CONVERGED: after {steps} steps the generated faces' KID ({row['KID']:.4g} +- "
-                f"{row['standard error']:.2g}) is more than twice the real-vs-real floor ({row['floor']:.4g}); "
-                "a longer run (the paper profile's 30k steps) should bring it down")
-    return f"close to the real-vs-real floor after {steps} steps (KID within 2x the floor)"
-
-
 def recall_matrix(summary: pd.DataFrame, split: str, class_names) -> pd.DataFrame:
     """Mean recall per class (columns) and condition (rows) on ``split``, for a heatmap."""
     sub = summary[summary["split"] == split].set_index("condition")
     return sub[[f"recall {c} mean" for c in class_names]].set_axis(list(class_names), axis=1)
-
-
-def real_and_generated(ds: D.FERDataset, quality_result: dict, per_class: int = 8, seed: int = 0) -> list:
-    """``[(name, images), ...]`` rows for :func:`fer_utils.plots.sample_grid`: per class, real then generated faces."""
-    rng = np.random.default_rng(seed)
-    train_idx = gan_training_rows(ds)
-    rows = []
-    for c, name in enumerate(ds.class_names):
-        real = train_idx[ds.labels[train_idx] == c]
-        gen = quality_result["generated"][quality_result["labels"] == c]
-        rows.append((f"{name}: real", ds.images[rng.permutation(real)[:per_class]]))
-        rows.append((f"{name}: generated", gen[:per_class]))
-    return rows

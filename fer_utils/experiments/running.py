@@ -85,7 +85,7 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
               normalization: str = "auto", augment: dict | None = None, eval_splits=("PublicTest", "PrivateTest"),
               tta: str | None = "flip", seed: int = 0, model_kwargs: dict | None = None,
               target: str = "majority", overwrite: bool = False, params: dict | None = None,
-              label: str | None = None) -> dict:
+              label: str | None = None, copies: tuple | None = None) -> dict:
     """Train one registry model on ``ds`` and evaluate it on ``eval_splits``.
 
     Args:
@@ -108,6 +108,8 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
             reused (finished); one with another recipe is refused.
         params: the notebook parameters, recorded in ``metrics.json``.
         label: the name progress lines give this run (default: the model name).
+        copies: ``experiments.seeds.leaks`` of the dataset the test copies are judged against, when already
+            known (default: computed from ``ds``; a training set of generated faces only passes the real one's).
 
     Returns:
         A flat dict of results (model, accuracy and macro-F1 per evaluated split as published and without the test
@@ -142,7 +144,7 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
         progress.report(f"{label}: finished earlier with the same recipe, results reused")
         stored = runs.read_metrics(run_dir)
         # Runs finished before the deduplicated scores existed get them from their saved predictions.
-        return {"model": model_name, **dedup_scores(run_dir, ds), **stored["headline"], "status": "reused"}
+        return {"model": model_name, **dedup_scores(run_dir, ds, copies), **stored["headline"], "status": "reused"}
     run_dir.mkdir(parents=True, exist_ok=True)
     runs.write_recipe(run_dir, recipe)
     timer = artifacts.Timer()
@@ -175,7 +177,7 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
     for split, m in per_split.items():
         results[f"{split}_accuracy"] = m["accuracy"]
         results[f"{split}_macro_f1"] = m["macro_f1"]
-    results.update(dedup_scores(run_dir, ds))
+    results.update(dedup_scores(run_dir, ds, copies))
     results["seconds"] = round(timer.seconds, 1)
     metadata = artifacts.run_metadata(seed, ds, params or {}, precision=policy, tta=tta, target=target,
                                       train_config=cfg.to_dict(), input_size=size, normalization=normalization,

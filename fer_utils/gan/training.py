@@ -6,9 +6,10 @@ Owns the GAN run folder (``<notebook run>/gan/``):
   another recipe is refused (or moved aside with ``overwrite``), never silently reused
 - ``checkpoint/``      every variable (networks, EMA, optimizers, random state) after each chunk of
   ``checkpoint_every`` steps, written atomically next to the previous good one; resume starts there
-- ``losses.csv``       step, D and G loss, D accuracy on real and on fake, seconds
+- ``losses.csv``       step, D and G loss, D accuracy on real and on fake, the auxiliary classifier's accuracy
+                       on real and on fake faces, the R1 penalty (0 on steps without it), seconds
 - ``samples/``         fixed-noise grids of the EMA generator (``step_<n>.npz`` + ``.png``), one row per class
-- ``generator.keras``  the EMA generator when training finished, and ``generator.sha256`` (its file checksum)
+- ``generator.keras``  the EMA generator when training finished, and ``generator.sha256`` (its weights' checksum)
 
 Batches are class balanced (uniform class, then uniform image of that class) and drawn from a
 generator seeded by ``(seed, chunk)``, so a resumed run sees the same batches as an uninterrupted one.
@@ -28,7 +29,6 @@ import numpy as np
 
 from fer_utils import progress, runs
 from fer_utils.data.balanced import images_checksum
-from fer_utils.data.dataset import file_sha256
 
 RECIPE_FILE = "gan_recipe.json"
 CHECKPOINT_DIR = "checkpoint"
@@ -38,7 +38,10 @@ SAMPLES_DIR = "samples"
 GENERATOR_FILE = "generator.keras"
 GENERATOR_SHA_FILE = "generator.sha256"
 LOSSES = ("nonsaturating", "hinge")
-LOSS_COLUMNS = ("step", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "seconds")
+AUGMENTS = ("color", "translation", "cutout")
+LOSS_COLUMNS = ("step", "d_loss", "g_loss", "d_acc_real", "d_acc_fake", "class_acc_real", "class_acc_fake", "r1",
+                "seconds")
+METRICS = LOSS_COLUMNS[1:-1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,28 +49,38 @@ class GANConfig:
     """Every choice of a GAN run (from params' ``gan`` dict); checked on creation."""
 
     steps: int = 3000
-    batch_size: int = 64
+    batch_size: int = 32
     latent_dim: int = 128
-    g_channels: tuple = (128, 64, 32)
-    d_channels: tuple = (64, 128, 128, 128)
+    g_channels: tuple = (192, 96, 48, 24)
+    d_channels: tuple = (32, 64, 128, 256)
     embed_dim: int = 32
-    d_batchnorm: bool = True
-    spectral_norm: bool = False
-    dropout: float = 0.3
     loss: str = "nonsaturating"
+    aux_weight: float = 1.0
+    r1_gamma: float = 0.0144
+    r1_every: int = 16
     g_learning_rate: float = 2e-4
-    d_learning_rate: float = 2e-4
-    beta_1: float = 0.5
+    d_learning_rate: float = 4e-4
+    beta_1: float = 0.0
+    beta_2: float = 0.99
     ema_decay: float = 0.999
     ema_warmup: bool = True
+    augment: tuple = ("color", "translation", "cutout")
     translation: float = 0.125
+    cutout_size: float = 0.5
+    real_flip: bool = True
     checkpoint_every: int = 250
     samples_per_class: int = 8
 
     def __post_init__(self):
         object.__setattr__(self, "g_channels", tuple(int(c) for c in self.g_channels))
         object.__setattr__(self, "d_channels", tuple(int(c) for c in self.d_channels))
-        for key in ("steps", "batch_size", "latent_dim", "embed_dim", "checkpoint_every", "samples_per_class"):
+        augment = [self.augment] if isinstance(self.augment, str) else list(self.augment)
+        unknown = sorted(set(augment) - set(AUGMENTS))
+        if unknown:
+            raise ValueError(f"gan.augment: unknown {unknown}; expected a subset of {list(AUGMENTS)}")
+        object.__setattr__(self, "augment", tuple(augment))
+        for key in ("steps", "batch_size", "latent_dim", "embed_dim", "checkpoint_every", "samples_per_class",
+                    "r1_every"):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"gan.{key} must be a positive integer, received {getattr(self, key)!r}")
         for key in ("g_learning_rate", "d_learning_rate"):
@@ -75,6 +88,12 @@ class GANConfig:
                 raise ValueError(f"gan.{key} must be > 0, received {getattr(self, key)!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"gan.loss={self.loss!r}: expected one of {list(LOSSES)}")
+        for key in ("aux_weight", "r1_gamma"):
+            if not float(getattr(self, key)) >= 0:
+                raise ValueError(f"gan.{key} must be >= 0, received {getattr(self, key)!r}")
+        for key in ("beta_1", "beta_2"):
+            if not 0 <= float(getattr(self, key)) < 1:
+                raise ValueError(f"gan.{key} must be in [0, 1), received {getattr(self, key)!r}")
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "GANConfig":
@@ -129,14 +148,14 @@ def build_gan(config: GANConfig, num_classes: int, image_size: int, seed: int):
     gen_args = dict(latent_dim=config.latent_dim, num_classes=num_classes, image_size=image_size,
                     channels=config.g_channels, embed_dim=config.embed_dim)
     gan = ConditionalGAN(
-        build_generator(**gen_args), build_discriminator(num_classes=num_classes, image_size=image_size,
-                                                         channels=config.d_channels, batchnorm=config.d_batchnorm,
-                                                         spectral_norm=config.spectral_norm,
-                                                         dropout=config.dropout),
+        build_generator(**gen_args),
+        build_discriminator(num_classes=num_classes, image_size=image_size, channels=config.d_channels),
         build_generator(**gen_args, name="ema_generator"), latent_dim=config.latent_dim, loss=config.loss,
-        ema_decay=config.ema_decay, ema_warmup=config.ema_warmup, translation=config.translation, seed=seed)
-    gan.compile(keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1),
-                keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1))
+        aux_weight=config.aux_weight, r1_gamma=config.r1_gamma, r1_every=config.r1_every, augment=config.augment,
+        translation=config.translation, cutout_size=config.cutout_size, real_flip=config.real_flip,
+        ema_decay=config.ema_decay, ema_warmup=config.ema_warmup, seed=seed)
+    gan.compile(keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1, beta_2=config.beta_2),
+                keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1, beta_2=config.beta_2))
     return gan
 
 
@@ -305,9 +324,14 @@ def train_gan(images: np.ndarray, labels: np.ndarray, class_names, run_dir, *, c
     if start:
         progress.report(f"GAN: resuming at step {start} of {config.steps}")
     noise, grid_labels = fixed_noise(config, len(class_names), seed)
+    refresh_noise, refresh_labels = _refresh_batch(config, len(class_names), seed)
     if not start:
+        gan.refresh_ema_statistics(refresh_noise, refresh_labels)
         _save_samples(gan, run_dir, 0, noise, grid_labels)
-    step_fn = tf.function(gan.train_step)
+    # Two traced steps: the lazy R1 penalty runs every r1_every-th step (chosen by the step number, so a
+    # resumed run applies it on the same steps).
+    plain_step = tf.function(lambda batch: gan.train_step(batch, r1=False))
+    r1_step = tf.function(lambda batch: gan.train_step(batch, r1=True))
     new_file = not (run_dir / LOSSES_FILE).exists()
     step, end = start, min(config.steps, stop_after or config.steps)
     with open(run_dir / LOSSES_FILE, "a", newline="") as fh:
@@ -325,14 +349,16 @@ def train_gan(images: np.ndarray, labels: np.ndarray, class_names, run_dir, *, c
             y = labels[idx].reshape(n, config.batch_size)
             for i in range(n):
                 t0 = time.perf_counter()
-                logs = step_fn((tf.constant(x[i]), tf.constant(y[i])))
+                fn = r1_step if config.r1_gamma and step % config.r1_every == 0 else plain_step
+                logs = fn((tf.constant(x[i]), tf.constant(y[i])))
                 step += 1
-                row = [float(logs[k]) for k in LOSS_COLUMNS[1:5]]
+                row = [float(logs[k]) for k in METRICS]
                 if not all(np.isfinite(row)):
                     raise FloatingPointError(f"GAN: non-finite loss at step {step}: "
-                                             f"{dict(zip(LOSS_COLUMNS[1:5], row))}")
+                                             f"{dict(zip(METRICS, row))}")
                 writer.writerow([step, *[round(v, 5) for v in row], round(time.perf_counter() - t0, 4)])
             fh.flush()
+            gan.refresh_ema_statistics(refresh_noise, refresh_labels)
             save_state(gan, run_dir / CHECKPOINT_DIR, step)
             _save_samples(gan, run_dir, step, noise, grid_labels)
             progress.report(f"GAN: step {step}/{config.steps}, D loss {row[0]:.3f}, G loss {row[1]:.3f}")
@@ -341,10 +367,30 @@ def train_gan(images: np.ndarray, labels: np.ndarray, class_names, run_dir, *, c
     if step < config.steps:
         return {"status": "stopped", "steps": step, "seconds": _seconds(run_dir), "generator_sha256": ""}
     gan.ema_generator.save(run_dir / GENERATOR_FILE)
-    sha = file_sha256(run_dir / GENERATOR_FILE)
+    sha = weights_sha256(gan.ema_generator)
     (run_dir / GENERATOR_SHA_FILE).write_text(sha + "\n")
     return {"status": "resumed" if start else "trained", "steps": step, "seconds": _seconds(run_dir),
             "generator_sha256": sha}
+
+
+def _refresh_batch(config: GANConfig, num_classes: int, seed: int):
+    """Noise and class-balanced labels of the batch that sets the EMA generator's batch-norm statistics."""
+    rng = np.random.default_rng([int(seed), 31337])
+    labels = np.tile(np.arange(num_classes), max(1, 512 // num_classes)).astype(np.int32)
+    return rng.standard_normal((len(labels), config.latent_dim)).astype(np.float32), labels
+
+
+def weights_sha256(model) -> str:
+    """SHA-256 of a model's weights (shapes and bytes in order): equal for equal generators, unlike the
+    ``.keras`` file, whose zip records the save date."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        w = np.ascontiguousarray(w)
+        h.update(str((w.shape, w.dtype.str)).encode())
+        h.update(w.tobytes())
+    return h.hexdigest()
 
 
 def _seconds(run_dir: Path) -> float:
