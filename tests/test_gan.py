@@ -425,6 +425,10 @@ def test_oversampled_control_repeats_real_training_rows_to_the_plan_counts():
     assert again.checksum == over.checksum and D.oversampled(ds, counts, seed=4).checksum != over.checksum
     # families count a source id once: the test rows leaked are the same as without the repeats
     assert np.array_equal(D.leaked_rows(over)[:len(ds)], D.leaked_rows(ds))
+    fam = D.families(over)
+    originals = [list(ds.source_ids).index(sid) for sid in extra.source_ids]
+    assert np.array_equal(fam[len(ds):], fam[originals])  # a repeat is in its original's family
+    assert len(D.distinct_rows(over)) == len(D.distinct_rows(ds))
     conds = balancing.effect_conditions(ds, counts, (), None, seed=3)
     assert list(conds) == [balancing.REAL_ONLY, balancing.OVERSAMPLED] and conds[balancing.OVERSAMPLED].checksum == \
         over.checksum

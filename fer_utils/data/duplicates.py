@@ -152,13 +152,19 @@ def dataset_pairs(ds: FERDataset, *, cache_dir=None) -> pd.DataFrame:
 def families(ds: FERDataset, pairs: pd.DataFrame | None = None) -> np.ndarray:
     """A family id for every row: rows joined by any chain of duplicate pairs (exact, near, mirror) share one, over
     all splits. Ids run 0.. in order of each family's first row; rows without duplicates (and GAN rows) are
-    families of one."""
+    families of one; a real row repeating an earlier row's source id (``data.oversampled``) joins its family."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     pairs = dataset_pairs(ds) if pairs is None else pairs
     n = len(ds)
-    graph = coo_matrix((np.ones(len(pairs)), (pairs["i"].to_numpy(int), pairs["j"].to_numpy(int))), shape=(n, n))
+    real = np.flatnonzero(~ds.generated)
+    _, first, inverse = np.unique(ds.source_ids[real].astype(str), return_index=True, return_inverse=True)
+    original = real[first[inverse.ravel()]]
+    repeat = original != real
+    i = np.concatenate([pairs["i"].to_numpy(int), original[repeat]])
+    j = np.concatenate([pairs["j"].to_numpy(int), real[repeat]])
+    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
     _, comp = connected_components(graph, directed=False)
     _, first, inverse = np.unique(comp, return_index=True, return_inverse=True)
     rank = np.empty(len(first), np.int64)
