@@ -367,8 +367,11 @@ def tuning_marginals(trials: pd.DataFrame, space: dict, score: str = "val_accura
 
 
 def forest(table: pd.DataFrame, split: str = "", save_to=None):
-    """Accuracy and macro-F1 per model with their bootstrap intervals (one row per model)."""
+    """Accuracy and macro-F1 per model with their bootstrap intervals (one row per model; none: a figure that says
+    so)."""
     plt = _plt()
+    if not len(table) or "accuracy" not in table:
+        return _nothing(plt, "no model runs to compare", save_to)
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(table) + 1.6), sharey=True, squeeze=False)
     y = np.arange(len(table))
     for ax, metric in zip(axes[0], ("accuracy", "macro_f1")):

@@ -30,11 +30,12 @@ def mcnemar_test(y_true, pred_a, pred_b, *, exact_below: int = EXACT_BELOW) -> d
         exact_below: discordant count below which the exact binomial test is used.
 
     Returns:
-        ``n``, ``a right b wrong``, ``a wrong b right``, ``statistic``, ``p``, ``method`` (``exact binomial`` or
-        ``chi-square, continuity corrected``) and ``odds ratio`` (b01 / b10, the effect size).
+        ``n``, ``a right b wrong``, ``a wrong b right``, ``statistic`` (the continuity-corrected chi-square
+        ``(|b01 - b10| - 1)^2 / (b01 + b10)``, whichever method gave ``p``; 0 without discordant samples), ``p``,
+        ``method`` (``exact binomial`` or ``chi-square, continuity corrected``) and ``odds ratio`` (b01 / b10).
 
     Raises:
-        ValueError: arrays of different lengths.
+        ValueError: arrays of different lengths, or missing (NaN) labels, which would count as errors of both.
     """
     from statsmodels.stats.contingency_tables import mcnemar
 
@@ -44,12 +45,17 @@ def mcnemar_test(y_true, pred_a, pred_b, *, exact_below: int = EXACT_BELOW) -> d
     if not len(y) == len(a) == len(b):
         raise ValueError(f"mcnemar_test: y_true, pred_a and pred_b must have the same length, got "
                          f"{len(y)}, {len(a)}, {len(b)}")
+    missing = int(np.sum(~np.isfinite(y.astype(np.float64)))) if y.dtype.kind in "fc" else 0
+    if missing:
+        raise ValueError(f"mcnemar_test: {missing} of {len(y)} true labels are missing (NaN); drop those samples "
+                         "first (they would count as errors of both classifiers)")
     ra, rb = a == y, b == y
     b01, b10 = int((ra & ~rb).sum()), int((~ra & rb).sum())
     table = [[int((ra & rb).sum()), b01], [b10, int((~ra & ~rb).sum())]]
     exact = b01 + b10 < exact_below
     result = mcnemar(table, exact=exact, correction=True)
-    return {"n": int(len(y)), "a right b wrong": b01, "a wrong b right": b10, "statistic": float(result.statistic),
+    chi2 = (abs(b01 - b10) - 1) ** 2 / (b01 + b10) if b01 + b10 else 0.0
+    return {"n": int(len(y)), "a right b wrong": b01, "a wrong b right": b10, "statistic": float(chi2),
             "p": float(result.pvalue) if b01 + b10 else 1.0,
             "method": "exact binomial" if exact else "chi-square, continuity corrected",
             "odds ratio": b01 / b10 if b10 else float("inf") if b01 else float("nan")}
@@ -168,8 +174,13 @@ def cv5x2_splits(ds, seed: int, *, stratify: bool = True, groups=None) -> list:
     return out
 
 
-def bootstrap_ci(y_true, y_pred, *, n: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
+def bootstrap_ci(y_true, y_pred, *, n: int = 1000, seed: int = 0, alpha: float = 0.05,
+                 num_classes: int | None = None) -> dict:
     """Percentile bootstrap intervals (resampling test samples with replacement) of accuracy and macro-F1.
+
+    Macro-F1 averages over all ``num_classes`` classes in every resample (a class absent from a resample counts
+    0, as in ``evaluate.compute_metrics``), so the interval is about the same number as the point estimate;
+    without ``num_classes``, over the classes seen in ``y_true`` or ``y_pred``.
 
     Returns ``{"accuracy": (value, low, high), "macro_f1": (value, low, high)}`` at ``1 - alpha`` coverage.
     """
@@ -178,7 +189,7 @@ def bootstrap_ci(y_true, y_pred, *, n: int = 1000, seed: int = 0, alpha: float =
     y, p = np.asarray(y_true), np.asarray(y_pred)
     if y.shape != p.shape or y.ndim != 1 or not len(y):
         raise ValueError(f"bootstrap_ci: y_true and y_pred must be equal-length 1-D arrays, got {y.shape}, {p.shape}")
-    labels = np.unique(np.concatenate([y, p]))
+    labels = np.arange(int(num_classes)) if num_classes else np.unique(np.concatenate([y, p]))
     rng = np.random.default_rng(int(seed))
     idx = rng.integers(0, len(y), size=(int(n), len(y)))
     acc = (y[idx] == p[idx]).mean(axis=1)

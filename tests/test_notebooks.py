@@ -215,3 +215,22 @@ def test_report_shows_results_and_parameters_not_code(smoke_run, stem):
     assert 'run_dir = "' not in html  # neither the parameters cell nor papermill's injected one
     assert html.count("<b>Parameters</b>") == 1 and "set by the run" in html
     assert "<code>seed</code></td><td><code>42</code>" in html
+
+
+@pytest.mark.slow
+def test_06_alone_on_a_fresh_reports_folder_says_what_it_could_not_compare(tmp_path):
+    """Notebook 06 without any earlier notebook's outputs: it renders, compares nothing, and names the notebooks
+    that would give it something to compare (it crashed in the forest plot before)."""
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-m", "fer_utils.run", "--profile", "smoke", "--only", "06",
+                             "--reports-dir", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    out = tmp_path / "smoke" / "06_statistics"
+    head = json.loads((out / "metrics.json").read_text())["headline"]
+    assert head["comparisons"] == 0 and head["model pairs compared"] == 0
+    executed = json.loads(next((tmp_path / "smoke").glob("06_statistics*.ipynb")).read_text())
+    printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+    for nb in ("03", "04", "05"):
+        assert f"--only {nb}" in printed
+    assert "no trained models found" in printed and (out / "forest.png").exists()

@@ -2,6 +2,7 @@
 Holm, bootstrap intervals, the 5x2cv splits, and a 5x2cv that resumes without retraining finished folds."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as st
 
@@ -165,3 +166,57 @@ def test_configurations_build_table_xii_and_xiii_from_the_best_config(tmp_path):
     untuned = statistics.configurations(best, [], [["cnn", "cnn_se"]], train_config={"epochs": 5},
                                         table_xiii_use_tuned=False)[1]
     assert untuned[-1] == ("Table XIII: model vs model", "cnn", "cnn_se")
+
+
+# ----------------------------------------------------------------------------- issue 23: families, descriptive t, K
+
+def test_mcnemar_pairs_form_one_holm_family_whatever_the_method():
+    """p = (.02, .04, .015, .03) over four pairs: Holm over the four gives .06 each (none differ); split by method
+    (exact vs chi-square) it gave (.04, .04, .03, .03), all "differ"."""
+    from fer_utils.experiments import statistics as S
+
+    rows = [{"family": "McNemar, every pair", "test": S.MCNEMAR, "method": m, "model A": f"a{i}", "model B": f"b{i}",
+             "p": p} for i, (p, m) in enumerate(zip((0.02, 0.04, 0.015, 0.03),
+                                                     ("exact binomial", "chi-square, continuity corrected") * 2))]
+    table = S._adjust(pd.DataFrame(rows), 0.05)
+    assert np.allclose(table["adjusted p"], 0.06) and not table["verdict"].str.startswith("differ").any()
+    head = S.headline(table, {}, alpha=0.05)
+    assert head["model pairs compared"] == 4 and head["model pairs that differ (Holm, alpha=0.05)"] == 0
+    assert S.headline(table, {}, alpha=0.1)["model pairs that differ (Holm, alpha=0.1)"] == 4  # uses alpha
+    assert len(S.holm_families()) == len(S.HOLM_FAMILIES)
+
+
+def test_the_four_df_replication_t_is_descriptive_only():
+    from fer_utils.experiments import statistics as S
+
+    rng = np.random.default_rng(0)
+    scores = {"a": {"scores": 0.6 + 0.01 * rng.standard_normal((5, 2))},
+              "b": {"scores": 0.55 + 0.01 * rng.standard_normal((5, 2))}}
+    table = S.compare_5x2cv(scores, [("Table XIII: model pairs", "a", "b")])
+    desc = table[table["test"] == S.REPLICATION_T].iloc[0]
+    assert np.isnan(desc["adjusted p"]) and desc["verdict"].startswith("descriptive only") and desc["p"] < 0.05
+    assert table.loc[table["test"] == S.DIETTERICH_T, "verdict"].iloc[0].startswith("differ")
+    head = S.headline(table, {"x": {"status": []}})
+    assert head["model pairs compared"] == 1 and head["model pairs that differ (Holm, alpha=0.05)"] == 1
+
+
+def test_bootstrap_macro_f1_averages_over_all_classes_like_compute_metrics():
+    from fer_utils.evaluate.metrics import compute_metrics
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 6, 300)  # class 6 never occurs, neither as a label nor as a prediction
+    p = np.where(rng.random(300) < 0.7, y, rng.integers(0, 6, 300))
+    whole = compute_metrics(y, p, [str(c) for c in range(7)])["macro_f1"]
+    ci = stats.bootstrap_ci(y, p, n=200, seed=0, num_classes=7)["macro_f1"]
+    assert ci[0] == pytest.approx(whole) and ci[1] < whole < ci[2]
+    assert stats.bootstrap_ci(y, p, n=200, seed=0)["macro_f1"][0] > whole  # over the 6 classes seen: higher
+
+
+def test_mcnemar_statistic_is_one_quantity_and_missing_labels_are_refused():
+    y = np.zeros(100, dtype=int)
+    a = np.r_[np.zeros(15), np.ones(5), np.zeros(80)].astype(int)
+    b = np.r_[np.ones(15), np.zeros(5), np.zeros(80)].astype(int)
+    r = stats.mcnemar_test(y, a, b)  # 20 discordant: exact p, the statistic still the corrected chi-square
+    assert r["method"] == "exact binomial" and r["statistic"] == pytest.approx((15 - 5 - 1) ** 2 / 20)
+    with pytest.raises(ValueError, match="2 of 4 true labels are missing"):
+        stats.mcnemar_test(np.array([0, np.nan, 1, np.nan]), [0, 1, 1, 0], [0, 1, 0, 0])

@@ -28,6 +28,26 @@ CV_TEST = "CVTest"
 SCORE_5X2 = "accuracy on the held-out half (5x2cv of Training)"
 #: Below this many discordant samples a McNemar comparison is flagged as under-powered.
 FEW_DISCORDANT = 25
+DIETTERICH_T = "5x2cv paired t (Dietterich, 5 df)"
+ALPAYDIN_F = "5x2cv combined F (Alpaydin, F(10, 5))"
+REPLICATION_T = "paired t on 5 replication means (4 df)"
+MCNEMAR = "McNemar"
+#: Tests shown for comparison with published numbers only: no adjusted p, no verdict, in no count.
+DESCRIPTIVE_TESTS = (REPLICATION_T,)
+#: The test that decides whether a model pair differs, per kind of family (the headline counts these).
+PRIMARY_TESTS = (DIETTERICH_T, MCNEMAR)
+#: The Holm families, defined here once and printed by notebook 06 (:func:`holm_families`).
+HOLM_FAMILIES = (
+    ("one 5x2cv table (Table XII: each model default vs tuned; Table XIII: the model pairs), one test",
+     "Dietterich's t and Alpaydin's F answer the same question twice, so each is corrected over the table's pairs "
+     "on its own; the pairs of one table are the claims that table makes together"),
+    ("McNemar over every pair of models on one test split (as published, or deduplicated)",
+     "every pair is one claim about the same test samples, whichever method (exact binomial or chi-square) the "
+     "number of discordant samples chose; the deduplicated split is its own family"),
+    ("not corrected: the paired t on the 5 replication means (4 df)",
+     "shown only because ten of Study A's twelve published (t, p) pairs fit it; it ignores the dependence between "
+     "replications and is anti-conservative (Dietterich 1998; Nadeau and Bengio 2003): descriptive, no verdict"),
+)
 
 
 def cv_splits(ds: D.FERDataset, run_dir, *, seed: int, stratify: bool = True) -> list:
@@ -149,14 +169,13 @@ def configurations(best_config_path, table_xii_models, table_xiii_pairs, *, trai
 
 def compare_5x2cv(results: dict, comparisons, *, alpha: float = 0.05) -> pd.DataFrame:
     """Dietterich's t, Alpaydin's F and the 4-df replication t for each comparison, Holm-adjusted per family and
-    test, with the effect size and the verdict at ``alpha``."""
+    test (:data:`HOLM_FAMILIES`), with the effect size and the verdict at ``alpha``; the 4-df t is descriptive."""
     rows = []
     for family, a, b in comparisons:
         sa, sb = results[a]["scores"], results[b]["scores"]
         effect = stats.effect_size_5x2cv(sa, sb)
-        for test, fn in (("5x2cv paired t (Dietterich, 5 df)", stats.paired_ttest_5x2cv),
-                         ("5x2cv combined F (Alpaydin, F(10, 5))", stats.combined_ftest_5x2cv),
-                         ("paired t on 5 replication means (4 df)", stats.replication_ttest)):
+        for test, fn in ((DIETTERICH_T, stats.paired_ttest_5x2cv), (ALPAYDIN_F, stats.combined_ftest_5x2cv),
+                         (REPLICATION_T, stats.replication_ttest)):
             statistic, p = fn(sa, sb)
             rows.append({"family": family, "test": test, "model A": a, "model B": b, "score": SCORE_5X2,
                          "mean A": float(sa.mean()), "mean B": float(sb.mean()), "statistic": statistic, "p": p,
@@ -165,16 +184,24 @@ def compare_5x2cv(results: dict, comparisons, *, alpha: float = 0.05) -> pd.Data
 
 
 def _adjust(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """Holm within each (family, test) (:data:`HOLM_FAMILIES`); descriptive tests get no adjusted p and no verdict."""
     if table.empty:
         return table
     table = table.copy()
     table["adjusted p"] = np.nan
-    for _, idx in table.groupby(["family", "test"]).groups.items():
+    corrected = ~table["test"].isin(DESCRIPTIVE_TESTS)
+    for _, idx in table[corrected].groupby(["family", "test"]).groups.items():
         adjusted, _ = stats.holm(table.loc[idx, "p"].to_numpy(), alpha)
         table.loc[idx, "adjusted p"] = adjusted
     table["verdict"] = np.where(table["adjusted p"] < alpha, f"differ (Holm, alpha={alpha})",
                                 f"no significant difference (Holm, alpha={alpha})")
+    table.loc[~corrected, "verdict"] = "descriptive only (4-df t ignores the dependence between replications)"
     return table
+
+
+def holm_families() -> pd.DataFrame:
+    """Which comparisons form a Holm family, and why (:data:`HOLM_FAMILIES`), for the report."""
+    return pd.DataFrame(HOLM_FAMILIES, columns=["family", "why"])
 
 
 def model_runs(run_dir, reports_dir, notebooks) -> dict:
@@ -190,7 +217,11 @@ def model_runs(run_dir, reports_dir, notebooks) -> dict:
                 continue
             found[f"{nb[:2]}:{'/'.join(rel.parts)}"] = pred.parent
         if not root.is_dir():
-            print(f"{root} not found: notebook {nb}'s models are left out")
+            print(f"{root} not found: notebook {nb}'s models are left out (run it first: python -m fer_utils.run "
+                  f"--profile <profile> --only {nb[:2]})")
+    if not found:
+        print("no trained models found: McNemar and the bootstrap intervals have nothing to compare; they need "
+              f"notebooks {', '.join(n[:2] for n in notebooks)} of the same profile")
     return found
 
 
@@ -258,7 +289,7 @@ def mcnemar_table(found: dict, split: str, *, alpha: float = 0.05, exclude=None)
         if discordant < FEW_DISCORDANT:
             notes.append(f"under-powered: {discordant} discordant samples")
         rows.append({"family": "McNemar, every pair" + (" (dedup)" if exclude is not None else ""),
-                     "test": f"McNemar ({r['method']})", "model A": a, "model B": b,
+                     "test": MCNEMAR, "method": r["method"], "model A": a, "model B": b,
                      "score": f"per-sample correctness on {tag}", "mean A": float((pa == ya).mean()),
                      "mean B": float((pb == yb).mean()), "statistic": r["statistic"], "p": r["p"],
                      "effect": f"accuracy difference {(pa == ya).mean() - (pb == yb).mean():+.4f}, "
@@ -282,7 +313,7 @@ def bootstrap_table(found: dict, split: str, *, n: int = 1000, seed: int = 0, al
         p = _predictions(folder, split, exclude)
         if p is None:
             continue
-        ci = stats.bootstrap_ci(p[0], p[1], n=n, seed=seed, alpha=alpha)
+        ci = stats.bootstrap_ci(p[0], p[1], n=n, seed=seed, alpha=alpha, num_classes=len(p[4]) or None)
         rows.append({"model": name, "split": f"{split} (dedup)" if exclude is not None else split, "n": len(p[0]),
                      **{f"{m} {k}": v for m in ("accuracy", "macro_f1") for k, v in zip(("", "low", "high"), ci[m])}})
     df = pd.DataFrame(rows)
@@ -336,14 +367,20 @@ def write_tests(run_dir, *tables: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def headline(tests: pd.DataFrame, cv: dict) -> dict:
-    """Index-page numbers: comparisons run, how many differ after Holm, each 5x2cv t and p."""
-    out = {"comparisons": int(len(tests)), "significant after Holm": int((tests["adjusted p"] < 0.05).sum())
-           if len(tests) else 0}
+def headline(tests: pd.DataFrame, cv: dict, alpha: float = 0.05) -> dict:
+    """Index-page numbers: rows of ``tests.csv``, model pairs compared and how many differ after Holm at ``alpha``
+    by their primary test (:data:`PRIMARY_TESTS`; a pair differs when it does in any family), each 5x2cv t and p."""
+    primary = tests[tests["test"].isin(PRIMARY_TESTS)] if len(tests) else tests
+    pairs = {}
+    for _, r in primary.iterrows() if len(primary) else []:
+        key = frozenset((r["model A"], r["model B"]))
+        pairs[key] = pairs.get(key, False) or bool(r["adjusted p"] < alpha)
+    out = {"comparisons": int(len(tests)), "model pairs compared": len(pairs),
+           f"model pairs that differ (Holm, alpha={alpha})": int(sum(pairs.values()))}
     def number(x, digits):  # None where a statistic is undefined (identical models): JSON has no NaN
         return round(float(x), digits) if np.isfinite(float(x)) else None
 
-    for _, r in tests[tests.test.str.startswith("5x2cv paired t")].iterrows() if len(tests) else []:
+    for _, r in tests[tests.test == DIETTERICH_T].iterrows() if len(tests) else []:
         out[f"{r['model A']} vs {r['model B']} t"] = number(r.statistic, 3)
         out[f"{r['model A']} vs {r['model B']} p"] = number(r.p, 4)
     out["5x2cv trainings"] = int(sum(len(v["status"]) for v in cv.values()))
