@@ -118,6 +118,26 @@ def replication_ttest(scores_a, scores_b) -> tuple:
     return float(t), float(2 * _st.t.sf(abs(t), len(means) - 1))
 
 
+def detectable_difference_5x2cv(scores_a, scores_b, *, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean score difference Dietterich's 5x2cv t detects with ``power`` (two-sided ``alpha``),
+    given the observed fold variance.
+
+    From the t distribution, not simulation: with fold differences ~ N(delta, sigma^2) (Dietterich's model),
+    ``t = d_11 / sqrt(mean s_i^2)`` is noncentral t with 5 df and noncentrality ``delta / sigma``; the noncentrality
+    reaching ``power`` is solved for and multiplied by the observed ``sqrt(mean s_i^2)``. NaN when every difference
+    is equal within replications (no variance to judge by).
+    """
+    from scipy.optimize import brentq
+
+    _, variances = _differences(scores_a, scores_b)
+    sigma = float(np.sqrt(variances.mean()))
+    if sigma == 0:
+        return float("nan")
+    crit = _st.t.ppf(1 - alpha / 2, 5)
+    nc = brentq(lambda x: _st.nct.sf(crit, 5, x) + np.nan_to_num(_st.nct.cdf(-crit, 5, x)) - power, 0.0, 10.0)
+    return float(nc * sigma)
+
+
 def t_pvalue(t: float, df: int) -> float:
     """Two-sided p of a t statistic with ``df`` degrees of freedom."""
     return float(2 * _st.t.sf(abs(float(t)), int(df)))
