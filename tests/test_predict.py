@@ -172,6 +172,33 @@ def test_exif_rotation_is_applied(tmp_path):
     assert S.read_image(tmp_path / "r.jpg").shape == (40, 20, 3)
 
 
+def test_sixteen_bit_grey_images_are_scaled_not_clipped(tmp_path):
+    """PNG ``I;16`` came out all 255 (a silent no_face): now its full 0-65535 range maps onto 0-255."""
+    from PIL import Image
+
+    ramp = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65520
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as im:
+        assert im.mode.startswith("I")
+    out = S.read_image(tmp_path / "deep.png")
+    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+    assert out.min() == 0 and out.max() >= 254 and len(np.unique(out[..., 0])) > 200
+    np.testing.assert_array_equal(out[..., 0], np.round(ramp / 65535 * 255).astype(np.uint8))
+
+
+def test_an_image_above_the_pixel_limit_is_refused_before_decoding(tmp_path):
+    """A 12000x12000 PNG of 168 KB took 16 s and 2.4 GB to end as no_face; it is an error row now, at once."""
+    from PIL import Image
+
+    Image.new("L", (3000, 2000)).save(tmp_path / "big.png")
+    with pytest.raises(ValueError, match=r"big.png: 3000x2000 = 6,000,000 pixels, above the limit of 5,000,000"):
+        S.read_image(tmp_path / "big.png", max_pixels=5_000_000)
+    assert S.read_image(tmp_path / "big.png").shape == (2000, 3000, 3)  # the default limit (50 MP) lets it through
+    failures = list(S.read_frames(tmp_path / "big.png", max_pixels=1000))
+    assert len(failures) == 1 and isinstance(failures[0], S.Failure) and "refused before decoding" in \
+        failures[0].error
+
+
 def test_expand_paths_sorts_recurses_skips_hidden_and_excluded(tmp_path):
     for name in ["b/2.png", "b/1.png", "a.png", ".hidden.png", ".git/x.png", "out/y.png"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -387,6 +414,7 @@ def test_cli_writes_csv_json_and_annotations(fixture_faces, tmp_path, capsys):
     (["--annotate", "{tmp}/full"], "is not an empty folder"),
     (["--align"], "--align needs eye keypoints"),
     (["--video-stride", "0"], "--video-stride 0"),
+    (["--max-pixels", "0"], "--max-pixels 0"),
     (["--model", "{tmp}/no_model"], "--model"),
 ])
 def test_cli_argument_errors_name_the_argument_before_work(tmp_path, capsys, args, message):

@@ -4,7 +4,7 @@
 
     python -m fer_utils.predict PATH... [--model default|RUN_DIR] [--detector haar|mtcnn|none] [--align]
         [--out results.csv|results.json] [--annotate OUT_DIR] [--tta default|none|flip|center_flip|ten_crop]
-        [--video-stride N] [--batch-size N] [--overwrite]
+        [--video-stride N] [--batch-size N] [--max-pixels N] [--overwrite]
 
 Everything that can be wrong with the arguments is checked before the model loads: the paths exist, the
 output has a known extension and is not an existing file (``--overwrite`` replaces it), the annotation
@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-face", type=int, default=48, metavar="PX",
                    help="smallest face to detect, in pixels (default 48, the model's input size: smaller faces are "
                         "upsampled and lose detail; 20 finds them, more slowly)")
+    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="refuse images above N pixels before decoding, as an error row (default 50,000,000)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out file / write into a non-empty --annotate folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no per-face lines")
@@ -72,6 +74,8 @@ def check_args(args) -> list:
         fail(f"--video-stride {args.video_stride}: expected an integer >= 1")
     if args.batch_size < 1:
         fail(f"--batch-size {args.batch_size}: expected an integer >= 1")
+    if args.max_pixels is not None and args.max_pixels < 1:
+        fail(f"--max-pixels {args.max_pixels}: expected a positive number of pixels")
     if args.align and args.detector != "mtcnn":
         fail(f"--align needs eye keypoints, which only --detector mtcnn gives (got --detector {args.detector})")
     exclude = []
@@ -156,7 +160,8 @@ def main(argv=None) -> int:
 
     try:
         rec = EmotionRecognizer(args.model, detector=args.detector, align=args.align, tta=args.tta,
-                                batch_size=args.batch_size, min_face=args.min_face)
+                                batch_size=args.batch_size, min_face=args.min_face,
+                                **({"max_pixels": args.max_pixels} if args.max_pixels else {}))
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"predict: error: {err}", file=sys.stderr)
         return 2

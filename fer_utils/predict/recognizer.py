@@ -82,7 +82,7 @@ class EmotionRecognizer:
     """
 
     def __init__(self, model="default", *, detector="haar", align: bool = False, tta: Any = "default",
-                 batch_size: int = 256, crop_size: int = 48, **detector_kwargs):
+                 batch_size: int = 256, crop_size: int = 48, max_pixels: int = S.MAX_PIXELS, **detector_kwargs):
         from fer_utils.evaluate.tta import resolve_tta
 
         tta = resolve_tta(tta)  # "default" stays: the predictor resolves it to its model's own
@@ -90,6 +90,9 @@ class EmotionRecognizer:
             raise ValueError(f"batch_size={batch_size!r}: expected an integer >= 1")
         if int(crop_size) < 16:
             raise ValueError(f"crop_size={crop_size!r}: expected at least 16 pixels")
+        if int(max_pixels) < 1:
+            raise ValueError(f"max_pixels={max_pixels!r}: expected a positive number of pixels")
+        self.max_pixels = int(max_pixels)
         self.detector = D.make_detector(detector, **detector_kwargs)
         if align and self.detector.name != "mtcnn":
             raise ValueError(f"align=True needs eye keypoints, which only detector='mtcnn' gives; got "
@@ -203,7 +206,7 @@ class EmotionRecognizer:
 
         def read():
             for f in files:
-                yield from S.read_frames(f, video_stride=stride)
+                yield from S.read_frames(f, video_stride=stride, max_pixels=self.max_pixels)
         return read(), len(files)
 
     def _detected(self, items, bar, keep_images: bool) -> Iterator[tuple]:

@@ -17,6 +17,9 @@ from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 
+#: Images above this many pixels are refused before decoding (a 168 KB PNG can declare 12000x12000 and take
+#: 2.4 GB and 16 s to decode); ``max_pixels`` / ``--max-pixels`` change it. 50 MP holds any camera photo.
+MAX_PIXELS = 50_000_000
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
 
 
@@ -76,18 +79,38 @@ def is_video(path: Union[str, Path]) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def read_image(path: Union[str, Path]) -> np.ndarray:
-    """uint8 RGB ``[H, W, 3]`` of an image file, rotated as its EXIF orientation says.
+def _to_uint8_rgb(im) -> np.ndarray:
+    """A decoded Pillow image as uint8 RGB; 16- and 32-bit grey (``I;16``, ``I``) scaled from their full range
+    (``convert("RGB")`` clips them at 255: a 16-bit photo came out all white)."""
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or (im.mode == "I" and a.max() <= 65535) else max(a.max(), 1.0)
+        if im.mode == "F":
+            top = 1.0 if a.max() <= 1.0 else 255.0
+        grey = np.clip(np.round(a / top * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def read_image(path: Union[str, Path], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """uint8 RGB ``[H, W, 3]`` of an image file, rotated as its EXIF orientation says; 16-bit grey scaled to 8 bits.
 
     Raises:
-        ValueError: the file is not an image Pillow can decode (the message names the file).
+        ValueError: the file is not an image Pillow can decode, or declares more than ``max_pixels`` pixels
+            (refused from its header, before decoding); the message names the file.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
+            width, height = im.size
+            if width * height > int(max_pixels):
+                raise ValueError(f"{path}: {width}x{height} = {width * height:,} pixels, above the limit of "
+                                 f"{int(max_pixels):,} (max_pixels / --max-pixels); refused before decoding")
             im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+            return _to_uint8_rgb(im)
+    except ValueError:
+        raise
     except UnidentifiedImageError:
         raise ValueError(f"{path}: not an image or video this tool can read") from None
     except Exception as err:  # noqa: BLE001 - OSError, SyntaxError, DecompressionBombError, MemoryError...
@@ -138,7 +161,8 @@ def read_video(path: Union[str, Path], stride: int = 1) -> Iterator[Frame]:
         cap.release()
 
 
-def read_frames(path: Union[str, Path], *, video_stride: int = 1) -> Iterator[Union[Frame, Failure]]:
+def read_frames(path: Union[str, Path], *, video_stride: int = 1, max_pixels: int = MAX_PIXELS
+                ) -> Iterator[Union[Frame, Failure]]:
     """The frames of one file, or a single :class:`Failure` (never raises for a bad file).
 
     A video that breaks part way gives its frames so far and then a :class:`Failure`.
@@ -151,7 +175,7 @@ def read_frames(path: Union[str, Path], *, video_stride: int = 1) -> Iterator[Un
             yield Failure(path, str(err) if isinstance(err, ValueError) else f"{path}: {type(err).__name__}: {err}")
         return
     try:
-        image = read_image(path)
+        image = read_image(path, max_pixels=max_pixels)
     except ValueError as err:
         yield Failure(path, str(err))
         return
