@@ -496,3 +496,25 @@ def test_ckplus_class_folders_are_checked_case_insensitively(tmp_path):
     _ck_folders(tmp_path / "typo", [c if c != "sadness" else "sadnes" for c in D.CKPLUS_CLASSES])
     with pytest.raises(D.DataError, match="missing class folder 'sadness'"):
         D.load_ckplus(tmp_path / "typo")
+
+
+def _ferplus_votes(path, n, bad=None):
+    cols = ["Usage", "Image name", *D.FERPLUS_VOTE_COLUMNS]
+    rows = [["Training", f"fer{i:07d}.png", *([10] + [0] * (len(D.FERPLUS_VOTE_COLUMNS) - 1))] for i in range(n)]
+    if bad:
+        r, c, v = bad
+        rows[r][2 + c] = v
+    pd.DataFrame(rows, columns=cols).to_csv(path, index=False)
+
+
+def test_ferplus_negative_votes_and_row_count_mismatches_are_data_errors(tmp_path, tiny_csv):
+    """A negative vote loaded silently (soft labels down to -0.333) and a votes file longer than fer2013.csv too."""
+    votes = tmp_path / "fer2013new.csv"
+    _ferplus_votes(votes, 5, bad=(3, 2, -1))
+    with pytest.raises(D.DataError, match=rf"{votes}: row 3, column '{D.FERPLUS_VOTE_COLUMNS[2]}' has a negative vote"):
+        D.read_ferplus_votes(votes)
+    n = len(D.load_fer2013_csv(tiny_csv, cache_dir=False))
+    for count in (n + 3, n - 1):
+        _ferplus_votes(votes, count)
+        with pytest.raises(D.DataError, match=rf"has {count} rows but .* has {n}; FER\+ must be aligned"):
+            D.load_ferplus(tiny_csv, votes, cache_dir=False)

@@ -49,9 +49,10 @@ def load_ferplus(fer_csv, ferplus_csv, *, target: str = "majority", tie_rule: st
     fer = load_fer2013_csv(fer_csv, strict=strict, cache_dir=cache_dir)
     votes = read_ferplus_votes(ferplus_csv)
     rows = fer.meta["row"].to_numpy()
-    if rows.max() >= len(votes):
-        raise DataError(f"{ferplus_csv}: has {len(votes)} rows but {fer_csv} has row {rows.max()}; "
-                        "FER+ must be aligned row by row with fer2013.csv")
+    total = len(fer) + len(fer.skipped)  # the csv's data rows: those kept and those skipped (strict=False)
+    if len(votes) != total or rows.max() >= len(votes):
+        raise DataError(f"{ferplus_csv}: has {len(votes)} rows but {fer_csv} has {total}; FER+ must be aligned row "
+                        f"by row with fer2013.csv (from row {min(len(votes), total)} on, a row is in one file only)")
     v = votes.iloc[rows].reset_index(drop=True)
     mismatch = np.flatnonzero(v["Usage"].to_numpy(dtype=object) != fer.splits)
     if len(mismatch):
@@ -99,6 +100,12 @@ def read_ferplus_votes(path) -> pd.DataFrame:
         r = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(f"{path}: row {r} has a non-numeric vote count, expected integers in "
                         f"{list(FERPLUS_VOTE_COLUMNS)}")
+    counts = vals.apply(lambda c: pd.to_numeric(c, errors="coerce")).to_numpy(dtype=np.float64)
+    negative = np.argwhere(counts < 0)
+    if len(negative):
+        r, c = (int(v) for v in negative[0])
+        raise DataError(f"{path}: row {r}, column {FERPLUS_VOTE_COLUMNS[c]!r} has a negative vote count "
+                        f"({counts[r, c]:g}); expected integers >= 0")
     return df
 
 
