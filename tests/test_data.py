@@ -518,3 +518,20 @@ def test_ferplus_negative_votes_and_row_count_mismatches_are_data_errors(tmp_pat
         _ferplus_votes(votes, count)
         with pytest.raises(D.DataError, match=rf"has {count} rows but .* has {n}; FER\+ must be aligned"):
             D.load_ferplus(tiny_csv, votes, cache_dir=False)
+
+
+def test_ckplus_discovery_matches_class_folders_case_insensitively_and_does_not_fall_back(tmp_path):
+    """A CK+48 copy with Anger/ (or without anger/) was 'not found'; a broken folder silently fell back to the npz."""
+    from fer_utils.data.discovery import discover
+
+    _ck_folders(tmp_path / "a" / "CK+48", [c.capitalize() for c in D.CKPLUS_CLASSES])
+    found = discover("ckplus", tmp_path / "a")
+    assert found is not None and found.path == str(tmp_path / "a" / "CK+48")
+    _ck_folders(tmp_path / "b" / "CK+48", [c for c in D.CKPLUS_CLASSES if c != "anger"])
+    (tmp_path / "b" / "ckplus48.npz").write_bytes(b"not used")
+    found = discover("ckplus", tmp_path / "b")
+    assert found.path == str(tmp_path / "b" / "CK+48")  # the folder, not the npz behind it
+    with pytest.raises(D.DataError, match="missing class folder 'anger'"):
+        D.load_ckplus(found.path)
+    (tmp_path / "c" / "CK+48" / "notes").mkdir(parents=True)  # no class folder at all: not a CK+ copy
+    assert discover("ckplus", tmp_path / "c") is None

@@ -71,11 +71,23 @@ def _find_in_root(root: Path, kind: str):
                 if (base / "train").is_dir() and (base / "test").is_dir():
                     return DataSource("fer2013_folders", str(base))
     if kind == "ckplus":
-        for rel in ("ckplus/CK+48", "CK+48", "ckplus/ckplus48.npz", "ckplus48.npz", "ckplus"):
+        for rel in CKPLUS_PLACES:
             p = root / rel
-            if p.is_file() or (p.is_dir() and (p / "anger").is_dir()):
+            if p.is_file() or _has_ck_class_folder(p):
                 return DataSource("ckplus", str(p))
     return None
+
+
+#: Where CK+ is looked for under a root, in order: the folder copy first, then the npz.
+CKPLUS_PLACES = ("ckplus/CK+48", "CK+48", "ckplus/ckplus48.npz", "ckplus48.npz", "ckplus")
+
+
+def _has_ck_class_folder(path: Path) -> bool:
+    """A folder holding at least one CK+ class folder, matched case-insensitively (as ``load_ckplus`` matches them):
+    it is the CK+ copy, and ``load_ckplus`` names any class it lacks instead of a silent fall-back to the npz."""
+    from fer_utils.data.classes import CKPLUS_CLASSES
+
+    return path.is_dir() and any(c.is_dir() and c.name.lower() in CKPLUS_CLASSES for c in path.iterdir())
 
 
 def discover(kind: str, data_dir="auto") -> DataSource | None:
@@ -181,6 +193,8 @@ def load_dataset(dataset: str = "auto", data_dir="auto", *, synthetic_per_class:
         return load_fer2013_folders(src.path, strict=strict, **kwargs)
     if src.kind == "ferplus":
         return load_ferplus(src.extra["fer_csv"], src.path, strict=strict, **kwargs)
+    progress.report(f"CK+: using {src.path} (the first of {', '.join(CKPLUS_PLACES)} under its data folder that is "
+                    "a file or holds CK+ class folders)")
     return load_ckplus(src.path, strict=strict)
 
 
