@@ -184,8 +184,9 @@ def _run(args, notebooks, resolved) -> int:
         index.write_index(out_dir, args.profile)
         say(f"  {status} in {seconds:.1f} s -> {output.with_suffix('.html')}")
         if status != "ok":
-            print(f"error: notebook {stem} failed; see {output.with_suffix('.html')}\n{error}\n"
-                  "Run the same command again to continue where it stopped (--fresh starts afresh).",
+            advice = ("Fix the input the error names, then run the same command again." if "DataError" in error else
+                      "Run the same command again to continue where it stopped (--fresh starts afresh).")
+            print(f"error: notebook {stem} failed; see {output.with_suffix('.html')}\n{error}\n{advice}",
                   file=sys.stderr)
             if not args.keep_going:
                 return 1

@@ -293,6 +293,17 @@ def test_failing_notebook_stops_with_partial_html_and_keeps_earlier_work(toy_sui
     assert json.loads((out / "01_ok" / "metrics.json").read_text())["headline"]["value"] == 8
 
 
+@pytest.mark.slow
+def test_a_data_error_is_not_answered_with_run_it_again(toy_suite):
+    """Re-running cannot fix bad data: the advice after a DataError is to fix the input it names."""
+    _nb(toy_suite / "notebooks" / "02_fail.ipynb", [
+        (RUNNER_PARAMS, ["parameters"]),
+        ("from fer_utils.data import DataError\nraise DataError('fer2013.csv: row 7 has pixels of 2303 values')", [])])
+    result = _runner(_toy_args(toy_suite))
+    assert result.returncode == 1 and "row 7 has pixels of 2303 values" in result.stderr
+    assert "Fix the input the error names" in result.stderr and "Run the same command again" not in result.stderr
+
+
 def test_unknown_parameter_is_an_error_before_running(toy_suite):
     result = _runner(_toy_args(toy_suite, "--param", "01.valu=3"))
     assert result.returncode == 2

@@ -411,7 +411,9 @@ def _interrupted_run(tmp_path, epochs=4, after_epoch=2):
     return train_ds, val_ds, cfg
 
 
-def test_backup_keeps_the_previous_state_and_a_truncated_latest_falls_back(tmp_path):
+def test_backup_keeps_the_previous_state_and_a_truncated_latest_falls_back(tmp_path, monkeypatch):
+    console = tmp_path / "console.txt"
+    monkeypatch.setenv("FER_PROGRESS_FILE", str(console))  # the runner's console (fer_utils.progress)
     train_ds, val_ds, cfg = _interrupted_run(tmp_path, epochs=5, after_epoch=2)
     backup = tmp_path / "backup"
     # Epochs 0-2 finished and were backed up; the state before epoch 2 is kept as the previous one.
@@ -424,6 +426,7 @@ def test_backup_keeps_the_previous_state_and_a_truncated_latest_falls_back(tmp_p
     with pytest.warns(UserWarning, match=f"{backup}: the latest backup cannot be restored"):
         history = train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, tmp_path, seed=0)
     assert history.epoch == [2, 3, 4]  # resumed from the previous good state (after epoch 1)
+    assert f"warning: {backup}: the latest backup cannot be restored" in console.read_text()  # said on the console
     rows = read_history(tmp_path)
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3, 4]  # continuous: re-run epochs replaced their rows
     timings = [line.split(",") for line in (tmp_path / "timings.csv").read_text().split()[1:]]

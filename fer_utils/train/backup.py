@@ -17,7 +17,7 @@ from typing import Optional
 
 import keras
 
-from fer_utils import runs
+from fer_utils import progress, runs
 
 WEIGHTS = "latest.weights.h5"
 METADATA = "training_metadata.json"
@@ -104,8 +104,10 @@ class SafeBackup(keras.callbacks.BackupAndRestore):
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 problems.append(f"{weights.name}: {type(exc).__name__}: {str(exc)[:200]}")
                 if (weights, meta) != present[-1]:
-                    warnings.warn(f"{backup_dir}: the latest backup cannot be restored ({problems[-1]}); "
-                                  "falling back to the previous one", stacklevel=2)
+                    message = (f"{backup_dir}: the latest backup cannot be restored ({problems[-1]}); "
+                               "falling back to the previous one")
+                    warnings.warn(message, stacklevel=2)
+                    progress.report(f"warning: {message}")  # on the runner's console too, not only in the notebook
                 continue
             self.model._initial_epoch = epoch
             self.restored_epoch = epoch
