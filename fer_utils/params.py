@@ -197,9 +197,17 @@ def resolve(profile: dict, notebooks: list, overrides=()) -> dict:
         for s in hits:
             check_value(s, key, declared[s], value, f"--param {text}")
             current = out[s].get(key)
-            # A dict override (e.g. train_config={epochs: 2}) changes only the keys it names.
-            out[s][key] = {**current, **value} if isinstance(current, dict) and isinstance(value, dict) else value
+            # A dict override (e.g. train_config={epochs: 2}) changes only the keys it names, at every depth
+            # (train_configs={cnn: {epochs: 2}} keeps the profile's other cnn settings).
+            out[s][key] = _merged(current, value)
     return out
+
+
+def _merged(current, value):
+    """``value`` over ``current``, dicts merged key by key at every depth (anything else replaces)."""
+    if not (isinstance(current, dict) and isinstance(value, dict)):
+        return value
+    return {**current, **{k: _merged(current.get(k), v) for k, v in value.items()}}
 
 
 def check_all(params_dir="params", notebooks_dir="notebooks") -> list:

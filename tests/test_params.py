@@ -89,6 +89,18 @@ def test_int_is_accepted_for_float_and_sections_merge(tree):
     assert out["02_b"] == {"seed": 5, "lr": 1, "epochs": 9, "name": "y"}
 
 
+def test_dict_overrides_merge_key_by_key_at_every_depth(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _notebook(nbs / "03_c.ipynb", BASE + 'train_configs = {}\n')
+    prm = tmp_path / "params"
+    prm.mkdir()
+    prof = _profile(prm, "notebooks:\n  03_c:\n    train_configs: {cnn: {learning_rate: 0.003, epochs: 25}, vgg: "
+                         "{epochs: 4}}\n")
+    out = P.resolve(prof, P.list_notebooks(nbs), ["03.train_configs={cnn: {epochs: 2}}"])
+    assert out["03_c"]["train_configs"] == {"cnn": {"learning_rate": 0.003, "epochs": 2}, "vgg": {"epochs": 4}}
+
+
 def test_overrides_are_checked(tree):
     nbs, prm = tree
     prof = _profile(prm, "")
