@@ -22,6 +22,7 @@ import pandas as pd
 
 from fer_utils import data as D
 from fer_utils import progress
+from fer_utils.experiments.balancing import DEDUP_SUFFIX, REAL_ONLY, gan_training_rows
 
 CAS_DIR = "cas"
 CONTROLS = {
@@ -51,8 +52,6 @@ def choose_judge(ds: D.FERDataset, effect_runs: pd.DataFrame | None = None, choi
     if choice == "effect":
         if effect_runs is None or not len(effect_runs):
             raise ValueError("judge 'effect' needs the effect runs (run the effect section first)")
-        from fer_utils.experiments.balancing import REAL_ONLY
-
         run = effect_runs.loc[effect_runs["condition"] == REAL_ONLY, "run"].iloc[0]
         return load_predictor(run), f"the real-only effect run {Path(run).parent.name}/{Path(run).name}"
     return load_predictor(choice), f"the model in {choice}"
@@ -114,7 +113,7 @@ def measure(ds: D.FERDataset, judge, judge_name: str, gan_folder, *, per_class: 
 
     labels = np.repeat(np.arange(ds.num_classes), per_class).astype(np.int64)
     generated = training.generate(training.load_generator(gan_folder), labels, seed=seed + 1)
-    train_idx = D.distinct_rows(ds, "Training")
+    train_idx = gan_training_rows(ds)
     held = held_out_rows(ds)
     progress.report(f"quality: {len(generated)} generated, {len(train_idx)} training and {len(held)} held-out faces, "
                     f"judged by {judge_name}")
@@ -126,7 +125,7 @@ def measure(ds: D.FERDataset, judge, judge_name: str, gan_folder, *, per_class: 
                          ds.labels[held], ds.class_names)
     held_pos = {r: k for k, r in enumerate(held)}
     sets = {"generated": (generated, labels, held), **_controls(ds, train_idx, held, min(per_class, 200), seed)}
-    rows, hits = [], {}
+    rows, hits, held_pixels = [], {}, {}
     for name, (images, set_labels, reference) in sets.items():
         ref_feats = feats["held"][[held_pos[r] for r in reference]]
         set_feats = feats["generated"] if name == "generated" else judge.features(images)
@@ -134,7 +133,10 @@ def measure(ds: D.FERDataset, judge, judge_name: str, gan_folder, *, per_class: 
         hits[name] = hit
         focus = set_labels == _class_index(ds, focus_class)
         gd_pix, _ = Q.nearest_distances(images, ds.images[train_idx])
-        hd_pix, _ = Q.nearest_distances(ds.images[reference], ds.images[train_idx])
+        key = reference.tobytes()  # the held-out reference is shared by three sets: its distances computed once
+        if key not in held_pixels:
+            held_pixels[key] = Q.nearest_distances(ds.images[reference], ds.images[train_idx])[0]
+        hd_pix = held_pixels[key]
         gd_feat, _ = Q.nearest_distances(set_feats, feats["train"])
         hd_feat, _ = Q.nearest_distances(ref_feats, feats["train"])
         pixels, features = Q.meehan_zu(gd_pix, hd_pix), Q.meehan_zu(gd_feat, hd_feat)
@@ -215,12 +217,11 @@ def cas(ds: D.FERDataset, result: dict, run_dir, *, model: str, train_config: di
 
     from fer_utils import runs
     from fer_utils.experiments.running import run_model
-    from fer_utils.experiments.balancing import DEDUP_SUFFIX
 
     rest = ds.subset(ds.splits != "Training")
     labels, generated = result["labels"], result["generated"]
     per_class = np.bincount(labels, minlength=ds.num_classes)
-    train_idx = D.distinct_rows(ds, "Training")
+    train_idx = gan_training_rows(ds)
     rng = np.random.default_rng([int(seed), 5151])
     real_rows = np.concatenate([rng.choice(pool, n, replace=len(pool) < n) if len(pool) else np.zeros(0, int)
                                 for pool, n in ((train_idx[ds.labels[train_idx] == c], per_class[c])
@@ -285,7 +286,7 @@ def headline(result: dict, cas_table: pd.DataFrame | None, focus_class: str = "D
 def real_and_generated(ds: D.FERDataset, result: dict, per_class: int = 8, seed: int = 0) -> list:
     """``[(name, images), ...]`` rows for :func:`fer_utils.plots.sample_grid`: per class, real then generated faces."""
     rng = np.random.default_rng(seed)
-    train_idx = D.distinct_rows(ds, "Training")
+    train_idx = gan_training_rows(ds)
     rows = []
     for c, name in enumerate(ds.class_names):
         real = train_idx[ds.labels[train_idx] == c]
