@@ -88,12 +88,13 @@ def _controls(ds: D.FERDataset, train_idx: np.ndarray, held: np.ndarray, per_cla
             "copies": (np.asarray(copy), np.asarray(copy_labels), held)}
 
 
-def _near_copies(images: np.ndarray, training: np.ndarray) -> np.ndarray:
-    """Bool per image: the near-duplicate finder matches it to a training image (exact, near or mirror)."""
+def _near_copies(images: np.ndarray, training: np.ndarray, exact_only: bool = False) -> np.ndarray:
+    """Bool per image: the near-duplicate finder matches it to a training image (exact, near or mirror); byte copies
+    only with ``exact_only`` (the drawn default faces, alike by design, as ``data.dataset_pairs`` treats them)."""
     hit = np.zeros(len(images), bool)
     if not len(images):
         return hit
-    if min(images.shape[1:]) < 24:  # the finder needs 24 px of detail: byte copies only
+    if exact_only or min(images.shape[1:]) < 24:  # the finder needs 24 px of detail: byte copies only
         refs = {r.tobytes() for r in training}
         return np.array([r.tobytes() in refs for r in images])
     found = D.near_duplicates(images, training)
@@ -129,7 +130,7 @@ def measure(ds: D.FERDataset, judge, judge_name: str, gan_folder, *, per_class: 
     for name, (images, set_labels, reference) in sets.items():
         ref_feats = feats["held"][[held_pos[r] for r in reference]]
         set_feats = feats["generated"] if name == "generated" else judge.features(images)
-        hit = _near_copies(images, ds.images[train_idx])
+        hit = _near_copies(images, ds.images[train_idx], exact_only=ds.is_synthetic)
         hits[name] = hit
         focus = set_labels == _class_index(ds, focus_class)
         gd_pix, _ = Q.nearest_distances(images, ds.images[train_idx])
