@@ -95,8 +95,9 @@ def _near_copies(images: np.ndarray, training: np.ndarray, exact_only: bool = Fa
     if not len(images):
         return hit
     if exact_only or min(images.shape[1:]) < 24:  # the finder needs 24 px of detail: byte copies only
-        refs = {r.tobytes() for r in training}
-        return np.array([r.tobytes() in refs for r in images])
+        from fer_utils.gan.quality import exact_copy_mask
+
+        return exact_copy_mask(images, training)
     found = D.near_duplicates(images, training)
     hit[found["i"].to_numpy(int)] = True
     return hit

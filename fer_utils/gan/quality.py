@@ -223,7 +223,12 @@ def meehan_cells(generated, training, held_out, *, cells: int = 10, min_per_cell
             "share_of_generated_used": used / max(len(g), 1)}
 
 
-def exact_copies(rows: np.ndarray, references: np.ndarray) -> int:
-    """How many rows equal a reference row byte for byte (distances by expansion are not exactly 0)."""
+def exact_copy_mask(rows: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """Bool per row: it equals a reference row byte for byte (distances by expansion are not exactly 0)."""
     refs = {np.ascontiguousarray(r).tobytes() for r in np.asarray(references)}
-    return int(sum(np.ascontiguousarray(r).tobytes() in refs for r in np.asarray(rows)))
+    return np.array([np.ascontiguousarray(r).tobytes() in refs for r in np.asarray(rows)], dtype=bool)
+
+
+def exact_copies(rows: np.ndarray, references: np.ndarray) -> int:
+    """How many rows equal a reference row byte for byte."""
+    return int(exact_copy_mask(rows, references).sum())
