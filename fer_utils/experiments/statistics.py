@@ -162,9 +162,26 @@ def configurations(best_config_path, table_xii_models, table_xiii_pairs, *, trai
         comparisons.append(("Table XII: default vs tuned", f"{model} default", label))
     for a, b in table_xiii_pairs or []:
         (la, ca), (lb, cb) = tuned(a, table_xiii_use_tuned), tuned(b, table_xiii_use_tuned)
+        la, lb = _same_as(configs, la, ca), _same_as(configs, lb, cb)
         configs[la], configs[lb] = ca, cb
         comparisons.append(("Table XIII: model vs model", la, lb))
     return configs, comparisons
+
+
+def _same_as(configs: dict, label: str, config: dict) -> str:
+    """The label of an identical configuration already listed (same model, training config and builder arguments),
+    else ``label``: a Table XIII model trained exactly as Table XII's default or tuned one reuses its ten folds
+    instead of training them again (same seed, so the folds would be the same runs)."""
+    from fer_utils.train.config import TrainConfig
+
+    def key(c):
+        return (c["model"], TrainConfig.from_dict(c["train_config"]).to_dict(), c.get("model_kwargs") or {})
+
+    for other, c in configs.items():
+        if key(c) == key(config):
+            print(f"Table XIII: {label!r} is trained exactly as {other!r}; its 5x2cv scores are reused")
+            return other
+    return label
 
 
 def compare_5x2cv(results: dict, comparisons, *, alpha: float = 0.05) -> pd.DataFrame:
@@ -299,6 +316,9 @@ def mcnemar_table(found: dict, split: str, *, alpha: float = 0.05, exclude=None)
                      "mean B": float((pb == yb).mean()), "statistic": r["statistic"], "p": r["p"],
                      "effect": f"accuracy difference {(pa == ya).mean() - (pb == yb).mean():+.4f}, "
                                f"odds ratio {r['odds ratio']:.2f} ({r['a right b wrong']}/{r['a wrong b right']})",
+                     "n": r["n"], "discordant": discordant,
+                     "detectable difference (80% power)": stats.detectable_difference_mcnemar(
+                         r["n"], discordant, alpha=alpha),
                      "warning": "; ".join(notes)})
     table = _adjust(pd.DataFrame(rows), alpha)
     for _, r in table.iterrows():
