@@ -139,11 +139,7 @@ def make_dataset(images, labels=None, num_classes: int | None = None, *, input_s
     def finish(im, *rest):
         if aug is not None:
             im = aug(im, training=True)
-        im = _normalize(tf, im, normalization, mean, std)
-        if channels == 3:
-            im = tf.repeat(im, 3, axis=-1)
-            if normalization == "imagenet_caffe":
-                im = im - tf.constant([103.939, 116.779, 123.68], dtype=im.dtype)
+        im = _finish(tf, im, normalization, mean, std, channels)
         return (im, *rest) if rest else im
 
     # Augmentation draws from the layers' seeded generators: parallel calls would race for the generator
@@ -153,9 +149,80 @@ def make_dataset(images, labels=None, num_classes: int | None = None, *, input_s
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+class TrainingStream:
+    """An endless training stream in which batch ``g`` depends on ``(seed, g)`` only, so training can resume exactly.
+
+    Data epoch ``e`` visits every image once in the order of a stateless permutation seeded by ``(seed, e)``
+    (``tf.random.experimental.index_shuffle``), in ``batches_per_epoch`` batches numbered ``e * batches_per_epoch + b``;
+    each augmentation layer's generator is set from ``(its seed, g)`` before it draws for batch ``g``. So
+    :meth:`dataset` started at batch ``g`` yields exactly the batches an uninterrupted stream yields from ``g`` on: a
+    run resumed at epoch ``k`` (:func:`fer_utils.train.fit_model`) or a Hyperband trial continued from epoch ``k``
+    sees the batches an uninterrupted run sees (issue 25: a restarted stream made the first resumed epoch's loss
+    1.66 instead of 2.22). Images are gathered from the uint8 arrays and resized per batch (nothing is cached).
+    """
+
+    def __init__(self, images, targets, *, input_size, channels: int, batch_size: int, normalization: str,
+                 mean=None, std=None, augment=None, seed: int = 0, drop_remainder: bool = False):
+        self.images, self.targets = np.asarray(images), np.asarray(targets, dtype=np.float32)
+        if self.images.dtype != np.uint8 or self.images.ndim != 3 or not len(self.images):
+            raise ValueError(f"images must be a non-empty uint8 [N,H,W] array, got {self.images.dtype} "
+                             f"{self.images.shape}")
+        if len(self.targets) != len(self.images):
+            raise ValueError(f"{len(self.images)} images but {len(self.targets)} targets")
+        self.size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        self.channels, self.batch_size, self.seed = int(channels), int(batch_size), int(seed)
+        self.normalization, self.mean, self.std = normalization, mean, std
+        self.augment, self.drop_remainder = check_augment(augment), bool(drop_remainder)
+        n = len(self.images)
+        self.batches_per_epoch = n // self.batch_size if drop_remainder else -(-n // self.batch_size)
+        if self.batches_per_epoch < 1:
+            raise ValueError(f"{n} images make no batch of {self.batch_size} with drop_remainder")
+
+    def class_counts(self) -> np.ndarray:
+        """Images per class (argmax of the targets)."""
+        return np.bincount(self.targets.argmax(1), minlength=self.targets.shape[1])
+
+    def dataset(self, start_batch: int = 0):
+        """The endless ``tf.data.Dataset`` of ``(x, y)`` batches from global batch ``start_batch`` on."""
+        import tensorflow as tf
+
+        n, bpe, seed = len(self.images), self.batches_per_epoch, self.seed
+        x, y = tf.constant(self.images[..., None]), tf.constant(self.targets)
+        aug = augmentation_layers(self.augment, seed) if self.augment else None
+
+        def epoch(e):
+            order = tf.random.experimental.index_shuffle(
+                tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), e]),
+                max_index=tf.constant(n - 1, tf.int64))
+            batches = tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size,
+                                                                      drop_remainder=self.drop_remainder)
+            return tf.data.Dataset.zip((batches, tf.data.Dataset.range(bpe).map(lambda b: e * bpe + b)))
+
+        def load(rows, g):
+            im = tf.cast(tf.gather(x, rows), tf.float32)
+            if tuple(self.images.shape[1:3]) != self.size:
+                im = tf.image.resize_with_pad(im, self.size[0], self.size[1], method="bilinear", antialias=True)
+            return im, tf.gather(y, rows), g
+
+        def finish(im, target, g):
+            if aug is not None:
+                for layer in aug.layers:  # each layer draws from (its seed, g): the same whatever came before
+                    state = layer.generator.state
+                    state.assign(tf.cast(tf.stack([tf.constant(layer.seed, tf.int64), g * 64]), state.dtype))
+                im = aug(im, training=True)
+            return _finish(tf, im, self.normalization, self.mean, self.std, self.channels), target
+
+        first = int(start_batch) // bpe
+        ds = tf.data.Dataset.range(first, 2 ** 62).flat_map(epoch).skip(int(start_batch) - first * bpe)
+        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(finish, num_parallel_calls=None if aug is not None else tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+
 def input_pipelines(ds, *, batch_size: int, size: int, channels: int, normalization: str,
                     augment: dict | None, seed: int, target: str = "majority") -> tuple:
-    """The training and validation pipelines of a run: ``(train_ds, val_ds, (mean, std))``.
+    """The training and validation pipelines of a run: ``(train_ds, val_ds, (mean, std))``; ``train_ds`` is a
+    :class:`TrainingStream` (``fit_arguments`` turns it into the dataset ``model.fit`` takes).
 
     One owner for how a run feeds its model, shared by :func:`fer_utils.experiments.running.run_model` and
     KerasTuner's trials (:mod:`fer_utils.tune.search`), so a trial sees exactly the batches a run with its
@@ -167,10 +234,20 @@ def input_pipelines(ds, *, batch_size: int, size: int, channels: int, normalizat
     mean, std = normalization_stats(tr.images) if normalization == "standardize" else (None, None)
     common = dict(input_size=(size, size), channels=channels, normalization=normalization, mean=mean, std=std)
     soft = (lambda d: d.soft_labels) if target == "distribution" else (lambda d: None)
-    train_ds = make_dataset(tr.images, tr.labels, ds.num_classes, batch_size=batch_size, augment=augment,
-                            shuffle=True, seed=seed, soft_labels=soft(tr), **common)
+    targets = tr.soft_labels if target == "distribution" else np.eye(ds.num_classes, dtype=np.float32)[tr.labels]
+    train_ds = TrainingStream(tr.images, targets, batch_size=batch_size, augment=augment, seed=seed, **common)
     val_ds = make_dataset(va.images, va.labels, ds.num_classes, batch_size=batch_size, soft_labels=soft(va), **common)
     return train_ds, val_ds, (mean, std)
+
+
+def _finish(tf, im, normalization, mean, std, channels):
+    """Normalisation, then the grey channel repeated for RGB backbones (ImageNet means after the repeat)."""
+    im = _normalize(tf, im, normalization, mean, std)
+    if channels == 3:
+        im = tf.repeat(im, 3, axis=-1)
+        if normalization == "imagenet_caffe":
+            im = im - tf.constant([103.939, 116.779, 123.68], dtype=im.dtype)
+    return im
 
 
 def _normalize(tf, im, normalization, mean, std):

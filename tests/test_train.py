@@ -418,10 +418,11 @@ def test_backup_keeps_the_previous_state_and_a_truncated_latest_falls_back(tmp_p
     backup = tmp_path / "backup"
     # Epochs 0-2 finished and were backed up; the state before epoch 2 is kept as the previous one.
     assert train.backup_epoch(tmp_path) == 3
-    assert json.loads((backup / "training_metadata.json.previous").read_text())["epoch"] == 2
+    assert sorted(p.name for p in backup.iterdir()) == ["epoch-00002", "epoch-00003"]
+    assert json.loads((backup / "epoch-00002" / "state.json").read_text())["epoch"] == 2
     assert [int(r["epoch"]) for r in read_history(tmp_path)] == [0, 1, 2]
     # A kill in the middle of writing the latest weights: the file is cut short.
-    latest = backup / "latest.weights.h5"
+    latest = backup / "epoch-00003" / "state.weights.h5"
     latest.write_bytes(latest.read_bytes()[:200])
     with pytest.warns(UserWarning, match=f"{backup}: the latest backup cannot be restored"):
         history = train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, tmp_path, seed=0)
@@ -436,12 +437,84 @@ def test_backup_keeps_the_previous_state_and_a_truncated_latest_falls_back(tmp_p
 
 def test_unrestorable_backup_is_an_error_and_history_is_not_cut(tmp_path):
     train_ds, val_ds, cfg = _interrupted_run(tmp_path, epochs=4, after_epoch=2)
-    for name in ("latest.weights.h5", "latest.previous.weights.h5"):
-        (tmp_path / "backup" / name).write_bytes(b"garbage")
+    for weights in (tmp_path / "backup").glob("epoch-*/state.weights.h5"):
+        weights.write_bytes(b"garbage")
     before = (tmp_path / "history.csv").read_text()
     with pytest.raises(train.BackupError, match="no backup can be restored.*Move the folder away"):
         train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, tmp_path, seed=0)
     assert (tmp_path / "history.csv").read_text() == before
+
+
+def test_weights_and_their_epoch_appear_together_or_not_at_all(tmp_path):
+    """Issue 25: two file renames could leave epoch-N weights with epoch N-1's metadata. A state is one folder
+    renamed into place: a kill leaves at most a half-written incoming/ (or a half-deleted old state), which a
+    restore skips; the earlier layout (latest.weights.h5 + training_metadata.json) still restores."""
+    train_ds, val_ds, cfg = _interrupted_run(tmp_path, epochs=5, after_epoch=1)
+    backup = tmp_path / "backup"
+    assert train.backup_epoch(tmp_path) == 2
+    # killed while writing the next state, and while deleting an old one
+    (backup / "incoming").mkdir()
+    (backup / "incoming" / "state.weights.h5").write_bytes(b"half")
+    (backup / "epoch-00003").mkdir()
+    (backup / "epoch-00003" / "state.weights.h5").write_bytes(b"weights without their epoch")
+    assert train.backup_epoch(tmp_path) == 2
+    history = train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, tmp_path, seed=0)
+    assert history.epoch == [2, 3, 4] and not backup.exists()
+
+    legacy = tmp_path / "legacy"
+    (legacy / "backup").mkdir(parents=True)
+    model = compiled(tiny_cnn(), cfg)
+    model.optimizer.build(model.trainable_variables)
+    model.save_weights(str(legacy / "backup" / "latest.weights.h5"))
+    (legacy / "backup" / "training_metadata.json").write_text(json.dumps({"epoch": 3, "batch": -1}))
+    assert train.backup_epoch(legacy) == 3
+    assert train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, legacy, seed=0).epoch == [3, 4]
+
+
+@pytest.mark.parametrize("cap", [0, 2])
+def test_a_killed_and_resumed_run_is_the_uninterrupted_run(tmp_path, cap):
+    """Issue 25: killed after epoch 1 of 4 and run again, a run's history.csv and final weights equal an
+    uninterrupted run's: the training stream (shuffle and augmentation) restarts at the resumed epoch's batches,
+    whole epochs (cap 0) or capped ones (cap 2 of 4 batches: the endless stream's consecutive batches)."""
+    from fer_utils import pipeline
+
+    x, y = bright_dark_data(n=120)
+    images = (np.clip(x[..., 0], 0, 1) * 255).astype(np.uint8)
+    val_ds = tf.data.Dataset.from_tensor_slices((x[96:], y[96:])).batch(16)
+    cfg = quick_cfg(epochs=4, batch_size=24, steps_per_epoch=cap, learning_rate=0.01)
+
+    def stream():
+        return pipeline.TrainingStream(images[:96], y[:96], input_size=16, channels=1, batch_size=24,
+                                       normalization="unit", augment={"flip": True, "shift": 0.1, "zoom": 0.1},
+                                       seed=3)
+
+    def model():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((16, 16, 1))
+        h = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+        h = keras.layers.Dropout(0.3, name="drop")(keras.layers.GlobalAveragePooling2D(name="gap")(h))
+        return compiled(keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="probs")(h)), cfg,
+                        batches=cap or 4)
+
+    whole = model()
+    train.fit_model(whole, stream(), val_ds, cfg, tmp_path / "whole", seed=0)
+    with pytest.raises(RuntimeError, match="simulated interrupt"):
+        train.fit_model(model(), stream(), val_ds, cfg, tmp_path / "killed", seed=0, callbacks=[Interrupt(1)])
+    resumed = model()
+    assert train.fit_model(resumed, stream(), val_ds, cfg, tmp_path / "killed", seed=0).epoch == [2, 3]
+
+    def losses(run):
+        return [(r["epoch"], r["loss"], r["val_loss"], r["accuracy"]) for r in read_history(tmp_path / run)]
+
+    assert losses("killed") == losses("whole")
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # and the stream itself: started at batch g it yields the uninterrupted stream's batches from g on
+    full = [b[0].numpy() for b in stream().dataset().take(7)]
+    tail = [b[0].numpy() for b in stream().dataset(start_batch=5).take(2)]
+    np.testing.assert_array_equal(full[5], tail[0])
+    np.testing.assert_array_equal(full[6], tail[1])
+    assert not np.array_equal(full[0], full[4])  # epoch 1 is another order and other augmentations
 
 
 def test_cut_history_drops_rerun_epochs_and_a_torn_line(tmp_path):

@@ -1,27 +1,38 @@
 """Resumable training state: a run's ``backup/`` folder, written atomically and kept double.
 
 Keras' ``BackupAndRestore`` writes ``latest.weights.h5`` in place, so a kill while it writes
-leaves a truncated file that fails every later restore. :class:`SafeBackup` writes each state to
-a temporary file and renames it into place (a rename is atomic), keeps the previous good state
-next to it, and on restore falls back to that previous state with a warning naming the folder.
-``history.csv`` is cut back to the restored epoch only after the restore succeeded.
+leaves a truncated file that fails every later restore. :class:`SafeBackup` writes each state (the
+weights, optimizer included, and the epoch) into ``backup/incoming/`` and renames that folder to
+``backup/epoch-NNNNN/``: one rename, so the weights and the epoch they belong to appear together or
+not at all (two file renames could leave epoch-N weights next to epoch N-1's metadata). The newest
+two states are kept; a restore takes the newest complete one and falls back to the one before with a
+warning naming the folder. ``history.csv`` is cut back to the restored epoch only after the restore
+succeeded. Backups in the earlier layout (``latest.weights.h5`` + ``training_metadata.json``) are
+still restored.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Optional
 
 import keras
+import numpy as np
 
 from fer_utils import progress, runs
 
-WEIGHTS = "latest.weights.h5"
+WEIGHTS = "latest.weights.h5"  # the earlier layout's files, still restored
 METADATA = "training_metadata.json"
-PREVIOUS = ".previous"  # suffix of the previous good state's files
+PREVIOUS = ".previous"  # suffix of the earlier layout's previous state
+STATE_PREFIX = "epoch-"
+STATE_WEIGHTS = "state.weights.h5"
+STATE_META = "state.json"
+INCOMING = "incoming"
+KEEP = 2
 
 
 class BackupError(RuntimeError):
@@ -29,16 +40,19 @@ class BackupError(RuntimeError):
 
 
 def _states(backup_dir: Path):
-    """``(weights, metadata)`` pairs, newest first."""
+    """``(weights, metadata)`` pairs, newest first: the state folders, then the earlier layout's two pairs."""
+    folders = sorted((p for p in backup_dir.glob(f"{STATE_PREFIX}*") if p.is_dir()), reverse=True)
     previous_weights = backup_dir / WEIGHTS.replace(".weights.h5", PREVIOUS + ".weights.h5")
-    return [(backup_dir / WEIGHTS, backup_dir / METADATA), (previous_weights, backup_dir / (METADATA + PREVIOUS))]
+    return [(f / STATE_WEIGHTS, f / STATE_META) for f in folders] + [
+        (backup_dir / WEIGHTS, backup_dir / METADATA), (previous_weights, backup_dir / (METADATA + PREVIOUS))]
 
 
 def backup_epoch(run_dir) -> Optional[int]:
-    """The epoch a run's ``backup/`` would resume at: the newest readable metadata (None without one)."""
-    for _, meta in _states(Path(run_dir) / runs.BACKUP_DIR):
+    """The epoch a run's ``backup/`` would resume at: the newest complete, readable state (None without one)."""
+    for weights, meta in _states(Path(run_dir) / runs.BACKUP_DIR):
         try:
-            return int(json.loads(meta.read_text())["epoch"])
+            if weights.exists():
+                return int(json.loads(meta.read_text())["epoch"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return None
@@ -79,6 +93,24 @@ def _cut_csv(path: Path, epoch: int) -> int:
     return dropped
 
 
+def _seed_generators(model) -> dict:
+    """``{"<layer>/<k>": SeedGenerator}`` of every layer (dropout draws its masks from these)."""
+    return {f"{layer.name}/{k}": sg for layer in model._flatten_layers()
+            for k, sg in enumerate(getattr(layer, "_seed_generators", []))}
+
+
+def _seed_states(model) -> dict:
+    """The layers' random generator states: not in Keras' weights file, yet a resumed run must continue them to
+    draw the dropout masks an uninterrupted run draws."""
+    return {key: [int(v) for v in sg.state.numpy()] for key, sg in _seed_generators(model).items()}
+
+
+def _restore_seed_states(model, states: dict) -> None:
+    for key, sg in _seed_generators(model).items():
+        if key in states:
+            sg.state.assign(np.asarray(states[key], dtype=sg.state.dtype))
+
+
 class SafeBackup(keras.callbacks.BackupAndRestore):
     """``BackupAndRestore`` with atomic writes, a previous good state, and a warned fallback.
 
@@ -90,6 +122,7 @@ class SafeBackup(keras.callbacks.BackupAndRestore):
         self.run_dir = Path(run_dir)
         super().__init__(str(self.run_dir / runs.BACKUP_DIR), double_checkpoint=True)
         self.restored_epoch: Optional[int] = None
+        self.expected_epoch: Optional[int] = None  # the epoch fit_model started the data stream at
 
     def on_train_begin(self, logs=None):
         backup_dir = Path(self.backup_dir)
@@ -101,8 +134,9 @@ class SafeBackup(keras.callbacks.BackupAndRestore):
                 if self.model.optimizer is not None and not self.model.optimizer.built:
                     self.model.optimizer.build(self.model.trainable_variables)
                 self.model.load_weights(str(weights))
+                _restore_seed_states(self.model, json.loads(meta.read_text()).get("seed_states") or {})
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                problems.append(f"{weights.name}: {type(exc).__name__}: {str(exc)[:200]}")
+                problems.append(f"{weights.relative_to(backup_dir)}: {type(exc).__name__}: {str(exc)[:200]}")
                 if (weights, meta) != present[-1]:
                     message = (f"{backup_dir}: the latest backup cannot be restored ({problems[-1]}); "
                                "falling back to the previous one")
@@ -111,6 +145,10 @@ class SafeBackup(keras.callbacks.BackupAndRestore):
                 continue
             self.model._initial_epoch = epoch
             self.restored_epoch = epoch
+            if self.expected_epoch is not None and epoch != self.expected_epoch:
+                progress.report(f"warning: {backup_dir}: resumed at epoch {epoch}, but the data stream was started "
+                                f"for epoch {self.expected_epoch}; training goes on, no longer batch for batch the "
+                                "uninterrupted run")
             cut_history(self.run_dir, epoch)  # only now: the restore succeeded
             return
         if present:
@@ -120,14 +158,18 @@ class SafeBackup(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         backup_dir = Path(self.backup_dir)
         backup_dir.mkdir(parents=True, exist_ok=True)
-        (weights, meta), (prev_weights, prev_meta) = _states(backup_dir)
-        tmp_weights = backup_dir / "incoming.weights.h5"
-        tmp_meta = backup_dir / (METADATA + ".incoming")
-        self.model.save_weights(str(tmp_weights), overwrite=True)
-        tmp_meta.write_text(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
-        # Rotate with renames only: at every instant a complete state exists on disk.
-        if weights.exists() and meta.exists():
-            os.replace(weights, prev_weights)
-            os.replace(meta, prev_meta)
-        os.replace(tmp_weights, weights)
-        os.replace(tmp_meta, meta)
+        incoming = backup_dir / INCOMING
+        if incoming.exists():  # a state a kill left half written
+            shutil.rmtree(incoming)
+        incoming.mkdir()
+        self.model.save_weights(str(incoming / STATE_WEIGHTS), overwrite=True)
+        (incoming / STATE_META).write_text(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                                                       "seed_states": _seed_states(self.model)}))
+        target = backup_dir / f"{STATE_PREFIX}{int(self._current_epoch):05d}"
+        if target.exists():  # this epoch was backed up before a restore fell back past it
+            shutil.rmtree(target)
+        os.replace(incoming, target)  # the pair appears at once
+        for old in sorted((p for p in backup_dir.glob(f"{STATE_PREFIX}*") if p.is_dir()), reverse=True)[KEEP:]:
+            shutil.rmtree(old, ignore_errors=True)
+        for name in (WEIGHTS, METADATA, WEIGHTS.replace(".weights.h5", PREVIOUS + ".weights.h5"), METADATA + PREVIOUS):
+            (backup_dir / name).unlink(missing_ok=True)  # the earlier layout's state, now superseded

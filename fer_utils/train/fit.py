@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from fer_utils import runs
+from fer_utils.train.backup import SafeBackup, backup_epoch
 from fer_utils.train.callbacks import make_callbacks
 from fer_utils.train.config import TrainConfig
 
@@ -127,15 +128,27 @@ def balanced_class_weights(class_counts) -> dict[int, float]:
 # --------------------------------------------------------------------------- #
 
 
-def fit_arguments(cfg: TrainConfig, train_ds, class_counts=None) -> tuple:
+def fit_arguments(cfg: TrainConfig, train_ds, class_counts=None, *, start_epoch: int = 0) -> tuple:
     """What ``model.fit`` needs from ``cfg`` besides callbacks: ``(train_ds, steps_per_epoch, class_weight)``.
 
-    ``cfg.steps_per_epoch`` caps an epoch (the dataset is then repeated, so capped epochs take consecutive
-    batches of an endless reshuffled stream); ``cfg.class_weight="balanced"`` weights classes by
-    ``class_counts`` (counted from ``train_ds`` when omitted). Shared by :func:`fit_model` and KerasTuner's
-    ``HyperModel.fit`` so that a trial trains exactly as a run does.
+    ``cfg.steps_per_epoch`` caps an epoch (capped epochs take consecutive batches of an endless reshuffled
+    stream); ``cfg.class_weight="balanced"`` weights classes by ``class_counts`` (counted from ``train_ds`` when
+    omitted). Shared by :func:`fit_model` and KerasTuner's ``HyperModel.fit`` so that a trial trains exactly as a
+    run does.
+
+    ``train_ds`` is a :class:`fer_utils.pipeline.TrainingStream` (what runs and trials use) or a finite
+    ``tf.data.Dataset``. A stream is started at batch ``start_epoch * steps_per_epoch``, so a run resumed (or a
+    Hyperband trial continued) at ``start_epoch`` sees the batches an uninterrupted run sees from there on.
     """
+    from fer_utils.pipeline import TrainingStream
+
     class_weight = None
+    if isinstance(train_ds, TrainingStream):
+        if cfg.class_weight == "balanced":
+            class_weight = balanced_class_weights(class_counts if class_counts is not None
+                                                  else train_ds.class_counts())
+        steps = epoch_steps(cfg, train_ds.batches_per_epoch) or train_ds.batches_per_epoch
+        return train_ds.dataset(start_batch=int(start_epoch) * steps), steps, class_weight
     if cfg.class_weight == "balanced":
         counts = class_counts if class_counts is not None else _count_classes(train_ds)
         class_weight = balanced_class_weights(counts)
@@ -204,9 +217,14 @@ def fit_model(
         keras.utils.set_random_seed(int(seed))
 
     resuming = _prepare_run_dir(run_dir, overwrite)
-    train_ds, steps, class_weight = fit_arguments(cfg, train_ds, class_counts)
+    # A resumed run's data stream starts where the backup's epoch left it (exact for a TrainingStream).
+    start_epoch = (backup_epoch(run_dir) or 0) if resuming else 0
+    train_ds, steps, class_weight = fit_arguments(cfg, train_ds, class_counts, start_epoch=start_epoch)
     _write_config(run_dir, cfg, resuming)
     cbs = make_callbacks(cfg, run_dir, has_validation=val_ds is not None, label=label)
+    for cb in cbs:
+        if isinstance(cb, SafeBackup):
+            cb.expected_epoch = start_epoch
     cbs += list(callbacks or [])
     try:
         history = model.fit(

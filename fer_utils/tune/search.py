@@ -158,7 +158,8 @@ class FERHyperModel(kt.HyperModel):
                                               augment=self.recipe.augment or None, seed=self.recipe.seed,
                                               target=self.recipe.target)
         counts = np.bincount(self.ds.split("Training").labels, minlength=self.ds.num_classes)
-        train_ds, steps, class_weight = train.fit_arguments(cfg, train_ds, counts)
+        # a Hyperband trial continued from epoch k (initial_epoch) sees the batches of an uninterrupted run from k on
+        train_ds, steps, class_weight = train.fit_arguments(cfg, train_ds, counts, start_epoch=int(initial_epoch))
         keras.utils.set_random_seed(int(self.recipe.seed))
         t0 = time.perf_counter()
         history = model.fit(train_ds, validation_data=val_ds, epochs=int(epochs or cfg.epochs),
