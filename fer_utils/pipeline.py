@@ -12,7 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 NORMALIZATIONS = ("unit", "symmetric", "standardize", "per_image", "imagenet_caffe")
-AUGMENT_KEYS = {"flip": bool, "shift": float, "rotation_deg": float, "zoom": float, "contrast": float}
+AUGMENT_KEYS = {"flip": bool, "shift": float, "rotation_deg": float, "zoom": float, "contrast": float,
+                "erasing": float, "mixup": float, "cutmix": float}
+#: Keys that mix images *and labels* of a batch: only the training stream applies them.
+MIXING_KEYS = ("mixup", "cutmix")
+#: Keys whose value is a probability or a Keras factor in [0, 1].
+UNIT_KEYS = ("erasing", "mixup", "cutmix")
 
 
 def check_augment(augment) -> dict:
@@ -30,13 +35,19 @@ def check_augment(augment) -> dict:
             raise ValueError(f"augment key {key!r} is unknown; expected some of {sorted(AUGMENT_KEYS)}")
         if key != "flip" and (not isinstance(value, (int, float)) or value < 0):
             raise ValueError(f"augment[{key!r}]={value!r}: expected a number >= 0")
+        if key in UNIT_KEYS and value > 1:
+            raise ValueError(f"augment[{key!r}]={value!r}: expected a number in [0, 1]")
+    if all(augment.get(k) for k in MIXING_KEYS):
+        raise ValueError(f"augment: mixup={augment['mixup']} and cutmix={augment['cutmix']}; use one of them")
     return dict(augment)
 
 
 def augmentation_layers(augment: dict, seed: int = 0):
     """A ``keras.Sequential`` of preprocessing layers for ``augment`` (or None when empty).
 
-    ``shift`` and ``zoom`` are fractions of the image size; ``rotation_deg`` is in degrees.
+    ``shift`` and ``zoom`` are fractions of the image size; ``rotation_deg`` is in degrees; ``erasing`` is the
+    probability that an image gets one random-erasing patch (Zhong et al. 2020: 2-33% of the image, noise-filled).
+    ``mixup``/``cutmix`` are not here (:func:`mixing_layer`: they mix labels too).
     """
     import keras
 
@@ -54,9 +65,26 @@ def augmentation_layers(augment: dict, seed: int = 0):
         layers.append(keras.layers.RandomZoom(augment["zoom"], fill_mode="reflect", seed=seed + 3, name="aug_zoom"))
     if augment.get("contrast"):
         layers.append(keras.layers.RandomContrast(augment["contrast"], seed=seed + 4, name="aug_contrast"))
+    if augment.get("erasing"):
+        p = float(augment["erasing"])
+        layers.append(keras.layers.RandomErasing(factor=(p, p), scale=(0.02, 0.33), value_range=(0, 255),
+                                                 seed=seed + 5, name="aug_erasing"))
     if not layers:
         return None
     return keras.Sequential(layers, name="augmentation")
+
+
+def mixing_layer(augment: dict, seed: int = 0):
+    """MixUp (``mixup``: alpha of its Beta distribution) or CutMix (``cutmix``: Keras' factor), or None. Called on
+    ``{"images": x, "labels": y}`` (one-hot or soft labels), it mixes pairs of the batch and their labels."""
+    import keras
+
+    augment = check_augment(augment)
+    if augment.get("mixup"):
+        return keras.layers.MixUp(alpha=float(augment["mixup"]), seed=seed + 6, name="aug_mixup")
+    if augment.get("cutmix"):
+        return keras.layers.CutMix(factor=float(augment["cutmix"]), seed=seed + 7, name="aug_cutmix")
+    return None
 
 
 def normalization_stats(images: np.ndarray) -> tuple:
@@ -109,6 +137,10 @@ def make_dataset(images, labels=None, num_classes: int | None = None, *, input_s
     if channels not in (1, 3):
         raise ValueError(f"channels={channels}: expected 1 or 3")
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    mixing = [k for k in MIXING_KEYS if (augment or {}).get(k)]
+    if mixing:
+        raise ValueError(f"augment {mixing[0]!r} mixes labels: only the training stream (pipeline.TrainingStream, "
+                         "what runs and trials train on) applies it")
     aug = augmentation_layers(augment, seed) if augment else None
 
     x = tf.data.Dataset.from_tensor_slices(images[..., None])
@@ -189,6 +221,7 @@ class TrainingStream:
         n, bpe, seed = len(self.images), self.batches_per_epoch, self.seed
         x, y = tf.constant(self.images[..., None]), tf.constant(self.targets)
         aug = augmentation_layers(self.augment, seed) if self.augment else None
+        mix = mixing_layer(self.augment, seed) if self.augment else None
 
         def epoch(e):
             order = tf.random.experimental.index_shuffle(
@@ -204,18 +237,26 @@ class TrainingStream:
                 im = tf.image.resize_with_pad(im, self.size[0], self.size[1], method="bilinear", antialias=True)
             return im, tf.gather(y, rows), g
 
+        def reseed(layer, g):  # the layer draws from (its seed, g): the same whatever came before
+            state = layer.generator.state
+            state.assign(tf.cast(tf.stack([tf.constant(layer.seed, tf.int64), g * 64]), state.dtype))
+
         def finish(im, target, g):
             if aug is not None:
-                for layer in aug.layers:  # each layer draws from (its seed, g): the same whatever came before
-                    state = layer.generator.state
-                    state.assign(tf.cast(tf.stack([tf.constant(layer.seed, tf.int64), g * 64]), state.dtype))
+                for layer in aug.layers:
+                    reseed(layer, g)
                 im = aug(im, training=True)
+            if mix is not None:
+                reseed(mix, g)
+                mixed = mix({"images": im, "labels": target}, training=True)
+                im, target = mixed["images"], tf.cast(mixed["labels"], tf.float32)
             return _finish(tf, im, self.normalization, self.mean, self.std, self.channels), target
 
         first = int(start_batch) // bpe
         ds = tf.data.Dataset.range(first, 2 ** 62).flat_map(epoch).skip(int(start_batch) - first * bpe)
         ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.map(finish, num_parallel_calls=None if aug is not None else tf.data.AUTOTUNE)
+        stateful = aug is not None or mix is not None
+        ds = ds.map(finish, num_parallel_calls=None if stateful else tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -165,6 +165,12 @@ def test_rerun_reuses_evaluates_or_refuses_by_recipe(tiny_fer, tmp_path):
     again = experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **kwargs)
     assert again["status"] == "reused" and again["PrivateTest_accuracy"] == first["PrivateTest_accuracy"]
     assert (tmp_path / "cnn" / "history.csv").read_text() == history
+    # A run recorded before a TrainConfig field existed (ema_momentum) is the same recipe, not another one.
+    recipe_file = tmp_path / "cnn" / "recipe.json"
+    recipe = json.loads(recipe_file.read_text())
+    del recipe["train_config"]["ema_momentum"]
+    recipe_file.write_text(json.dumps(recipe))
+    assert experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **kwargs)["status"] == "reused"
     # Trained but not evaluated (a crash after training): evaluated without retraining, same numbers.
     (tmp_path / "cnn" / "metrics.json").unlink()
     (tmp_path / "cnn" / "predictions.npz").unlink()

@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 
-from fer_utils import train  # noqa: E402
+from fer_utils import runs, train  # noqa: E402
 from fer_utils.train import TrainConfig  # noqa: E402
 
 
@@ -471,22 +471,26 @@ def test_weights_and_their_epoch_appear_together_or_not_at_all(tmp_path):
     assert train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, legacy, seed=0).epoch == [3, 4]
 
 
-@pytest.mark.parametrize("cap", [0, 2])
-def test_a_killed_and_resumed_run_is_the_uninterrupted_run(tmp_path, cap):
+@pytest.mark.parametrize("cap, ema, augment", [
+    (0, 0.0, {"flip": True, "shift": 0.1, "zoom": 0.1}),
+    (2, 0.0, {"flip": True, "shift": 0.1, "zoom": 0.1}),
+    (0, 0.9, {"flip": True, "erasing": 0.5, "mixup": 0.4}),
+])
+def test_a_killed_and_resumed_run_is_the_uninterrupted_run(tmp_path, cap, ema, augment):
     """Issue 25: killed after epoch 1 of 4 and run again, a run's history.csv and final weights equal an
     uninterrupted run's: the training stream (shuffle and augmentation) restarts at the resumed epoch's batches,
-    whole epochs (cap 0) or capped ones (cap 2 of 4 batches: the endless stream's consecutive batches)."""
+    whole epochs (cap 0) or capped ones (cap 2 of 4 batches: the endless stream's consecutive batches); also with
+    weight averaging (the backup holds the raw weights, the averages in the optimizer), random erasing and mixup."""
     from fer_utils import pipeline
 
     x, y = bright_dark_data(n=120)
     images = (np.clip(x[..., 0], 0, 1) * 255).astype(np.uint8)
     val_ds = tf.data.Dataset.from_tensor_slices((x[96:], y[96:])).batch(16)
-    cfg = quick_cfg(epochs=4, batch_size=24, steps_per_epoch=cap, learning_rate=0.01)
+    cfg = quick_cfg(epochs=4, batch_size=24, steps_per_epoch=cap, learning_rate=0.01, ema_momentum=ema)
 
     def stream():
         return pipeline.TrainingStream(images[:96], y[:96], input_size=16, channels=1, batch_size=24,
-                                       normalization="unit", augment={"flip": True, "shift": 0.1, "zoom": 0.1},
-                                       seed=3)
+                                       normalization="unit", augment=augment, seed=3)
 
     def model():
         keras.utils.set_random_seed(0)
@@ -521,3 +525,53 @@ def test_cut_history_drops_rerun_epochs_and_a_torn_line(tmp_path):
     (tmp_path / "history.csv").write_text("epoch,loss\n0,1.0\n1,0.9\n2,0.8\n3,0.")
     assert train.cut_history(tmp_path, 2) == 2
     assert (tmp_path / "history.csv").read_text() == "epoch,loss\n0,1.0\n1,0.9\n"
+
+
+def test_weight_averaging_validates_and_keeps_the_averaged_weights(tmp_path):
+    """ema_momentum 0.9999 over 8 steps: Keras starts the average at the weights after the first step (at most
+    about one Adam step, the learning rate, from the initial ones) and it barely moves after, so the best checkpoint
+    and the final model stay within one step of the initial weights, while training without averaging moves them
+    several steps."""
+    train_ds, val_ds = datasets(batch_size=24)
+    cfg = quick_cfg(epochs=2, learning_rate=0.05, ema_momentum=0.9999)
+    keras.utils.set_random_seed(0)
+    model = compiled(tiny_cnn(), cfg, batches=4)
+    initial = [w.copy() for w in model.get_weights()]
+    train.fit_model(model, train_ds, val_ds, cfg, tmp_path / "ema", seed=0)
+    drift = max(float(np.abs(a - b).max()) for a, b in zip(model.get_weights(), initial))
+    best = runs.load_model(tmp_path / "ema")
+    best_drift = max(float(np.abs(a - b).max()) for a, b in zip(best.get_weights(), initial))
+    keras.utils.set_random_seed(0)
+    plain_cfg = quick_cfg(epochs=2, learning_rate=0.05)
+    plain = compiled(tiny_cnn(), plain_cfg, batches=4)
+    train.fit_model(plain, train_ds, val_ds, plain_cfg, tmp_path / "plain", seed=0)
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(plain.get_weights(), initial))
+    assert drift <= 1.1 * 0.05 and best_drift <= 1.1 * 0.05 and moved > 4 * drift
+    with pytest.raises(ValueError, match="ema_momentum"):
+        TrainConfig(ema_momentum=1.0)
+
+
+def test_mixing_and_erasing_in_the_training_stream():
+    """mixup and cutmix mix labels (rows sum to 1, some not one-hot), so only the training stream applies them;
+    erasing changes images; bad values name the key."""
+    from fer_utils import pipeline
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (64, 16, 16), dtype=np.uint8)
+    y = np.eye(4, dtype=np.float32)[np.arange(64) % 4]
+    common = dict(input_size=16, channels=1, batch_size=32, normalization="unit", seed=1)
+    for key, value in (("mixup", 0.4), ("cutmix", 1.0)):
+        xb, yb = next(iter(pipeline.TrainingStream(images, y, augment={key: value}, **common).dataset()))
+        yb = yb.numpy()
+        assert np.allclose(yb.sum(1), 1.0, atol=1e-5) and (yb.max(1) < 0.999).any(), key
+        assert 0.0 <= float(xb.numpy().min()) and float(xb.numpy().max()) <= 1.0
+    plain = next(iter(pipeline.TrainingStream(images, y, augment={}, **common).dataset()))[0].numpy()
+    erased = next(iter(pipeline.TrainingStream(images, y, augment={"erasing": 1.0}, **common).dataset()))[0].numpy()
+    changed = (np.abs(plain - erased) > 1e-6).reshape(32, -1).mean(1)
+    assert (changed > 0.01).all() and (changed < 0.5).all()  # one patch of 2-33% per image
+    with pytest.raises(ValueError, match="only the training stream"):
+        pipeline.make_dataset(images, y.argmax(1), 4, augment={"mixup": 0.2})
+    with pytest.raises(ValueError, match=r"augment\['erasing'\]=1.5: expected a number in \[0, 1\]"):
+        pipeline.check_augment({"erasing": 1.5})
+    with pytest.raises(ValueError, match="use one of them"):
+        pipeline.check_augment({"mixup": 0.2, "cutmix": 1.0})

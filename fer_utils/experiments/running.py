@@ -9,6 +9,7 @@ belong to :mod:`fer_utils.runs`; the input pipelines to :func:`fer_utils.pipelin
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -219,7 +220,16 @@ def _check_earlier_run(run_dir: Path, recipe: dict, overwrite: bool) -> str:
     state = runs.run_state(run_dir)
     if state == "new":
         return state
-    changed = runs.recipe_differences(runs.read_recipe(run_dir), recipe)
+    old = runs.read_recipe(run_dir)
+    if isinstance(old, dict) and isinstance(old.get("train_config"), dict):
+        # A TrainConfig field added since (e.g. ema_momentum) reads as its default: not another recipe.
+        try:
+            from fer_utils.train import TrainConfig
+
+            old = {**old, "train_config": json.loads(json.dumps(TrainConfig.from_dict(old["train_config"]).to_dict()))}
+        except (TypeError, ValueError):
+            pass  # an unreadable old config differs, as before
+    changed = runs.recipe_differences(old, recipe)
     if overwrite:
         runs.move_aside(run_dir)
         return "new"

@@ -116,10 +116,12 @@ class SafeBackup(keras.callbacks.BackupAndRestore):
 
     Args:
         run_dir: the run folder; the state lives in ``run_dir/backup/``.
+        ema: the run's :class:`~fer_utils.train.callbacks.EMAWeights` (weight averaging), if any.
     """
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, ema=None):
         self.run_dir = Path(run_dir)
+        self.ema = ema  # the run's EMAWeights callback: states are saved with the raw weights in the model
         super().__init__(str(self.run_dir / runs.BACKUP_DIR), double_checkpoint=True)
         self.restored_epoch: Optional[int] = None
         self.expected_epoch: Optional[int] = None  # the epoch fit_model started the data stream at
@@ -162,7 +164,11 @@ class SafeBackup(keras.callbacks.BackupAndRestore):
         if incoming.exists():  # a state a kill left half written
             shutil.rmtree(incoming)
         incoming.mkdir()
-        self.model.save_weights(str(incoming / STATE_WEIGHTS), overwrite=True)
+        if self.ema is not None:
+            with self.ema.raw():
+                self.model.save_weights(str(incoming / STATE_WEIGHTS), overwrite=True)
+        else:
+            self.model.save_weights(str(incoming / STATE_WEIGHTS), overwrite=True)
         (incoming / STATE_META).write_text(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen,
                                                        "seed_states": _seed_states(self.model)}))
         target = backup_dir / f"{STATE_PREFIX}{int(self._current_epoch):05d}"

@@ -125,7 +125,10 @@ def make_callbacks(
         monitor = monitor[len("val_"):]
     mode = _monitor_mode(monitor)
 
-    callbacks: list[keras.callbacks.Callback] = [
+    # EMA first: at an epoch's end it puts the averaged weights in place for the logs, the checkpoint and the
+    # schedulers; the backup (last) saves the raw weights with the averages in the optimizer (EMAWeights.raw).
+    ema = [EMAWeights()] if cfg.ema_momentum else []
+    callbacks: list[keras.callbacks.Callback] = ema + [
         LearningRateLogger(),
         keras.callbacks.TerminateOnNaN(),
         ProgressReporter(label or Path(run_dir).name, cfg.epochs),
@@ -173,8 +176,37 @@ def make_callbacks(
                 restore_best_weights=True,
             )
         )
-    callbacks.append(SafeBackup(run_dir))
+    callbacks.append(SafeBackup(run_dir, ema=ema[0] if ema else None))
     return callbacks
+
+
+class EMAWeights(keras.callbacks.SwapEMAWeights):
+    """Keras' ``SwapEMAWeights(swap_on_epoch=True)`` with exact swaps: a copy instead of Keras' in-place
+    ``a + b, a - b`` arithmetic, whose rounding would change the raw weights at every swap (so a resumed run,
+    which restores the raw weights unswapped, would drift from the uninterrupted one)."""
+
+    def __init__(self):
+        super().__init__(swap_on_epoch=True)
+
+    def _swap_variables(self):
+        self._apply_to_ema_optimizers(self._backend_swap_variables, self._backend_swap_variables)
+
+    def raw(self):
+        """A context in which the model holds its raw (training) weights, e.g. to back them up."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def swapped():
+            swap = self._ema_weights_in_model
+            if swap:
+                self._swap_variables()
+            try:
+                yield
+            finally:
+                if swap:
+                    self._swap_variables()
+
+        return swapped()
 
 
 def _scheduled_lr(epoch: int, lr: float = None, *, table) -> float:

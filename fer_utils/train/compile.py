@@ -207,13 +207,14 @@ def make_optimizer(
                 decay_steps=max(total, 1),
             )
 
+    ema = {"use_ema": True, "ema_momentum": float(cfg.ema_momentum)} if cfg.ema_momentum else {}
     if cfg.optimizer == "sgd":
         return keras.optimizers.SGD(
-            learning_rate=lr, momentum=float(cfg.momentum), nesterov=cfg.nesterov
+            learning_rate=lr, momentum=float(cfg.momentum), nesterov=cfg.nesterov, **ema
         )
     if cfg.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=lr)
-    return keras.optimizers.RMSprop(learning_rate=lr)
+        return keras.optimizers.Adam(learning_rate=lr, **ema)
+    return keras.optimizers.RMSprop(learning_rate=lr, **ema)
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:

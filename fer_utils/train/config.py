@@ -96,6 +96,9 @@ class TrainConfig:
         steps_per_epoch: At most this many batches per epoch (0 = the whole
             training split). A cap for quick checks (the smoke profile's big
             backbones); a split with fewer batches is used whole.
+        ema_momentum: Exponential moving average of the weights (Polyak averaging; 0 = off, e.g. 0.999):
+            validation, the best checkpoint and the final model use the averaged weights, training the raw ones
+            (Keras' optimizer ``use_ema``; batch-norm statistics are the raw model's).
     """
 
     optimizer: str = "adam"
@@ -124,6 +127,7 @@ class TrainConfig:
     verbose: int = 2
     run_eagerly: bool = False
     steps_per_epoch: int = 0
+    ema_momentum: float = 0.0
 
     def __post_init__(self):
         # Validated once, here; the config is frozen, so it cannot become invalid later.
@@ -229,6 +233,7 @@ class TrainConfig:
             f"an integer in [0, epochs={self.epochs})",
         )
         check("steps_per_epoch", lambda v: is_int(v) and v >= 0, "an integer >= 0 (0 = the whole split)")
+        check("ema_momentum", lambda v: is_num(v) and 0 <= v < 1, "a number in [0, 1) (0 = off, e.g. 0.999)")
         check(
             "early_stopping_patience",
             lambda v: is_int(v) and v >= 0,
