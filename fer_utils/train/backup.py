@@ -13,6 +13,7 @@ still restored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -164,10 +165,7 @@ class SafeBackup(keras.callbacks.BackupAndRestore):
         if incoming.exists():  # a state a kill left half written
             shutil.rmtree(incoming)
         incoming.mkdir()
-        if self.ema is not None:
-            with self.ema.raw():
-                self.model.save_weights(str(incoming / STATE_WEIGHTS), overwrite=True)
-        else:
+        with self.ema.raw() if self.ema is not None else contextlib.nullcontext():
             self.model.save_weights(str(incoming / STATE_WEIGHTS), overwrite=True)
         (incoming / STATE_META).write_text(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen,
                                                        "seed_states": _seed_states(self.model)}))
