@@ -80,6 +80,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402  (after KERAS_BACKEND is set)
+import numpy as np  # noqa: E402
 
 DEFAULT_MODELS = "cnn,cnn_se,cnn_cbam,msca_resnet,resnet50,vgg19,inception_v3"
 DEFAULT_SIZES = "48,96"
@@ -317,14 +318,14 @@ def benchmark_one(name, size, precision, images, labels, *, batch, steps, warmup
             model.predict_on_batch(x)
         row["infer_img_s"] = _rate(steps * batch, time.perf_counter() - t0)
 
-        # The real training pipeline, repeated so any number of steps can be drawn from a small
-        # pool. drop_remainder keeps every batch full, so images = steps * batch exactly.
-        ds = pipeline.make_dataset(images, labels, NUM_CLASSES, augment=AUGMENT if augment is None else augment,
-                                   shuffle=True, seed=0,
-                                   cache=True, drop_remainder=True, **common).repeat()
+        # The real training pipeline (pipeline.TrainingStream, what runs and trials train on): endless, so
+        # any number of steps can be drawn from a small pool. drop_remainder keeps every batch full, so
+        # images = steps * batch exactly.
+        ds = pipeline.TrainingStream(images, np.eye(NUM_CLASSES, dtype=np.float32)[labels], seed=0,
+                                     augment=AUGMENT if augment is None else augment, drop_remainder=True,
+                                     **common).dataset()
 
-        # 4. Pipeline alone. Its warm-up runs one full pass over the pool so the cache is complete
-        # (later iterators, including fit's, then read from memory) and the augmentation is traced.
+        # 4. Pipeline alone. Its warm-up runs one full pass over the pool so the augmentation is traced.
         pool_batches = len(images) // batch
         it = iter(ds)
         for _ in range(pool_batches + warmup):

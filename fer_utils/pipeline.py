@@ -156,10 +156,7 @@ def make_dataset(images, labels=None, num_classes: int | None = None, *, input_s
         ds = x.map(lambda im: (im,))
 
     def resize(im, *rest):
-        im = tf.cast(im, tf.float32)
-        if tuple(images.shape[1:3]) != size:
-            im = tf.image.resize_with_pad(im, size[0], size[1], method="bilinear", antialias=True)
-        return (im, *rest)
+        return (_resize(tf, im, images.shape[1:3], size), *rest)
 
     ds = ds.map(resize, num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
@@ -232,10 +229,7 @@ class TrainingStream:
             return tf.data.Dataset.zip((batches, tf.data.Dataset.range(bpe).map(lambda b: e * bpe + b)))
 
         def load(rows, g):
-            im = tf.cast(tf.gather(x, rows), tf.float32)
-            if tuple(self.images.shape[1:3]) != self.size:
-                im = tf.image.resize_with_pad(im, self.size[0], self.size[1], method="bilinear", antialias=True)
-            return im, tf.gather(y, rows), g
+            return _resize(tf, tf.gather(x, rows), self.images.shape[1:3], self.size), tf.gather(y, rows), g
 
         def reseed(layer, g):  # the layer draws from (its seed, g): the same whatever came before
             state = layer.generator.state
@@ -279,6 +273,14 @@ def input_pipelines(ds, *, batch_size: int, size: int, channels: int, normalizat
     train_ds = TrainingStream(tr.images, targets, batch_size=batch_size, augment=augment, seed=seed, **common)
     val_ds = make_dataset(va.images, va.labels, ds.num_classes, batch_size=batch_size, soft_labels=soft(va), **common)
     return train_ds, val_ds, (mean, std)
+
+
+def _resize(tf, im, source_size, size):
+    """uint8 image(s) as float32 at the model's ``size``, aspect ratio kept (padding where the ratios differ)."""
+    im = tf.cast(im, tf.float32)
+    if tuple(source_size) != tuple(size):
+        im = tf.image.resize_with_pad(im, size[0], size[1], method="bilinear", antialias=True)
+    return im
 
 
 def _finish(tf, im, normalization, mean, std, channels):
