@@ -195,6 +195,43 @@ def test_hyperband_sets_the_epochs_itself(tmp_path):
     assert (t.epochs_run == t.epochs - t.initial_epoch).all() and set(t.epochs) == {1, 2}
 
 
+def test_a_promoted_hyperband_trial_continues_as_the_configuration_trained_whole(tmp_path):
+    import keras
+    import keras_tuner as kt
+
+    from fer_utils import artifacts, data as D, experiments
+    from fer_utils.tune import space as S
+    from fer_utils.tune.search import FERHyperModel, Recipe
+
+    # Adam with a cosine schedule over Hyperband's 2 epochs: a restarted step count or zeroed moments would show.
+    space = {"learning_rate": [0.01, 0.003], "optimizer": ["adam"], "schedule": ["cosine"]}
+    out = _tiny_search()(tmp_path / "hb", kind="hyperband", space=space, settings={"max_epochs": 2, "factor": 2})
+    t = out["trials"]
+    promoted = t[(t.initial_epoch == 1) & (t.status == "COMPLETED")]
+    assert len(promoted) >= 1
+    ds = experiments.prepare(D.load_synthetic(12, seed=0), val_fraction=0.25, seed=0)
+    recipe = Recipe(model="cnn", train_config={"precision": "float32", "epochs": 1, "batch_size": 16},
+                    model_kwargs={"filters": [4, 8, 8, 8], "dense_units": 8, "dropout": 0.0}, input_size=32, seed=3)
+    hm = FERHyperModel(recipe, ds, S.check_space(space), max_epochs=2)
+    steps = -(-len(ds.split("Training")) // 16)
+    for row in promoted.itertuples():
+        hp = kt.HyperParameters()
+        S.declare(hp, hm.space)
+        hp.values["learning_rate"] = row.learning_rate
+        artifacts.set_seed(3)  # as every trial starts
+        whole = hm.build(hp)
+        hm.fit(hp, whole, epochs=2)
+        continued = hm.build(hp)
+        continued.optimizer.build(continued.trainable_variables)
+        continued.load_weights(tmp_path / "hb" / f"trial_{row.trial}" / "checkpoint.weights.h5")
+        assert int(continued.optimizer.iterations.numpy()) == 2 * steps  # the step count went on (was `steps`)
+        # the weights too, bit for bit: restarted moments or dropout masks (fc1_dropout) would have changed them
+        for a, b in zip(whole.weights, continued.weights):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), err_msg=a.path)
+        for a, b in zip(whole.optimizer.variables, continued.optimizer.variables):  # Adam's moments
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), err_msg=a.path)
+
+
 @pytest.mark.slow
 def test_distributed_chief_and_two_workers_run_each_configuration_once(tmp_path, single_run):
     from fer_utils.tune import distributed as dist

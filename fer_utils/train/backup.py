@@ -100,13 +100,13 @@ def _seed_generators(model) -> dict:
             for k, sg in enumerate(getattr(layer, "_seed_generators", []))}
 
 
-def _seed_states(model) -> dict:
+def seed_states(model) -> dict:
     """The layers' random generator states: not in Keras' weights file, yet a resumed run must continue them to
     draw the dropout masks an uninterrupted run draws."""
     return {key: [int(v) for v in sg.state.numpy()] for key, sg in _seed_generators(model).items()}
 
 
-def _restore_seed_states(model, states: dict) -> None:
+def restore_seed_states(model, states: dict) -> None:
     for key, sg in _seed_generators(model).items():
         if key in states:
             sg.state.assign(np.asarray(states[key], dtype=sg.state.dtype))
@@ -137,7 +137,7 @@ class SafeBackup(keras.callbacks.BackupAndRestore):
                 if self.model.optimizer is not None and not self.model.optimizer.built:
                     self.model.optimizer.build(self.model.trainable_variables)
                 self.model.load_weights(str(weights))
-                _restore_seed_states(self.model, json.loads(meta.read_text()).get("seed_states") or {})
+                restore_seed_states(self.model, json.loads(meta.read_text()).get("seed_states") or {})
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 problems.append(f"{weights.relative_to(backup_dir)}: {type(exc).__name__}: {str(exc)[:200]}")
                 if (weights, meta) != present[-1]:
@@ -168,7 +168,7 @@ class SafeBackup(keras.callbacks.BackupAndRestore):
         with self.ema.raw() if self.ema is not None else contextlib.nullcontext():
             self.model.save_weights(str(incoming / STATE_WEIGHTS), overwrite=True)
         (incoming / STATE_META).write_text(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen,
-                                                       "seed_states": _seed_states(self.model)}))
+                                                       "seed_states": seed_states(self.model)}))
         target = backup_dir / f"{STATE_PREFIX}{int(self._current_epoch):05d}"
         if target.exists():  # this epoch was backed up before a restore fell back past it
             shutil.rmtree(target)

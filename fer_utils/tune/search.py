@@ -106,8 +106,9 @@ def epoch_policy(kind: str, settings: Mapping) -> str:
     """How a tuner treats epochs, for the report."""
     if kind == "hyperband":
         return (f"Hyperband sets epochs itself (max_epochs={settings['max_epochs']}, factor={settings['factor']}): "
-                "'epochs' is not tuned; promoted trials continue from their predecessor's best checkpoint, and "
-                "schedules that depend on the run length use max_epochs")
+                "'epochs' is not tuned; promoted trials continue from their predecessor's best checkpoint (weights, "
+                "optimizer step count and moments, dropout generators), and schedules that depend on the run length "
+                "use max_epochs")
     return "epochs is a hyperparameter like the others; each trial trains its configuration's epochs from scratch"
 
 
@@ -164,12 +165,44 @@ class FERHyperModel(kt.HyperModel):
         t0 = time.perf_counter()
         history = model.fit(train_ds, validation_data=val_ds, epochs=int(epochs or cfg.epochs),
                             initial_epoch=int(initial_epoch), steps_per_epoch=steps, class_weight=class_weight,
-                            callbacks=list(callbacks or []), verbose=0, shuffle=False)
+                            callbacks=_with_seed_states(callbacks), verbose=0, shuffle=False)
         val = [float(v) for v in history.history.get(OBJECTIVE, [])]
         if not val or not np.isfinite(val).any():
             raise ValueError(f"trial gave no finite {OBJECTIVE} (history: {val})")
         return {OBJECTIVE: float(np.nanmax(val)), "final_val_accuracy": val[-1], "epochs_run": float(len(val)),
                 "fit_seconds": round(time.perf_counter() - t0, 2)}
+
+
+SEED_STATES_FILE = "seed_states.json"
+
+
+class _SeedStatesBeside(keras.callbacks.Callback):
+    """Writes the layers' random generator states (dropout masks) beside each checkpoint KerasTuner saves: Keras'
+    weights file does not hold them, and a promoted Hyperband trial needs them to continue as the run it extends."""
+
+    def __init__(self, checkpoint):
+        super().__init__()
+        self.checkpoint, self._best = checkpoint, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._best = self.checkpoint.best_value
+
+    def on_epoch_end(self, epoch, logs=None):  # runs after the checkpoint callback: it decided whether to save
+        if not self.checkpoint.objective.has_value(logs) or self.checkpoint.best_value != self._best:
+            from fer_utils.train.backup import seed_states
+
+            Path(self.checkpoint.filepath).with_name(SEED_STATES_FILE).write_text(json.dumps(seed_states(self.model)))
+
+
+def _with_seed_states(callbacks) -> list:
+    from keras_tuner.src.engine.tuner_utils import SaveBestEpoch
+
+    out = []
+    for c in callbacks or []:
+        out.append(c)
+        if isinstance(c, SaveBestEpoch):
+            out.append(_SeedStatesBeside(c))
+    return out
 
 
 class _SuiteTuner:
@@ -231,7 +264,31 @@ class GridTuner(_SuiteTuner, kt.Tuner):
 
 
 class HyperbandTuner(_SuiteTuner, kt.Hyperband):
-    """``kt.Hyperband`` with the suite's trial seeding."""
+    """``kt.Hyperband`` with the suite's trial seeding; a promoted trial continues its predecessor's optimizer.
+
+    KerasTuner 1.4.8 loads the predecessor's checkpoint into a freshly compiled model whose optimizer has no
+    variables yet, so Keras skips the optimizer's state (with a warning): the step count, and with it the learning-rate
+    schedule, restarts (a second warm-up in the middle of the run, a cosine from the top) and so do Adam's moments.
+    The optimizer is built first here, so the checkpoint restores both, and the layers' random generator states
+    (dropout masks; saved beside each checkpoint) are restored too: a continued trial trains as the same
+    configuration trained whole would.
+    """
+
+    def _build_hypermodel(self, hp):
+        model = kt.Tuner._build_hypermodel(self, hp)  # not kt.Hyperband's: it loads before the optimizer exists
+        if "tuner/trial_id" in hp.values:
+            if not model.built:
+                model.build_from_config(json.loads(Path(self._get_build_config_fname(
+                    hp.values["tuner/trial_id"])).read_text()))
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            model.load_weights(self._get_checkpoint_fname(hp.values["tuner/trial_id"]))
+            states = Path(self._get_checkpoint_fname(hp.values["tuner/trial_id"])).with_name(SEED_STATES_FILE)
+            if states.exists():  # trials of earlier versions have none: their continuations draw fresh masks
+                from fer_utils.train.backup import restore_seed_states
+
+                restore_seed_states(model, json.loads(states.read_text()))
+        return model
 
 
 class BayesianTuner(_SuiteTuner, kt.BayesianOptimization):
