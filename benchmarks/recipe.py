@@ -23,6 +23,8 @@ Usage (from the repository root)::
     python benchmarks/recipe.py --profile cpu --epochs 7 --variants full,flip_tta,no_tta,old_cpu
     python benchmarks/recipe.py --profile smoke --epochs 1 --variants full,no_label_smoothing,no_tta
     python benchmarks/recipe.py --profile cpu --epochs 7 --tta-matrix          # reuses the variants, adds the TTAs
+    python benchmarks/recipe.py --profile cpu --epochs 26 --variants full,ema,erasing,distill \
+        --teacher reports/cpu/03_baselines/msca_resnet/seed0,reports/cpu/03_baselines/msca_resnet/seed1
 """
 
 from __future__ import annotations
@@ -45,8 +47,15 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="cpu", help="params/<profile>.yaml whose notebook 03 holds the recipe")
     ap.add_argument("--epochs", type=int, default=7, help="epochs of every variant but old_cpu (default: %(default)s)")
-    ap.add_argument("--variants", default=",".join([*R.VARIANTS, *R.TTA_VARIANTS]),
-                    help="comma-separated variants, trained in this order (default: all)")
+    ap.add_argument("--variants", default=",".join([*(v for v in R.VARIANTS if v not in R.TEACHER_VARIANTS),
+                                                    *R.TTA_VARIANTS]),
+                    help="comma-separated variants, trained in this order (default: all but those needing a teacher: "
+                         f"{', '.join(R.TEACHER_VARIANTS)})")
+    ap.add_argument("--teacher", default="",
+                    help="comma-separated trained run folders whose averaged probabilities the 'distill' variant "
+                         "learns from (e.g. reports/cpu/03_baselines/msca_resnet/seed0,...seed1,...seed2)")
+    ap.add_argument("--teacher-tta", default="ten_crop",
+                    help="the teacher's test-time augmentation (default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0, help="training seed of every variant (default: %(default)s)")
     ap.add_argument("--tta-matrix", action="store_true",
                     help="also score every trained variant under every TTA (recipe_tta_matrix_<profile>.csv)")
@@ -58,10 +67,18 @@ def parse_args(argv=None):
     args.variants = R.check_variants([v.strip() for v in args.variants.split(",") if v.strip()])
     if args.epochs < 1:
         ap.error(f"--epochs {args.epochs}: expected an integer >= 1")
+    args.teacher = [t.strip() for t in args.teacher.split(",") if t.strip()]
+    needs = [v for v in args.variants if v in R.TEACHER_VARIANTS]
+    if needs and not args.teacher:
+        ap.error(f"variant(s) {needs} need --teacher (trained run folders)")
+    missing = [t for t in args.teacher if not Path(t).is_dir()]
+    if missing:
+        ap.error(f"--teacher: no such run folder(s) {missing}")
     return args
 
 
 def main(argv=None) -> int:
+    import numpy as np
     import pandas as pd
 
     from fer_utils import artifacts, experiments, notebook_exec, plots
@@ -79,14 +96,27 @@ def main(argv=None) -> int:
         ds = R.load_recipe_data(recipe)
         root = Path(args.reports_dir) / args.profile
         budget = root / R.ABLATION_DIR / f"e{args.epochs}-s{args.seed}"  # another budget or seed: another folder
+        teacher = None
         try:
-            folders = R.run_ablation(recipe, ds, budget, variants=args.variants, epochs=args.epochs, seed=args.seed)
-        except FileExistsError as err:  # a variant folder holding another recipe (e.g. the profile changed)
+            if any(v in R.TEACHER_VARIANTS for v in args.variants):
+                from fer_utils.experiments import distill
+
+                teacher = distill.teacher_probabilities(ds, args.teacher, budget / distill.TEACHER_FILE,
+                                                        tta=args.teacher_tta)
+                print(f"teacher: {len(args.teacher)} model(s), {args.teacher_tta} TTA on {len(teacher['rows'])} "
+                      f"Training rows: {teacher['seconds'] / 60:.1f} min of inference"
+                      + (" (computed earlier, reused)" if teacher["reused"] else ""))
+            folders = R.run_ablation(recipe, ds, budget, variants=args.variants, epochs=args.epochs, seed=args.seed,
+                                     teacher=teacher)
+        except (FileExistsError, ValueError) as err:  # another recipe in a variant folder; a teacher that does not fit
             print(f"error: {err}", file=sys.stderr)
             return 2
         split = experiments.evaluation_splits(ds, recipe.get("eval_splits") or (), recipe.get("report_split") or "")[1]
         table = R.ablation_table(folders, ds, split=split)
         table = table.join(R.validation_copies(folders, ds))
+        if teacher is not None:  # the teacher's cost, apart from the student's training minutes
+            table["teacher inference minutes"] = [teacher["seconds"] / 60 if v in R.TEACHER_VARIANTS else np.nan
+                                                  for v in table.index]
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / f"recipe_ablation_{args.profile}.csv")

@@ -221,7 +221,7 @@ def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
     half = R.variant_settings(recipe, "cnn_half", 7)
     assert half["model_name"] == "cnn" and half["normalization"] == "per_image"  # the recipe model's input
     for name in R.VARIANTS:
-        if name in (R.FULL, "cnn_half", "old_cpu"):
+        if name in (R.FULL, "cnn_half", "old_cpu", *R.TEACHER_VARIANTS):
             continue
         v = R.variant_settings(recipe, name, 7)
         changed = [k for k in full if v[k] != full[k]]
@@ -229,6 +229,10 @@ def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
         if changed == ["train_config"]:
             keys = {k for k in full["train_config"] if v["train_config"][k] != full["train_config"][k]}
             assert keys <= set(R.VARIANTS[name][1]["train_config"]), (name, keys)
+        if "augment_add" in R.VARIANTS[name][1]:  # the recipe's augmentation kept, one key added
+            assert v["augment"] == {**full["augment"], **R.VARIANTS[name][1]["augment_add"]}
+            assert len(v["augment"]) == len(full["augment"]) + 1
+    assert R.variant_settings(recipe, "distill", 7) == full  # the targets change (run_ablation), nothing else
     assert R.variant_settings(recipe, "old_cpu", 7)["train_config"]["epochs"] == 14
     assert R.variant_settings(recipe, R.FULL, 1)["train_config"]["warmup_epochs"] == 0  # must stay < epochs
     with pytest.raises(ValueError, match="Unknown ablation variant.*no_dropout"):
@@ -371,3 +375,62 @@ def test_mcnemar_pairs_only_runs_on_the_same_dataset_and_label_set(tmp_path):
     # The same dataset, checksum and classes are paired: the test can fail.
     same = statistics.mcnemar_table({"03:cnn": found["03:cnn"], "x": run("g", y, "c1", fer)}, "PrivateTest")
     assert len(same) == 1
+
+
+def test_distillation_targets_mix_one_hot_and_the_teacher_on_training_rows_only(tiny_fer):
+    from fer_utils.experiments import distill
+
+    rows = np.flatnonzero(tiny_fer.splits == "Training")
+    k = tiny_fer.num_classes
+    teacher = {"probs": np.full((len(rows), k), 1.0 / k, np.float32), "rows": rows}
+    soft = distill.distilled(tiny_fer, teacher, 0.4).soft_labels
+    one_hot = np.eye(k, dtype=np.float32)[tiny_fer.labels]
+    np.testing.assert_allclose(soft[rows], 0.6 * one_hot[rows] + 0.4 / k, rtol=1e-6)
+    others = np.setdiff1d(np.arange(len(tiny_fer)), rows)  # validation and test rows keep their labels
+    assert len(others) and np.array_equal(soft[others], one_hot[others])
+    np.testing.assert_allclose(soft.sum(1), 1.0, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"alpha=1.5: expected a number in \[0, 1\]"):
+        distill.distilled(tiny_fer, teacher, 1.5)
+    with pytest.raises(ValueError, match="do not fit this dataset's"):
+        distill.distilled(tiny_fer, {"probs": teacher["probs"][1:], "rows": rows[1:]}, 0.5)
+
+
+def test_teacher_probabilities_are_the_members_mean_computed_once_and_tied_to_their_teacher(seeded, tiny_fer,
+                                                                                           tmp_path):
+    from fer_utils.experiments import distill
+
+    root, _ = seeded
+    members = [root / "cnn" / "seed3", root / "cnn" / "seed4"]
+    rows = np.flatnonzero(tiny_fer.splits == "Training")
+    t = distill.teacher_probabilities(tiny_fer, members, tmp_path / "teacher.npz", tta="flip")
+    expected = np.mean([load_predictor(m).predict(tiny_fer.images[rows], tta="flip") for m in members], axis=0)
+    np.testing.assert_allclose(t["probs"], expected, atol=1e-6)
+    assert not t["reused"] and t["seconds"] > 0 and np.array_equal(t["rows"], rows)
+    again = distill.teacher_probabilities(tiny_fer, members, tmp_path / "teacher.npz", tta="flip")
+    assert again["reused"] and np.array_equal(again["probs"], t["probs"]) and again["seconds"] == t["seconds"]
+    with pytest.raises(ValueError, match="teacher.npz holds the probabilities of another teacher"):
+        distill.teacher_probabilities(tiny_fer, members[:1], tmp_path / "teacher.npz", tta="flip")
+    other = experiments.prepare(D.load_synthetic(6, seed=0), val_fraction=0.5, seed=0)  # another split
+    with pytest.raises(ValueError, match="seed3 was trained on data .*, not on this dataset"):
+        distill.teacher_probabilities(other, members, tmp_path / "other.npz")
+    with pytest.raises(FileNotFoundError, match="no model.keras"):
+        distill.check_members([tmp_path], tiny_fer)
+
+
+def test_a_distilled_student_records_its_teacher_and_is_not_reused_for_another_alpha(seeded, tiny_fer, tmp_path):
+    from fer_utils.experiments import distill
+
+    root, _ = seeded
+    t = distill.teacher_probabilities(tiny_fer, [root / "cnn" / "seed3"], tmp_path / "teacher.npz", tta="flip")
+    cfg = {**CFG, "epochs": 1}
+    kw = dict(train_config=cfg, model_kwargs=TINY, input_size=32, eval_splits=("PrivateTest",), seed=1,
+              target="distribution")
+    res = experiments.run_model("cnn", distill.distilled(tiny_fer, t, 0.5), tmp_path / "student",
+                                distillation=distill.record(t, 0.5), **kw)
+    assert res["status"] == "trained"
+    recorded = runs.read_recipe(tmp_path / "student")
+    assert recorded["target"] == "distribution" and recorded["distillation"]["alpha"] == 0.5
+    assert recorded["distillation"]["model_sha256"] == list(t["model_sha256"])
+    with pytest.raises(FileExistsError, match="distillation"):
+        experiments.run_model("cnn", distill.distilled(tiny_fer, t, 0.2), tmp_path / "student",
+                              distillation=distill.record(t, 0.2), **kw)

@@ -32,7 +32,8 @@ from fer_utils.predictor import load_predictor
 ABLATION_DIR = "recipe_ablation"
 FULL = "full"
 
-#: variant -> (what changes, overrides). Overrides: ``train_config`` keys, ``augment`` (replaces it), ``model`` /
+#: variant -> (what changes, overrides). Overrides: ``train_config`` keys, ``augment`` (replaces it), ``augment_add``
+#: (keys added to the recipe's augmentation), ``distill`` (the teacher's weight alpha in the targets), ``model`` /
 #: ``model_kwargs`` (replace them; the recipe model's normalization is kept unless ``normalization`` is given),
 #: ``normalization``, ``tta``, ``epochs_from_variant`` (train the variant's own ``epochs``, not the budget).
 VARIANTS: dict[str, tuple[str, dict]] = {
@@ -52,7 +53,16 @@ VARIANTS: dict[str, tuple[str, dict]] = {
                 {"model": "cnn", "model_kwargs": {"filters": [32, 64, 128, 256], "dense_units": 256},
                  "train_config": {"learning_rate": 0.001, "batch_size": 64, "warmup_epochs": 0, "epochs": 14},
                  "normalization": "auto", "tta": "flip", "epochs_from_variant": True}),
+    # Ingredients added to the recipe (issue 24): each is the recipe plus one thing.
+    "ema": ("+ weight averaging (EMA of the weights, momentum 0.999)", {"train_config": {"ema_momentum": 0.999}}),
+    "erasing": ("+ random erasing (p 0.5)", {"augment_add": {"erasing": 0.5}}),
+    "mixup": ("+ mixup (alpha 0.2)", {"augment_add": {"mixup": 0.2}}),
+    "cutmix": ("+ cutmix (alpha 1.0)", {"augment_add": {"cutmix": 1.0}}),
+    "distill": ("+ distillation: targets 0.5 one-hot + 0.5 the teacher's ten-crop probabilities (needs a teacher)",
+                {"distill": 0.5}),
 }
+#: Variants that need teacher run folders (``run_ablation(teacher=...)``, ``benchmarks/recipe.py --teacher``).
+TEACHER_VARIANTS = ("distill",)
 #: TTA variants: the full variant's model scored with another test-time augmentation (no training).
 TTA_VARIANTS = {"ten_crop_tta": ("TTA {} -> ten-crop", "ten_crop"), "flip_tta": ("TTA {} -> flip", "flip"),
                 "center_flip_tta": ("TTA {} -> centre crop + flip", "center_flip"), "no_tta": ("TTA {} -> none", None)}
@@ -109,8 +119,10 @@ def variant_settings(recipe: dict, variant: str, epochs: int) -> dict:
         normalization = models.resolve_normalization(model, "auto")  # another architecture, the same input
     model = change.get("model", model)
     kwargs = copy.deepcopy(change.get("model_kwargs", (recipe.get("model_kwargs") or {}).get(model) or {}))
-    return {"model_name": model, "model_kwargs": kwargs, "train_config": cfg,
-            "augment": change.get("augment", recipe.get("augment")),
+    augment = change.get("augment", recipe.get("augment"))
+    if change.get("augment_add"):
+        augment = {**(augment or {}), **change["augment_add"]}
+    return {"model_name": model, "model_kwargs": kwargs, "train_config": cfg, "augment": augment,
             "normalization": change.get("normalization", normalization),
             "tta": change.get("tta", recipe.get("tta")), "input_size": int(recipe.get("input_size", 48))}
 
@@ -125,24 +137,35 @@ def load_recipe_data(recipe: dict) -> D.FERDataset:
                    seed=recipe["seed"])
 
 
-def run_ablation(recipe: dict, ds: D.FERDataset, out_dir, *, variants, epochs: int, seed: int = 0) -> dict:
+def run_ablation(recipe: dict, ds: D.FERDataset, out_dir, *, variants, epochs: int, seed: int = 0,
+                 teacher: dict | None = None) -> dict:
     """Train (or resume, or reuse) every variant in ``out_dir/<variant>``; TTA variants rescore ``full``.
+
+    ``teacher``: :func:`fer_utils.experiments.distill.teacher_probabilities` of ``ds``, needed by
+    :data:`TEACHER_VARIANTS` (checked before anything trains).
 
     Returns ``{variant: run folder}`` in the order given.
     """
+    from fer_utils.experiments import distill
     from fer_utils.experiments.running import evaluation_splits, run_model
 
     eval_splits, _ = evaluation_splits(ds, recipe.get("eval_splits") or (), recipe.get("report_split") or "")
     out_dir = Path(out_dir)
     names = check_variants(variants)
+    needs = [n for n in names if n in TEACHER_VARIANTS]
+    if needs and teacher is None:
+        raise ValueError(f"variant(s) {needs} need a teacher: trained run folders (benchmarks/recipe.py --teacher)")
     if FULL not in names:  # every variant is compared with the whole recipe
         names.insert(0, FULL)
     folders = {}
     for i, name in enumerate(n for n in names if n in VARIANTS):
         progress.report(f"ablation {name}: {VARIANTS[name][0]}")
         settings = variant_settings(recipe, name, epochs)
-        run_model(settings.pop("model_name"), ds, out_dir / name, seed=seed, eval_splits=eval_splits,
-                  label=f"ablation {name}", **settings)
+        alpha = VARIANTS[name][1].get("distill")
+        extra = ({} if alpha is None else
+                 {"target": "distribution", "distillation": distill.record(teacher, alpha)})
+        run_model(settings.pop("model_name"), ds if alpha is None else distill.distilled(ds, teacher, alpha),
+                  out_dir / name, seed=seed, eval_splits=eval_splits, label=f"ablation {name}", **settings, **extra)
         folders[name] = out_dir / name
     for name in (n for n in names if n in TTA_VARIANTS):
         folders[name] = rescore_tta(out_dir / FULL, ds, out_dir / name, TTA_VARIANTS[name][1], eval_splits)

@@ -86,7 +86,7 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
               normalization: str = "auto", augment: dict | None = None, eval_splits=("PublicTest", "PrivateTest"),
               tta: str | None = "flip", seed: int = 0, model_kwargs: dict | None = None,
               target: str = "majority", overwrite: bool = False, params: dict | None = None,
-              label: str | None = None, copies: tuple | None = None) -> dict:
+              label: str | None = None, copies: tuple | None = None, distillation: dict | None = None) -> dict:
     """Train one registry model on ``ds`` and evaluate it on ``eval_splits``.
 
     Args:
@@ -111,6 +111,8 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
         label: the name progress lines give this run (default: the model name).
         copies: ``experiments.seeds.leaks`` of the dataset the test copies are judged against, when already
             known (default: computed from ``ds``; a training set of generated faces only passes the real one's).
+        distillation: the teacher record of soft labels made by :func:`fer_utils.experiments.distill.distilled`
+            (``target="distribution"``): part of the recipe, so a run with another teacher or alpha is not reused.
 
     Returns:
         A flat dict of results (model, accuracy and macro-F1 per evaluated split as published and without the test
@@ -140,6 +142,8 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
     recipe = {"model": model_name, "data_checksum": ds.checksum, "train_config": cfg.to_dict(), "input_size": size,
               "normalization": normalization, "augment": augment or {}, "eval_splits": list(eval_splits), "tta": tta,
               "seed": int(seed), "model_kwargs": model_kwargs or {}, "target": target}
+    if distillation:  # what made the soft labels (they are not in the data checksum)
+        recipe["distillation"] = dict(distillation)
     state = _check_earlier_run(run_dir, recipe, overwrite)
     if state == "finished":
         progress.report(f"{label}: finished earlier with the same recipe, results reused")
