@@ -1,6 +1,7 @@
 """The suite runner: execute the numbered notebooks with papermill and build the report index.
 
-``python -m fer_utils.run --profile smoke|cpu|paper [--only 01,03] [--param key=value] [--fresh] [--check]``
+``python -m fer_utils.run --profile smoke|cpu|paper [--only 01,03] [--param key=value] [--fresh] [--check]
+[--stop-after HOURS] [--resume-from DIR]``
 
 This module owns the order of execution, what happens to earlier outputs, and the checks before
 anything runs:
@@ -15,20 +16,25 @@ anything runs:
   ``reports/<profile>/_previous/<timestamp>/`` first; nothing is ever overwritten or deleted;
 - the console shows each notebook, each code cell as it starts, and the progress lines notebooks
   report (model, epoch, metrics) (:mod:`fer_utils.notebook_exec`); a failing notebook stops the run
-  with exit code 1 and its partial HTML still shows the failing cell.
+  with exit code 1 and its partial HTML still shows the failing cell;
+- ``--stop-after HOURS`` (or a file ``reports/<profile>/STOP`` created during the run) ends a run cleanly at the
+  first checkpoint after that time (exit code 3) and
+  ``--resume-from DIR`` continues an earlier session's read-only copy in an empty reports folder (a Kaggle
+  session's output mounted as the next session's input).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from fer_utils import index
+from fer_utils import index, progress
 from fer_utils import params as P
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +71,62 @@ def archive_previous(out_dir: Path, stem: str, archive: Path | None, keep_run_fo
     for p in olds:
         shutil.move(str(p), str(archive / p.name))
     return archive
+
+
+STOPPED_EXIT = 3  # --stop-after (or the STOP file) ended the run at a checkpoint
+#: Creating ``reports/<profile>/STOP`` while a run is going ends it cleanly at its next checkpoint.
+STOP_FILE = "STOP"
+
+
+def copy_earlier_session(source, out_dir: Path, profile: str) -> int:
+    """``--resume-from``: copy an earlier session's ``reports/<profile>`` (read-only, e.g. a Kaggle input) into the
+    empty ``out_dir`` and point its run record at the new place, so the runner continues it like its own.
+
+    Only reads ``source``. Finished models are then reused only where their recipe and data checksum match (as in
+    any continued run), interrupted ones resume from their backups. Returns the number of files copied.
+
+    Raises:
+        ParamsError: ``source`` is not an earlier run of ``profile`` (no ``run.json``, another profile), is the
+            output folder itself or overlaps it, or ``out_dir`` already holds a run.
+    """
+    source, target = Path(source).resolve(), Path(out_dir).resolve()
+    record = index.read_json(source / "run.json").get("notebooks")
+    if not record:
+        raise P.ParamsError(f"--resume-from {source}: no run.json with notebooks; expected an earlier session's "
+                            "reports/<profile> folder (on Kaggle: /kaggle/input/<dataset>/reports/<profile>)")
+    profiles = {e.get("params", {}).get("profile") for e in record.values()}
+    if profiles != {profile}:
+        raise P.ParamsError(f"--resume-from {source}: a run of profile(s) {sorted(map(str, profiles))}, "
+                            f"not {profile!r}")
+    if source == target or source in target.parents or target in source.parents:
+        raise P.ParamsError(f"--resume-from {source}: must be another folder than the output {target}")
+    if target.exists() and any(target.iterdir()):
+        raise P.ParamsError(f"--resume-from: {target} already holds a run; continue it without --resume-from, or "
+                            "give an empty --reports-dir")
+    shutil.copytree(source, target, copy_function=shutil.copyfile, dirs_exist_ok=True)
+    copied = 0
+    for folder, dirs, files in os.walk(target):  # copytree keeps the source folders' read-only modes
+        os.chmod(folder, 0o755)
+        for f in files:
+            os.chmod(os.path.join(folder, f), 0o644)
+        copied += len(files)
+    old = {str(e.get("params", {}).get("reports_dir")) for e in record.values()} - {"None"}
+    data = index.read_json(target / "run.json")
+    for entry in data.get("notebooks", {}).values():
+        prm = entry.get("params", {})
+        for key in ("run_dir", "reports_dir"):
+            for prefix in old:
+                if str(prm.get(key, "")).startswith(prefix):
+                    prm[key] = str(target) + str(prm[key])[len(prefix):]
+    tmp = target / "run.json.tmp"
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(target / "run.json")
+    return copied
+
+
+def _continue_advice(args) -> str:
+    return ("run the same command again to continue here, or in another session copy this reports folder and "
+            "pass it as --resume-from")
 
 
 def continues_earlier_run(out_dir: Path, stem: str, parameters: dict) -> bool:
@@ -105,10 +167,22 @@ def main(argv=None) -> int:
     ap.add_argument("--params-dir", default=str(ROOT / "params"))
     ap.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
     ap.add_argument("--log-output", action="store_true", help="stream notebook output to this terminal")
+    ap.add_argument("--stop-after", type=float, default=None, metavar="HOURS",
+                    help="end cleanly at the first checkpoint (an epoch's backup, a tuner trial, a GAN checkpoint) "
+                         "after HOURS of wall time, so the next session continues from there (exit code 3)")
+    ap.add_argument("--resume-from", default=None, metavar="DIR",
+                    help="an earlier session's reports/<profile> folder, read-only (e.g. a Kaggle input): copied into "
+                         "this run's empty reports folder, then continued; nothing is written into DIR")
     ap.add_argument("--keep-going", action="store_true",
                     help="after a failing notebook run the next ones anyway (a notebook that reads the failed "
                          "one's files may fail too); exit 1 at the end naming every failure")
     args = ap.parse_args(argv)
+    if args.stop_after is not None:
+        if not args.stop_after > 0:
+            print(f"error: --stop-after {args.stop_after}: expected a number of hours > 0", file=sys.stderr)
+            return 2
+        # from the command's start; kernels inherit it (fer_utils.progress.check_stop)
+        os.environ[progress.STOP_ENV] = str(time.time() + args.stop_after * 3600)
 
     try:
         only = [o for o in args.only.split(",") if o.strip()]
@@ -146,13 +220,30 @@ def _run(args, notebooks, resolved) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(
         os.pathsep) if p])
     out_dir = Path(args.reports_dir).resolve() / args.profile
+    if args.resume_from:
+        try:
+            copied = copy_earlier_session(args.resume_from, out_dir, args.profile)
+        except P.ParamsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        say(f"[{args.profile}] copied the earlier session {Path(args.resume_from).resolve()} ({copied} files) into "
+            f"{out_dir}; continuing it there")
     out_dir.mkdir(parents=True, exist_ok=True)
+    stop_file = out_dir / STOP_FILE
+    if stop_file.exists():  # the request it made was answered by the run it stopped
+        stop_file.unlink()
+        say(f"[{args.profile}] removed {stop_file} left by an earlier stop request")
+    os.environ[progress.STOP_FILE_ENV] = str(stop_file)  # the kernels inherit it
     timeout = args.timeout if args.timeout is not None else CELL_TIMEOUT.get(args.profile)
     archive = None
     failed = []
     total = time.perf_counter()
     for position, nb in enumerate(notebooks, start=1):
         stem = nb.stem
+        if progress.stop_due():
+            say(f"[{args.profile}] stopped as asked (--stop-after or the STOP file) before {stem}; "
+                f"{_continue_advice(args)}")
+            return STOPPED_EXIT
         run_dir = out_dir / stem
         parameters = dict(resolved[stem], profile=args.profile, run_dir=str(run_dir), reports_dir=str(out_dir))
         resume = not args.fresh and continues_earlier_run(out_dir, stem, parameters)
@@ -172,6 +263,8 @@ def _run(args, notebooks, resolved) -> int:
             notebook_exec.execute(nb, output, parameters, timeout, args.log_output, say=say)
         except Exception as exc:  # papermill raises its own error types for failing cells and timeouts
             status, error = "failed", f"{type(exc).__name__}: {str(exc).strip()[-2000:]}"
+            if progress.StopRequested.__name__ in error:
+                status = "stopped"
         seconds = time.perf_counter() - started
         if output.exists():
             try:
@@ -183,6 +276,10 @@ def _run(args, notebooks, resolved) -> int:
                                      "error": error})
         index.write_index(out_dir, args.profile)
         say(f"  {status} in {seconds:.1f} s -> {output.with_suffix('.html')}")
+        if status == "stopped":
+            say(f"[{args.profile}] {error.split('StopRequested: ')[-1].splitlines()[0]} ({stem}); "
+                f"{_continue_advice(args)}")
+            return STOPPED_EXIT
         if status != "ok":
             advice = ("Fix the input the error names, then run the same command again." if "DataError" in error else
                       "Run the same command again to continue where it stopped (--fresh starts afresh).")

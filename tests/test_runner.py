@@ -321,3 +321,71 @@ def test_keep_going_runs_the_notebooks_after_a_failure_and_names_it(toy_suite):
     assert going.returncode == 1 and "1 notebook(s) failed: 02_fail" in going.stderr
     status = json.loads((toy_suite / "reports" / "t" / "run.json").read_text())["notebooks"]
     assert {k: v["status"] for k, v in status.items()} == {"01_ok": "ok", "02_fail": "failed", "03_after": "ok"}
+
+
+def _files(folder):
+    return {p.relative_to(folder): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_a_stopped_session_continues_from_a_read_only_copy_like_the_uninterrupted_run(tiny_profile):
+    """Kaggle, simulated: session 1 is stopped at a checkpoint, its output becomes a read-only input, session 2
+    continues it in an empty folder with --resume-from and ends with the files of a run that was never stopped."""
+    root = tiny_profile
+    plain = _runner(_args(root, "--reports-dir", str(root / "plain")))
+    assert plain.returncode == 0, plain.stderr[-3000:]
+
+    out = root / "reports" / "t"
+    run = out / "03_baselines" / "cnn"
+    proc = subprocess.Popen([sys.executable, "-m", "fer_utils.run", *_args(root)], cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 600
+    while len((run / "history.csv").read_text().splitlines() if (run / "history.csv").exists() else []) < 4:
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be stopped"
+        time.sleep(0.05)
+    (out / "STOP").write_text("")  # stop cleanly at the next checkpoint
+    stdout, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 3, stdout[-3000:]
+    assert "stopped as asked (--stop-after or the STOP file) after cnn epoch" in stdout
+    stopped_at = len((run / "history.csv").read_text().splitlines()) - 1
+    assert 3 <= stopped_at < 40 and (run / "backup").is_dir() and not (run / "metrics.json").exists()
+    assert json.loads((out / "run.json").read_text())["notebooks"]["03_baselines"]["status"] == "stopped"
+
+    for p in [out, *out.rglob("*")]:  # the next session sees it read-only
+        p.chmod(p.stat().st_mode & ~0o222)
+    before = _files(out)
+    try:
+        second = _runner(_args(root, "--reports-dir", str(root / "next"), "--resume-from", str(out)))
+        after = _files(out)
+    finally:
+        for p in [out, *out.rglob("*")]:
+            p.chmod(p.stat().st_mode | 0o200)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "copied the earlier session" in second.stdout and "continuing the earlier run" in second.stdout
+    assert f"cnn: resuming from {root / 'next' / 't' / '03_baselines' / 'cnn' / 'backup'}" in second.stdout
+    assert after == before  # nothing written into the earlier session's folder
+    new, ref = root / "next" / "t" / "03_baselines" / "cnn", root / "plain" / "t" / "03_baselines" / "cnn"
+    assert set(_files(new)) == set(_files(ref))
+    assert (new / "history.csv").read_bytes() == (ref / "history.csv").read_bytes()
+    a, b = np.load(new / "predictions.npz"), np.load(ref / "predictions.npz")
+    assert set(a.files) == set(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
+
+    # The same command once more finds it finished; another --resume-from into a folder with a run is refused.
+    again = _runner(_args(root, "--reports-dir", str(root / "next"), "--resume-from", str(out)))
+    assert again.returncode == 2 and "already holds a run; continue it without --resume-from" in again.stderr
+
+
+def test_stop_after_ends_before_work_and_resume_from_refuses_what_is_not_an_earlier_session(tiny_profile):
+    root = tiny_profile
+    early = _runner(_args(root, "--stop-after", "0.0000001"))
+    assert early.returncode == 3 and "stopped as asked (--stop-after or the STOP file) before 03_baselines" in \
+        early.stdout
+    assert not (root / "reports" / "t" / "03_baselines").exists()
+    bad = _runner(_args(root, "--stop-after", "-1"))
+    assert bad.returncode == 2 and "--stop-after -1.0: expected a number of hours > 0" in bad.stderr
+    nothing = _runner(_args(root, "--reports-dir", str(root / "b"), "--resume-from", str(root / "params")))
+    assert nothing.returncode == 2 and "no run.json with notebooks; expected an earlier session's" in nothing.stderr
+    (root / "other").mkdir()
+    (root / "other" / "run.json").write_text(json.dumps({"notebooks": {"03_baselines": {"params": {"profile": "x"}}}}))
+    other = _runner(_args(root, "--reports-dir", str(root / "c"), "--resume-from", str(root / "other")))
+    assert other.returncode == 2 and "a run of profile(s) ['x'], not 't'" in other.stderr

@@ -150,6 +150,7 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
         stored = runs.read_metrics(run_dir)
         # Runs finished before the deduplicated scores existed get them from their saved predictions.
         return {"model": model_name, **dedup_scores(run_dir, ds, copies), **stored["headline"], "status": "reused"}
+    progress.check_stop(f"the runs before {label}")  # the runner's --stop-after: no new training starts
     run_dir.mkdir(parents=True, exist_ok=True)
     runs.write_recipe(run_dir, recipe)
     timer = artifacts.Timer()

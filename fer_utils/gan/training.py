@@ -364,6 +364,7 @@ def train_gan(images: np.ndarray, labels: np.ndarray, class_names, run_dir, *, c
             progress.report(f"GAN: step {step}/{config.steps}, D loss {row[0]:.3f}, G loss {row[1]:.3f}")
             if step >= end:
                 break
+            progress.check_stop(f"GAN step {step}")  # the runner's --stop-after, at a checkpoint
     if step < config.steps:
         return {"status": "stopped", "steps": step, "seconds": _seconds(run_dir), "generator_sha256": ""}
     gan.ema_generator.save(run_dir / GENERATOR_FILE)

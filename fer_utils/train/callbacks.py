@@ -72,6 +72,20 @@ class ProgressReporter(keras.callbacks.Callback):
         progress.report(f"{self.label} epoch {epoch + 1}/{self.epochs} {shown}".rstrip())
 
 
+class StopAtCheckpoint(keras.callbacks.Callback):
+    """Ends training after an epoch whose backup is written once the runner's ``--stop-after`` time has passed
+    (:func:`fer_utils.progress.check_stop`); last in the callback list, so that epoch's history row and backup
+    exist. Never after the final epoch: a finished run completes."""
+
+    def __init__(self, label: str = "training"):
+        super().__init__()
+        self.label = label
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 < int(self.params.get("epochs") or 0):
+            progress.check_stop(f"{self.label} epoch {epoch + 1}")
+
+
 def _monitor_mode(monitor: str) -> str:
     # Explicit mode: Keras' "auto" cannot infer direction for every metric
     # name before the metrics are built, and we need it to seed the best value.

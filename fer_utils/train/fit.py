@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from fer_utils import runs
 from fer_utils.train.backup import SafeBackup, backup_epoch
-from fer_utils.train.callbacks import make_callbacks
+from fer_utils.train.callbacks import StopAtCheckpoint, make_callbacks
 from fer_utils.train.config import TrainConfig
 
 
@@ -226,6 +226,7 @@ def fit_model(
         if isinstance(cb, SafeBackup):
             cb.expected_epoch = start_epoch
     cbs += list(callbacks or [])
+    cbs.append(StopAtCheckpoint(label or run_dir.name))  # last: the epoch's backup and history row are written
     try:
         history = model.fit(
             train_ds,

@@ -235,6 +235,7 @@ class _SuiteTuner:
                         f"-> {OBJECTIVE} {score:.4f}")
         if self.stop_after and self._trials_this_call >= self.stop_after:
             raise StopSearch(f"stopped after {self._trials_this_call} trial(s) as asked")
+        progress.check_stop(f"{self.suite_label} trial {trial.trial_id}")  # the runner's --stop-after
 
 
 class ResumableGridOracle(kt.oracles.GridSearchOracle):
