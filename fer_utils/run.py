@@ -124,6 +124,24 @@ def copy_earlier_session(source, out_dir: Path, profile: str) -> int:
     return copied
 
 
+def _print_estimate(args, notebooks, resolved) -> None:
+    """``--check``'s cost estimate (:mod:`fer_utils.cost`): timed here, and for GPU classes from FLOPs."""
+    from fer_utils import cost
+
+    t0 = time.perf_counter()
+    effective = {nb.stem: {**P.notebook_parameters(nb), **resolved[nb.stem]} for nb in notebooks}
+    try:
+        table = cost.estimate(effective)
+    except Exception as exc:  # an estimate that cannot be made must not fail a check that passed
+        say(f"[cost] no estimate: {type(exc).__name__}: {exc}")
+        return
+    say(f"[cost] profile {args.profile} on this machine ({cost.cpu_kind()}; speeds timed just now, "
+        f"{time.perf_counter() - t0:.0f} s) and on GPU classes (sustained "
+        + ", ".join(f"{g} {f / 1e12:.0f} TFLOP/s" for g, f in cost.GPU_CLASSES.items()) + "):")
+    for line in cost.summary(table):
+        say(f"[cost]   {line}")
+
+
 def _continue_advice(args) -> str:
     return ("run the same command again to continue here, or in another session copy this reports folder and "
             "pass it as --resume-from")
@@ -161,7 +179,10 @@ def main(argv=None) -> int:
                     help="start afresh: move earlier outputs to _previous/ even when the parameters are the same")
     ap.add_argument("--check", action="store_true",
                     help="validate the profile without training: parameters, data found, every model built at its "
-                         "input size and trained one step on a tiny batch; then stop")
+                         "input size and trained one step on a tiny batch; then print what each notebook will cost "
+                         "(images, minutes here from timed steps, and on GPU classes) and stop")
+    ap.add_argument("--no-estimate", action="store_true",
+                    help="with --check: skip the cost estimate (its speed timing takes a minute or more)")
     ap.add_argument("--reports-dir", default=str(ROOT / "reports"))
     ap.add_argument("--notebooks-dir", default=str(ROOT / "notebooks"))
     ap.add_argument("--params-dir", default=str(ROOT / "params"))
@@ -212,6 +233,8 @@ def _run(args, notebooks, resolved) -> int:
     if args.check:
         say(f"[check] profile {args.profile}: every notebook's parameters, data and models are fine "
             f"({time.perf_counter() - t0:.1f} s)")
+        if not args.no_estimate:
+            _print_estimate(args, notebooks, resolved)
         return 0
 
     from fer_utils import notebook_exec

@@ -158,7 +158,7 @@ def test_kaggle_copy_without_prefixes_defaults_to_its_test_split(tmp_path):
     base = ["--profile", "smoke", "--only", "03", "--param", f"data_dir={tmp_path / 'kaggle'}", "--reports-dir",
             str(tmp_path / "r")]
     assert "eval_splits: ['PublicTest']" in _runner(base + ["--param", "03.eval_splits=[PublicTest]"]).stderr
-    ok = _runner(base + ["--check"])
+    ok = _runner(base + ["--check", "--no-estimate"])
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "splits ['Training', 'Test']" in ok.stdout
 
@@ -167,10 +167,17 @@ def test_kaggle_copy_without_prefixes_defaults_to_its_test_split(tmp_path):
 @pytest.mark.parametrize("profile", P.PROFILES)
 def test_every_profile_passes_the_dry_run_check(profile, tmp_path):
     """--check builds every model at its input size and trains one step; a paper run checked on a laptop."""
-    result = _runner(["--profile", profile, "--check", "--reports-dir", str(tmp_path)])
+    # the cost estimate (timed steps of every model) is tested on smoke; the other profiles only build and step
+    extra = [] if profile == "smoke" else ["--no-estimate"]
+    result = _runner(["--profile", profile, "--check", "--reports-dir", str(tmp_path), *extra])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "one step ok" in result.stdout and "FAILED" not in result.stdout
     assert f"profile {profile}: every notebook's parameters, data and models are fine" in result.stdout
+    if profile == "smoke":
+        assert f"[cost] profile smoke on this machine ({os.cpu_count()} cores" in result.stdout
+        assert "[cost]   all: " in result.stdout and "training(s)" in result.stdout and "T4 " in result.stdout
+    else:
+        assert "[cost]" not in result.stdout
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
 
 

@@ -1,0 +1,98 @@
+"""The cost estimate of ``--check`` (fer_utils.cost): work counted from the parameters, speed timed here."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from fer_utils import cost
+from fer_utils import params as P
+
+
+def _effective(profile, only=()):
+    nbs = P.list_notebooks(ROOT / "notebooks", list(only))
+    resolved = P.resolve(P.load_profile(profile, ROOT / "params"), nbs)
+    return {nb.stem: {**P.notebook_parameters(nb), **resolved[nb.stem]} for nb in nbs}
+
+
+@pytest.mark.parametrize("max_epochs, factor, configs, expected", [
+    (4, 4, 4, (5, 7)),      # the cpu run of notebook 05: four 1-epoch trials, one continued to 4; then no config left
+    (4, 4, 100, (7, 15)),   # ... and with configurations to spare, bracket 0's two 4-epoch trials too
+    (30, 3, 243, (90, 576)),  # Study A's Table IV space with max_epochs 30, factor 3 (docs/notebooks.md: about 576)
+])
+def test_hyperband_budget_is_kerastuners(max_epochs, factor, configs, expected):
+    assert cost.hyperband_epochs(max_epochs, factor, configs) == expected
+
+
+def test_hyperband_budget_matches_kerastuners_own_bracket_sizes():
+    import keras_tuner as kt
+
+    oracle = kt.oracles.HyperbandOracle(objective="val_loss", max_epochs=30, factor=3)
+    trials = epochs = 0
+    for b in range(oracle._get_num_brackets() - 1, -1, -1):
+        previous = 0
+        for r in range(oracle._get_num_rounds(b)):
+            trials += oracle._get_size(b, r)
+            epochs += oracle._get_size(b, r) * (oracle._get_epochs(b, r) - previous)
+            previous = oracle._get_epochs(b, r)
+    assert cost.hyperband_epochs(30, 3, 10_000) == (trials, epochs)
+
+
+def test_macs_of_a_known_network():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)           # 8*8*4 outputs x 3*3*3 = 6,912
+    x = keras.layers.DepthwiseConv2D(3, padding="same")(x)         # 8*8*4 x 9 = 2,304
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(5)(x)                             # 256 x 5 = 1,280
+    assert cost.macs_per_image(keras.Model(inputs, outputs)) == 6912 + 2304 + 1280
+
+
+def test_work_of_the_smoke_profile_follows_its_parameters():
+    eff = _effective("smoke")
+    p03 = eff["03_baselines"]
+    (t,), gan = cost.workload("03_baselines", p03, eff)
+    epochs, steps, batch = t.epochs_steps()
+    merged = {**p03["train_config"], **p03["train_configs"][t.model]}  # smoke: epochs 25, whole epochs
+    assert gan is None and t.model == p03["models"][0] and epochs == merged["epochs"] == 25
+    assert steps == math.ceil(t.n_train / batch) and batch == merged["batch_size"]
+    assert t.train_images() == epochs * steps * batch * max(1, len(p03.get("seeds") or []))
+    assert t.n_train + t.n_val == 7 * p03["max_per_class"]  # 4 per class of 7, a quarter of them validate
+    six, _ = cost.workload("06_statistics", eff["06_statistics"], eff)
+    assert all(t.count == 10 for t in six)  # ten 5x2cv folds per configuration
+    labels = [t.label for t in six]
+    assert len(labels) == len(set(labels))  # each distinct configuration once (shared folds are not counted twice)
+
+
+@pytest.mark.slow
+def test_cpu_profile_work_matches_what_its_runs_did(real_data):
+    """Notebook 05's cpu run trained 16 grid epochs, 7 Hyperband epochs in 5 trials, 8 Bayesian epochs (trials.csv,
+    docs/results.md) and 06 trains 05's default and tuned configurations on ten folds each."""
+    eff = _effective("cpu", ["05", "06"])
+    five, _ = cost.workload("05_tuning", eff["05_tuning"], eff)
+    by = {t.label: t for t in five}
+    assert by["msca_resnet grid (4 trials, 16 epochs)"].config["epochs"] == 16
+    assert by["msca_resnet hyperband (5 trials, 7 epochs)"].config["epochs"] == 7
+    assert by["msca_resnet bayesian (2 trials, 8 epochs)"].config["epochs"] == 8
+    assert abs(five[0].n_train - 25_838) <= 7 and abs(five[0].n_val - 2_871) <= 7  # per-class rounding
+    six, _ = cost.workload("06_statistics", eff["06_statistics"], eff)
+    assert sorted(t.label for t in six) == ["5x2cv msca_resnet default", "5x2cv msca_resnet tuned"]
+    assert all(t.config["epochs"] == 4 for t in six)  # 05's budget
+
+
+@pytest.mark.slow
+def test_the_estimate_times_each_model_once_and_adds_up():
+    eff = _effective("smoke", ["03", "05"])
+    table = cost.estimate(eff)
+    parts = table[~table.what.isin(["notebook total", "profile total"])]
+    totals = table[table.what == "notebook total"].set_index("notebook")
+    for stem in eff:
+        part = parts[parts.notebook == stem]
+        assert totals.loc[stem, "images trained"] == part["images trained"].sum()
+        assert totals.loc[stem, "minutes here"] == pytest.approx(part["minutes here"].sum()
+                                                                 + cost.NOTEBOOK_START_S / 60)
+    assert (parts["minutes here"] > 0).all() and (parts["minutes T4"] > 0).all()
+    assert np.isfinite(table.drop(columns=["what", "notebook", "model", "timed"]).to_numpy(float)[:, 1:]).all()
+    lines = cost.summary(table)
+    assert lines[-1].startswith("all: ") and len(lines) == len(eff) + 1
