@@ -44,6 +44,8 @@ GPU_PIPELINE_IPS = 3000.0
 #: Seconds per training on a GPU for building, tracing and the first epoch's warm-up.
 GPU_TRAINING_START_S = 30.0
 TTA_VIEWS = {None: 1, "none": 1, "flip": 2, "center_flip": 2, "ten_crop": 10}
+#: Seconds per GAN step (generator and discriminator updates, batch 32-64, 48x48) on a GPU class: launch-bound.
+GPU_GAN_STEP_S = 0.05
 #: At most this many FLOPs in one timed training step here (a larger batch is scaled down for timing).
 TIMING_STEP_FLOPS = 4e11
 
@@ -387,12 +389,32 @@ def _speed(model: str, size: int, classes: int, kwargs_key: str, config_key: str
             "timed_batch": batch, "policy": str(policy)}
 
 
-def speed(t: Training) -> dict:
+@functools.lru_cache(maxsize=64)
+def _macs(model: str, size: int, classes: int, kwargs_key: str) -> float:
+    """Multiply-accumulates per image of a registry model at its input (built, not trained)."""
+    import json
+
+    import keras
+
+    from fer_utils import models
+
+    side, channels, _, _ = models.resolve_input(model, size)
+    net = models.build_model(model, input_shape=(side, side, channels), num_classes=classes,
+                             **(json.loads(kwargs_key) or {}))
+    macs = macs_per_image(net)
+    keras.backend.clear_session()
+    return macs
+
+
+def speed(t: Training, here: bool = True) -> dict:
     """:func:`_speed` keyed by what sets the speed (model, input, builder arguments, optimizer, batch, precision)."""
     import json
 
     from fer_utils.train import TrainConfig
 
+    if not here:
+        return {"macs": _macs(t.model, int(t.size), int(t.classes), json.dumps(t.kwargs or {}, sort_keys=True)),
+                "train_ips": np.nan, "infer_ips": np.nan, "setup_s": np.nan, "timed_batch": 0, "policy": "not timed"}
     cfg = TrainConfig.from_dict(t.config)
     key = {"optimizer": cfg.optimizer, "batch_size": cfg.batch_size, "precision": cfg.precision,
            "loss": cfg.loss, "ema_momentum": cfg.ema_momentum}
@@ -446,20 +468,21 @@ def _gan_step_seconds(config_key: str, image_size: int, classes: int) -> float:
 
 # ---- the estimate ---------------------------------------------------------------------------------------------
 
-def estimate(profile: dict, *, gpus=tuple(GPU_CLASSES), report=None) -> pd.DataFrame:
+def estimate(profile: dict, *, gpus=tuple(GPU_CLASSES), here: bool = True, report=None) -> pd.DataFrame:
     """One row per training group and notebook total: trainings, images trained and inferred, minutes here and on
-    each GPU class. ``profile``: ``{notebook stem: effective parameters}``."""
+    each GPU class. ``profile``: ``{notebook stem: effective parameters}``; ``here=False``: GPU classes only (no
+    timing on this machine, NaN minutes here)."""
     import json
 
     rows = []
     for stem, p in profile.items():
         trainings, gan = workload(stem, p, profile)
         for t in trainings:
-            sp = speed(t)
+            sp = speed(t, here)
             train_n, infer_n = t.train_images(), t.infer_images()
-            here = train_n / sp["train_ips"] + infer_n / sp["infer_ips"] + sp["setup_s"] * t.count
+            secs = train_n / sp["train_ips"] + infer_n / sp["infer_ips"] + sp["setup_s"] * t.count
             row = {"notebook": stem, "what": t.label, "model": t.model, "input": t.size, "trainings": t.count,
-                   "images trained": train_n, "images inferred": infer_n, "minutes here": here / 60,
+                   "images trained": train_n, "images inferred": infer_n, "minutes here": secs / 60,
                    "timed": f"{sp['train_ips']:.0f} train / {sp['infer_ips']:.0f} infer img/s ({sp['policy']}, "
                             f"batch {sp['timed_batch']})"}
             flops = 2.0 * sp["macs"]
@@ -470,9 +493,10 @@ def estimate(profile: dict, *, gpus=tuple(GPU_CLASSES), report=None) -> pd.DataF
                                        + GPU_TRAINING_START_S * t.count) / 60
             rows.append(row)
             if report:
-                report(f"  [cost] {stem}: {t.label}: {train_n:,} images trained, {here / 60:.1f} min here")
+                report(f"  [cost] {stem}: {t.label}: {train_n:,} images trained, {secs / 60:.1f} min here")
         if gan is not None and gan.steps():
-            sec = _gan_step_seconds(json.dumps(gan.config, sort_keys=True), gan.image_size, gan.classes)
+            sec = (_gan_step_seconds(json.dumps(gan.config, sort_keys=True), gan.image_size, gan.classes) if here
+                   else np.nan)
             from fer_utils.gan import GANConfig
 
             batch = GANConfig.from_dict(gan.config).batch_size
@@ -480,7 +504,7 @@ def estimate(profile: dict, *, gpus=tuple(GPU_CLASSES), report=None) -> pd.DataF
                    "images trained": gan.steps() * batch, "images inferred": 0,
                    "minutes here": gan.steps() * sec / 60, "timed": f"{sec:.3f} s/step"}
             for g in gpus:  # a GAN step is small: bounded by kernel launches rather than FLOPs on a GPU
-                row[f"minutes {g}"] = gan.steps() * max(0.02, sec / 40) / 60
+                row[f"minutes {g}"] = gan.steps() * GPU_GAN_STEP_S / 60
             rows.append(row)
     table = pd.DataFrame(rows)
     if not len(table):
@@ -491,11 +515,12 @@ def estimate(profile: dict, *, gpus=tuple(GPU_CLASSES), report=None) -> pd.DataF
         tot = {"notebook": stem, "what": "notebook total", "trainings": int(part.trainings.sum()),
                "images trained": int(part["images trained"].sum()),
                "images inferred": int(part["images inferred"].sum()),
-               "minutes here": float(part["minutes here"].sum()) + NOTEBOOK_START_S / 60}
+               "minutes here": float(part["minutes here"].sum(min_count=1) if len(part) else 0.0)
+               + NOTEBOOK_START_S / 60}  # NaN when nothing was timed here
         for g in gpus:
             tot[f"minutes {g}"] = float(part[f"minutes {g}"].sum()) + NOTEBOOK_START_S / 60
         totals.append(tot)
-    grand = {"notebook": "all", "what": "profile total", **{k: sum(t[k] for t in totals) for k in totals[0]
+    grand = {"notebook": "all", "what": "profile total", **{k: float(np.sum([t[k] for t in totals])) for k in totals[0]
                                                           if k not in ("notebook", "what")}}
     return pd.concat([table, pd.DataFrame(totals + [grand])], ignore_index=True)
 

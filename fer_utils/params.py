@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-PROFILES = ("smoke", "cpu", "paper")
+PROFILES = ("smoke", "cpu", "kaggle", "paper")
 # The runner sets these itself; every notebook declares them in its parameters cell.
 RUNNER_KEYS = ("profile", "run_dir", "reports_dir")
 _NOTEBOOK = re.compile(r"^(\d\d)_[\w-]+\.ipynb$")

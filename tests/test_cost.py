@@ -96,3 +96,16 @@ def test_the_estimate_times_each_model_once_and_adds_up():
     assert np.isfinite(table.drop(columns=["what", "notebook", "model", "timed"]).to_numpy(float)[:, 1:]).all()
     lines = cost.summary(table)
     assert lines[-1].startswith("all: ") and len(lines) == len(eff) + 1
+
+
+@pytest.mark.slow
+def test_the_kaggle_profile_fits_one_gpu_session_by_the_estimate(real_data):
+    eff = _effective("kaggle")
+    table = cost.estimate(eff, here=False)
+    total = table[table.what == "profile total"].iloc[0]
+    # a Kaggle session ends after 12 hours; the profile is meant for at most about 9 on either class
+    assert total["minutes T4"] / 60 <= 9 and total["minutes P100"] / 60 <= 9
+    parts = table[~table.what.isin(["notebook total", "profile total"])]
+    assert parts["minutes here"].isna().all() and np.isnan(total["minutes here"])  # nothing timed on this machine
+    paper = cost.estimate(_effective("paper", ["05"]), here=False)
+    assert paper[paper.what == "profile total"].iloc[0]["minutes T4"] / 60 > 1000  # why the paper profile is not it
