@@ -36,6 +36,8 @@ CARD_FILE = "model_card.json"
 EXPORTED_FILES = (ARCHITECTURE_FILE, WEIGHTS_FILE, runs.PREPROCESSING_FILE, runs.PREDICTIONS_FILE, CARD_FILE)
 #: ``load_exported``'s compute precisions.
 PRECISIONS = ("auto", "recorded", "float32")
+#: What computes a predictor's probabilities: Keras (TensorFlow) or LiteRT (:mod:`fer_utils.predict.lite`).
+RUNTIMES = ("keras", "litert")
 _BF16_POLICY = '"config": {"name": "mixed_bfloat16"}'
 
 
@@ -102,6 +104,8 @@ class Predictor:
         """
         import keras
 
+        if not isinstance(self.model, keras.Model):
+            raise ValueError(f"{self}: features need the Keras runtime (load the predictor with runtime='keras')")
         faces = np.asarray(images)
         dense = [layer for layer in self.model.layers if isinstance(layer, keras.layers.Dense)]
         if not dense:
@@ -149,7 +153,32 @@ class EnsemblePredictor:
         return (total / len(self.members)).astype(np.float32)
 
 
-def load_predictor(run_dir):
+def _check_runtime(runtime: str) -> str:
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime={runtime!r}: expected one of {list(RUNTIMES)}")
+    return runtime
+
+
+def _float32(model):
+    """``model`` computing in float32 (the same weights; a copy when it was built in another precision)."""
+    import keras
+
+    if not any(layer.dtype_policy.name != "float32" for layer in model.layers):
+        return model
+    copy = keras.models.model_from_json(model.to_json().replace(_BF16_POLICY, '"config": {"name": "float32"}'))
+    copy.set_weights([np.asarray(w, dtype=np.float32) for w in model.get_weights()])
+    return copy
+
+
+def _with_runtime(predictor: "Predictor", runtime: str) -> "Predictor":
+    if runtime == "keras":
+        return predictor
+    from fer_utils.predict.lite import lite_model
+
+    return Predictor(lite_model(_float32(predictor.model)), predictor.preprocessing, predictor.run_dir)
+
+
+def load_predictor(run_dir, runtime: str = "keras"):
     """The predictor of a finished model run, of an ensemble folder, of several runs ensembled, or of an export.
 
     Args:
@@ -158,17 +187,22 @@ def load_predictor(run_dir):
             an exported model folder (``architecture.json`` + float16 ``weights.npz``, e.g. the model shipped
             in ``fer_utils/predict/default_model``) -> :class:`Predictor`.
 
+        runtime: ``"keras"`` or ``"litert"`` (the float32 model converted once and cached; the same
+            probabilities to about 1e-6, see :mod:`fer_utils.predict.lite`).
+
     Raises:
         FileNotFoundError: the run folder lacks its model or preprocessing record (names the file).
+        ValueError: an unknown ``runtime``.
     """
+    _check_runtime(runtime)
     if isinstance(run_dir, (list, tuple)):
-        return EnsemblePredictor([load_predictor(d) for d in run_dir])
+        return EnsemblePredictor([load_predictor(d, runtime) for d in run_dir])
     if (Path(run_dir) / runs.ENSEMBLE_FILE).exists():
-        return EnsemblePredictor([load_predictor(d) for d in runs.ensemble_members(run_dir)], run_dir)
+        return EnsemblePredictor([load_predictor(d, runtime) for d in runs.ensemble_members(run_dir)], run_dir)
     if is_exported(run_dir):
-        return load_exported(run_dir)
+        return load_exported(run_dir, precision="float32" if runtime == "litert" else "auto", runtime=runtime)
     spec = runs.read_preprocessing(run_dir)
-    return Predictor(runs.load_model(run_dir, compile=False), spec, run_dir)
+    return _with_runtime(Predictor(runs.load_model(run_dir, compile=False), spec, run_dir), runtime)
 
 
 # ----------------------------------------------------------------------------- exported model folders
@@ -187,12 +221,13 @@ def _keep_bf16() -> bool:
     return _cpu_supports_bf16() or bool(tf.config.list_physical_devices("GPU"))
 
 
-def load_exported(folder, *, precision: str = "auto") -> Predictor:
+def load_exported(folder, *, precision: str = "auto", runtime: str = "keras") -> Predictor:
     """The :class:`Predictor` of an exported folder (float16 weights loaded as float32).
 
     ``precision``: ``"recorded"`` computes as the model was trained and scored (the shipped model: mixed
     bfloat16); ``"float32"`` computes in float32; ``"auto"`` keeps bfloat16 only where it is native (CPUs with
-    AVX512-BF16/AMX, GPUs) and uses float32 elsewhere, where emulated bfloat16 would be slow.
+    AVX512-BF16/AMX, GPUs) and uses float32 elsewhere, where emulated bfloat16 would be slow. ``runtime="litert"``
+    runs the float32 model with LiteRT (:mod:`fer_utils.predict.lite`).
 
     Raises:
         FileNotFoundError: a file of the folder is missing (names it).
@@ -224,7 +259,7 @@ def load_exported(folder, *, precision: str = "auto") -> Predictor:
             raise ValueError(f"{folder / WEIGHTS_FILE}: weight {i} ({model.weights[i].path}) has shape {w.shape}, "
                              f"the architecture expects {shape}")
     model.set_weights(weights)
-    return Predictor(model, runs.read_preprocessing(folder), folder)
+    return _with_runtime(Predictor(model, runs.read_preprocessing(folder), folder), _check_runtime(runtime))
 
 
 def read_card(folder) -> dict:

@@ -539,3 +539,45 @@ def test_parallel_haar_detection_gives_the_same_rows_as_one_thread(fixture_faces
     pd.testing.assert_frame_equal(many.drop(columns=CLASSES + ["probability"]),
                                   one.drop(columns=CLASSES + ["probability"]))
     assert (many["status"] == "ok").sum() >= 12
+
+
+def test_litert_runtime_gives_the_keras_probabilities_of_the_shipped_model(fixture_faces, tmp_path, monkeypatch):
+    """The shipped model converted to LiteRT (cached) scores the fixture faces as Keras does, with every TTA."""
+    from fer_utils.predict import lite
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))
+    keras_p = shipped.load_exported(precision="float32")
+    lite_p = load_predictor(shipped.DEFAULT_DIR, runtime="litert")
+    assert isinstance(lite_p.model, lite.LiteModel) and lite_p.class_names == keras_p.class_names
+    faces = fixture_faces.images
+    for tta in (None, "center_flip", "ten_crop"):
+        np.testing.assert_allclose(lite_p.predict(faces, tta=tta, batch_size=7), keras_p.predict(faces, tta=tta),
+                                   atol=1e-5, err_msg=str(tta))
+    cached = list((tmp_path / lite.LITE_DIR).glob("*.tflite"))
+    assert len(cached) == 1  # converted once; the next load reads the cache
+    again = load_predictor(shipped.DEFAULT_DIR, runtime="litert")
+    assert again.model.path == cached[0] and not list((tmp_path / lite.LITE_DIR).glob("*partial*"))
+    with pytest.raises(ValueError, match="features need the Keras runtime"):
+        lite_p.features(faces)
+    with pytest.raises(ValueError, match=r"runtime='onnx': expected one of \['keras', 'litert'\]"):
+        load_predictor(shipped.DEFAULT_DIR, runtime="onnx")
+    with pytest.raises(ValueError, match=r"got inputs \(2, 40, 40, 1\), expected \[batch, 48, 48, 1\]"):
+        lite_p.model.predict_on_batch(np.zeros((2, 40, 40, 1), np.float32))
+
+
+def test_cli_runtime_litert_writes_the_rows_keras_writes(fixture_faces, tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "faces"
+    for i, face in enumerate(fixture_faces.images[:6]):
+        write_png(folder / f"{i}.png", face)
+    outs = {}
+    for runtime in ("keras", "litert"):
+        outs[runtime] = tmp_path / f"{runtime}.csv"
+        assert cli_main([str(folder), "--detector", "none", "--runtime", runtime, "--out", str(outs[runtime]),
+                         "--quiet"]) == 0
+    a, b = pd.read_csv(outs["keras"]), pd.read_csv(outs["litert"])
+    probs = [c for c in a.columns if c in shipped.load_exported().class_names]
+    # Keras computes in bf16 where the CPU has it (precision "auto"), LiteRT in float32: as the two precisions
+    # of the shipped model agree (test_shipped_model_in_float32_agrees_with_its_recorded_bfloat16)
+    assert np.mean(a.emotion == b.emotion) >= 5 / 6 and np.abs(a[probs].to_numpy() - b[probs].to_numpy()).max() < 0.05
+    assert len(a) == len(b) == 6 and (b.status == "ok").all()

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", default=DEFAULT_TTA, choices=(DEFAULT_TTA,) + TTA_NAMES,
                    help="test-time augmentation; default: the model's own (the shipped model: center_flip, "
                         "2 views; ten_crop: 10 views, 5x slower, about 1 point more accurate)")
+    p.add_argument("--runtime", default="keras", choices=("keras", "litert"),
+                   help="what computes the probabilities: keras (default) or litert (the float32 model converted "
+                        "once into the cache and run by LiteRT/XNNPACK: the same probabilities to about 1e-6)")
     p.add_argument("--video-stride", type=int, default=1, metavar="N", help="read every N-th video frame")
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="faces per classifier batch")
     p.add_argument("--min-face", type=int, default=48, metavar="PX",
@@ -160,7 +163,7 @@ def main(argv=None) -> int:
 
     try:
         rec = EmotionRecognizer(args.model, detector=args.detector, align=args.align, tta=args.tta,
-                                batch_size=args.batch_size, min_face=args.min_face,
+                                batch_size=args.batch_size, min_face=args.min_face, runtime=args.runtime,
                                 **({"max_pixels": args.max_pixels} if args.max_pixels else {}))
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"predict: error: {err}", file=sys.stderr)

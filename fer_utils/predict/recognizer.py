@@ -43,20 +43,20 @@ def columns(class_names: Sequence[str]) -> list:
             "error"]
 
 
-def resolve_model(model="default"):
+def resolve_model(model="default", runtime: str = "keras"):
     """A predictor from ``"default"`` (the shipped model), a run/ensemble/exported folder, a list of run
-    folders, or a predictor object (returned as is)."""
+    folders, or a predictor object (returned as is); ``runtime``: ``"keras"`` or ``"litert"``."""
     from fer_utils.predict.shipped import DEFAULT_DIR
     from fer_utils.predictor import load_predictor
 
     if hasattr(model, "predict") and hasattr(model, "class_names"):
         return model
     if isinstance(model, str) and model == "default":
-        return load_predictor(DEFAULT_DIR)
+        return load_predictor(DEFAULT_DIR, runtime)
     if isinstance(model, (str, Path)) and not Path(model).exists():
         raise FileNotFoundError(f"model={str(model)!r}: no such folder; expected 'default', a run folder "
                                 "(model.keras + preprocessing.json), an ensemble folder or an exported model folder")
-    return load_predictor(model)
+    return load_predictor(model, runtime)
 
 
 class EmotionRecognizer:
@@ -70,6 +70,8 @@ class EmotionRecognizer:
         tta: ``"default"`` (the model's own test-time augmentation), ``None``/``"none"``, ``"flip"``,
             ``"center_flip"`` or ``"ten_crop"``.
         batch_size: faces per classifier call.
+        runtime: ``"keras"`` (default) or ``"litert"`` (the model's float32 form run by LiteRT, converted once and
+            cached; see :mod:`fer_utils.predict.lite`). Ignored for a predictor object.
         crop_size: side of the face crops handed to the predictor (48: the datasets' faces; the predictor
             then resizes them exactly as in training).
         **detector_kwargs: ``detect_size``, ``min_face``, ``min_confidence`` (mtcnn), ``min_neighbors`` (haar).
@@ -82,7 +84,8 @@ class EmotionRecognizer:
     """
 
     def __init__(self, model="default", *, detector="haar", align: bool = False, tta: Any = "default",
-                 batch_size: int = 256, crop_size: int = 48, max_pixels: int = S.MAX_PIXELS, **detector_kwargs):
+                 batch_size: int = 256, crop_size: int = 48, max_pixels: int = S.MAX_PIXELS, runtime: str = "keras",
+                 **detector_kwargs):
         from fer_utils.evaluate.tta import resolve_tta
 
         tta = resolve_tta(tta)  # "default" stays: the predictor resolves it to its model's own
@@ -97,7 +100,7 @@ class EmotionRecognizer:
         if align and self.detector.name != "mtcnn":
             raise ValueError(f"align=True needs eye keypoints, which only detector='mtcnn' gives; got "
                              f"detector={self.detector.name!r}")
-        self.predictor = resolve_model(model)
+        self.predictor = resolve_model(model, runtime)
         self.class_names = tuple(self.predictor.class_names)
         self.align, self.tta = bool(align), tta
         self.batch_size, self.crop_size = int(batch_size), int(crop_size)

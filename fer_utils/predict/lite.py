@@ -1,0 +1,101 @@
+"""A LiteRT (TensorFlow Lite) runtime for trained models: the same probabilities as Keras, from a lighter runtime.
+
+:class:`LiteModel` wraps a ``.tflite`` interpreter (XNNPACK on CPUs) behind the two things the suite's prediction
+code uses of a Keras model, ``predict_on_batch`` and ``input_shape``, so a :class:`fer_utils.predictor.Predictor`
+runs it with exactly the model's preprocessing and test-time augmentation. :func:`lite_model` converts a float32
+Keras model once (Keras 3's ``model.export(..., format="litert")``, a few seconds) into the cache folder
+(``$FER_CACHE_DIR`` or ``~/.cache/fer_utils``), keyed by what the model is, and loads it. Nothing is downloaded.
+
+The interpreter comes from ``ai_edge_litert`` when installed (LiteRT's maintained package), else from
+TensorFlow's ``tf.lite`` (deprecated there, still shipped with TensorFlow 2.21).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+LITE_DIR = "litert"
+
+
+def _interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+
+        return Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        return tf.lite.Interpreter
+
+
+class LiteModel:
+    """A ``.tflite`` classifier with the Keras methods prediction uses.
+
+    Args:
+        path: the ``.tflite`` file (one float32 input ``[batch, H, W, C]``, one probabilities output).
+        num_threads: interpreter threads (default: every core).
+    """
+
+    def __init__(self, path, num_threads: int | None = None):
+        self.path = Path(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+            self._it = _interpreter_class()(model_path=str(self.path), num_threads=num_threads or os.cpu_count())
+        self._in = self._it.get_input_details()[0]
+        self._out = self._it.get_output_details()[0]
+        self.input_shape = (None, *[int(d) for d in self._in["shape"][1:]])
+        self._batch = None
+
+    def __repr__(self):
+        return f"LiteModel({self.path.name}, input {self.input_shape})"
+
+    def predict_on_batch(self, x) -> np.ndarray:
+        x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+        if tuple(x.shape[1:]) != self.input_shape[1:]:
+            expected = ", ".join(map(str, self.input_shape[1:]))
+            raise ValueError(f"{self}: got inputs {x.shape}, expected [batch, {expected}]")
+        if x.shape[0] != self._batch:
+            self._it.resize_tensor_input(self._in["index"], list(x.shape))
+            self._it.allocate_tensors()
+            self._batch = x.shape[0]
+        self._it.set_tensor(self._in["index"], x)
+        self._it.invoke()
+        return np.array(self._it.get_tensor(self._out["index"]), dtype=np.float32)
+
+
+def model_key(model) -> str:
+    """What a Keras model is, for the cache: its architecture and every weight, hashed."""
+    h = hashlib.sha256(model.to_json().encode())
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()[:24]
+
+
+def cache_folder(cache_dir=None) -> Path:
+    root = Path(cache_dir or os.environ.get("FER_CACHE_DIR") or Path.home() / ".cache" / "fer_utils")
+    folder = root / LITE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def lite_model(model, *, cache_dir=None, num_threads: int | None = None) -> LiteModel:
+    """The LiteRT form of a float32 Keras ``model``: converted once into the cache, then loaded from there.
+
+    Raises:
+        ValueError: a model that computes in another precision (convert the float32 form: ``load_exported``'s
+            ``precision="float32"``).
+    """
+    policies = sorted({layer.dtype_policy.name for layer in model.layers} - {"float32"})
+    if policies:
+        raise ValueError(f"lite_model: the model computes in {policies}; LiteRT gets the float32 form")
+    path = cache_folder(cache_dir) / f"{model_key(model)}.tflite"
+    if not path.is_file():
+        partial = path.with_name(path.stem + f".{os.getpid()}.partial.tflite")
+        model.export(str(partial), format="litert", verbose=False)
+        partial.replace(path)  # whole or not at all: another process may be converting the same model
+    return LiteModel(path, num_threads=num_threads)
