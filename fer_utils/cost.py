@@ -1,26 +1,21 @@
-"""What a profile costs before it runs: the images each notebook processes and the wall time that takes.
+"""What a profile costs before it runs (the estimate ``python -m fer_utils.run --profile P --check`` prints).
 
-This module owns the estimate ``python -m fer_utils.run --profile P --check`` prints.
+- **Work**, counted from each notebook's effective parameters and the sizes of the data it will find (dataset,
+  per-class subsample, validation share): per training, epochs x training images (capped by ``steps_per_epoch``), a
+  validation pass per epoch, each test split x the TTA's views. 02: GAN steps x batch, effect runs, CAS; 03: models x
+  seeds; 04: models, Study C on FER+ and each CK+ fold; 05: each search (grid points, KerasTuner's Hyperband
+  brackets, Bayesian/random trials, never more configurations than the space has), default and best, Study C's
+  table; 06: the distinct 5x2cv configurations x 10 folds on half of Training.
+- **Speed here**, measured: per (model, input, builder arguments, optimizer, batch, precision) a few timed
+  training steps and inference batches of random inputs after a warm-up step (a smaller batch for models too
+  costly to time at full batch); GAN steps by training the profile's GAN a few steps. Each training adds its
+  build-and-trace seconds, each notebook :data:`NOTEBOOK_START_S`.
+- **Speed on GPU classes**: multiply-accumulates per image counted from each model's convolution and dense layers,
+  x 2 FLOPs, x 3 for training, over a stated sustained throughput (:data:`GPU_CLASSES`, below the cards' peaks),
+  never faster than the input pipeline (:data:`GPU_PIPELINE_IPS`); :data:`GPU_TRAINING_START_S` per training.
 
-- **Work** is counted from each notebook's effective parameters and the sizes of the data it will find (the same
-  dataset, per-class subsample and validation share): per training, epochs x training images (steps capped by
-  ``steps_per_epoch``), one validation pass per epoch, and each evaluated test split x the TTA's views. Notebook 02:
-  the GAN's steps x batch, its effect runs (real only; per plan, oversampled and real + GAN; x seeds) and CAS;
-  03: models x seeds; 04: models, and Study C's networks on FER+ and on each CK+ fold; 05: every search (grid points,
-  Hyperband's brackets, Bayesian or random trials, never more configurations than the space has), the default and
-  best runs, Study C's table; 06: the distinct 5x2cv configurations x 10 folds on half of Training each.
-- **Speed here** is measured, not assumed: for each (model, input size, builder arguments, precision, batch) a
-  compiled model trains a few timed steps and predicts a few timed batches of random inputs after a warm-up step
-  (the batch is reduced for models too costly to time at full batch); GAN steps are timed by training the
-  profile's GAN for a few steps. Each training adds its measured build-and-trace seconds, each notebook
-  :data:`NOTEBOOK_START_S` (kernel start, imports, data).
-- **Speed on GPU classes** (none here): each model's multiply-accumulates per image, counted from its
-  convolution and dense layers, x 2 FLOPs, x 3 for a training step, over a stated *sustained* throughput per class
-  (:data:`GPU_CLASSES`, deliberately below the cards' peaks), never faster than the input pipeline
-  (:data:`GPU_PIPELINE_IPS`); each training adds :data:`GPU_TRAINING_START_S`.
-
-What is not counted: notebook 01 and the statistics (seconds), 04's Grad-CAM figures, GAN quality measures beyond
-the judge's inference, and training rows that notebook 02's GAN adds when a notebook reads ``balanced_train``.
+Not counted: notebook 01 and the statistics (seconds), Grad-CAM figures, GAN quality measures beyond the judge's
+inference, and the rows notebook 02's GAN adds where a notebook reads ``balanced_train``.
 """
 
 from __future__ import annotations
@@ -84,40 +79,17 @@ class Training:
         return (epochs * self.n_val + self.n_eval) * self.count
 
 
-@dataclass
-class GANWork:
-    notebook: str
-    config: dict
-    image_size: int
-    classes: int
-
-    def steps(self) -> int:
-        from fer_utils.gan import GANConfig
-
-        return int(GANConfig.from_dict(self.config).steps)
-
-
-# ---- data sizes -----------------------------------------------------------------------------------------------
-
 @functools.lru_cache(maxsize=8)
-def _counts(dataset: str, data_dir: str, synthetic_per_class: int, seed: int) -> tuple:
-    """``(class_names, {split: per-class counts})`` of the data a notebook finds."""
+def _counts(kind: str, data_dir: str, synthetic_per_class: int, seed: int, optional: bool = False) -> tuple:
+    """``(class_names, {split: per-class counts})`` of the data a notebook finds (``optional``: FER+ or CK+)."""
     from fer_utils import data as D
 
-    ds = D.load_dataset(dataset, data_dir, synthetic_per_class=synthetic_per_class, seed=seed)
-    k = ds.num_classes
-    return tuple(ds.class_names), {s: np.bincount(ds.labels[ds.splits == s], minlength=k) for s in ds.split_names}
-
-
-@functools.lru_cache(maxsize=8)
-def _optional_counts(kind: str, data_dir: str, synthetic_per_class: int, seed: int) -> tuple:
-    from fer_utils import data as D
-
-    ds = D.load_optional(kind, data_dir, stand_in=True, synthetic_per_class=synthetic_per_class, seed=seed)
+    ds = (D.load_optional(kind, data_dir, stand_in=True, synthetic_per_class=synthetic_per_class, seed=seed)
+          if optional else D.load_dataset(kind, data_dir, synthetic_per_class=synthetic_per_class, seed=seed))
     if ds is None:
         return (), {}
-    return tuple(ds.class_names), {s: np.bincount(ds.labels[ds.splits == s], minlength=ds.num_classes)
-                                   for s in ds.split_names}
+    k = ds.num_classes
+    return tuple(ds.class_names), {s: np.bincount(ds.labels[ds.splits == s], minlength=k) for s in ds.split_names}
 
 
 def _limit(counts: np.ndarray, max_per_class: int) -> np.ndarray:
@@ -136,18 +108,21 @@ def _test_images(counts: dict, max_per_class: int, eval_splits, tta) -> int:
     return sum(int(_limit(counts[s], max_per_class).sum()) for s in splits if s in counts) * TTA_VIEWS.get(tta, 1)
 
 
-def _data(p: dict) -> tuple:
-    names, counts = _counts(str(p.get("dataset", "auto")), str(p.get("data_dir", "auto")),
-                            int(p.get("synthetic_per_class", 60)), int(p.get("seed", 0)))
-    return names, counts
+def _data(p: dict, kind: str = "") -> tuple:
+    return _counts(kind or str(p.get("dataset", "auto")), str(p.get("data_dir", "auto")),
+                   int(p.get("synthetic_per_class", 60)), int(p.get("seed", 0)), bool(kind))
 
 
-# ---- work per notebook ----------------------------------------------------------------------------------------
+def _sizes(p: dict) -> tuple:
+    """``(class names, per-split counts, training rows, validation rows, test images x TTA views)``."""
+    names, counts = _data(p)
+    mx = int(p.get("max_per_class", 0))
+    return (names, counts, *_train_val(counts, mx, float(p.get("val_fraction", 0.1))),
+            _test_images(counts, mx, p.get("eval_splits"), p.get("tta")))
+
 
 def _model_trainings(stem: str, p: dict, models, *, seeds: int = 1) -> list:
-    names, counts = _data(p)
-    n_train, n_val = _train_val(counts, int(p.get("max_per_class", 0)), float(p.get("val_fraction", 0.1)))
-    n_eval = _test_images(counts, int(p.get("max_per_class", 0)), p.get("eval_splits"), p.get("tta"))
+    names, counts, n_train, n_val, n_eval = _sizes(p)
     out = []
     for m in models:
         cfg = {**(p.get("train_config") or {}), **((p.get("train_configs") or {}).get(m) or {})}
@@ -161,8 +136,7 @@ def _study_c(stem: str, p: dict, models, ck_folds: int, model_kwargs=None) -> li
     out = []
     for kind, cfg_key, max_key in (("ferplus", "ferplus_train_config", "ferplus_max_per_class"),
                                    ("ckplus", "ckplus_train_config", "ckplus_max_per_class")):
-        names, counts = _optional_counts(kind, str(p.get("data_dir", "auto")), int(p.get("synthetic_per_class", 60)),
-                                         int(p.get("seed", 0)))
+        names, counts = _data(p, kind)
         if not counts:
             continue
         mx = int(p.get(max_key, 0))
@@ -222,9 +196,7 @@ def hyperband_epochs(max_epochs: int, factor: int, n_configs: int, min_epochs: i
 def _tuning_trainings(stem: str, p: dict) -> list:
     from fer_utils.tune.search import check_tuner
 
-    names, counts = _data(p)
-    n_train, n_val = _train_val(counts, int(p.get("max_per_class", 0)), float(p.get("val_fraction", 0.1)))
-    n_eval = _test_images(counts, int(p.get("max_per_class", 0)), p.get("eval_splits"), p.get("tta"))
+    names, counts, n_train, n_val, n_eval = _sizes(p)
     out = []
     for m in p.get("models") or []:
         base = {**(p.get("train_config") or {}), **((p.get("train_configs") or {}).get(m) or {})}
@@ -288,9 +260,7 @@ def _statistics_trainings(stem: str, p: dict, tuning: dict | None = None) -> lis
 def _gan_trainings(stem: str, p: dict) -> tuple:
     from fer_utils import data as D
 
-    names, counts = _data(p)
-    n_train, n_val = _train_val(counts, int(p.get("max_per_class", 0)), float(p.get("val_fraction", 0.1)))
-    n_eval = _test_images(counts, int(p.get("max_per_class", 0)), p.get("eval_splits"), p.get("tta"))
+    names, counts, n_train, n_val, n_eval = _sizes(p)
     real = {n: int(c) for n, c in zip(names, _limit(counts["Training"], int(p.get("max_per_class", 0))) * 0.9)}
     model, kwargs = p.get("effect_model", "cnn"), dict(p.get("effect_model_kwargs") or {})
     size, seeds = int(p.get("input_size", 48)), max(1, len(p.get("effect_seeds") or [0]))
@@ -303,12 +273,12 @@ def _gan_trainings(stem: str, p: dict) -> tuple:
     per_class = int(p.get("quality_per_class", 500)) * len(names)
     out.append(Training(stem, "CAS (generated, real)", model, size, len(names), dict(p.get("cas_train_config") or {}),
                         per_class, 0, n_eval, kwargs, count=2))
-    return out, GANWork(stem, dict(p.get("gan") or {}), size, len(names))
+    return out, {"config": dict(p.get("gan") or {}), "image_size": size, "classes": len(names)}
 
 
 def workload(stem: str, p: dict, profile: dict | None = None) -> tuple:
-    """``(trainings, gan work or None)`` of notebook ``stem`` with effective parameters ``p`` (``profile``: every
-    notebook's effective parameters, for 06, whose Table XII trains 05's configurations)."""
+    """``(trainings, the GAN's {config, image_size, classes} or None)`` of notebook ``stem`` with effective
+    parameters ``p`` (``profile``: every notebook's, for 06, whose Table XII trains 05's configurations)."""
     if stem.startswith("02"):
         return _gan_trainings(stem, p)
     if stem.startswith("03"):
@@ -324,8 +294,6 @@ def workload(stem: str, p: dict, profile: dict | None = None) -> tuple:
         return _statistics_trainings(stem, p, tuning), None
     return [], None
 
-
-# ---- speed ----------------------------------------------------------------------------------------------------
 
 def macs_per_image(model) -> float:
     """Multiply-accumulates of one image through ``model``'s convolution and dense layers (the bulk of the work)."""
@@ -423,19 +391,12 @@ def speed(t: Training, here: bool = True) -> dict:
 
 
 def cpu_kind() -> str:
-    """This machine as the estimate's speeds depend on it: cores, and AVX2 / AVX-512 / bf16 / AMX (with the oneDNN
-    limit, if one is set)."""
+    """This machine as the estimate's speeds depend on it: cores, AVX2 / AVX-512 / bf16 / AMX, a oneDNN limit."""
     import os
 
-    flags = set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
+    from fer_utils.train.compile import cpu_flags
+
+    flags = cpu_flags()
     kind = ("AMX" if "amx_bf16" in flags else "AVX-512 + bf16" if "avx512_bf16" in flags
             else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "unknown ISA")
     limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
@@ -466,13 +427,13 @@ def _gan_step_seconds(config_key: str, image_size: int, classes: int) -> float:
     return float(np.median(seconds))
 
 
-# ---- the estimate ---------------------------------------------------------------------------------------------
-
-def estimate(profile: dict, *, gpus=tuple(GPU_CLASSES), here: bool = True, report=None) -> pd.DataFrame:
+def estimate(profile: dict, *, gpus=tuple(GPU_CLASSES), here: bool = True) -> pd.DataFrame:
     """One row per training group and notebook total: trainings, images trained and inferred, minutes here and on
     each GPU class. ``profile``: ``{notebook stem: effective parameters}``; ``here=False``: GPU classes only (no
     timing on this machine, NaN minutes here)."""
     import json
+
+    from fer_utils.gan import GANConfig
 
     rows = []
     for stem, p in profile.items():
@@ -492,19 +453,16 @@ def estimate(profile: dict, *, gpus=tuple(GPU_CLASSES), here: bool = True, repor
                 row[f"minutes {g}"] = (train_n / ips_train + infer_n / ips_infer
                                        + GPU_TRAINING_START_S * t.count) / 60
             rows.append(row)
-            if report:
-                report(f"  [cost] {stem}: {t.label}: {train_n:,} images trained, {secs / 60:.1f} min here")
-        if gan is not None and gan.steps():
-            sec = (_gan_step_seconds(json.dumps(gan.config, sort_keys=True), gan.image_size, gan.classes) if here
-                   else np.nan)
-            from fer_utils.gan import GANConfig
-
-            batch = GANConfig.from_dict(gan.config).batch_size
-            row = {"notebook": stem, "what": "GAN", "model": "cgan", "input": gan.image_size, "trainings": 1,
-                   "images trained": gan.steps() * batch, "images inferred": 0,
-                   "minutes here": gan.steps() * sec / 60, "timed": f"{sec:.3f} s/step"}
+        gan_cfg = GANConfig.from_dict(gan["config"]) if gan is not None else None
+        if gan_cfg is not None and gan_cfg.steps:
+            steps, batch = gan_cfg.steps, gan_cfg.batch_size
+            sec = (_gan_step_seconds(json.dumps(gan["config"], sort_keys=True), gan["image_size"], gan["classes"])
+                   if here else np.nan)
+            row = {"notebook": stem, "what": "GAN", "model": "cgan", "input": gan["image_size"], "trainings": 1,
+                   "images trained": steps * batch, "images inferred": 0,
+                   "minutes here": steps * sec / 60, "timed": f"{sec:.3f} s/step"}
             for g in gpus:  # a GAN step is small: bounded by kernel launches rather than FLOPs on a GPU
-                row[f"minutes {g}"] = gan.steps() * GPU_GAN_STEP_S / 60
+                row[f"minutes {g}"] = steps * GPU_GAN_STEP_S / 60
             rows.append(row)
     table = pd.DataFrame(rows)
     if not len(table):

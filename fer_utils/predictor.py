@@ -36,7 +36,7 @@ CARD_FILE = "model_card.json"
 EXPORTED_FILES = (ARCHITECTURE_FILE, WEIGHTS_FILE, runs.PREPROCESSING_FILE, runs.PREDICTIONS_FILE, CARD_FILE)
 #: ``load_exported``'s compute precisions.
 PRECISIONS = ("auto", "recorded", "float32")
-#: What computes a predictor's probabilities: Keras (TensorFlow) or LiteRT (:mod:`fer_utils.predict.lite`).
+#: What computes a predictor's probabilities: Keras (TensorFlow) or LiteRT (:mod:`fer_utils.models.lite`).
 RUNTIMES = ("keras", "litert")
 _BF16_POLICY = '"config": {"name": "mixed_bfloat16"}'
 
@@ -173,7 +173,7 @@ def _float32(model):
 def _with_runtime(predictor: "Predictor", runtime: str) -> "Predictor":
     if runtime == "keras":
         return predictor
-    from fer_utils.predict.lite import lite_model
+    from fer_utils.models.lite import lite_model
 
     return Predictor(lite_model(_float32(predictor.model)), predictor.preprocessing, predictor.run_dir)
 
@@ -188,7 +188,7 @@ def load_predictor(run_dir, runtime: str = "keras"):
             in ``fer_utils/predict/default_model``) -> :class:`Predictor`.
 
         runtime: ``"keras"`` or ``"litert"`` (the float32 model converted once and cached; the same
-            probabilities to about 1e-6, see :mod:`fer_utils.predict.lite`).
+            probabilities to about 1e-6, see :mod:`fer_utils.models.lite`).
 
     Raises:
         FileNotFoundError: the run folder lacks its model or preprocessing record (names the file).
@@ -227,7 +227,7 @@ def load_exported(folder, *, precision: str = "auto", runtime: str = "keras") ->
     ``precision``: ``"recorded"`` computes as the model was trained and scored (the shipped model: mixed
     bfloat16); ``"float32"`` computes in float32; ``"auto"`` keeps bfloat16 only where it is native (CPUs with
     AVX512-BF16/AMX, GPUs) and uses float32 elsewhere, where emulated bfloat16 would be slow. ``runtime="litert"``
-    runs the float32 model with LiteRT (:mod:`fer_utils.predict.lite`).
+    runs the float32 model with LiteRT (:mod:`fer_utils.models.lite`).
 
     Raises:
         FileNotFoundError: a file of the folder is missing (names it).

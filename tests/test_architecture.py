@@ -54,7 +54,7 @@ LAYERS = (
     ("fer_utils.experiments",),
     # The runner and the other command modules (the tuning launcher starts the runner and uses its stderr filter).
     ("fer_utils.run", "fer_utils.check", "fer_utils.notebook_exec", "fer_utils.index",
-     "fer_utils.experiments.tune_workers"),
+     "fer_utils.experiments.tune_workers", "fer_utils.cost"),
 )
 #: Packages and modules that must never import fer_utils.experiments, not even inside a function.
 BELOW_EXPERIMENTS = ("fer_utils.tune", "fer_utils.train", "fer_utils.predict", "fer_utils.runs")

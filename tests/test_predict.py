@@ -543,7 +543,7 @@ def test_parallel_haar_detection_gives_the_same_rows_as_one_thread(fixture_faces
 
 def test_litert_runtime_gives_the_keras_probabilities_of_the_shipped_model(fixture_faces, tmp_path, monkeypatch):
     """The shipped model converted to LiteRT (cached) scores the fixture faces as Keras does, with every TTA."""
-    from fer_utils.predict import lite
+    from fer_utils.models import lite
 
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))
     keras_p = shipped.load_exported(precision="float32")

@@ -10,8 +10,10 @@ named, errors that say what was received):
 - ``cnn``          Study B's VGG-style CNN (optional SE/CBAM)
 - ``msca_resnet``  Study C's multi-scale residual network with SE, and its SE x BN ablation
 - ``registry``     every trainable name, its defaults, input (size, channels, normalization) and comparison pairs
+- ``lite``         a trained model's LiteRT form (converted once, cached) behind the Keras calls prediction uses;
+                   not imported here
 
-Nothing here compiles, trains or evaluates; importing it defines things only.
+Nothing here compiles or trains; importing it defines things only.
 """
 
 from fer_utils.models.attention import (

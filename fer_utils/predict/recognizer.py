@@ -71,7 +71,7 @@ class EmotionRecognizer:
             ``"center_flip"`` or ``"ten_crop"``.
         batch_size: faces per classifier call.
         runtime: ``"keras"`` (default) or ``"litert"`` (the model's float32 form run by LiteRT, converted once and
-            cached; see :mod:`fer_utils.predict.lite`). Ignored for a predictor object.
+            cached; see :mod:`fer_utils.models.lite`). Ignored for a predictor object.
         crop_size: side of the face crops handed to the predictor (48: the datasets' faces; the predictor
             then resizes them exactly as in training).
         **detector_kwargs: ``detect_size``, ``min_face``, ``min_confidence`` (mtcnn), ``min_neighbors`` (haar).

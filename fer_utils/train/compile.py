@@ -23,25 +23,28 @@ _ONEDNN_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", 
                      "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "ALL", "DEFAULT")
 
 
-def _cpu_supports_bf16() -> bool:
-    """True if /proc/cpuinfo advertises native bf16 matmuls (AVX512-BF16/AMX) and oneDNN may use them.
-
-    ``ONEDNN_MAX_CPU_ISA`` below AVX512_CORE_BF16 (e.g. ``AVX2``, the way to measure an AVX2-only CPU on a newer one)
-    rules bf16 out: oneDNN then has no bf16 convolution at all.
-    """
-    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
-    if isa and isa not in _ONEDNN_BF16_ISAS:
-        return False
+def cpu_flags() -> set:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none: not Linux, no procfs)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+                    return set(line.split(":", 1)[1].split())
     except OSError:
-        # Not Linux (or no procfs): be conservative, float32 is always safe.
         pass
-    return False
+    return set()
+
+
+def _cpu_supports_bf16() -> bool:
+    """True if /proc/cpuinfo advertises native bf16 matmuls (AVX512-BF16/AMX) and oneDNN may use them.
+
+    ``ONEDNN_MAX_CPU_ISA`` below AVX512_CORE_BF16 (e.g. ``AVX2``, the way to measure an AVX2-only CPU on a newer one)
+    rules bf16 out: oneDNN then has no bf16 convolution at all. Without /proc/cpuinfo: float32, always safe.
+    """
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if isa and isa not in _ONEDNN_BF16_ISAS:
+        return False
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def set_precision(precision: str = "auto") -> str:
