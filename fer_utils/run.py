@@ -142,7 +142,7 @@ def _print_estimate(args, notebooks, resolved) -> None:
         say(f"[cost]   {line}")
 
 
-def _continue_advice(args) -> str:
+def _continue_advice() -> str:
     return ("run the same command again to continue here, or in another session copy this reports folder and "
             "pass it as --resume-from")
 
@@ -265,7 +265,7 @@ def _run(args, notebooks, resolved) -> int:
         stem = nb.stem
         if progress.stop_due():
             say(f"[{args.profile}] stopped as asked (--stop-after or the STOP file) before {stem}; "
-                f"{_continue_advice(args)}")
+                f"{_continue_advice()}")
             return STOPPED_EXIT
         run_dir = out_dir / stem
         parameters = dict(resolved[stem], profile=args.profile, run_dir=str(run_dir), reports_dir=str(out_dir))
@@ -301,7 +301,7 @@ def _run(args, notebooks, resolved) -> int:
         say(f"  {status} in {seconds:.1f} s -> {output.with_suffix('.html')}")
         if status == "stopped":
             say(f"[{args.profile}] {error.split('StopRequested: ')[-1].splitlines()[0]} ({stem}); "
-                f"{_continue_advice(args)}")
+                f"{_continue_advice()}")
             return STOPPED_EXIT
         if status != "ok":
             advice = ("Fix the input the error names, then run the same command again." if "DataError" in error else
