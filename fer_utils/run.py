@@ -12,7 +12,8 @@ anything runs:
   starts; ``--check`` also builds every model and trains one step, then stops;
 - a notebook re-run with the same parameters continues its earlier run: unfinished models resume
   from their last completed epoch, finished ones are reused, models trained but not evaluated are
-  evaluated (the index says so). Different parameters, or ``--fresh``, move the earlier outputs to
+  evaluated (the index says so); with ``--reuse`` a run whose parameters changed is continued too (models whose
+  recipe is unchanged reused, a changed one refused). Different parameters, or ``--fresh``, move the earlier outputs to
   ``reports/<profile>/_previous/<timestamp>/`` first; nothing is ever overwritten or deleted;
 - the console shows each notebook, each code cell as it starts, and the progress lines notebooks
   report (model, epoch, metrics) (:mod:`fer_utils.notebook_exec`); a failing notebook stops the run
@@ -177,6 +178,10 @@ def main(argv=None) -> int:
                     help="override a parameter (NN.key=value for one notebook); repeatable")
     ap.add_argument("--fresh", action="store_true",
                     help="start afresh: move earlier outputs to _previous/ even when the parameters are the same")
+    ap.add_argument("--reuse", action="store_true",
+                    help="continue an earlier run whose parameters changed instead of archiving it: models whose "
+                         "recipe (data, model, training and evaluation settings) is unchanged are reused, new ones "
+                         "trained; a model whose recipe changed is refused, naming what differs (then use --fresh)")
     ap.add_argument("--check", action="store_true",
                     help="validate the profile without training: parameters, data found, every model built at its "
                          "input size and trained one step on a tiny batch; then print what each notebook will cost "
@@ -198,6 +203,9 @@ def main(argv=None) -> int:
                     help="after a failing notebook run the next ones anyway (a notebook that reads the failed "
                          "one's files may fail too); exit 1 at the end naming every failure")
     args = ap.parse_args(argv)
+    if args.reuse and args.fresh:
+        print("error: --reuse and --fresh contradict each other (continue vs start afresh); give one", file=sys.stderr)
+        return 2
     if args.stop_after is not None:
         if not args.stop_after > 0:
             print(f"error: --stop-after {args.stop_after}: expected a number of hours > 0", file=sys.stderr)
@@ -269,15 +277,20 @@ def _run(args, notebooks, resolved) -> int:
             return STOPPED_EXIT
         run_dir = out_dir / stem
         parameters = dict(resolved[stem], profile=args.profile, run_dir=str(run_dir), reports_dir=str(out_dir))
-        resume = not args.fresh and continues_earlier_run(out_dir, stem, parameters)
+        same = continues_earlier_run(out_dir, stem, parameters)
+        changed = bool(args.reuse) and not same and run_dir.is_dir() and bool(
+            index.runs_record(out_dir).get(stem))
+        resume = not args.fresh and (same or changed)
         # A continued run keeps its run folder; the earlier executed notebook and HTML are kept in _previous/.
         archive = archive_previous(out_dir, stem, archive, keep_run_folder=resume)
-        mode = "continued the earlier run with the same parameters" if resume else ""
+        mode = ("continued the earlier run with the same parameters" if resume and same else
+                "continued the earlier run with changed parameters (--reuse)" if resume else "")
         run_dir.mkdir(parents=True, exist_ok=True)
         output = out_dir / f"{stem}.ipynb"
-        say(f"[{args.profile}] {position}/{len(notebooks)} {stem}" + (" (continuing the earlier run: unfinished "
-                                                                      "models resume, finished ones are reused)"
-                                                                      if resume else " ..."))
+        say(f"[{args.profile}] {position}/{len(notebooks)} {stem}" + (
+            " (continuing the earlier run: unfinished models resume, finished ones are reused)" if resume and same
+            else " (continuing the earlier run with changed parameters: models whose recipe is unchanged are reused, "
+                 "new ones trained, a changed one refused)" if resume else " ..."))
         index.record(out_dir, stem, {"status": "running", "params": parameters, "mode": mode,
                                      "started": _dt.datetime.now().isoformat(timespec="seconds")})
         started = time.perf_counter()

@@ -396,3 +396,29 @@ def test_stop_after_ends_before_work_and_resume_from_refuses_what_is_not_an_earl
     (root / "other" / "run.json").write_text(json.dumps({"notebooks": {"03_baselines": {"params": {"profile": "x"}}}}))
     other = _runner(_args(root, "--reports-dir", str(root / "c"), "--resume-from", str(root / "other")))
     assert other.returncode == 2 and "a run of profile(s) ['x'], not 't'" in other.stderr
+
+
+@pytest.mark.slow
+def test_reuse_continues_a_run_whose_parameters_changed_model_by_model(tiny_profile):
+    """Adding a model to a finished run with --reuse trains only the new one; a changed recipe is refused."""
+    root = tiny_profile
+    short = ["--param", "03.train_config={epochs: 3}"]
+    first = _runner(_args(root, *short))
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = root / "reports" / "t" / "03_baselines"
+    kept = (run / "cnn" / "metrics.json").read_bytes()
+    add = ["--param", "03.models=[cnn, cnn_se]",
+           "--param", "03.model_kwargs={cnn_se: {filters: [4, 8, 8, 8], dense_units: 8}}"]
+    without = _runner(_args(root, *short, *add, "--reports-dir", str(root / "copy")))  # a fresh folder: both train
+    assert without.returncode == 0 and "cnn epoch 1/3" in without.stdout
+    again = _runner(_args(root, *short, *add, "--reuse"))
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "continuing the earlier run with changed parameters" in again.stdout
+    assert "cnn: finished earlier with the same recipe, results reused" in again.stdout
+    assert "cnn_se epoch 1/3" in again.stdout and "cnn epoch 1/3" not in again.stdout
+    assert (run / "cnn" / "metrics.json").read_bytes() == kept and (run / "cnn_se" / "metrics.json").is_file()
+    assert not list((root / "reports" / "t" / "_previous").glob("*/03_baselines"))  # not archived
+    changed = _runner(_args(root, *short, *add, "--reuse", "--param", "03.tta=flip"))
+    assert changed.returncode == 1 and "tta" in changed.stderr and (run / "cnn" / "metrics.json").read_bytes() == kept
+    both = _runner(_args(root, "--reuse", "--fresh"))
+    assert both.returncode == 2 and "--reuse and --fresh contradict each other" in both.stderr
