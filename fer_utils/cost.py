@@ -14,8 +14,7 @@
   x 2 FLOPs, x 3 for training, over a stated sustained throughput (:data:`GPU_CLASSES`, below the cards' peaks),
   never faster than the input pipeline (:data:`GPU_PIPELINE_IPS`); :data:`GPU_TRAINING_START_S` per training.
 
-Not counted: notebook 01 and the statistics (seconds), Grad-CAM figures, GAN quality measures beyond the judge's
-inference, and the rows notebook 02's GAN adds where a notebook reads ``balanced_train``.
+Not counted: notebook 01, statistics, figures, GAN quality measures, rows 02's GAN adds to ``balanced_train`` readers.
 """
 
 from __future__ import annotations
@@ -168,6 +167,13 @@ def _grid_points(space: dict, base: dict, kwargs: dict) -> list:
     return out
 
 
+def _default_point(p: dict, base: dict, points: list) -> dict:
+    """05's default configuration as a training config (the space's first point when there is none)."""
+    if not p.get("default_config"):
+        return points[0][0]
+    return _grid_points({k: [v] for k, v in p["default_config"].items()}, base, {})[0][0]
+
+
 def hyperband_epochs(max_epochs: int, factor: int, n_configs: int, min_epochs: int = 1) -> tuple:
     """``(trials, epochs)`` of one iteration of KerasTuner 1.4.8's Hyperband (its bracket sizes and epochs, from the
     most exploratory bracket down), with at most ``n_configs`` new configurations in all: a small space runs out,
@@ -203,8 +209,8 @@ def _tuning_trainings(stem: str, p: dict) -> list:
         kwargs = (p.get("model_kwargs") or {}).get(m) or {}
         points = _grid_points(p["space"], base, kwargs)
         mean_epochs = float(np.mean([c["epochs"] for c, _ in points]))
-        size = int((p.get("input_sizes") or {}).get(m, p.get("input_size", 48)))
-        common = dict(model=m, size=size, classes=len(names), n_train=n_train, n_val=n_val, kwargs=kwargs)
+        common = dict(model=m, size=int((p.get("input_sizes") or {}).get(m, p.get("input_size", 48))),
+                      classes=len(names), n_train=n_train, n_val=n_val, kwargs=kwargs)
         for kind in p.get("tuners") or []:
             settings = check_tuner(kind, (p.get("tuner_settings") or {}).get(kind), p["space"])
             if kind == "hyperband":
@@ -215,9 +221,8 @@ def _tuning_trainings(stem: str, p: dict) -> list:
             cfg = {**points[0][0], "epochs": max(1, int(round(epochs)))}  # one training of all the trials' epochs
             out.append(Training(stem, f"{m} {kind} ({trials} trials, {epochs:.0f} epochs)", config=cfg, n_eval=0,
                                 **common))
-        d_cfg, _ = _grid_points({k: [v] for k, v in (p.get("default_config") or {}).items()} or {}, base, kwargs)[0] \
-            if p.get("default_config") else points[0]
-        out.append(Training(stem, f"{m} default and best", config=d_cfg, n_eval=n_eval, count=2, **common))
+        out.append(Training(stem, f"{m} default and best", config=_default_point(p, base, points), n_eval=n_eval,
+                            count=2, **common))
     if p.get("study_c_datasets"):
         sc_points = len(_grid_points(p["study_c_space"], {}, {}))
         for t in _study_c(stem, {**p, "ckplus_folds": [0]}, [p["study_c_model"]], 1,
@@ -242,8 +247,7 @@ def _statistics_trainings(stem: str, p: dict, tuning: dict | None = None) -> lis
         for m in p.get("table_xii_models") or tuning.get("models") or []:
             t_base = {**(tuning.get("train_config") or {}), **((tuning.get("train_configs") or {}).get(m) or {})}
             points = _grid_points(tuning["space"], t_base, {})
-            default = ([c for c, _ in _grid_points({k: [v] for k, v in tuning["default_config"].items()}, t_base,
-                                                   {})] if tuning.get("default_config") else [points[0][0]])[0]
+            default = _default_point(tuning, t_base, points)
             tuned = {**default, "epochs": int(round(np.mean([c["epochs"] for c, _ in points])))}
             configs[(m, "default")], configs[(m, "tuned")] = {**default, **over}, {**tuned, **over}
     for a, b in p.get("table_xiii_pairs") or []:
@@ -485,13 +489,11 @@ def estimate(profile: dict, *, gpus=tuple(GPU_CLASSES), here: bool = True) -> pd
 
 def summary(table: pd.DataFrame, gpus=tuple(GPU_CLASSES)) -> list:
     """Console lines: per notebook its trainings, images and minutes here and per GPU class, then the total."""
-    lines = []
-    for r in table[table.what.isin(["notebook total", "profile total"])].to_dict("records"):
-        gpu = ", ".join(f"{g} {_hours(r[f'minutes {g}'])}" for g in gpus)
-        lines.append(f"{r['notebook']}: {int(r['trainings'])} training(s), {int(r['images trained']):,} images "
-                     f"trained, {int(r['images inferred']):,} inferred; here {_hours(r['minutes here'])}; {gpu}")
-    return lines
+    return [f"{r['notebook']}: {int(r['trainings'])} training(s), {int(r['images trained']):,} images trained, "
+            f"{int(r['images inferred']):,} inferred; here {_hours(r['minutes here'])}; "
+            + ", ".join(f"{g} {_hours(r[f'minutes {g}'])}" for g in gpus)
+            for r in table[table.what.isin(["notebook total", "profile total"])].to_dict("records")]
 
 
 def _hours(minutes: float) -> str:
-    return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
+    return f"{minutes:.0f} min" if not minutes >= 90 else f"{minutes / 60:.1f} h"  # NaN: nothing timed here

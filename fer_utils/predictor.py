@@ -41,6 +41,11 @@ RUNTIMES = ("keras", "litert")
 _BF16_POLICY = '"config": {"name": "mixed_bfloat16"}'
 
 
+def _float32_config(config_json: str) -> str:
+    """A model's JSON config computing in float32 (mixed bfloat16 layers switched)."""
+    return config_json.replace(_BF16_POLICY, '"config": {"name": "float32"}')
+
+
 # ----------------------------------------------------------------------------- predictors
 
 class Predictor:
@@ -165,7 +170,7 @@ def _float32(model):
 
     if not any(layer.dtype_policy.name != "float32" for layer in model.layers):
         return model
-    copy = keras.models.model_from_json(model.to_json().replace(_BF16_POLICY, '"config": {"name": "float32"}'))
+    copy = keras.models.model_from_json(_float32_config(model.to_json()))
     copy.set_weights([np.asarray(w, dtype=np.float32) for w in model.get_weights()])
     return copy
 
@@ -246,7 +251,7 @@ def load_exported(folder, *, precision: str = "auto", runtime: str = "keras") ->
                                     f"{list(EXPORTED_FILES)}")
     config = (folder / ARCHITECTURE_FILE).read_text(encoding="utf-8")
     if precision == "float32" or (precision == "auto" and _BF16_POLICY in config and not _keep_bf16()):
-        config = config.replace(_BF16_POLICY, '"config": {"name": "float32"}')
+        config = _float32_config(config)
     model = keras.models.model_from_json(config)
     with np.load(folder / WEIGHTS_FILE) as data:
         weights = [data[f"w{i:04d}"].astype(np.float32) for i in range(len(data.files))]
