@@ -77,8 +77,14 @@ def model_key(model) -> str:
 
 
 def cache_folder(cache_dir=None) -> Path:
-    root = Path(cache_dir or os.environ.get("FER_CACHE_DIR") or Path.home() / ".cache" / "fer_utils")
-    folder = root / LITE_DIR
+    """``litert/`` under the suite's cache root (:func:`fer_utils.data.fer2013_csv.cache_root`); a temporary folder
+    when there is none to write (the model is then converted in every process)."""
+    import tempfile
+
+    from fer_utils.data.fer2013_csv import cache_root
+
+    root = cache_root(cache_dir)
+    folder = (root or Path(tempfile.mkdtemp(prefix="fer_utils-"))) / LITE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
