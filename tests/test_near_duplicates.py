@@ -276,3 +276,24 @@ def test_notebook_01_tables_on_drawn_faces_without_duplicates(tmp_path):
     plots.bar(near["pairs"]["distance"].value_counts(), "distances", save_to=tmp_path / "d.png")
     plots.image_pairs(*eda.example_pairs(ds, near["pairs"]), save_to=tmp_path / "p.png")
     assert (tmp_path / "d.png").exists() and (tmp_path / "p.png").exists()
+
+
+def test_5x2cv_folds_are_judged_by_one_search_of_the_training_split(library):
+    """Each fold holds the Training split's images in its own order; its leaks come from the one search of them
+    (statistics.fold_leaks), the same rows the fold's own search finds, with families straddling the halves."""
+    from fer_utils.experiments import seeds, statistics
+
+    ds = _families_dataset(library)
+    halves = stats.cv5x2_splits(ds, 7)  # row by row: families are split across the halves, so there are leaks
+    cv_rows = np.sort(np.concatenate(halves[0]))
+    pairs = D.dataset_pairs(ds.subset(cv_rows), cache_dir=False)
+    seen = set()
+    for h0, h1 in halves[:2]:
+        for tr, te in ((h0, h1), (h1, h0)):
+            fold = statistics.fold_dataset(ds, tr, te, val_fraction=0.25, seed=0)
+            shared = statistics.fold_leaks(fold, pairs, cv_rows, np.concatenate([tr, te]))
+            assert shared == seeds.leaks(fold)  # the fold's own search
+            seen.add(len(shared[1]))
+    assert max(seen) > 0  # the check compared real leaks, not two empty sets
+    with pytest.raises(ValueError, match=f"not the {len(ds)} rows the pairs cover"):
+        statistics.fold_leaks(fold, pairs, cv_rows, np.concatenate([tr, te])[:-1])

@@ -121,11 +121,12 @@ def evaluate_ensemble(model: str, member_dirs, ds: D.FERDataset, out_dir) -> dic
     return row
 
 
-def leaks(ds: D.FERDataset) -> tuple:
+def leaks(ds: D.FERDataset, family: np.ndarray | None = None) -> tuple:
     """``(byte copies, all leaked)``: source ids of the test rows that copy a Training or Validation image byte for
-    byte, and of those whose near-duplicate family holds one (byte copies, re-crops, re-exposures, mirrors)."""
+    byte, and of those whose near-duplicate family holds one (byte copies, re-crops, re-exposures, mirrors).
+    ``family``: ``data.families`` of ``ds``, when already computed."""
     exact = set(ds.source_ids[D.copies_of_training(ds)].astype(str).tolist())
-    return exact, exact | set(ds.source_ids[D.leaked_rows(ds)].astype(str).tolist())
+    return exact, exact | set(ds.source_ids[D.leaked_rows(ds, family=family)].astype(str).tolist())
 
 
 def dedup_scores(folder, ds: D.FERDataset, copies: tuple | None = None) -> dict:

@@ -90,6 +90,25 @@ def fold_dataset(ds: D.FERDataset, train_rows, test_rows, *, val_fraction: float
     return D.train_val_split(fold.replace(splits=names), val_fraction, seed, family=family)
 
 
+def fold_leaks(fold: D.FERDataset, pairs: pd.DataFrame, cv_rows: np.ndarray, rows: np.ndarray) -> tuple:
+    """``experiments.seeds.leaks`` of one fold (its CVTest rows copying a Training or Validation row) from
+    ``pairs``, the near-duplicate pairs of ``ds.subset(cv_rows)`` (:func:`fer_utils.data.dataset_pairs`).
+
+    Every fold holds the same images (the whole Training split, ``rows`` = the fold's order of ``cv_rows``); the
+    search's candidate ties depend on row order, so searching each fold again cost 70-90 s per fold on FER-2013 and
+    judged folds by slightly different pairs. One search serves all folds alike.
+    """
+    from fer_utils.experiments.seeds import leaks
+
+    rows, cv_rows = np.asarray(rows), np.asarray(cv_rows)
+    if len(rows) != len(cv_rows) or not np.array_equal(np.sort(rows), np.sort(cv_rows)):
+        raise ValueError(f"fold_leaks: the fold's {len(rows)} rows are not the {len(cv_rows)} rows the pairs cover")
+    at = np.full(int(cv_rows.max()) + 1, -1, np.int64)
+    at[rows] = np.arange(len(rows))
+    mapped = pd.DataFrame({"i": at[cv_rows[pairs["i"].to_numpy(int)]], "j": at[cv_rows[pairs["j"].to_numpy(int)]]})
+    return leaks(fold, family=D.families(fold, mapped))
+
+
 def run_5x2cv(ds: D.FERDataset, run_dir, configs: dict, *, seed: int, stratify: bool = True,
               val_fraction: float = 0.1, input_size: int = 48, input_sizes: dict | None = None,
               **run_kwargs) -> dict:
@@ -102,13 +121,16 @@ def run_5x2cv(ds: D.FERDataset, run_dir, configs: dict, *, seed: int, stratify: 
     from fer_utils.experiments.running import run_model
 
     splits = cv_splits(ds, run_dir, seed=seed, stratify=stratify)
+    cv_rows = np.sort(np.concatenate(splits[0]))
+    pairs = D.dataset_pairs(ds.subset(cv_rows))  # one near-duplicate search for every fold (fold_leaks)
     out = {}
     for label, c in configs.items():
         scores, status, seconds = np.full((5, 2), np.nan), [], 0.0
         for i, (h0, h1) in enumerate(splits):
             for j, (tr, te) in enumerate(((h0, h1), (h1, h0))):
                 fold = fold_dataset(ds, tr, te, val_fraction=val_fraction, seed=seed)
-                r = run_model(c["model"], fold, Path(run_dir) / "cv5x2" / _folder(label) / f"r{i}f{j}",
+                copies = fold_leaks(fold, pairs, cv_rows, np.concatenate([tr, te]))
+                r = run_model(c["model"], fold, Path(run_dir) / "cv5x2" / _folder(label) / f"r{i}f{j}", copies=copies,
                               train_config=c["train_config"], model_kwargs=c.get("model_kwargs") or {},
                               eval_splits=(CV_TEST,), seed=seed, label=f"{label} r{i}f{j}",
                               input_size=int((input_sizes or {}).get(c["model"], input_size)), **run_kwargs)
