@@ -1,10 +1,12 @@
 """``predict`` on this machine: end-to-end faces/s, the detectors compared, and the framing constants measured.
 
-- ``--speed``: faces/s end to end (decode a JPEG + detect + crop + classify, the command's own code path) on
+- ``--speed``: for each runtime of the shipped model (``--runtime keras,litert``), faces/s end to end (decode a
+  JPEG + detect + crop + classify, the command's own code path) on
   128x128 single-face images made from FER-2013 PrivateTest faces, for each detector and test-time
   augmentation, and the classifier's images/s alone (crops already in memory). Anchor: the ``fer`` package
   (Haar + its 58k-parameter model) runs at about 200 images/s end to end on such images on a 2-core AMX machine
-  (measured by the team outside this script; 115-124 images/s on an AVX2-only one).
+  (115-124 images/s on an AVX2-only one, measured by the team); ``--fer-package`` measures it here on the same
+  images (``pip install --no-deps fer==25.10.3``: its Haar path needs only OpenCV and TensorFlow).
 - ``--scenes N``: the detectors on N composed scenes (three PrivateTest faces each, enlarged and pasted among
   clutter): faces found (IoU >= 0.5 of the framed box), median IoU, false positives, ms per scene.
 - ``--framing N``: :func:`fer_utils.predict.detect.measure_framing` on N FER-2013 Training faces per detector
@@ -15,6 +17,7 @@ Results go to ``benchmarks/results/predict_<what>.csv`` and are printed. Needs F
 Usage (from the repository root)::
 
     python benchmarks/predict.py --speed --images 600
+    python benchmarks/predict.py --fer-package --images 600      # the fer package, same images, its own process
     python benchmarks/predict.py --scenes 100
     python benchmarks/predict.py --framing 1500
 """
@@ -63,9 +66,9 @@ def best_seconds(fn, repeats: int) -> float:
     return min(times)
 
 
-def speed(faces, n_images: int, batch_size: int, repeats: int = 3):
+def speed(faces, n_images: int, batch_size: int, repeats: int = 3, runtimes=("keras", "litert")):
     """Steady-state throughput: each configuration runs once untimed (model graphs traced for every batch shape,
-    detector loaded), then the best of ``repeats`` timed runs."""
+    detector loaded), then the best of ``repeats`` timed runs; for each runtime of the shipped model."""
     import numpy as np
     import pandas as pd
 
@@ -73,29 +76,64 @@ def speed(faces, n_images: int, batch_size: int, repeats: int = 3):
     from fer_utils.predict import EmotionRecognizer
 
     rows = []
-    rec = EmotionRecognizer("default", detector="none", batch_size=batch_size)
     crops = np.asarray(faces[:1024])
-    for tta in TTA_NAMES:
-        rec.predictor.predict(crops, batch_size=batch_size, tta=tta)
-        seconds = best_seconds(lambda: rec.predictor.predict(crops, batch_size=batch_size, tta=tta), repeats)
-        rows.append({"what": "classifier alone (48x48 crops in memory)", "detector": "-", "tta": tta,
-                     "images": len(crops), "faces": len(crops), "per_s": round(len(crops) / seconds, 1)})
-        print(rows[-1], flush=True)
+    for runtime in runtimes:
+        rec = EmotionRecognizer("default", detector="none", batch_size=batch_size, runtime=runtime)
+        for tta in TTA_NAMES:
+            rec.predictor.predict(crops, batch_size=batch_size, tta=tta)
+            seconds = best_seconds(lambda: rec.predictor.predict(crops, batch_size=batch_size, tta=tta), repeats)
+            rows.append({"what": "classifier alone (48x48 crops in memory)", "runtime": runtime, "detector": "-",
+                         "tta": tta, "images": len(crops), "faces": len(crops),
+                         "per_s": round(len(crops) / seconds, 1)})
+            print(rows[-1], flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         paths = single_face_images(faces[:n_images], Path(tmp) / "images")
-        for detector, ttas in (("haar", TTA_NAMES), ("mtcnn", ("center_flip",))):
-            n = len(paths) if detector == "haar" else min(len(paths), 120)
-            rec = EmotionRecognizer("default", detector=detector, batch_size=batch_size)
-            for tta in ttas:
-                rec.tta = tta
-                df = rec.predict(paths[:n])  # untimed warm-up
-                seconds = best_seconds(lambda: rec.predict(paths[:n]), repeats if detector == "haar" else 1)
-                faces_found = int((df["status"] == "ok").sum())
-                rows.append({"what": "end to end (decode JPEG + detect + crop + classify)", "detector": detector,
-                             "tta": tta, "images": n, "faces": faces_found, "per_s": round(n / seconds, 1),
-                             "faces_per_s": round(faces_found / seconds, 1)})
-                print(rows[-1], flush=True)
+        for runtime in runtimes:
+            for detector, ttas in (("haar", TTA_NAMES), ("none", ("none", "center_flip")), ("mtcnn", ("center_flip",))):
+                if detector == "mtcnn" and runtime != runtimes[0]:
+                    continue  # the detector dominates: once is enough
+                n = len(paths) if detector != "mtcnn" else min(len(paths), 120)
+                rec = EmotionRecognizer("default", detector=detector, batch_size=batch_size, runtime=runtime)
+                for tta in ttas:
+                    rec.tta = tta
+                    df = rec.predict(paths[:n])  # untimed warm-up
+                    seconds = best_seconds(lambda: rec.predict(paths[:n]), repeats if detector != "mtcnn" else 1)
+                    rows.append(_end_to_end(runtime, detector, tta, n, int((df["status"] == "ok").sum()), seconds))
+                    print(rows[-1], flush=True)
     return pd.DataFrame(rows)
+
+
+def _end_to_end(runtime, detector, tta, n, faces_found, seconds) -> dict:
+    return {"what": "end to end (decode JPEG + detect + crop + classify)", "runtime": runtime, "detector": detector,
+            "tta": tta, "images": n, "faces": faces_found, "per_s": round(n / seconds, 1),
+            "faces_per_s": round(faces_found / seconds, 1)}
+
+
+def fer_package_speed(faces, n_images: int, repeats: int = 3):
+    """The ``fer`` package (Haar + its own model, as its README uses it) on the same JPEG files, end to end: decode
+    with OpenCV, then ``FER().detect_emotions``. Run it in its own process (``--fer-package``), like ours."""
+    import pandas as pd
+
+    try:
+        import cv2
+        from fer.fer import FER
+    except ImportError as e:
+        raise SystemExit(f"--fer-package needs the fer package ({e}); install it beside the suite without its torch "
+                         "and video extras: pip install --no-deps fer==25.10.3") from None
+    detector = FER()  # Haar cascade, the package's default
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = single_face_images(faces[:n_images], Path(tmp) / "images")
+
+        def run():
+            return [detector.detect_emotions(cv2.imread(str(p))) for p in paths]
+
+        found = sum(bool(r) for r in run())  # untimed warm-up
+        seconds = best_seconds(run, repeats)
+    import fer
+
+    row = _end_to_end(f"fer {fer.__version__}", "haar", "none", len(paths), found, seconds)
+    print(row, flush=True)
+    return pd.DataFrame([row])
 
 
 def compare_scenes(faces, n_scenes: int):
@@ -123,12 +161,18 @@ def main(argv=None) -> int:
     p.add_argument("--images", type=int, default=600, help="single-face images for --speed")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--repeats", type=int, default=3, help="timed runs per configuration (the best is kept)")
+    p.add_argument("--runtime", default="keras,litert", help="runtimes of the shipped model for --speed")
+    p.add_argument("--fer-package", action="store_true",
+                   help="measure the fer package instead of the suite, on the same images (its own process)")
     p.add_argument("--scenes", type=int, default=0, metavar="N")
     p.add_argument("--framing", type=int, default=0, metavar="N")
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
-    if not (args.speed or args.scenes or args.framing):
-        p.error("choose --speed, --scenes N and/or --framing N")
+    if not (args.speed or args.scenes or args.framing or args.fer_package):
+        p.error("choose --speed, --fer-package, --scenes N and/or --framing N")
+    runtimes = tuple(r.strip() for r in args.runtime.split(",") if r.strip())
+    if not runtimes or set(runtimes) - {"keras", "litert"}:
+        p.error(f"--runtime {args.runtime!r}: expected keras, litert or both (comma-separated)")
 
     from fer_utils.data import load_dataset
 
@@ -144,7 +188,10 @@ def main(argv=None) -> int:
         jobs.append(("scenes", lambda: compare_scenes(ds.split("PrivateTest").images, args.scenes)))
     if args.speed:
         jobs.append(("speed", lambda: speed(ds.split("PrivateTest").images, args.images, args.batch_size,
-                                            args.repeats)))
+                                            args.repeats, runtimes)))
+    if args.fer_package:
+        jobs.append(("speed_fer_package", lambda: fer_package_speed(ds.split("PrivateTest").images, args.images,
+                                                                    args.repeats)))
     for name, job in jobs:
         table = job()
         table.to_csv(out / f"predict_{name}.csv", index=False)

@@ -48,7 +48,7 @@ def parse_args(argv=None):
     ap.add_argument("--profile", default="cpu", help="params/<profile>.yaml whose notebook 03 holds the recipe")
     ap.add_argument("--epochs", type=int, default=7, help="epochs of every variant but old_cpu (default: %(default)s)")
     ap.add_argument("--variants", default=",".join([*(v for v in R.VARIANTS if v not in R.TEACHER_VARIANTS),
-                                                    *R.TTA_VARIANTS]),
+                                                    *R.TTA_VARIANTS, *R.WEIGHT_VARIANTS]),
                     help="comma-separated variants, trained in this order (default: all but those needing a teacher: "
                          f"{', '.join(R.TEACHER_VARIANTS)})")
     ap.add_argument("--teacher", default="",

@@ -43,6 +43,8 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 TIMINGS_FILE = "timings.csv"
 MODEL_FILE = "model.keras"
+#: The last epoch's model, kept beside the best one when ``TrainConfig.keep_last``.
+LAST_MODEL_FILE = "last.keras"
 CONFIG_FILE = "train_config.json"
 PREDICTIONS_FILE = "predictions.npz"
 PREPROCESSING_FILE = "preprocessing.json"
@@ -52,7 +54,7 @@ BACKUP_DIR = "backup"
 TENSORBOARD_DIR = "tb"
 #: The files of a finished model run (linked from the index; moved aside together on overwrite).
 RUN_FILES = (METRICS_FILE, HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE, CONFIG_FILE, PREPROCESSING_FILE, TIMINGS_FILE,
-             RECIPE_FILE)
+             RECIPE_FILE, LAST_MODEL_FILE)
 #: Keys every preprocessing.json has.
 PREPROCESSING_KEYS = ("class_names", "input_size", "channels", "normalization", "norm_mean", "norm_std", "tta",
                       "crop_fraction", "resize")

@@ -283,13 +283,17 @@ def test_time_to_accuracy_accumulates_epoch_minutes(tmp_path):
 @pytest.mark.slow
 def test_recipe_benchmark_runs_resumes_and_refuses_a_typo(tmp_path):
     cmd = [sys.executable, str(ROOT / "benchmarks/recipe.py"), "--profile", "smoke", "--epochs", "1",
-           "--variants", "full,no_tta", "--reports-dir", str(tmp_path / "reports"), "--out", str(tmp_path / "out"),
+           "--variants", "full,no_tta,last_epoch", "--reports-dir", str(tmp_path / "reports"),
+           "--out", str(tmp_path / "out"),
            "--params-dir", str(ROOT / "params"), "--notebooks-dir", str(ROOT / "notebooks")]
     env = dict(__import__("os").environ)
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     table = pd.read_csv(tmp_path / "out/recipe_ablation_smoke.csv", index_col=0)
-    assert list(table.index) == ["full", "no_tta"] and table.loc["full", "epochs"] == 1
+    assert list(table.index) == ["full", "no_tta", "last_epoch"] and table.loc["full", "epochs"] == 1
+    # One epoch: the last epoch's model is the best one, so it scores exactly the same.
+    assert table.loc["last_epoch", "PrivateTest_accuracy"] == table.loc["full", "PrivateTest_accuracy"]
+    assert (tmp_path / "reports/smoke/recipe_ablation/e1-s0/full" / runs.LAST_MODEL_FILE).is_file()
     md = (tmp_path / "out/recipe_ablation_smoke.md").read_text()
     assert "| `no_tta` | TTA " in md and "| ablation full |" in md
     assert not (tmp_path / "out/recipe_tta_matrix_smoke.csv").exists()

@@ -282,6 +282,28 @@ def test_fit_lowers_loss_and_writes_run_folder(tmp_path):
     assert best.predict(np.zeros((1, 16, 16, 1), "float32"), verbose=0).shape == (1, 2)
 
 
+def test_keep_last_keeps_the_last_epochs_model_beside_the_best(tmp_path):
+    """last.keras holds the weights training ended with (the model object's); the best checkpoint equals them only
+    when the last epoch improved validation accuracy; a run without keep_last has no last.keras."""
+    from fer_utils import runs
+
+    train_ds, val_ds = datasets()
+    cfg = quick_cfg(epochs=4, learning_rate=0.05, keep_last=True)
+    model = compiled(tiny_cnn(), cfg)
+    train.fit_model(model, train_ds, val_ds, cfg, tmp_path / "kept", seed=0)
+    last = keras.saving.load_model(str(tmp_path / "kept" / runs.LAST_MODEL_FILE), compile=False)
+    assert all(np.array_equal(a, b) for a, b in zip(last.get_weights(), model.get_weights()))
+    val = [float(r["val_accuracy"]) for r in read_history(tmp_path / "kept")]
+    best = runs.load_model(tmp_path / "kept")
+    same = all(np.array_equal(a, b) for a, b in zip(best.get_weights(), model.get_weights()))
+    assert same == (val[-1] > max(val[:-1]))  # the best checkpoint is the last epoch only if that one improved
+    plain = quick_cfg(epochs=1)
+    train.fit_model(compiled(tiny_cnn(), plain), train_ds, val_ds, plain, tmp_path / "plain", seed=0)
+    assert (tmp_path / "plain" / runs.MODEL_FILE).is_file() and not (tmp_path / "plain" / runs.LAST_MODEL_FILE).exists()
+    with pytest.raises(ValueError, match="keep_last"):
+        TrainConfig(keep_last="yes")
+
+
 def test_fit_passes_balanced_class_weights_and_plateau_lowers_lr(tmp_path):
     train_ds, val_ds = datasets()
     cfg = quick_cfg(epochs=3, class_weight="balanced", schedule="plateau", plateau_patience=0,

@@ -66,6 +66,9 @@ TEACHER_VARIANTS = ("distill",)
 #: TTA variants: the full variant's model scored with another test-time augmentation (no training).
 TTA_VARIANTS = {"ten_crop_tta": ("TTA {} -> ten-crop", "ten_crop"), "flip_tta": ("TTA {} -> flip", "flip"),
                 "center_flip_tta": ("TTA {} -> centre crop + flip", "center_flip"), "no_tta": ("TTA {} -> none", None)}
+#: Weight variants: the full variant's run scored with its last epoch's model (``last.keras``, kept by every variant:
+#: ``keep_last``) instead of the best-validation checkpoint (no training).
+WEIGHT_VARIANTS = {"last_epoch": "the best-validation epoch's model -> the last epoch's (the cosine ends at 0)"}
 
 
 def recipe_from_profile(profile: str, params_dir="params", notebooks_dir="notebooks") -> dict:
@@ -93,7 +96,7 @@ def recipe_from_profile(profile: str, params_dir="params", notebooks_dir="notebo
 
 def check_variants(names) -> list:
     """The variant names, in the given order, each known (the error lists the choices)."""
-    known = [*VARIANTS, *TTA_VARIANTS]
+    known = [*VARIANTS, *TTA_VARIANTS, *WEIGHT_VARIANTS]
     bad = [n for n in names if n not in known]
     if bad:
         raise ValueError(f"Unknown ablation variant(s) {bad}; expected some of {known}")
@@ -111,6 +114,7 @@ def variant_settings(recipe: dict, variant: str, epochs: int) -> dict:
     cfg.update(change.get("train_config", {}))
     if not change.get("epochs_from_variant"):
         cfg["epochs"] = int(epochs)
+    cfg["keep_last"] = True  # the last_epoch variant scores the full variant's last epoch
     cfg["warmup_epochs"] = min(int(cfg.get("warmup_epochs", 0)), int(cfg["epochs"]) - 1)
     normalization = recipe.get("normalization", "auto")
     if "model" in change and normalization == "auto" and "normalization" not in change:
@@ -169,30 +173,49 @@ def run_ablation(recipe: dict, ds: D.FERDataset, out_dir, *, variants, epochs: i
         folders[name] = out_dir / name
     for name in (n for n in names if n in TTA_VARIANTS):
         folders[name] = rescore_tta(out_dir / FULL, ds, out_dir / name, TTA_VARIANTS[name][1], eval_splits)
+    for name in (n for n in names if n in WEIGHT_VARIANTS):
+        folders[name] = rescore_tta(out_dir / FULL, ds, out_dir / name, "default", eval_splits,
+                                    model_file=runs.LAST_MODEL_FILE)
     return {n: folders[n] for n in names}
 
 
-def rescore_tta(model_dir, ds: D.FERDataset, out_dir, tta, eval_splits) -> Path:
-    """``model_dir``'s model scored with another TTA; ``out_dir`` gets ``predictions.npz`` and ``metrics.json``."""
+def rescore_tta(model_dir, ds: D.FERDataset, out_dir, tta, eval_splits, *, model_file: str = runs.MODEL_FILE) -> Path:
+    """``model_dir``'s model scored with another TTA (``"default"``: the run's own); ``out_dir`` gets
+    ``predictions.npz`` and ``metrics.json``. ``model_file``: another model of the run (``last.keras``: its last
+    epoch), copied into ``out_dir/model`` with the run's preprocessing record."""
     import hashlib
+    import shutil
 
     from fer_utils.experiments.running import evaluate_splits
 
     out_dir = Path(out_dir)
-    model_sha = hashlib.sha256((Path(model_dir) / runs.MODEL_FILE).read_bytes()).hexdigest()
+    source = Path(model_dir) / model_file
+    if not source.is_file():
+        raise FileNotFoundError(f"{source} does not exist: train the full variant with keep_last (every ablation "
+                                "variant does since the last_epoch variant exists) to score its last epoch")
+    model_sha = hashlib.sha256(source.read_bytes()).hexdigest()
     if (out_dir / runs.METRICS_FILE).exists() and (out_dir / runs.PREDICTIONS_FILE).exists():
         if runs.read_metrics(out_dir)["headline"].get("model_sha256") == model_sha:
             return out_dir
         moved = runs.move_aside(out_dir)
         progress.report(f"{out_dir.name}: {model_dir} holds another model now; earlier scores moved to {moved}")
-    predictor = load_predictor(model_dir)
+    folder = Path(model_dir)
+    if model_file != runs.MODEL_FILE:  # a run folder the predictor reads: the model and its preprocessing
+        folder = out_dir / "model"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, folder / runs.MODEL_FILE)
+        shutil.copyfile(Path(model_dir) / runs.PREPROCESSING_FILE, folder / runs.PREPROCESSING_FILE)
+    predictor = load_predictor(folder)
     per_split = evaluate_splits(predictor, ds, eval_splits, out_dir, tta=tta)
     head = runs.read_metrics(model_dir)["headline"]
+    tta = predictor.preprocessing["tta"] if tta == "default" else tta
     headline = {"tta": tta or "none", "tta_of_model": predictor.preprocessing["tta"] or "none",
-                "rescored_from": str(model_dir), "model_sha256": model_sha, "data_checksum": ds.checksum,
+                "rescored_from": str(folder), "model_sha256": model_sha, "data_checksum": ds.checksum,
                 **{k: head[k] for k in ("epochs_run", "best_val_accuracy", "train_seconds") if k in head},
                 **{f"{s}_{k}": per_split[s][k] for s in per_split for k in ("accuracy", "macro_f1")}}
-    runs.write_metrics(out_dir, headline, {"rescored_from": str(model_dir)}, splits=per_split,
+    if model_file == runs.LAST_MODEL_FILE:  # the validation accuracy of the model scored: the last epoch's
+        headline["best_val_accuracy"] = float(runs.load_history(model_dir)["val_accuracy"].iloc[-1])
+    runs.write_metrics(out_dir, headline, {"rescored_from": str(model_dir), "model_file": model_file}, splits=per_split,
                        class_names=list(ds.class_names))
     return out_dir
 
@@ -207,7 +230,8 @@ def ablation_table(folders: dict, ds: D.FERDataset, *, split: str) -> pd.DataFra
     rows = []
     for name, folder in folders.items():
         head = runs.read_metrics(folder)["headline"]
-        what = VARIANTS[name][0] if name in VARIANTS else TTA_VARIANTS[name][0].format(head.get("tta_of_model"))
+        what = (VARIANTS[name][0] if name in VARIANTS else WEIGHT_VARIANTS[name] if name in WEIGHT_VARIANTS
+                else TTA_VARIANTS[name][0].format(head.get("tta_of_model")))
         rows.append({"variant": name, "change": what, "epochs": head.get("epochs_run"),
                      "train minutes": round(float(head.get("train_seconds", np.nan)) / 60, 1),
                      "best val acc": head.get("best_val_accuracy"),

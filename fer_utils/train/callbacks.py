@@ -162,6 +162,9 @@ def make_callbacks(
             verbose=0,
         )
     )
+    if cfg.keep_last:
+        callbacks.append(keras.callbacks.ModelCheckpoint(str(run_dir / runs.LAST_MODEL_FILE), save_best_only=False,
+                                                         verbose=0))
     if cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.TENSORBOARD_DIR)))
 

@@ -99,6 +99,9 @@ class TrainConfig:
         ema_momentum: Exponential moving average of the weights (Polyak averaging; 0 = off, e.g. 0.999):
             validation, the best checkpoint and the final model use the averaged weights, training the raw ones
             (Keras' optimizer ``use_ema``; batch-norm statistics are the raw model's).
+        keep_last: Also keep the last epoch's model as ``last.keras`` beside the best checkpoint (``model.keras``),
+            so the two can be compared without training twice (a schedule that decays to 0 ends on its best
+            weights more often than a noisy validation split says).
     """
 
     optimizer: str = "adam"
@@ -128,6 +131,7 @@ class TrainConfig:
     run_eagerly: bool = False
     steps_per_epoch: int = 0
     ema_momentum: float = 0.0
+    keep_last: bool = False
 
     def __post_init__(self):
         # Validated once, here; the config is frozen, so it cannot become invalid later.
@@ -196,7 +200,7 @@ class TrainConfig:
         ):
             if getattr(self, key) not in choices:
                 raise choice_error(key, getattr(self, key), choices)
-        for key in ("nesterov", "tensorboard", "run_eagerly"):
+        for key in ("nesterov", "tensorboard", "run_eagerly", "keep_last"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(
                     f"Invalid {key}={getattr(self, key)!r}; expected true or false."
