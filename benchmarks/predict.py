@@ -170,6 +170,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if not (args.speed or args.scenes or args.framing or args.fer_package):
         p.error("choose --speed, --fer-package, --scenes N and/or --framing N")
+    if args.speed and args.fer_package:
+        p.error("--speed and --fer-package measure in separate processes: run them one after the other")
     runtimes = tuple(r.strip() for r in args.runtime.split(",") if r.strip())
     if not runtimes or set(runtimes) - {"keras", "litert"}:
         p.error(f"--runtime {args.runtime!r}: expected keras, litert or both (comma-separated)")

@@ -108,7 +108,8 @@ def main(argv=None) -> int:
                       + (" (computed earlier, reused)" if teacher["reused"] else ""))
             folders = R.run_ablation(recipe, ds, budget, variants=args.variants, epochs=args.epochs, seed=args.seed,
                                      teacher=teacher)
-        except (FileExistsError, ValueError) as err:  # another recipe in a variant folder; a teacher that does not fit
+        except (FileExistsError, FileNotFoundError, ValueError) as err:  # another recipe in a variant folder; a
+            # teacher that does not fit; a full variant trained before keep_last (no last.keras to score)
             print(f"error: {err}", file=sys.stderr)
             return 2
         split = experiments.evaluation_splits(ds, recipe.get("eval_splits") or (), recipe.get("report_split") or "")[1]

@@ -78,8 +78,8 @@ def _artifact_links(out_dir: Path, stem: str) -> str:
         if run == out_dir / stem:
             continue
         rel = run.relative_to(out_dir)
-        files = " ".join(f"<a href='{html.escape(str(rel / f))}'>{f.split('.')[0]}</a>" for f in runs.RUN_FILES
-                         if (run / f).exists())
+        files = " ".join(f"<a href='{html.escape(str(rel / f))}'>{f.split('.')[0]}</a>"
+                         for f in (*runs.RUN_FILES, runs.LAST_MODEL_FILE) if (run / f).exists())
         items.append(f"<li><code>{html.escape(str(run.relative_to(out_dir / stem)))}</code>: {files}</li>")
     return f"<details><summary>{len(items)} model runs</summary><ul>{''.join(items)}</ul></details>" if items else ""
 

@@ -54,7 +54,7 @@ BACKUP_DIR = "backup"
 TENSORBOARD_DIR = "tb"
 #: The files of a finished model run (linked from the index; moved aside together on overwrite).
 RUN_FILES = (METRICS_FILE, HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE, CONFIG_FILE, PREPROCESSING_FILE, TIMINGS_FILE,
-             RECIPE_FILE, LAST_MODEL_FILE)
+             RECIPE_FILE)
 #: Keys every preprocessing.json has.
 PREPROCESSING_KEYS = ("class_names", "input_size", "channels", "normalization", "norm_mean", "norm_std", "tta",
                       "crop_fraction", "resize")
@@ -239,7 +239,7 @@ def load_model(run_dir, *, compile: bool = False):
 def finished_files(run_dir) -> list:
     """The files and folders of an earlier run present in ``run_dir`` (empty history files ignored)."""
     run_dir = Path(run_dir)
-    names = list(RUN_FILES) + [ENSEMBLE_FILE, BACKUP_DIR, TENSORBOARD_DIR]
+    names = list(RUN_FILES) + [LAST_MODEL_FILE, ENSEMBLE_FILE, BACKUP_DIR, TENSORBOARD_DIR]
     return [run_dir / n for n in names if (run_dir / n).exists()]
 
 

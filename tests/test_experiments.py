@@ -32,6 +32,7 @@ def test_run_model_trains_and_writes_every_artifact(tiny_fer, trained_cnn):
     run = root / "cnn"
     for name in runs.RUN_FILES:
         assert (run / name).is_file(), name
+    assert not (run / runs.LAST_MODEL_FILE).exists()  # kept only with keep_last
     hist = experiments.load_histories(root, ["cnn"])["cnn"]
     assert len(hist) == 4 and hist["loss"].iloc[-1] < hist["loss"].iloc[0]
     assert res["epochs_run"] == 4 and res["best_val_accuracy"] == pytest.approx(hist["val_accuracy"].max())
@@ -171,6 +172,10 @@ def test_rerun_reuses_evaluates_or_refuses_by_recipe(tiny_fer, tmp_path):
     del recipe["train_config"]["ema_momentum"]
     recipe_file.write_text(json.dumps(recipe))
     assert experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **kwargs)["status"] == "reused"
+    # keep_last changes what a run keeps, not what it trains: the same recipe (and nothing new is written).
+    keep = dict(kwargs, train_config={**CFG, "epochs": 2, "keep_last": True})
+    assert experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **keep)["status"] == "reused"
+    assert not (tmp_path / "cnn" / runs.LAST_MODEL_FILE).exists()
     # Trained but not evaluated (a crash after training): evaluated without retraining, same numbers.
     (tmp_path / "cnn" / "metrics.json").unlink()
     (tmp_path / "cnn" / "predictions.npz").unlink()

@@ -278,14 +278,22 @@ def test_notebook_01_tables_on_drawn_faces_without_duplicates(tmp_path):
     assert (tmp_path / "d.png").exists() and (tmp_path / "p.png").exists()
 
 
-def test_5x2cv_folds_are_judged_by_one_search_of_the_training_split(library):
+def test_5x2cv_folds_are_judged_by_one_search_of_the_training_split(library, tmp_path, monkeypatch):
     """Each fold holds the Training split's images in its own order; its leaks come from the one search of them
-    (statistics.fold_leaks), the same rows the fold's own search finds, with families straddling the halves."""
+    (statistics.fold_leaks), the same rows the fold's own search finds, with families straddling the halves. Test
+    rows before and among the Training rows make the Training rows' positions differ from their row numbers."""
     from fer_utils.experiments import seeds, statistics
 
-    ds = _families_dataset(library)
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))  # the folds' own searches are cached here, not in ~/.cache
+    train = _families_dataset(library)
+    extra = _photos(6, 500)
+    images = np.concatenate([extra[:3], train.images[:20], extra[3:], train.images[20:]])
+    splits = ["PublicTest"] * 3 + ["Training"] * 20 + ["PrivateTest"] * 3 + ["Training"] * (len(train) - 20)
+    labels = np.concatenate([[0, 1, 2], train.labels[:20], [0, 1, 2], train.labels[20:]])
+    ds = _dataset(images, labels, splits)
     halves = stats.cv5x2_splits(ds, 7)  # row by row: families are split across the halves, so there are leaks
     cv_rows = np.sort(np.concatenate(halves[0]))
+    assert not np.array_equal(cv_rows, np.arange(len(cv_rows)))
     pairs = D.dataset_pairs(ds.subset(cv_rows), cache_dir=False)
     seen = set()
     for h0, h1 in halves[:2]:
@@ -295,5 +303,5 @@ def test_5x2cv_folds_are_judged_by_one_search_of_the_training_split(library):
             assert shared == seeds.leaks(fold)  # the fold's own search
             seen.add(len(shared[1]))
     assert max(seen) > 0  # the check compared real leaks, not two empty sets
-    with pytest.raises(ValueError, match=f"not the {len(ds)} rows the pairs cover"):
+    with pytest.raises(ValueError, match=f"not the {len(cv_rows)} rows the pairs cover"):
         statistics.fold_leaks(fold, pairs, cv_rows, np.concatenate([tr, te])[:-1])

@@ -293,7 +293,11 @@ def test_recipe_benchmark_runs_resumes_and_refuses_a_typo(tmp_path):
     assert list(table.index) == ["full", "no_tta", "last_epoch"] and table.loc["full", "epochs"] == 1
     # One epoch: the last epoch's model is the best one, so it scores exactly the same.
     assert table.loc["last_epoch", "PrivateTest_accuracy"] == table.loc["full", "PrivateTest_accuracy"]
-    assert (tmp_path / "reports/smoke/recipe_ablation/e1-s0/full" / runs.LAST_MODEL_FILE).is_file()
+    import hashlib
+
+    variants = tmp_path / "reports/smoke/recipe_ablation/e1-s0"
+    last_sha = hashlib.sha256((variants / "full" / runs.LAST_MODEL_FILE).read_bytes()).hexdigest()
+    assert runs.read_metrics(variants / "last_epoch")["headline"]["model_sha256"] == last_sha  # last.keras scored
     md = (tmp_path / "out/recipe_ablation_smoke.md").read_text()
     assert "| `no_tta` | TTA " in md and "| ablation full |" in md
     assert not (tmp_path / "out/recipe_tta_matrix_smoke.csv").exists()
@@ -301,6 +305,7 @@ def test_recipe_benchmark_runs_resumes_and_refuses_a_typo(tmp_path):
     stamp = model.stat().st_mtime_ns
     again = subprocess.run([*cmd, "--tta-matrix"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert again.returncode == 0 and model.stat().st_mtime_ns == stamp  # reused, not retrained
+    assert not list((variants / "last_epoch").glob("replaced-*"))  # its scores reused too
     ttas = pd.read_csv(tmp_path / "out/recipe_tta_matrix_smoke.csv", index_col=0)
     assert list(ttas.index) == ["full"] and ttas.loc["full", "TTA none"] == table.loc["no_tta", "PrivateTest_accuracy"]
     typo = [*cmd]

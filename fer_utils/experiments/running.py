@@ -22,6 +22,13 @@ from fer_utils.experiments.seeds import dedup_scores
 from fer_utils.pipeline import input_pipelines
 
 TARGETS = ("majority", "distribution")
+#: TrainConfig fields that change what a run keeps, not what it trains: left out of the recipe a rerun is compared by
+#: (a finished run is reused whatever they say).
+NOT_RECIPE = ("keep_last",)
+
+
+def _recipe_config(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in NOT_RECIPE}
 
 
 def prepare(ds: D.FERDataset, *, max_per_class: int = 0, val_fraction: float = 0.1, seed: int = 0,
@@ -139,7 +146,8 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
                                                            (model_kwargs or {}).get("weights"))
     run_dir = Path(run_dir)
     label = label or model_name
-    recipe = {"model": model_name, "data_checksum": ds.checksum, "train_config": cfg.to_dict(), "input_size": size,
+    recipe = {"model": model_name, "data_checksum": ds.checksum, "train_config": _recipe_config(cfg.to_dict()),
+              "input_size": size,
               "normalization": normalization, "augment": augment or {}, "eval_splits": list(eval_splits), "tta": tta,
               "seed": int(seed), "model_kwargs": model_kwargs or {}, "target": target}
     if distillation:  # what made the soft labels (they are not in the data checksum)
@@ -231,7 +239,8 @@ def _check_earlier_run(run_dir: Path, recipe: dict, overwrite: bool) -> str:
         try:
             from fer_utils.train import TrainConfig
 
-            old = {**old, "train_config": json.loads(json.dumps(TrainConfig.from_dict(old["train_config"]).to_dict()))}
+            old = {**old, "train_config": _recipe_config(json.loads(json.dumps(
+                TrainConfig.from_dict(old["train_config"]).to_dict())))}
         except (TypeError, ValueError):
             pass  # an unreadable old config differs, as before
     changed = runs.recipe_differences(old, recipe)

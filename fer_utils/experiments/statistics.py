@@ -123,14 +123,17 @@ def run_5x2cv(ds: D.FERDataset, run_dir, configs: dict, *, seed: int, stratify: 
     splits = cv_splits(ds, run_dir, seed=seed, stratify=stratify)
     cv_rows = np.sort(np.concatenate(splits[0]))
     pairs = D.dataset_pairs(ds.subset(cv_rows))  # one near-duplicate search for every fold (fold_leaks)
+    fold_copies: dict = {}  # (i, j) -> fold_leaks, shared by the configurations
     out = {}
     for label, c in configs.items():
         scores, status, seconds = np.full((5, 2), np.nan), [], 0.0
         for i, (h0, h1) in enumerate(splits):
             for j, (tr, te) in enumerate(((h0, h1), (h1, h0))):
                 fold = fold_dataset(ds, tr, te, val_fraction=val_fraction, seed=seed)
-                copies = fold_leaks(fold, pairs, cv_rows, np.concatenate([tr, te]))
-                r = run_model(c["model"], fold, Path(run_dir) / "cv5x2" / _folder(label) / f"r{i}f{j}", copies=copies,
+                if (i, j) not in fold_copies:
+                    fold_copies[i, j] = fold_leaks(fold, pairs, cv_rows, np.concatenate([tr, te]))
+                r = run_model(c["model"], fold, Path(run_dir) / "cv5x2" / _folder(label) / f"r{i}f{j}",
+                              copies=fold_copies[i, j],
                               train_config=c["train_config"], model_kwargs=c.get("model_kwargs") or {},
                               eval_splits=(CV_TEST,), seed=seed, label=f"{label} r{i}f{j}",
                               input_size=int((input_sizes or {}).get(c["model"], input_size)), **run_kwargs)
