@@ -380,6 +380,37 @@ def test_batches_of_two_faces_give_the_same_rows_as_one_batch(fixture_faces, def
     assert np.abs(a[CLASSES].to_numpy(float)[ok] - b[CLASSES].to_numpy(float)[ok]).max() < 1e-3
 
 
+def test_detection_keeps_running_while_a_batch_is_classified(fixture_faces, default_rec):
+    """The classifier of the first batch (64 crops) waits until 100 more frames are detected: the detector threads
+    must run that far ahead of it (with 8 frames of prefetch they stopped about 25 ahead, so both cores were never
+    busy at once)."""
+    import threading
+    import time
+
+    images = [fixture_faces.images[k % len(fixture_faces)] for k in range(300)]
+    rec = R.EmotionRecognizer(default_rec.predictor, detector="none", batch_size=64)
+    detected, seen = [0], []
+    lock = threading.Lock()
+    faces, classify = rec.faces, rec.classify
+
+    def counting_faces(image):
+        with lock:
+            detected[0] += 1
+        return faces(image)
+
+    def waiting_classify(crops):
+        deadline = time.monotonic() + 10
+        while not seen and detected[0] < 64 + 100 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(detected[0])
+        return classify(crops)
+
+    rec.faces, rec.classify = counting_faces, waiting_classify
+    df = rec.predict(images)
+    assert len(df) == 300 and (df["status"] == "ok").all()
+    assert seen[0] >= 64 + 100, seen
+
+
 # ----------------------------------------------------------------------------- the command line
 
 def test_cli_writes_csv_json_and_annotations(fixture_faces, tmp_path, capsys):

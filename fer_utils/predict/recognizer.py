@@ -169,7 +169,10 @@ class EmotionRecognizer:
             bar = tqdm(total=total, unit="file", desc="predict", disable=None)
         pending, n_crops, held = [], 0, 0
         try:
-            for item in _prefetch(self._detected(items, bar, keep_images), PREFETCH_DEPTH):
+            # Without the images a detected frame is a few crops: the detectors run up to two batches ahead, so they
+            # keep working while the main thread classifies a batch (with 8 frames they stalled for most of it).
+            depth = PREFETCH_DEPTH if keep_images else max(PREFETCH_DEPTH, 2 * self.batch_size)
+            for item in _prefetch(self._detected(items, bar, keep_images), depth):
                 frame, found, crops = item
                 pending.append(item)
                 n_crops += len(crops)
