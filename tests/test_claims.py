@@ -21,6 +21,26 @@ def test_only_controlled_pairs_are_evidence_and_the_claimed_side_is_found():
     assert claims.classify("03:cnn", "04:cnn_se") is None
     assert claims.classify("03:msca_resnet/seed0", "03:msca_resnet/seed1") is None
     assert claims.classify("04:cnn_se", "04:cnn_cbam") is None
+    # a 5x2cv pair whose configurations are known: trained alike is controlled, whatever the labels say
+    assert claims.classify("msca_resnet tuned", "msca_resnet_no_se") is None
+    assert claims.classify("msca_resnet tuned", "msca_resnet_no_se", True) == ("SE helps", "A")
+    assert claims.classify("msca_resnet", "msca_resnet_no_se", False) is None
+
+
+def test_a_tuned_model_against_a_model_trained_with_the_same_configuration_is_se_evidence():
+    """06's Table XIII pair msca_resnet (tuned by 05) vs msca_resnet_no_se (trained with 06's train_config): SE
+    evidence when the two configurations are the same, none when they differ."""
+    cfg = {"train_config": {"learning_rate": 0.004, "schedule": "cosine"}, "model_kwargs": {}}
+    tests = pd.DataFrame([{"family": "Table XIII", "score": "accuracy", "p": 0.6, "test": DIETTERICH_T,
+                           "model A": "msca_resnet tuned", "model B": "msca_resnet_no_se", "mean A": 0.5377,
+                           "mean B": 0.5413, "adjusted p": 0.63, "detectable difference (80% power)": 0.09}])
+    same = {"msca_resnet tuned": {"model": "msca_resnet", **cfg}, "msca_resnet_no_se": {"model": "msca_resnet_no_se",
+                                                                                         **cfg}}
+    rows = claims.from_tests(tests, configs=same)
+    assert [r["claim"] for r in rows] == ["SE helps"]
+    assert rows[0]["difference (points, + = as claimed)"] == pytest.approx(-0.36)
+    other = {**same, "msca_resnet_no_se": {**same["msca_resnet_no_se"], "train_config": {"learning_rate": 0.002}}}
+    assert claims.from_tests(tests, configs=other) == [] and claims.from_tests(tests) == []
 
 
 def test_a_reading_says_whether_no_difference_means_none_or_too_few_data():

@@ -69,9 +69,13 @@ def _parse(label: str) -> tuple:
     return "5x2cv", model, setting
 
 
-def classify(a: str, b: str):
+def classify(a: str, b: str, same_recipe: bool | None = None):
     """``(claim, favoured)`` for a controlled pair (``favoured``: "A" or "B", the side the claim says is better),
-    else None: another notebook, another recipe, or more than one thing changed."""
+    else None: another notebook, another recipe, or more than one thing changed.
+
+    ``same_recipe``: whether the two sides of two models were trained with the same configuration, when known (a
+    5x2cv pair: from its configurations); unknown, the labels' settings must match ("tuned" against a model 05 did
+    not tune is then not controlled, though 06 may have trained it with the tuned configuration)."""
     (na, ma, sa), (nb, mb, sb) = _parse(a), _parse(b)
     if na != nb:
         return None
@@ -81,7 +85,7 @@ def classify(a: str, b: str):
         if sb in DEFAULT and sa in TUNED:
             return "tuning helps", "A"
         return None
-    if not (sa == sb or {sa, sb} <= set(DEFAULT)):
+    if not (sa == sb or {sa, sb} <= set(DEFAULT)) if same_recipe is None else not same_recipe:
         return None
     for with_, without in ((ma, mb), (mb, ma)):
         side = "A" if with_ == ma else "B"
@@ -112,13 +116,22 @@ def _row(claim, evidence, test, difference, adjusted_p, detectable, effects, alp
             "reading": reading(diff, float(adjusted_p), det, effects[claim], alpha)}
 
 
-def from_tests(tests: pd.DataFrame, *, alpha: float = 0.05) -> list:
-    """Evidence rows from notebook 06's tests (5x2cv Dietterich t and McNemar rows of ``tests.csv``)."""
+def _same_recipe(configs: dict | None, a: str, b: str) -> bool | None:
+    """Whether two 5x2cv configurations (``statistics.configurations``) train alike (None: not both known)."""
+    if not configs or a not in configs or b not in configs:
+        return None
+    return all(configs[a].get(k) == configs[b].get(k) for k in ("train_config", "model_kwargs"))
+
+
+def from_tests(tests: pd.DataFrame, *, alpha: float = 0.05, configs: dict | None = None) -> list:
+    """Evidence rows from notebook 06's tests (5x2cv Dietterich t and McNemar rows of ``tests.csv``); ``configs``:
+    the 5x2cv configurations, which say whether a pair of two models was trained alike."""
     from fer_utils.experiments.statistics import DIETTERICH_T, MCNEMAR
 
     effects, rows = study_effects(), []
     for _, r in tests[tests.test.isin((DIETTERICH_T, MCNEMAR))].iterrows() if len(tests) else []:
-        found = classify(r["model A"], r["model B"])
+        same = _same_recipe(configs, r["model A"], r["model B"]) if r.test == DIETTERICH_T else None
+        found = classify(r["model A"], r["model B"], same)
         if found is None:
             continue
         claim, favoured = found
@@ -157,10 +170,11 @@ def from_gan_effect(gan_run, split: str, *, copies=(), alpha: float = 0.05) -> l
     return rows
 
 
-def evidence(tests: pd.DataFrame, gan_run, split: str, *, copies=(), alpha: float = 0.05) -> pd.DataFrame:
-    """Every evidence row (:func:`from_tests`, :func:`from_gan_effect`)."""
-    rows = from_tests(tests, alpha=alpha) + (from_gan_effect(gan_run, split, copies=copies, alpha=alpha)
-                                             if gan_run else [])
+def evidence(tests: pd.DataFrame, gan_run, split: str, *, copies=(), alpha: float = 0.05,
+             configs: dict | None = None) -> pd.DataFrame:
+    """Every evidence row (:func:`from_tests`, :func:`from_gan_effect`); ``configs``: the 5x2cv configurations."""
+    rows = from_tests(tests, alpha=alpha, configs=configs) + (
+        from_gan_effect(gan_run, split, copies=copies, alpha=alpha) if gan_run else [])
     return pd.DataFrame(rows, columns=["claim", "evidence", "test", "difference (points, + = as claimed)",
                                        "adjusted p", "detectable at 80% power (points)", "study's effect (points)",
                                        "reading"])
