@@ -34,8 +34,10 @@ def test_a_tuned_model_against_a_model_trained_with_the_same_configuration_is_se
     tests = pd.DataFrame([{"family": "Table XIII", "score": "accuracy", "p": 0.6, "test": DIETTERICH_T,
                            "model A": "msca_resnet tuned", "model B": "msca_resnet_no_se", "mean A": 0.5377,
                            "mean B": 0.5413, "adjusted p": 0.63, "detectable difference (80% power)": 0.09}])
-    same = {"msca_resnet tuned": {"model": "msca_resnet", **cfg}, "msca_resnet_no_se": {"model": "msca_resnet_no_se",
-                                                                                         **cfg}}
+    full = {"model_kwargs": {}, "train_config": {**cfg["train_config"], "optimizer": "adam", "momentum": 0.9,
+                                                  "ema_momentum": 0.0, "keep_last": True}}  # 05's form: all fields
+    same = {"msca_resnet tuned": {"model": "msca_resnet", **full}, "msca_resnet_no_se": {"model": "msca_resnet_no_se",
+                                                                                          **cfg}}
     rows = claims.from_tests(tests, configs=same)
     assert [r["claim"] for r in rows] == ["SE helps"]
     assert rows[0]["difference (points, + = as claimed)"] == pytest.approx(-0.36)

@@ -117,10 +117,16 @@ def _row(claim, evidence, test, difference, adjusted_p, detectable, effects, alp
 
 
 def _same_recipe(configs: dict | None, a: str, b: str) -> bool | None:
-    """Whether two 5x2cv configurations (``statistics.configurations``) train alike (None: not both known)."""
+    """Whether two 5x2cv configurations (``statistics.configurations``) train alike, compared as a run's recipe
+    records them (every field filled in: 05's full configuration equals 06's short one with the same values); None
+    when not both are known."""
+    from fer_utils.experiments.running import recipe_train_config
+
     if not configs or a not in configs or b not in configs:
         return None
-    return all(configs[a].get(k) == configs[b].get(k) for k in ("train_config", "model_kwargs"))
+    ca, cb = configs[a], configs[b]
+    return (recipe_train_config(ca.get("train_config") or {}) == recipe_train_config(cb.get("train_config") or {})
+            and (ca.get("model_kwargs") or {}) == (cb.get("model_kwargs") or {}))
 
 
 def from_tests(tests: pd.DataFrame, *, alpha: float = 0.05, configs: dict | None = None) -> list:

@@ -31,6 +31,18 @@ def _recipe_config(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in NOT_RECIPE}
 
 
+def recipe_train_config(config: dict) -> dict:
+    """A training configuration as a run's recipe records it: every TrainConfig field (defaults filled in, JSON
+    types), without :data:`NOT_RECIPE`; two configurations train alike when these are equal.
+
+    Raises:
+        ValueError, TypeError: not a valid TrainConfig.
+    """
+    from fer_utils.train import TrainConfig
+
+    return _recipe_config(json.loads(json.dumps(TrainConfig.from_dict(config).to_dict())))
+
+
 def prepare(ds: D.FERDataset, *, max_per_class: int = 0, val_fraction: float = 0.1, seed: int = 0,
             group: bool = True) -> D.FERDataset:
     """Subsample and add a Validation split carved from Training (``group``: whole near-duplicate families, the
@@ -237,10 +249,7 @@ def _check_earlier_run(run_dir: Path, recipe: dict, overwrite: bool) -> str:
     if isinstance(old, dict) and isinstance(old.get("train_config"), dict):
         # A TrainConfig field added since (e.g. ema_momentum) reads as its default: not another recipe.
         try:
-            from fer_utils.train import TrainConfig
-
-            old = {**old, "train_config": _recipe_config(json.loads(json.dumps(
-                TrainConfig.from_dict(old["train_config"]).to_dict())))}
+            old = {**old, "train_config": recipe_train_config(old["train_config"])}
         except (TypeError, ValueError):
             pass  # an unreadable old config differs, as before
     changed = runs.recipe_differences(old, recipe)
