@@ -85,7 +85,8 @@ def classify(a: str, b: str, same_recipe: bool | None = None):
         if sb in DEFAULT and sa in TUNED:
             return "tuning helps", "A"
         return None
-    if not (sa == sb or {sa, sb} <= set(DEFAULT)) if same_recipe is None else not same_recipe:
+    controlled = (sa == sb or {sa, sb} <= set(DEFAULT)) if same_recipe is None else same_recipe
+    if not controlled:
         return None
     for with_, without in ((ma, mb), (mb, ma)):
         side = "A" if with_ == ma else "B"
