@@ -271,7 +271,7 @@ def _gan_trainings(stem: str, p: dict) -> tuple:
     out = [Training(stem, "effect real only", model, size, len(names), dict(p.get("effect_train_config") or {}),
                     n_train, n_val, n_eval, kwargs, count=seeds)]
     for plan in [p.get("plan", "to_max"), *[q for q in p.get("compare_plans") or [] if q != p.get("plan")]]:
-        rows = int(sum(D.plan_counts(plan, names, real).values()))
+        rows = n_train + int(sum(D.plan_counts(plan, names, real).values()))  # real rows + the generated (or resampled)
         out.append(Training(stem, f"effect {D.plan_label(plan)} (oversampled, GAN)", model, size, len(names),
                             dict(p.get("effect_train_config") or {}), rows, n_val, n_eval, kwargs, count=2 * seeds))
     per_class = int(p.get("quality_per_class", 500)) * len(names)

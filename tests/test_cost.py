@@ -59,6 +59,10 @@ def test_work_of_the_smoke_profile_follows_its_parameters():
     assert steps == math.ceil(t.n_train / batch) and batch == merged["batch_size"]
     assert t.train_images() == epochs * steps * batch * max(1, len(p03.get("seeds") or []))
     assert t.n_train + t.n_val == 7 * p03["max_per_class"]  # 4 per class of 7, a quarter of them validate
+    p02 = eff["02_gan_balancing"]
+    two, _ = cost.workload("02_gan_balancing", p02, eff)
+    real_only, balanced = two[0], two[1]
+    assert balanced.n_train > real_only.n_train  # a balanced run trains on the real rows plus the generated ones
     six, _ = cost.workload("06_statistics", eff["06_statistics"], eff)
     assert all(t.count == 10 for t in six)  # ten 5x2cv folds per configuration
     labels = [t.label for t in six]
