@@ -215,8 +215,8 @@ def rescore_tta(model_dir, ds: D.FERDataset, out_dir, tta, eval_splits, *, model
                 **{f"{s}_{k}": per_split[s][k] for s in per_split for k in ("accuracy", "macro_f1")}}
     if model_file == runs.LAST_MODEL_FILE:  # the validation accuracy of the model scored: the last epoch's
         headline["best_val_accuracy"] = float(runs.load_history(model_dir)["val_accuracy"].iloc[-1])
-    runs.write_metrics(out_dir, headline, {"rescored_from": str(model_dir), "model_file": model_file}, splits=per_split,
-                       class_names=list(ds.class_names))
+    where = {"rescored_from": str(folder), "run": str(model_dir), "model_file": model_file}  # as in the headline
+    runs.write_metrics(out_dir, headline, where, splits=per_split, class_names=list(ds.class_names))
     return out_dir
 
 
