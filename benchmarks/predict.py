@@ -1,12 +1,16 @@
 """``predict`` on this machine: end-to-end faces/s, the detectors compared, and the framing constants measured.
 
-- ``--speed``: for each runtime of the shipped model (``--runtime keras,litert``), faces/s end to end (decode a
-  JPEG + detect + crop + classify, the command's own code path) on
-  128x128 single-face images made from FER-2013 PrivateTest faces, for each detector and test-time
-  augmentation, and the classifier's images/s alone (crops already in memory). Anchor: the ``fer`` package
-  (Haar + its 58k-parameter model) runs at about 200 images/s end to end on such images on a 2-core AMX machine
-  (115-124 images/s on an AVX2-only one, measured by the team); ``--fer-package`` measures it here on the same
-  images (``pip install --no-deps fer==25.10.3``: its Haar path needs only OpenCV and TensorFlow).
+- ``--speed``: for each runtime of the shipped model (``--runtime keras,litert,litert_int8``), faces/s end to end
+  (decode a JPEG + detect + crop + classify, the command's own code path) on 128x128 single-face images made
+  from FER-2013 PrivateTest faces, for each detector and test-time augmentation, and the classifier's
+  images/s alone (crops already in memory). Anchor: the ``fer`` package (Haar + its 58k-parameter model) runs
+  at about 200 images/s end to end on such images on a 2-core AMX machine (115-124 images/s on an AVX2-only
+  one, measured by the team); ``--fer-package`` measures it here on the same images
+  (``pip install --no-deps fer==25.10.3``: its Haar path needs only OpenCV and TensorFlow).
+- ``--accuracy``: the shipped model's PrivateTest accuracy and macro-F1 (as published and without the images whose
+  near-duplicate family holds a training image, as every table does) for each runtime and test-time augmentation,
+  on the dataset's own 48x48 faces (the ``--detector none`` path), with McNemar's test against the Keras runtime at
+  the same augmentation: what a faster runtime costs in accuracy, if anything.
 - ``--scenes N``: the detectors on N composed scenes (three PrivateTest faces each, enlarged and pasted among
   clutter): faces found (IoU >= 0.5 of the framed box), median IoU, false positives, ms per scene.
 - ``--framing N``: :func:`fer_utils.predict.detect.measure_framing` on N FER-2013 Training faces per detector
@@ -18,6 +22,7 @@ Usage (from the repository root)::
 
     python benchmarks/predict.py --speed --images 600
     python benchmarks/predict.py --fer-package --images 600      # the fer package, same images, its own process
+    python benchmarks/predict.py --accuracy
     python benchmarks/predict.py --scenes 100
     python benchmarks/predict.py --framing 1500
 """
@@ -66,7 +71,7 @@ def best_seconds(fn, repeats: int) -> float:
     return min(times)
 
 
-def speed(faces, n_images: int, batch_size: int, repeats: int = 3, runtimes=("keras", "litert")):
+def speed(faces, n_images: int, batch_size: int, repeats: int = 3, runtimes=("keras", "litert", "litert_int8")):
     """Steady-state throughput: each configuration runs once untimed (model graphs traced for every batch shape,
     detector loaded), then the best of ``repeats`` timed runs; for each runtime of the shipped model."""
     import numpy as np
@@ -136,6 +141,43 @@ def fer_package_speed(faces, n_images: int, repeats: int = 3):
     return pd.DataFrame([row])
 
 
+def runtime_accuracy(ds, runtimes, split: str = "PrivateTest"):
+    """The shipped model on ``split`` for each runtime x TTA: accuracy, macro-F1, both without the images whose
+    near-duplicate family holds a training image (``data.leaked_rows``), agreement with Keras and McNemar's p
+    against Keras at the same TTA."""
+    import numpy as np
+    import pandas as pd
+
+    from fer_utils import data as D
+    from fer_utils.evaluate.metrics import compute_metrics
+    from fer_utils.evaluate.tta import TTA_NAMES
+    from fer_utils.predictor import load_predictor
+    from fer_utils.predict.shipped import DEFAULT_DIR
+    from fer_utils.stats import mcnemar_test
+
+    test = ds.split(split)
+    keep = ~D.leaked_rows(ds)[ds.splits == split]
+    names = list(ds.class_names)
+    reference, rows = {}, []
+    for runtime in dict.fromkeys(("keras", *runtimes)):
+        predictor = load_predictor(DEFAULT_DIR, runtime=runtime)
+        for tta in TTA_NAMES:
+            start = time.perf_counter()
+            pred = predictor.predict(test.images, tta=tta).argmax(1)
+            seconds = time.perf_counter() - start
+            ref = reference.setdefault(tta, pred)
+            full, dedup = (compute_metrics(test.labels[m], pred[m], names) for m in (slice(None), keep))
+            rows.append({"runtime": runtime, "tta": tta, "split": split, "images": len(pred),
+                         "accuracy": round(full["accuracy"], 4), "macro_f1": round(full["macro_f1"], 4),
+                         "dedup_images": int(keep.sum()), "dedup_accuracy": round(dedup["accuracy"], 4),
+                         "dedup_macro_f1": round(dedup["macro_f1"], 4),
+                         "agreement_with_keras": round(float(np.mean(pred == ref)), 4),
+                         "mcnemar_p_vs_keras": round(mcnemar_test(test.labels, pred, ref)["p"], 4),
+                         "seconds": round(seconds, 1)})
+            print(rows[-1], flush=True)
+    return pd.DataFrame(rows)
+
+
 def compare_scenes(faces, n_scenes: int):
     import numpy as np
 
@@ -161,20 +203,24 @@ def main(argv=None) -> int:
     p.add_argument("--images", type=int, default=600, help="single-face images for --speed")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--repeats", type=int, default=3, help="timed runs per configuration (the best is kept)")
-    p.add_argument("--runtime", default="keras,litert", help="runtimes of the shipped model for --speed")
+    p.add_argument("--runtime", default="keras,litert,litert_int8", help="runtimes of the shipped model for --speed")
     p.add_argument("--fer-package", action="store_true",
                    help="measure the fer package instead of the suite, on the same images (its own process)")
+    p.add_argument("--accuracy", action="store_true",
+                   help="PrivateTest accuracy of the shipped model per runtime and TTA (predict_accuracy.csv)")
     p.add_argument("--scenes", type=int, default=0, metavar="N")
     p.add_argument("--framing", type=int, default=0, metavar="N")
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
-    if not (args.speed or args.scenes or args.framing or args.fer_package):
-        p.error("choose --speed, --fer-package, --scenes N and/or --framing N")
+    if not (args.speed or args.scenes or args.framing or args.fer_package or args.accuracy):
+        p.error("choose --speed, --fer-package, --accuracy, --scenes N and/or --framing N")
     if args.speed and args.fer_package:
         p.error("--speed and --fer-package measure in separate processes: run them one after the other")
     runtimes = tuple(r.strip() for r in args.runtime.split(",") if r.strip())
-    if not runtimes or set(runtimes) - {"keras", "litert"}:
-        p.error(f"--runtime {args.runtime!r}: expected keras, litert or both (comma-separated)")
+    from fer_utils.predictor import RUNTIMES
+
+    if not runtimes or set(runtimes) - set(RUNTIMES):
+        p.error(f"--runtime {args.runtime!r}: expected some of {', '.join(RUNTIMES)} (comma-separated)")
 
     from fer_utils.data import load_dataset
 
@@ -191,6 +237,8 @@ def main(argv=None) -> int:
     if args.speed:
         jobs.append(("speed", lambda: speed(ds.split("PrivateTest").images, args.images, args.batch_size,
                                             args.repeats, runtimes)))
+    if args.accuracy:
+        jobs.append(("accuracy", lambda: runtime_accuracy(ds, runtimes)))
     if args.fer_package:
         jobs.append(("speed_fer_package", lambda: fer_package_speed(ds.split("PrivateTest").images, args.images,
                                                                     args.repeats)))

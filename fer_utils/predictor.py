@@ -37,7 +37,8 @@ EXPORTED_FILES = (ARCHITECTURE_FILE, WEIGHTS_FILE, runs.PREPROCESSING_FILE, runs
 #: ``load_exported``'s compute precisions.
 PRECISIONS = ("auto", "recorded", "float32")
 #: What computes a predictor's probabilities: Keras (TensorFlow) or LiteRT (:mod:`fer_utils.models.lite`).
-RUNTIMES = ("keras", "litert")
+#: ``litert_int8``: the same float32 model converted with dynamic-range quantization (int8 weights).
+RUNTIMES = ("keras", "litert", "litert_int8")
 _BF16_POLICY = '"config": {"name": "mixed_bfloat16"}'
 
 
@@ -180,7 +181,8 @@ def _with_runtime(predictor: "Predictor", runtime: str) -> "Predictor":
         return predictor
     from fer_utils.models.lite import lite_model
 
-    return Predictor(lite_model(_float32(predictor.model)), predictor.preprocessing, predictor.run_dir)
+    return Predictor(lite_model(_float32(predictor.model), int8=runtime == "litert_int8"), predictor.preprocessing,
+                     predictor.run_dir)
 
 
 def load_predictor(run_dir, runtime: str = "keras"):
@@ -192,8 +194,9 @@ def load_predictor(run_dir, runtime: str = "keras"):
             an exported model folder (``architecture.json`` + float16 ``weights.npz``, e.g. the model shipped
             in ``fer_utils/predict/default_model``) -> :class:`Predictor`.
 
-        runtime: ``"keras"`` or ``"litert"`` (the float32 model converted once and cached; the same
-            probabilities to about 1e-6, see :mod:`fer_utils.models.lite`).
+        runtime: ``"keras"``, ``"litert"`` (the float32 model converted once and cached; the same
+            probabilities to about 1e-6) or ``"litert_int8"`` (int8 weights, dynamic-range quantization: about
+            twice as fast, a few faces in a thousand change class; see :mod:`fer_utils.models.lite`).
 
     Raises:
         FileNotFoundError: the run folder lacks its model or preprocessing record (names the file).
@@ -205,7 +208,7 @@ def load_predictor(run_dir, runtime: str = "keras"):
     if (Path(run_dir) / runs.ENSEMBLE_FILE).exists():
         return EnsemblePredictor([load_predictor(d, runtime) for d in runs.ensemble_members(run_dir)], run_dir)
     if is_exported(run_dir):
-        return load_exported(run_dir, precision="float32" if runtime == "litert" else "auto", runtime=runtime)
+        return load_exported(run_dir, precision="auto" if runtime == "keras" else "float32", runtime=runtime)
     spec = runs.read_preprocessing(run_dir)
     return _with_runtime(Predictor(runs.load_model(run_dir, compile=False), spec, run_dir), runtime)
 
@@ -232,7 +235,7 @@ def load_exported(folder, *, precision: str = "auto", runtime: str = "keras") ->
     ``precision``: ``"recorded"`` computes as the model was trained and scored (the shipped model: mixed
     bfloat16); ``"float32"`` computes in float32; ``"auto"`` keeps bfloat16 only where it is native (CPUs with
     AVX512-BF16/AMX, GPUs) and uses float32 elsewhere, where emulated bfloat16 would be slow. ``runtime="litert"``
-    runs the float32 model with LiteRT (:mod:`fer_utils.models.lite`).
+    runs the float32 model with LiteRT, ``"litert_int8"`` its int8-weight form (:mod:`fer_utils.models.lite`).
 
     Raises:
         FileNotFoundError: a file of the folder is missing (names it).

@@ -45,7 +45,7 @@ def columns(class_names: Sequence[str]) -> list:
 
 def resolve_model(model="default", runtime: str = "keras"):
     """A predictor from ``"default"`` (the shipped model), a run/ensemble/exported folder, a list of run
-    folders, or a predictor object (returned as is); ``runtime``: ``"keras"`` or ``"litert"``."""
+    folders, or a predictor object (returned as is); ``runtime``: one of :data:`fer_utils.predictor.RUNTIMES`."""
     from fer_utils.predict.shipped import DEFAULT_DIR
     from fer_utils.predictor import load_predictor
 
@@ -70,8 +70,9 @@ class EmotionRecognizer:
         tta: ``"default"`` (the model's own test-time augmentation), ``None``/``"none"``, ``"flip"``,
             ``"center_flip"`` or ``"ten_crop"``.
         batch_size: faces per classifier call.
-        runtime: ``"keras"`` (default) or ``"litert"`` (the model's float32 form run by LiteRT, converted once and
-            cached; see :mod:`fer_utils.models.lite`). Ignored for a predictor object.
+        runtime: ``"keras"`` (default), ``"litert"`` (the model's float32 form run by LiteRT, converted once and
+            cached) or ``"litert_int8"`` (its int8-weight form; see :mod:`fer_utils.models.lite`). Ignored for a
+            predictor object.
         crop_size: side of the face crops handed to the predictor (48: the datasets' faces; the predictor
             then resizes them exactly as in training).
         **detector_kwargs: ``detect_size``, ``min_face``, ``min_confidence`` (mtcnn), ``min_neighbors`` (haar).
