@@ -103,6 +103,14 @@ def check_parameters(stem: str, params: dict) -> list:
             bad("seeds", str(exc))
     if "val_fraction" in params and not 0 < params["val_fraction"] < 1:
         bad("val_fraction", f"{params['val_fraction']}; expected a number between 0 and 1")
+    if params.get("ferplus_runs") or params.get("ferplus_tables"):
+        from fer_utils.experiments.study_c import check_runs
+
+        try:
+            check_runs(params.get("ferplus_runs"), names.get("study_c_models", []),
+                       params.get("ferplus_train_config") or {}, params.get("ferplus_tables"))
+        except ValueError as exc:
+            problems.append(f"notebook {stem}: {exc}")
     if "ckplus_k" in params:
         k = params["ckplus_k"]
         if k < 2:
@@ -153,9 +161,19 @@ def _models_to_build(params: dict) -> list:
         size = (params.get("input_sizes") or {}).get(name, params.get("input_size", 48))
         out.append((name, name, params.get("train_config") or {}, params.get("train_configs"), size, 7))
     study_c = params.get("study_c_models") or ([params["study_c_model"]] if params.get("study_c_datasets") else [])
-    for name in study_c:
-        out.append((f"ferplus/{name}", name, params.get("ferplus_train_config") or {}, None, 48, 8))
-        out.append((f"ckplus/{name}", name, params.get("ckplus_train_config") or {}, None, 48, 7))
+    ferplus_cfg = params.get("ferplus_train_config") or {}
+    if params.get("ferplus_runs"):  # named FER+ runs: each distinct model x loss x optimizer once
+        from fer_utils.experiments.study_c import check_runs
+
+        seen = set()
+        for run, (name, cfg) in check_runs(params["ferplus_runs"], study_c, ferplus_cfg).items():
+            key = (name, cfg.get("loss"), cfg.get("optimizer"))
+            if key not in seen:
+                seen.add(key)
+                out.append((f"ferplus/{run}", name, cfg, None, 48, 8))
+    else:
+        out += [(f"ferplus/{name}", name, ferplus_cfg, None, 48, 8) for name in study_c]
+    out += [(f"ckplus/{name}", name, params.get("ckplus_train_config") or {}, None, 48, 7) for name in study_c]
     return out
 
 

@@ -3,13 +3,13 @@
 - **Work**, counted from each notebook's effective parameters and the sizes of the data it will find (dataset,
   per-class subsample, validation share): per training, epochs x training images (capped by ``steps_per_epoch``), a
   validation pass per epoch, each test split x the TTA's views. 02: GAN steps x batch, effect runs, CAS; 03: models x
-  seeds; 04: models, Study C on FER+ and each CK+ fold; 05: each search (grid points, KerasTuner's Hyperband
+  seeds; 04: models, Study C's FER+ runs and each CK+ fold; 05: each search (grid points, KerasTuner's Hyperband
   brackets, Bayesian/random trials, never more configurations than the space has), default and best, Study C's
   table; 06: the distinct 5x2cv configurations x 10 folds on half of Training.
-- **Speed here**, measured: per (model, input, builder arguments, optimizer, batch, precision) a few timed
-  training steps and inference batches of random inputs after a warm-up step (a smaller batch for models too
-  costly to time at full batch); GAN steps by training the profile's GAN a few steps. Each training adds its
-  build-and-trace seconds, each notebook :data:`NOTEBOOK_START_S`.
+- **Speed here**, measured: per (model, input, builder arguments, optimizer, batch, precision) a few timed training
+  steps and inference batches of random inputs after a warm-up step (a smaller batch for models too costly to time
+  at full batch); GAN steps by training the profile's GAN a few steps. Each training adds its build-and-trace
+  seconds, each notebook :data:`NOTEBOOK_START_S`.
 - **Speed on GPU classes**: multiply-accumulates per image counted from each model's convolution and dense layers,
   x 2 FLOPs, x 3 for training, over a stated sustained throughput (:data:`GPU_CLASSES`, below the cards' peaks),
   never faster than the input pipeline (:data:`GPU_PIPELINE_IPS`); :data:`GPU_TRAINING_START_S` per training.
@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from fer_utils.experiments.study_c import check_runs
 
 #: Seconds per notebook for the kernel's start, imports and loading the data (measured: 7-20 s).
 NOTEBOOK_START_S = 15.0
@@ -65,8 +67,7 @@ class Training:
 
         cfg = TrainConfig.from_dict(self.config)
         steps = max(1, math.ceil(self.n_train / cfg.batch_size))
-        if cfg.steps_per_epoch:
-            steps = min(steps, int(cfg.steps_per_epoch))
+        steps = min(steps, int(cfg.steps_per_epoch)) if cfg.steps_per_epoch else steps
         return int(cfg.epochs), steps, int(cfg.batch_size)
 
     def train_images(self) -> int:
@@ -140,17 +141,17 @@ def _study_c(stem: str, p: dict, models, ck_folds: int, model_kwargs=None) -> li
             continue
         mx = int(p.get(max_key, 0))
         if kind == "ckplus":  # one subject-independent fold: (k-1)/k of the subjects train, a tenth of them validate
-            total = _limit(sum(counts.values()), mx)
-            k = int(p.get("ckplus_k", 10))
+            total, k = _limit(sum(counts.values()), mx), int(p.get("ckplus_k", 10))
             n_fold_train = int(total.sum() * (k - 1) / k)
             n_val = int(round(n_fold_train * float(p.get("val_fraction", 0.1))))
             n_train, n_eval, count = n_fold_train - n_val, int(total.sum() / k), ck_folds
         else:
             n_train, n_val = _train_val(counts, mx, float(p.get("val_fraction", 0.1)))
             n_eval, count = _test_images(counts, mx, (), p.get("tta")), 1
-        for m in models:
-            out.append(Training(stem, f"{kind}/{m}", m, 48, len(names), dict(p.get(cfg_key) or {}), n_train, n_val,
-                                n_eval, dict((model_kwargs or {}).get(m) or {}), count=count))
+        named = p.get("ferplus_runs") if kind == "ferplus" else None  # FER+'s named runs, or one per model
+        for name, (m, cfg) in check_runs(named or {}, models, dict(p.get(cfg_key) or {})).items():
+            out.append(Training(stem, f"{kind}/{name}", m, 48, len(names), cfg, n_train, n_val, n_eval,
+                                dict((model_kwargs or {}).get(m) or {}), count=count))
     return out
 
 

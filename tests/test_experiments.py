@@ -125,6 +125,72 @@ def test_ckplus_cross_validation_is_subject_independent(tmp_path):
     assert runs.read_preprocessing(tmp_path / "fold0")["normalization"] == "per_image"
 
 
+def test_ferplus_runs_are_checked_before_training():
+    from fer_utils.experiments.study_c import check_runs
+
+    base = {**CFG, "loss": "cosine"}
+    assert check_runs({}, ["msca_resnet", "msca_resnet_plain"], base) == {
+        "msca_resnet": ("msca_resnet", base), "msca_resnet_plain": ("msca_resnet_plain", base)}
+    planned = check_runs({"ce": {"model": "msca_resnet", "loss": "crossentropy"}, "msca_resnet_no_se": {}}, [], base,
+                         {"loss": ["ce", "msca_resnet_no_se"]})
+    assert planned["ce"] == ("msca_resnet", {**base, "loss": "crossentropy"})
+    assert planned["msca_resnet_no_se"] == ("msca_resnet_no_se", base)
+    with pytest.raises(ValueError, match=r"ferplus_runs\['lr_high'\]: model 'lr_high' is not a registry model"):
+        check_runs({"lr_high": {"learning_rate": 0.01}}, [], base)
+    with pytest.raises(ValueError, match=r"ferplus_runs\['ce'\]: Unknown TrainConfig key 'los'"):
+        check_runs({"ce": {"model": "msca_resnet", "los": "crossentropy"}}, [], base)
+    with pytest.raises(ValueError, match=r"ferplus_runs\['ls'\]: .*label smoothing"):
+        check_runs({"ls": {"model": "msca_resnet", "label_smoothing": 0.1}}, [], base)
+    with pytest.raises(ValueError, match=r"ferplus_tables\['t2'\]: \['ce', 'cee'\] .* unknown: \['cee'\]"):
+        check_runs({"ce": {"model": "msca_resnet"}}, [], base, {"t2": ["ce", "cee"]})
+
+
+@pytest.mark.slow
+def test_ferplus_settings_train_once_and_compare_with_the_first(tmp_path):
+    """Named FER+ runs share one split; a table says what each run changes against its first and tests it with
+    McNemar on the same images; running again reuses every run."""
+    fp = D.synthetic_stand_in("ferplus", 8, seed=0)
+    tiny = {"filters": [8, 8, 16], "stem_filters": 8}
+    base = {**CFG, "epochs": 1, "loss": "cosine"}
+    named = {"msca_resnet": {}, "ce": {"model": "msca_resnet", "loss": "crossentropy", "learning_rate": 0.01}}
+    tables = {"loss": ["msca_resnet", "ce"]}
+    kw = dict(seed=0, val_fraction=0.2, train_config=base, runs=named, tables=tables, tta=None, model_kwargs=tiny)
+    res = experiments.run_study_c_ferplus([], fp, tmp_path, **kw)
+    assert list(res.index) == ["msca_resnet", "ce"] and set(res["arch"]) == {"msca_resnet"}
+    assert set(res["status"]) == {"trained"}
+    assert runs.read_recipe(tmp_path / "ce")["train_config"]["loss"] == "crossentropy"
+    out = experiments.study_c_settings_tables(tables, fp, tmp_path, runs=named, train_config=base, val_fraction=0.2,
+                                              seed=0)
+    table = out["loss"]
+    assert table.loc["msca_resnet", "change"] == "(reference)"
+    assert table.loc["ce", "change"] == "learning_rate 0.003 -> 0.01; loss 'cosine' -> 'crossentropy'"
+    a, b = (runs.load_predictions(tmp_path / n) for n in ("msca_resnet", "ce"))
+    m = a["split"] == "PrivateTest"
+    right_a, right_b = a["y_pred"][m] == a["y_true"][m], b["y_pred"][m] == b["y_true"][m]
+    assert table.loc["ce", "discordant (msca_resnet right / run right)"] == (
+        f"{int((right_a & ~right_b).sum())} / {int((~right_a & right_b).sum())}")
+    assert table.loc["ce", "diff vs msca_resnet (PrivateTest)"] == pytest.approx(right_b.mean() - right_a.mean())
+    again = experiments.run_study_c_ferplus([], fp, tmp_path, **kw)
+    assert set(again["status"]) == {"reused"}
+
+
+@pytest.mark.slow
+def test_ckplus_folds_pooled_test_every_image_once(tmp_path):
+    ck = D.synthetic_stand_in("ckplus", 4, seed=0)
+    experiments.run_study_c_ckplus(["msca_resnet"], ck, tmp_path, seed=0, k=2, folds=[0, 1], val_fraction=0.3,
+                                   train_config={**CFG, "epochs": 1, "loss": "cosine"}, tta=None,
+                                   model_kwargs={"filters": [8, 8, 16], "stem_filters": 8})
+    folds = experiments.ckplus_folds(tmp_path, ["msca_resnet"])
+    assert list(folds["fold"]) == [0, 1] and folds["test images"].sum() == len(ck)
+    cm = experiments.ckplus_pooled_confusion(tmp_path, "msca_resnet")
+    assert cm.shape == (len(ck.class_names),) * 2 and cm.sum() == len(ck)
+    np.testing.assert_array_equal(cm.sum(axis=1), np.bincount(ck.labels, minlength=len(ck.class_names)))
+    assert np.trace(cm) == sum(int((p["y_pred"] == p["y_true"]).sum()) for p in
+                               (runs.load_predictions(tmp_path / "msca_resnet" / f"fold{f}") for f in (0, 1)))
+    with pytest.raises(FileNotFoundError, match="no fold<i>/predictions.npz"):
+        experiments.ckplus_pooled_confusion(tmp_path, "msca_resnet_plain")
+
+
 def test_ablation_table_layout_comes_from_the_registry():
     fp = pd.DataFrame({"PrivateTest_accuracy": [0.5, 0.4]}, index=["msca_resnet", "msca_resnet_plain"])
     ck = pd.DataFrame({"Test_accuracy": [0.9, 0.8]}, index=["msca_resnet", "msca_resnet_plain"])

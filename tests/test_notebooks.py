@@ -156,6 +156,17 @@ def test_04_cbam(smoke_run):
     assert head["best"] in {"cnn_se", "cnn_cbam"}
     assert "msca_resnet CK+ fold acc" in head
     assert "04_cbam/ckplus/msca_resnet/fold0/predictions.npz" in (smoke_run.out / "index.html").read_text()
+    # The FER+ table of the smoke profile: the plain network against the full one, McNemar on the same images.
+    table = pd.read_csv(smoke_run.out / "04_cbam" / "ferplus_se_bn.csv", index_col=0)
+    assert list(table.index) == ["msca_resnet", "msca_resnet_plain"]
+    assert table.loc["msca_resnet_plain", "change"] == "model msca_resnet_plain"
+    assert 0 <= table.loc["msca_resnet_plain", "McNemar p"] <= 1
+    plain = json.loads((smoke_run.out / "04_cbam" / "ferplus" / "msca_resnet_plain" / "metrics.json").read_text())
+    assert table.loc["msca_resnet_plain", "PrivateTest_accuracy"] == pytest.approx(
+        plain["headline"]["PrivateTest_accuracy"])
+    folds = pd.read_csv(smoke_run.out / "04_cbam" / "ckplus_folds.csv")
+    assert head["msca_resnet CK+ fold acc"] == pytest.approx(folds["accuracy"].mean(), abs=1e-4)
+    assert (smoke_run.out / "04_cbam" / "ckplus_confusion.png").is_file()
 
 
 def test_05_tuning(smoke_run):

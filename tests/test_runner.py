@@ -119,6 +119,8 @@ def test_different_parameters_archive_the_earlier_run(tiny_profile):
     ("03.train_configs={cnn: {epochs: 0}}", "train_configs.cnn: Invalid epochs=0"),
     ("03.normalization=zscore", "normalization: 'zscore'; expected 'auto' or one of"),
     ("04.ckplus_folds=[12]", "ckplus_folds: [12] outside 0..9"),
+    ("04.ferplus_runs={lr_high: {learning_rate: 0.01}}",
+     "notebook 04_cbam: ferplus_runs['lr_high']: model 'lr_high' is not a registry model"),
     ("03.seeds=[0, 0]", "notebook 03_baselines: seeds: seeds=[0, 0]: expected a list of distinct integers"),
     ("05.tuners=[grid, hyperbnd]", "unknown tuner 'hyperbnd'; expected one of"),
     ("05.space={learning_rate: [0.01], batch_size: [30], l2: [0.001], optimizer: [sgd, nadam], epochs: [50]}",

@@ -50,7 +50,15 @@ from fer_utils.experiments.running import (
     run_models,
 )
 from fer_utils.experiments.tuning import apply_tuned
-from fer_utils.experiments.study_c import ablation_table, run_study_c_ckplus, run_study_c_ferplus, study_c_headline
+from fer_utils.experiments.study_c import (
+    ablation_table,
+    ckplus_folds,
+    run_study_c_ckplus,
+    run_study_c_ferplus,
+    study_c_headline,
+)
+from fer_utils.experiments.study_c import pooled_confusion as ckplus_pooled_confusion
+from fer_utils.experiments.study_c import settings_tables as study_c_settings_tables
 
 __all__ = [
     "balancing", "seeds", "statistics", "tuning", "apply_tuned", "with_balanced", "seed_summary", "ablation_table",
@@ -59,5 +67,6 @@ __all__ = [
     "class_counts_vs_published", "collect_results", "combine_results", "confusion_matrices", "evaluation_splits",
     "explain_model", "headline", "load_histories", "mark_same_data", "prepare", "published", "published_reference",
     "published_table", "results_records", "run_cv", "run_model", "run_models", "run_study_c_ckplus",
-    "run_study_c_ferplus", "sibling_run", "split_totals", "study_c_headline", "trained_runs",
+    "run_study_c_ferplus", "sibling_run", "split_totals", "study_c_headline", "ckplus_folds",
+    "ckplus_pooled_confusion", "study_c_settings_tables", "trained_runs",
 ]

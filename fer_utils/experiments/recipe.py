@@ -224,38 +224,54 @@ def ablation_table(folders: dict, ds: D.FERDataset, *, split: str) -> pd.DataFra
     """One row per variant: what changed, epochs, train minutes, best validation accuracy, test accuracy and
     macro-F1 as published and deduplicated, the accuracy difference to ``full`` and McNemar's p against it on
     ``split`` (the same images; exact binomial below 25 discordant images)."""
+    changes = {}
+    for name, folder in folders.items():
+        head = runs.read_metrics(folder)["headline"]
+        changes[name] = (VARIANTS[name][0] if name in VARIANTS else WEIGHT_VARIANTS[name] if name in WEIGHT_VARIANTS
+                         else TTA_VARIANTS[name][0].format(head.get("tta_of_model")))
+    return compare_runs(folders, ds, split=split, reference=FULL, changes=changes, index="variant")
+
+
+def compare_runs(folders: dict, ds: D.FERDataset, *, split: str, reference: str, changes: dict | None = None,
+                 index: str = "run") -> pd.DataFrame:
+    """Finished run folders side by side against one of them (``reference``, a key of ``folders``): per run, what
+    changed (``changes``), epochs, train minutes, best validation accuracy, accuracy and macro-F1 on every scored
+    split as published and deduplicated, the difference to the reference on ``split`` and McNemar's p against it
+    (the same images, checked; exact binomial below 25 discordant images).
+
+    Raises:
+        ValueError: a run scored on other ``split`` images than the reference.
+    """
     from fer_utils import stats
     from fer_utils.experiments.seeds import DEDUP, add_dedup_scores
 
     rows = []
     for name, folder in folders.items():
         head = runs.read_metrics(folder)["headline"]
-        what = (VARIANTS[name][0] if name in VARIANTS else WEIGHT_VARIANTS[name] if name in WEIGHT_VARIANTS
-                else TTA_VARIANTS[name][0].format(head.get("tta_of_model")))
-        rows.append({"variant": name, "change": what, "epochs": head.get("epochs_run"),
+        rows.append({index: name, "change": (changes or {}).get(name, ""), "epochs": head.get("epochs_run"),
                      "train minutes": round(float(head.get("train_seconds", np.nan)) / 60, 1),
                      "best val acc": head.get("best_val_accuracy"),
                      **{k: v for k, v in head.items() if k.endswith(("_accuracy", "_macro_f1"))
                         and not k.startswith("best")}})
-    table = add_dedup_scores(pd.DataFrame(rows).set_index("variant"),
+    table = add_dedup_scores(pd.DataFrame(rows).set_index(index),
                              ds, Path(next(iter(folders.values()))).parent) if rows else pd.DataFrame()
-    if FULL not in folders or table.empty:
+    if reference not in folders or table.empty:
         return table
-    full = runs.load_predictions(folders[FULL])
-    mask = full["split"] == split
+    ref = runs.load_predictions(folders[reference])
+    mask = ref["split"] == split
     col, dcol = f"{split}_accuracy", f"{split}{DEDUP}_accuracy"
     for name, folder in folders.items():
         p = runs.load_predictions(folder)
         m = p["split"] == split
-        if not np.array_equal(p["source_ids"][m], full["source_ids"][mask]):
-            raise ValueError(f"{folder}: scored on other {split} images than {folders[FULL]}")
-        table.loc[name, f"diff vs full ({split})"] = table.loc[name, col] - table.loc[FULL, col]
-        table.loc[name, f"diff vs full ({split}, dedup)"] = table.loc[name, dcol] - table.loc[FULL, dcol]
-        if name != FULL:
-            r = stats.mcnemar_test(full["y_true"][mask], full["y_pred"][mask], p["y_pred"][m])
+        if not np.array_equal(p["source_ids"][m], ref["source_ids"][mask]):
+            raise ValueError(f"{folder}: scored on other {split} images than {folders[reference]}")
+        table.loc[name, f"diff vs {reference} ({split})"] = table.loc[name, col] - table.loc[reference, col]
+        table.loc[name, f"diff vs {reference} ({split}, dedup)"] = table.loc[name, dcol] - table.loc[reference, dcol]
+        if name != reference:
+            r = stats.mcnemar_test(ref["y_true"][mask], ref["y_pred"][mask], p["y_pred"][m])
             table.loc[name, "McNemar p"] = r["p"]
-            discordant = f"{r['a right b wrong']} / {r['a wrong b right']}"
-            table.loc[name, "discordant (full right / variant right)"] = discordant
+            table.loc[name, f"discordant ({reference} right / {index} right)"] = (
+                f"{r['a right b wrong']} / {r['a wrong b right']}")
     return table
 
 

@@ -1,4 +1,13 @@
-"""Study C: the multi-scale attention residual network on FER+ and CK+, and its SE x BN ablation table."""
+"""Study C: the multi-scale attention residual network on FER+ and CK+, and its SE x BN ablation table.
+
+FER+ runs are named settings (:func:`check_runs`): each a registry model and training-configuration changes over
+the notebook's FER+ configuration, trained once in ``ferplus/<name>`` on one data split (same seed, same
+validation carve-out by near-duplicate families, same test images), so a table of settings (loss x schedule,
+Table 2's learning rates, Table 3's SE x BN) compares runs that differ in what the table names and nothing else:
+:func:`settings_tables`, McNemar against each table's first run. Without named runs, each of ``study_c_models``
+trains at the notebook's configuration (a run per model, named after it). CK+: subject-independent folds
+(:func:`run_study_c_ckplus`), per fold and pooled (:func:`ckplus_folds`, :func:`pooled_confusion`).
+"""
 
 from __future__ import annotations
 
@@ -9,17 +18,94 @@ import pandas as pd
 
 from fer_utils import data as D
 from fer_utils.experiments.published import published_table
-from fer_utils.experiments.running import check_model_names, prepare, run_cv, run_models
+from fer_utils import runs as R
+from fer_utils.experiments.running import check_model_names, prepare, run_cv, run_model
+
+
+def check_runs(runs_: dict, model_names, train_config: dict, tables: dict | None = None) -> dict:
+    """The FER+ runs as ``{name: (model, train_config)}``, every one checked before anything trains.
+
+    ``runs_``: ``{name: changes}``; ``changes`` may name a registry ``model`` (default: the run's name, which must
+    then be a model), the rest are :class:`fer_utils.train.TrainConfig` keys merged over ``train_config``. Empty:
+    one run per name of ``model_names`` at ``train_config``. ``tables``: ``{title: [run names]}``, each naming
+    runs that exist.
+
+    Raises:
+        ValueError: naming the run and what is wrong (an unknown model or key, a bad value, a table naming an
+            unknown run or fewer than two).
+    """
+    from fer_utils import models
+    from fer_utils.train.config import TrainConfig
+
+    runs_ = dict(runs_ or {}) or {name: {} for name in model_names}
+    known = set(models.available_models())
+    out = {}
+    for name, changes in runs_.items():
+        if not isinstance(changes, dict):
+            raise ValueError(f"ferplus_runs[{name!r}]: expected a mapping of changes, got {changes!r}")
+        changes = dict(changes)
+        model = changes.pop("model", name)
+        if model not in known:
+            raise ValueError(f"ferplus_runs[{name!r}]: model {model!r} is not a registry model (name one with "
+                             f"'model:'); known models: {sorted(known)}")
+        cfg = {**train_config, **changes}
+        try:
+            TrainConfig.from_dict(cfg)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"ferplus_runs[{name!r}]: {err}") from None
+        out[name] = (model, cfg)
+    for title, names in (tables or {}).items():
+        unknown = [n for n in names if n not in out]
+        if unknown or len(names) < 2:
+            raise ValueError(f"ferplus_tables[{title!r}]: {names!r} must name two or more runs of ferplus_runs "
+                             f"({sorted(out)}); unknown: {unknown}")
+    return out
 
 
 def run_study_c_ferplus(model_names, ds: D.FERDataset, run_dir, *, seed: int, max_per_class: int = 0,
-                        val_fraction: float = 0.1, **kwargs) -> pd.DataFrame:
+                        val_fraction: float = 0.1, train_config: dict, runs: dict | None = None,
+                        tables: dict | None = None, **kwargs) -> pd.DataFrame:
     """Study C's networks on FER+ (or its stand-in): train on Training, select on Validation, test on PrivateTest.
 
-    FER+'s PublicTest (``FER2013Valid``) is reported too but never used for selection.
+    ``runs`` (named settings, :func:`check_runs`) train in ``run_dir/<name>``; without them, each of
+    ``model_names`` at ``train_config``. FER+'s PublicTest (``FER2013Valid``) is reported too but never used for
+    selection. Returns one row per run (index: its name; ``arch``: its model).
     """
+    planned = check_runs(runs, model_names, train_config, tables)
     prepared = prepare(ds, max_per_class=max_per_class, val_fraction=val_fraction, seed=seed)
-    return run_models(model_names, prepared, run_dir, seed=seed, eval_splits=("PublicTest", "PrivateTest"), **kwargs)
+    rows = []
+    for i, (name, (model, cfg)) in enumerate(planned.items(), start=1):
+        print(f"=== FER+ {name} ({i}/{len(planned)}: {model}) ===", flush=True)
+        rows.append({**run_model(model, prepared, Path(run_dir) / name, train_config=cfg, seed=seed,
+                                 eval_splits=("PublicTest", "PrivateTest"), label=f"FER+ {name}", **kwargs),
+                     "model": name, "arch": model})
+    return pd.DataFrame(rows).set_index("model")
+
+
+def settings_tables(tables: dict, ds: D.FERDataset, run_dir, *, runs: dict, train_config: dict, model_names=(),
+                    max_per_class: int = 0, val_fraction: float = 0.1, seed: int = 0,
+                    split: str = "PrivateTest") -> dict:
+    """``{title: table}`` for ``tables`` (``{title: [run names]}``): the runs of ``run_dir`` (those of
+    :func:`run_study_c_ferplus` with the same arguments) side by side, what each changes against the table's first
+    run, and McNemar's test against it on ``split`` (:func:`fer_utils.experiments.recipe.compare_runs`)."""
+    from fer_utils.experiments.recipe import compare_runs
+
+    planned = check_runs(runs, model_names, train_config, tables)
+    prepared = prepare(ds, max_per_class=max_per_class, val_fraction=val_fraction, seed=seed)
+    out = {}
+    for title, names in tables.items():
+        ref_model, ref_cfg = planned[names[0]]
+        changes = {n: _describe(planned[n], ref_model, ref_cfg) for n in names}
+        out[title] = compare_runs({n: Path(run_dir) / n for n in names}, prepared, split=split, reference=names[0],
+                                  changes=changes)
+    return out
+
+
+def _describe(run: tuple, ref_model: str, ref_cfg: dict) -> str:
+    model, cfg = run
+    parts = [f"model {model}"] if model != ref_model else []
+    parts += [f"{k} {ref_cfg.get(k)!r} -> {v!r}" for k, v in cfg.items() if ref_cfg.get(k) != v]
+    return "; ".join(parts) or "(reference)"
 
 
 def run_study_c_ckplus(model_names, ds: D.FERDataset, run_dir, *, seed: int, k: int = 10, folds=(0,),
@@ -52,11 +138,42 @@ def ablation_table(ferplus: pd.DataFrame, ckplus: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("model")
 
 
-def study_c_headline(ferplus: pd.DataFrame, ckplus: pd.DataFrame) -> dict:
-    """Index-page numbers for Study C: full model on FER+ PrivateTest and CK+ fold mean."""
+def ckplus_folds(run_dir, model_names) -> pd.DataFrame:
+    """Every CK+ fold run of ``model_names`` (``run_dir/<model>/fold<i>``): test subjects, images, accuracy,
+    macro-F1, best validation accuracy, epochs and train minutes; one row per fold."""
+    rows = []
+    for model in model_names:
+        for folder in sorted(Path(run_dir, model).glob("fold*"), key=lambda p: int(p.name[4:] or -1)):
+            if not (folder / R.METRICS_FILE).exists():
+                continue
+            head = R.read_metrics(folder)["headline"]
+            p = R.load_predictions(folder)
+            rows.append({"model": model, "fold": int(folder.name[4:]), "test images": int(len(p["y_true"])),
+                         "accuracy": head.get("Test_accuracy"), "macro_f1": head.get("Test_macro_f1"),
+                         "best val acc": head.get("best_val_accuracy"), "epochs": head.get("epochs_run"),
+                         "train minutes": round(float(head.get("train_seconds", np.nan)) / 60, 2)})
+    return pd.DataFrame(rows)
+
+
+def pooled_confusion(run_dir, model: str) -> np.ndarray:
+    """The confusion matrix (rows: true class) of ``model``'s CK+ folds pooled: every image is tested once."""
+    folds = sorted(Path(run_dir, model).glob("fold*/" + R.PREDICTIONS_FILE))
+    if not folds:
+        raise FileNotFoundError(f"{Path(run_dir, model)}: no fold<i>/{R.PREDICTIONS_FILE}; run the CK+ folds first")
+    preds = [R.load_predictions(f.parent) for f in folds]
+    k = preds[0]["y_prob"].shape[1]
+    matrix = np.zeros((k, k), dtype=np.int64)
+    for p in preds:
+        np.add.at(matrix, (np.asarray(p["y_true"]), np.asarray(p["y_pred"])), 1)
+    return matrix
+
+
+def study_c_headline(ferplus: pd.DataFrame, ckplus: pd.DataFrame, ferplus_run: str = "msca_resnet") -> dict:
+    """Index-page numbers for Study C: the FER+ run ``ferplus_run`` on PrivateTest and the CK+ fold mean."""
     out = {}
-    if "msca_resnet" in ferplus.index:
-        out["msca_resnet FER+ PrivateTest acc"] = round(float(ferplus.loc["msca_resnet", "PrivateTest_accuracy"]), 4)
+    if ferplus_run in ferplus.index:
+        out[f"{ferplus_run} FER+ PrivateTest acc"] = round(float(ferplus.loc[ferplus_run, "PrivateTest_accuracy"]),
+                                                          4)
     if "msca_resnet" in ckplus.index:
         out["msca_resnet CK+ fold acc"] = round(float(ckplus.loc["msca_resnet", "Test_accuracy"]), 4)
     return out
