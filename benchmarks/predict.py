@@ -71,7 +71,8 @@ def best_seconds(fn, repeats: int) -> float:
     return min(times)
 
 
-def speed(faces, n_images: int, batch_size: int, repeats: int = 3, runtimes=("keras", "litert", "litert_int8")):
+def speed(faces, n_images: int, batch_size: int, repeats: int = 3, runtimes=("keras", "litert", "litert_int8"),
+          labels=None, class_names=None):
     """Steady-state throughput: each configuration runs once untimed (model graphs traced for every batch shape,
     detector loaded), then the best of ``repeats`` timed runs; for each runtime of the shipped model."""
     import numpy as np
@@ -94,7 +95,8 @@ def speed(faces, n_images: int, batch_size: int, repeats: int = 3, runtimes=("ke
     with tempfile.TemporaryDirectory() as tmp:
         paths = single_face_images(faces[:n_images], Path(tmp) / "images")
         for runtime in runtimes:
-            for detector, ttas in (("haar", TTA_NAMES), ("none", ("none", "center_flip")), ("mtcnn", ("center_flip",))):
+            for detector, ttas in (("haar", TTA_NAMES), ("blazeface", TTA_NAMES), ("none", ("none", "center_flip")),
+                                   ("mtcnn", ("center_flip",))):
                 if detector == "mtcnn" and runtime != runtimes[0]:
                     continue  # the detector dominates: once is enough
                 n = len(paths) if detector != "mtcnn" else min(len(paths), 120)
@@ -103,9 +105,22 @@ def speed(faces, n_images: int, batch_size: int, repeats: int = 3, runtimes=("ke
                     rec.tta = tta
                     df = rec.predict(paths[:n])  # untimed warm-up
                     seconds = best_seconds(lambda: rec.predict(paths[:n]), repeats if detector != "mtcnn" else 1)
-                    rows.append(_end_to_end(runtime, detector, tta, n, int((df["status"] == "ok").sum()), seconds))
+                    rows.append({**_end_to_end(runtime, detector, tta, n, int((df["status"] == "ok").sum()), seconds),
+                                 **_accuracy(df, labels, class_names, n)})
                     print(rows[-1], flush=True)
     return pd.DataFrame(rows)
+
+
+def _accuracy(df, labels, class_names, n) -> dict:
+    """Accuracy of the largest face found per image against the image's label: over the images where a face was
+    found, and over all ``n`` images (an image without a face counts as wrong)."""
+    if labels is None:
+        return {}
+    ok = df[(df["status"] == "ok") & (df["face"] == 0)]
+    index = ok["source"].map(lambda s: int(Path(s).stem)).to_numpy()
+    right = ok["emotion"].to_numpy() == [class_names[int(labels[i])] for i in index]
+    return {"accuracy (faces found)": round(float(right.mean()), 4) if len(right) else float("nan"),
+            "accuracy (all images)": round(float(right.sum()) / n, 4)}
 
 
 def _end_to_end(runtime, detector, tta, n, faces_found, seconds) -> dict:
@@ -185,7 +200,7 @@ def compare_scenes(faces, n_scenes: int):
 
     rng = np.random.default_rng(0)
     made = [scenes.compose_scene(faces[3 * k:3 * k + 3], rng) for k in range(n_scenes)]
-    dets = {"haar": detect.make_detector("haar"), "mtcnn": detect.make_detector("mtcnn")}
+    dets = {name: detect.make_detector(name) for name in ("haar", "blazeface", "mtcnn")}
     return scenes.detection_table(dets, made).reset_index()
 
 
@@ -194,7 +209,7 @@ def framing(faces):
 
     from fer_utils.predict import detect
 
-    return pd.DataFrame([detect.measure_framing(faces, name) for name in ("haar", "mtcnn")])
+    return pd.DataFrame([detect.measure_framing(faces, name) for name in ("haar", "blazeface", "mtcnn")])
 
 
 def main(argv=None) -> int:
@@ -235,8 +250,9 @@ def main(argv=None) -> int:
     if args.scenes:
         jobs.append(("scenes", lambda: compare_scenes(ds.split("PrivateTest").images, args.scenes)))
     if args.speed:
-        jobs.append(("speed", lambda: speed(ds.split("PrivateTest").images, args.images, args.batch_size,
-                                            args.repeats, runtimes)))
+        test = ds.split("PrivateTest")
+        jobs.append(("speed", lambda: speed(test.images, args.images, args.batch_size, args.repeats, runtimes,
+                                            labels=test.labels, class_names=list(ds.class_names))))
     if args.accuracy:
         jobs.append(("accuracy", lambda: runtime_accuracy(ds, runtimes)))
     if args.fer_package:

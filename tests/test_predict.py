@@ -45,6 +45,11 @@ def mtcnn():
 
 
 @pytest.fixture(scope="module")
+def blazeface():
+    return DET.make_detector("blazeface")
+
+
+@pytest.fixture(scope="module")
 def default_rec():
     return R.EmotionRecognizer("default", detector="haar")
 
@@ -71,7 +76,7 @@ def alone_found(det, faces, sides=(100, 125, 150)):
 # ----------------------------------------------------------------------------- detection and framing
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["haar", "mtcnn"])
+@pytest.mark.parametrize("name", ["haar", "blazeface", "mtcnn"])
 def test_detectors_find_every_face_in_cluttered_scenes_with_several_faces(name, fixture_faces, request):
     det = request.getfixturevalue(name)
     faces = fixture_faces.images
@@ -94,7 +99,7 @@ def test_detectors_find_every_face_in_cluttered_scenes_with_several_faces(name, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["haar", "mtcnn"])
+@pytest.mark.parametrize("name", ["haar", "blazeface", "mtcnn"])
 def test_large_photo_is_detected_downscaled_and_boxes_map_back(name, fixture_faces, request):
     det = request.getfixturevalue(name)
     candidates = alone_found(det, fixture_faces.images[:12])
@@ -120,6 +125,37 @@ def test_mtcnn_framing_and_eyes_match_a_measurement(fixture_faces, mtcnn):
     assert got["scale"] == pytest.approx(DET.FRAMING["mtcnn"]["scale"], abs=0.08)
     assert got["eye_y"] == pytest.approx(DET.FRAMING["mtcnn"]["eye_y"], abs=0.04)
     assert got["eye_side"] == pytest.approx(DET.FRAMING["mtcnn"]["eye_side"], rel=0.1)
+
+
+def test_blazeface_framing_and_eyes_match_a_measurement(fixture_faces, blazeface):
+    got = DET.measure_framing(fixture_faces.images, blazeface)
+    assert got["found"] >= 0.9 * len(fixture_faces.images)  # Haar finds about 80% of these crops
+    for key, tol in (("scale", 0.08), ("dx", 0.04), ("dy", 0.04), ("eye_y", 0.04)):
+        assert got[key] == pytest.approx(DET.FRAMING["blazeface"][key], abs=tol), key
+    assert got["eye_side"] == pytest.approx(DET.FRAMING["blazeface"]["eye_side"], rel=0.1)
+
+
+def test_blazeface_decoding_known_answers():
+    """Anchors as MediaPipe lays them out; a raw output placing one face gives that box and eyes back, overlapping
+    candidates merge by score-weighted average, and scores below the threshold are dropped."""
+    from fer_utils.predict import blazeface as B
+
+    a = B.anchors()
+    assert a.shape == (896, 2) and np.allclose(a[0], [0.5 / 16, 0.5 / 16]) and np.allclose(a[1], a[0])
+    assert np.allclose(a[512], [0.5 / 8, 0.5 / 8]) and np.allclose(a[512:518], a[512])  # 6 per cell at stride 16
+    raw, logits = np.zeros((896, 16), np.float32), np.full(896, -10.0, np.float32)
+    k = 512 + 6 * (3 * 8 + 4)  # stride-16 cell (x 4, y 3): centre (72, 56) in input pixels
+    raw[k, :4] = [2.0, -1.0, 40.0, 40.0]  # centre offset (2, -1), 40 x 40
+    raw[k, 4:8] = [-10.0, -8.0, 10.0, -8.0]  # right eye, left eye (the face's) relative to the anchor
+    logits[k] = 3.0
+    raw[k + 1] = raw[k] + np.array([4.0, 0, 0, 0] + [4.0, 0] * 6, np.float32)  # the same face, 4 px to the right
+    logits[k + 1] = 0.0  # sigmoid 0.5: kept, weight 0.5 against 0.953
+    boxes, kps, scores = B.decode(raw, logits, a, min_confidence=0.5)
+    assert len(boxes) == 2 and np.allclose(boxes[0], [54, 35, 94, 75]) and np.allclose(kps[0, 0], [62, 48])
+    (box, kp, score), = B.weighted_nms(boxes, kps, scores)
+    w = 1 / (1 + np.exp(-3.0))
+    assert score == pytest.approx(w) and box[0] == pytest.approx(54 + 4 * 0.5 / (w + 0.5), abs=1e-4)
+    assert len(B.decode(raw, logits, a, min_confidence=0.6)[0]) == 1
 
 
 def test_crop_of_a_framed_box_gives_back_the_dataset_face(fixture_faces):
@@ -443,7 +479,7 @@ def test_cli_writes_csv_json_and_annotations(fixture_faces, tmp_path, capsys):
     (["--out", "{tmp}/exists.csv"], "exists; pass --overwrite"),
     (["--out", "{tmp}/r.txt"], "expected a file ending in .csv or .json"),
     (["--annotate", "{tmp}/full"], "is not an empty folder"),
-    (["--align"], "--align needs eye keypoints"),
+    (["--align", "--detector", "haar"], "--align needs eye keypoints"),
     (["--video-stride", "0"], "--video-stride 0"),
     (["--max-pixels", "0"], "--max-pixels 0"),
     (["--model", "{tmp}/no_model"], "--model"),

@@ -55,7 +55,7 @@ class LiteModel:
             warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
             self._it = _interpreter_class()(model_path=str(self.path), num_threads=num_threads or os.cpu_count())
         self._in = self._it.get_input_details()[0]
-        self._out = self._it.get_output_details()[0]
+        self._outs = self._it.get_output_details()
         self.input_shape = (None, *[int(d) for d in self._in["shape"][1:]])
         self._batch = None
 
@@ -63,6 +63,10 @@ class LiteModel:
         return f"LiteModel({self.path.name}, input {self.input_shape})"
 
     def predict_on_batch(self, x) -> np.ndarray:
+        return self.run(x)[0]
+
+    def run(self, x) -> list:
+        """Every output of the model for the float32 batch ``x``, in the model's output order."""
         x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
         if tuple(x.shape[1:]) != self.input_shape[1:]:
             expected = ", ".join(map(str, self.input_shape[1:]))
@@ -73,7 +77,7 @@ class LiteModel:
             self._batch = x.shape[0]
         self._it.set_tensor(self._in["index"], x)
         self._it.invoke()
-        return np.array(self._it.get_tensor(self._out["index"]), dtype=np.float32)
+        return [np.array(self._it.get_tensor(o["index"]), dtype=np.float32) for o in self._outs]
 
 
 def model_key(model) -> str:

@@ -3,13 +3,16 @@
 This module owns where a face is in a photo and how it is cut out:
 
 - detectors: ``haar`` (OpenCV's frontal-face Haar cascade, shipped inside ``opencv-python-headless`` 4.x; fast),
-  ``mtcnn`` (the ``mtcnn`` package, weights inside its wheel, runs on our TensorFlow; slower, more accurate,
-  gives eye keypoints) and ``none`` (the whole image is one face, e.g. a dataset's 48x48 crops);
+  ``blazeface`` (MediaPipe's short-range BlazeFace network, shipped in ``blazeface_model/``, run by LiteRT: faster
+  and finds more faces than Haar where faces fill a good part of the picture, with eye keypoints; see
+  :mod:`fer_utils.predict.blazeface`), ``mtcnn`` (the ``mtcnn`` package, weights inside its wheel, runs on our
+  TensorFlow; slower, more accurate, gives eye keypoints) and ``none`` (the whole image is one face, e.g. a
+  dataset's 48x48 crops);
 - framing: a detector's box is turned into the square crop a FER-2013 face would be, using constants
   measured by running each detector on FER-2013's own faces (:func:`measure_framing`,
   ``python benchmarks/predict.py --framing``): a Haar box is almost exactly a FER-2013 face (side x1.04),
-  an MTCNN box is narrower and about as tall; with ``align=True`` (MTCNN only) the crop is rotated so the
-  eyes are level and scaled so the eyes sit where FER-2013's eyes sit on average;
+  an MTCNN box is narrower and about as tall, a BlazeFace box sits lower; with ``align=True`` (MTCNN and
+  BlazeFace) the crop is rotated so the eyes are level and scaled so the eyes sit where FER-2013's eyes sit on average;
 - crops: a similarity warp of the grey image (replicated border where the square leaves the image), then an
   area resize to the model's input, so the face reaches the predictor as the datasets' uint8 faces do.
 
@@ -27,23 +30,25 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-DETECTORS = ("haar", "mtcnn", "none")
+DETECTORS = ("haar", "blazeface", "mtcnn", "none")
 
 #: How FER-2013 frames a face, relative to each detector's box (measured on FER-2013 faces by
 #: :func:`measure_framing`; see the README's *Predict* section). ``scale``: crop side / box height;
 #: ``dx``, ``dy``: crop centre minus box centre, in box heights. ``eye_y``: eye line as a fraction of the crop
 #: height from the top; ``eye_side``: crop side in inter-ocular distances (``align=True``).
 #: ``python benchmarks/predict.py --framing 600`` (600 Training faces; Haar found 471, MTCNN 495):
-#: haar scale 1.043, dx -0.003, dy 0.007; mtcnn scale 0.980, dx 0.007, dy -0.007, eye_y 0.385, eye_side 2.74.
+#: haar scale 1.043, dx -0.003, dy 0.007; mtcnn scale 0.980, dx 0.007, dy -0.007, eye_y 0.385, eye_side 2.74;
+#: blazeface (586 found) scale 1.178, dx 0.006, dy -0.092, eye_y 0.395, eye_side 2.76 (its box sits lower).
 FRAMING = {
     "haar": {"scale": 1.04, "dx": 0.0, "dy": 0.0},
+    "blazeface": {"scale": 1.18, "dx": 0.01, "dy": -0.09, "eye_y": 0.395, "eye_side": 2.76},
     "mtcnn": {"scale": 0.98, "dx": 0.01, "dy": -0.01, "eye_y": 0.385, "eye_side": 2.74},
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class Face:
-    """One detected face: its box in the image (pixels), a detector score and, for MTCNN, eye keypoints."""
+    """One detected face: its box in the image (pixels), a detector score and, for MTCNN and BlazeFace, eyes."""
 
     x: float
     y: float
@@ -192,7 +197,7 @@ class MTCNNDetector(Detector):
 
 
 def make_detector(name, **kwargs) -> Detector:
-    """A detector by name (``haar``, ``mtcnn``, ``none``), or ``name`` itself if it is already a :class:`Detector`.
+    """A detector by name (:data:`DETECTORS`), or ``name`` itself if it is already a :class:`Detector`.
 
     Raises:
         ValueError: an unknown name (lists the choices).
@@ -205,6 +210,10 @@ def make_detector(name, **kwargs) -> Detector:
         return HaarDetector(**kwargs)
     if name == "mtcnn":
         return MTCNNDetector(**kwargs)
+    if name == "blazeface":
+        from fer_utils.predict.blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector(**kwargs)
     raise ValueError(f"detector={name!r}: expected one of {list(DETECTORS)}")
 
 
@@ -214,7 +223,7 @@ def crop_geometry(face: Face, detector: str, *, align: bool = False) -> tuple:
     """``(centre_x, centre_y, side, angle_degrees)`` of the square crop that frames ``face`` like FER-2013.
 
     ``detector="none"`` keeps the box as it is (the whole image, squared around its centre).
-    ``align=True`` needs eye keypoints (MTCNN) and rotates the crop so the eyes are level.
+    ``align=True`` needs eye keypoints (MTCNN, BlazeFace) and rotates the crop so the eyes are level.
 
     Raises:
         ValueError: ``align=True`` for a face without eye keypoints.
@@ -224,7 +233,8 @@ def crop_geometry(face: Face, detector: str, *, align: bool = False) -> tuple:
     frame = FRAMING[detector]
     if align:
         if face.left_eye is None or face.right_eye is None:
-            raise ValueError(f"align=True needs eye keypoints; the {detector} detector gives none (use mtcnn)")
+            raise ValueError(f"align=True needs eye keypoints; the {detector} detector gives none (use mtcnn or "
+                             "blazeface)")
         (lx, ly), (rx, ry) = face.left_eye, face.right_eye
         if lx > rx:
             (lx, ly), (rx, ry) = (rx, ry), (lx, ly)

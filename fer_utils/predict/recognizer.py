@@ -64,9 +64,10 @@ class EmotionRecognizer:
 
     Args:
         model: ``"default"`` (shipped with the package), a run / ensemble / exported folder, or a predictor.
-        detector: ``"haar"`` (fast), ``"mtcnn"`` (accurate, eye keypoints) or ``"none"`` (each image is one
-            already-cropped face), or a :class:`fer_utils.predict.detect.Detector`.
-        align: rotate faces so the eyes are level (``mtcnn`` only).
+        detector: ``"blazeface"`` (default: fastest, finds the most faces, eye keypoints), ``"haar"``, ``"mtcnn"``
+            (slow, eye keypoints) or ``"none"`` (each image is one already-cropped face), or a
+            :class:`fer_utils.predict.detect.Detector`.
+        align: rotate faces so the eyes are level (``mtcnn`` and ``blazeface``: they give eye keypoints).
         tta: ``"default"`` (the model's own test-time augmentation), ``None``/``"none"``, ``"flip"``,
             ``"center_flip"`` or ``"ten_crop"``.
         batch_size: faces per classifier call.
@@ -84,7 +85,7 @@ class EmotionRecognizer:
         df = rec.predict(rgb_array)                   # numpy arrays work too
     """
 
-    def __init__(self, model="default", *, detector="haar", align: bool = False, tta: Any = "default",
+    def __init__(self, model="default", *, detector="blazeface", align: bool = False, tta: Any = "default",
                  batch_size: int = 256, crop_size: int = 48, max_pixels: int = S.MAX_PIXELS, runtime: str = "keras",
                  **detector_kwargs):
         from fer_utils.evaluate.tta import resolve_tta
@@ -98,9 +99,9 @@ class EmotionRecognizer:
             raise ValueError(f"max_pixels={max_pixels!r}: expected a positive number of pixels")
         self.max_pixels = int(max_pixels)
         self.detector = D.make_detector(detector, **detector_kwargs)
-        if align and self.detector.name != "mtcnn":
-            raise ValueError(f"align=True needs eye keypoints, which only detector='mtcnn' gives; got "
-                             f"detector={self.detector.name!r}")
+        if align and self.detector.name not in ("mtcnn", "blazeface"):
+            raise ValueError(f"align=True needs eye keypoints, which only detector='mtcnn' or 'blazeface' gives; "
+                             f"got detector={self.detector.name!r}")
         self.predictor = resolve_model(model, runtime)
         self.class_names = tuple(self.predictor.class_names)
         self.align, self.tta = bool(align), tta
@@ -330,7 +331,7 @@ class _Raised:
         self.error = error
 
 
-def predict(inputs, *, model="default", detector="haar", video_stride: int = 1, **kwargs) -> pd.DataFrame:
+def predict(inputs, *, model="default", detector="blazeface", video_stride: int = 1, **kwargs) -> pd.DataFrame:
     """One-call form of :meth:`EmotionRecognizer.predict` (``kwargs`` go to :class:`EmotionRecognizer`)."""
     return EmotionRecognizer(model, detector=detector, **kwargs).predict(inputs, video_stride=video_stride)
 
