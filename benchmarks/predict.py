@@ -72,9 +72,10 @@ def best_seconds(fn, repeats: int) -> float:
 
 
 def speed(faces, n_images: int, batch_size: int, repeats: int = 3, runtimes=("keras", "litert", "litert_int8"),
-          labels=None, class_names=None):
+          labels=None, class_names=None, only=None):
     """Steady-state throughput: each configuration runs once untimed (model graphs traced for every batch shape,
-    detector loaded), then the best of ``repeats`` timed runs; for each runtime of the shipped model."""
+    detector loaded), then the best of ``repeats`` timed runs; for each runtime of the shipped model. ``only``:
+    ``[(detector, tta)]`` end to end, nothing else (for interleaving with ``--fer-package`` runs)."""
     import numpy as np
     import pandas as pd
 
@@ -83,7 +84,7 @@ def speed(faces, n_images: int, batch_size: int, repeats: int = 3, runtimes=("ke
 
     rows = []
     crops = np.asarray(faces[:1024])
-    for runtime in runtimes:
+    for runtime in runtimes if only is None else ():
         rec = EmotionRecognizer("default", detector="none", batch_size=batch_size, runtime=runtime)
         for tta in TTA_NAMES:
             rec.predictor.predict(crops, batch_size=batch_size, tta=tta)
@@ -95,8 +96,11 @@ def speed(faces, n_images: int, batch_size: int, repeats: int = 3, runtimes=("ke
     with tempfile.TemporaryDirectory() as tmp:
         paths = single_face_images(faces[:n_images], Path(tmp) / "images")
         for runtime in runtimes:
-            for detector, ttas in (("haar", TTA_NAMES), ("blazeface", TTA_NAMES), ("none", ("none", "center_flip")),
-                                   ("mtcnn", ("center_flip",))):
+            plan = (("haar", TTA_NAMES), ("blazeface", TTA_NAMES), ("none", ("none", "center_flip")),
+                    ("mtcnn", ("center_flip",)))
+            if only is not None:
+                plan = [(d, [t for dd, t in only if dd == d]) for d in dict.fromkeys(d for d, _ in only)]
+            for detector, ttas in plan:
                 if detector == "mtcnn" and runtime != runtimes[0]:
                     continue  # the detector dominates: once is enough
                 n = len(paths) if detector != "mtcnn" else min(len(paths), 120)
@@ -219,6 +223,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--repeats", type=int, default=3, help="timed runs per configuration (the best is kept)")
     p.add_argument("--runtime", default="keras,litert,litert_int8", help="runtimes of the shipped model for --speed")
+    p.add_argument("--only", default="", metavar="DETECTOR:TTA,...",
+                   help="--speed: only these end-to-end configurations, e.g. blazeface:center_flip,blazeface:none")
     p.add_argument("--fer-package", action="store_true",
                    help="measure the fer package instead of the suite, on the same images (its own process)")
     p.add_argument("--accuracy", action="store_true",
@@ -251,8 +257,11 @@ def main(argv=None) -> int:
         jobs.append(("scenes", lambda: compare_scenes(ds.split("PrivateTest").images, args.scenes)))
     if args.speed:
         test = ds.split("PrivateTest")
+        only = [tuple(x.split(":")) for x in args.only.split(",") if x] or None
+        if only and any(len(x) != 2 for x in only):
+            p.error(f"--only {args.only!r}: expected DETECTOR:TTA pairs separated by commas")
         jobs.append(("speed", lambda: speed(test.images, args.images, args.batch_size, args.repeats, runtimes,
-                                            labels=test.labels, class_names=list(ds.class_names))))
+                                            labels=test.labels, class_names=list(ds.class_names), only=only)))
     if args.accuracy:
         jobs.append(("accuracy", lambda: runtime_accuracy(ds, runtimes)))
     if args.fer_package:

@@ -671,3 +671,11 @@ def test_cli_runtime_litert_writes_the_rows_keras_writes(fixture_faces, tmp_path
     # of the shipped model agree (test_shipped_model_in_float32_agrees_with_its_recorded_bfloat16)
     assert np.mean(a.emotion == b.emotion) >= 5 / 6 and np.abs(a[probs].to_numpy() - b[probs].to_numpy()).max() < 0.05
     assert len(a) == len(b) == 6 and (b.status == "ok").all()
+    # Without --runtime the command runs the int8-weight model: the rows of --runtime litert_int8, converted once.
+    for name, extra in (("default", []), ("int8", ["--runtime", "litert_int8"])):
+        assert cli_main([str(folder), "--detector", "none", "--out", str(tmp_path / f"{name}.csv"), "--quiet",
+                         *extra]) == 0
+    d, q = pd.read_csv(tmp_path / "default.csv"), pd.read_csv(tmp_path / "int8.csv")
+    pd.testing.assert_frame_equal(d, q)
+    assert np.abs(d[probs].to_numpy() - b[probs].to_numpy()).max() > 1e-5  # not the float32 model
+    assert len(list((tmp_path / "cache" / "litert").glob("*.int8.tflite"))) == 1
