@@ -139,7 +139,7 @@ def ablation_table(ferplus: pd.DataFrame, ckplus: pd.DataFrame) -> pd.DataFrame:
 
 
 def ckplus_folds(run_dir, model_names) -> pd.DataFrame:
-    """Every CK+ fold run of ``model_names`` (``run_dir/<model>/fold<i>``): test subjects, images, accuracy,
+    """Every finished CK+ fold run of ``model_names`` (``run_dir/<model>/fold<i>``): test images, accuracy,
     macro-F1, best validation accuracy, epochs and train minutes; one row per fold."""
     rows = []
     for model in model_names:

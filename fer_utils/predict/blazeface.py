@@ -5,10 +5,10 @@ The network sees a 128x128 RGB window in [-1, 1] and scores 896 SSD anchors (str
 keypoints are decoded relative to their anchors. It is trained for faces that fill a good part of its window
 (selfie range), so a photo is read as windows (:func:`windows`): the whole image letterboxed, then square tiles
 overlapping by half, each level half the side of the one before, down to the side where the smallest face asked
-for (``min_face``) fills a quarter of the window. Candidates scoring at least
-``min_confidence`` are mapped back to the image (those cut by a tile's inner edge dropped: the neighbouring tile
-holds the whole face) and merged by weighted non-maximum suppression (IoU 0.3, MediaPipe's setting). A 128x128
-photo is one window; a 640x480 one with 48-pixel faces about thirty.
+for (``min_face``) fills a quarter of the window. Candidates scoring at least ``min_confidence`` are mapped back to
+the image (those cut by a tile's inner edge dropped: the neighbouring tile holds the whole face) and merged by
+weighted non-maximum suppression (IoU 0.3, MediaPipe's setting). A 128x128 photo is one window; a 640x480 one with
+48-pixel faces about thirty.
 
 :class:`BlazeFaceDetector` is a :class:`fer_utils.predict.detect.Detector`; each thread gets its own interpreter.
 """
