@@ -45,7 +45,8 @@ class LiteModel:
     """A ``.tflite`` classifier with the Keras methods prediction uses.
 
     Args:
-        path: the ``.tflite`` file (one float32 input ``[batch, H, W, C]``, one probabilities output).
+        path: the ``.tflite`` file (one float32 input ``[batch, H, W, C]``; ``predict_on_batch`` returns the first
+            output, the probabilities of a classifier; ``run`` every output, e.g. a detector's boxes and scores).
         num_threads: interpreter threads (default: every core).
     """
 
@@ -113,9 +114,10 @@ def lite_model(model, *, int8: bool = False, cache_dir=None, num_threads: int | 
     policies = sorted({layer.dtype_policy.name for layer in model.layers} - {"float32"})
     if policies:
         raise ValueError(f"lite_model: the model computes in {policies}; LiteRT gets the float32 form")
-    path = cache_folder(cache_dir) / f"{model_key(model)}{SUFFIXES[bool(int8)]}"
+    key, suffix = model_key(model), SUFFIXES[bool(int8)]
+    path = cache_folder(cache_dir) / f"{key}{suffix}"
     if not path.is_file():
-        partial = path.with_name(f"{model_key(model)}.{os.getpid()}.partial{SUFFIXES[bool(int8)]}")
+        partial = path.with_name(f"{key}.{os.getpid()}.partial{suffix}")
         options = {}
         if int8:
             import tensorflow as tf
