@@ -84,8 +84,8 @@ def check_args(args) -> list:
         fail(f"--batch-size {args.batch_size}: expected an integer >= 1")
     if args.max_pixels is not None and args.max_pixels < 1:
         fail(f"--max-pixels {args.max_pixels}: expected a positive number of pixels")
-    if args.align and args.detector not in ("mtcnn", "blazeface"):
-        fail(f"--align needs eye keypoints, which only --detector mtcnn or blazeface gives (got --detector "
+    if args.align and args.detector not in D.WITH_EYES:
+        fail(f"--align needs eye keypoints, which only --detector {' or '.join(D.WITH_EYES)} gives (got --detector "
              f"{args.detector})")
     exclude = []
     if args.out:

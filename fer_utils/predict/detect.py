@@ -31,6 +31,8 @@ import cv2
 import numpy as np
 
 DETECTORS = ("haar", "blazeface", "mtcnn", "none")
+#: Detectors that give eye keypoints (what ``align=True`` needs).
+WITH_EYES = ("blazeface", "mtcnn")
 
 #: How FER-2013 frames a face, relative to each detector's box (measured on FER-2013 faces by
 #: :func:`measure_framing`; see the README's *Predict* section). ``scale``: crop side / box height;

@@ -99,8 +99,8 @@ class EmotionRecognizer:
             raise ValueError(f"max_pixels={max_pixels!r}: expected a positive number of pixels")
         self.max_pixels = int(max_pixels)
         self.detector = D.make_detector(detector, **detector_kwargs)
-        if align and self.detector.name not in ("mtcnn", "blazeface"):
-            raise ValueError(f"align=True needs eye keypoints, which only detector='mtcnn' or 'blazeface' gives; "
+        if align and self.detector.name not in D.WITH_EYES:
+            raise ValueError(f"align=True needs eye keypoints, which only the detectors {list(D.WITH_EYES)} give; "
                              f"got detector={self.detector.name!r}")
         self.predictor = resolve_model(model, runtime)
         self.class_names = tuple(self.predictor.class_names)
