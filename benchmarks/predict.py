@@ -197,6 +197,56 @@ def runtime_accuracy(ds, runtimes, split: str = "PrivateTest"):
     return pd.DataFrame(rows)
 
 
+def tta_on_validation(ds, runtime: str = "litert_int8", detectors=("blazeface", "none"), limit: int = 0):
+    """Which test-time augmentation ``predict`` should use, chosen where choosing is allowed: on the shipped model's
+    own validation rows (its model card's split, never a test split) that have no near-duplicate in its training
+    rows, as 128x128 JPEG photos through each detector (``none``: the 48x48 face itself). Per detector x TTA:
+    faces found, accuracy over all images (a missed face counts wrong), the classifier's views per face (its cost),
+    and McNemar's p against the cheapest TTA (``none``) on the same images."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from fer_utils import data as D
+    from fer_utils.evaluate.tta import TTA_NAMES
+    from fer_utils.predict import EmotionRecognizer
+    from fer_utils.predict.shipped import DEFAULT_DIR
+    from fer_utils.stats import mcnemar_test
+
+    card = json.loads((DEFAULT_DIR / "model_card.json").read_text())
+    sp = card["split_params"]
+    split = D.train_val_split(ds, sp["val_fraction"], sp["seed"], group=False)
+    rows = np.flatnonzero((split.splits == "Validation") & ~D.leaked_rows(split, train_split="Training"))
+    rows = rows[:limit] if limit else rows
+    faces, labels, names = split.images[rows], split.labels[rows], list(ds.class_names)
+    views = {"none": 1, "flip": 2, "center_flip": 2, "ten_crop": 10}
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = single_face_images(faces, Path(tmp) / "images")
+        for detector in detectors:
+            rec = EmotionRecognizer("default", detector=detector, runtime=runtime)
+            preds = {}
+            for tta in TTA_NAMES:
+                rec.tta = tta
+                if detector == "none":
+                    pred = rec.classify(faces).argmax(1)
+                else:
+                    df = rec.predict(paths)
+                    first = df[(df["status"] == "ok") & (df["face"] == 0)]
+                    pred = np.full(len(faces), -1)  # no face found: wrong whatever the label
+                    index = first["source"].map(lambda s: int(Path(s).stem)).to_numpy()
+                    pred[index] = [names.index(e) for e in first["emotion"]]
+                preds[tta] = pred
+                out.append({"detector": detector, "runtime": runtime, "tta": tta, "views per face": views[tta],
+                            "images": len(faces), "faces found": int((pred >= 0).sum()),
+                            "accuracy": round(float(np.mean(pred == labels)), 4),
+                            "mcnemar_p_vs_none": round(mcnemar_test(labels, pred, preds["none"])["p"], 4)
+                            if tta != "none" else float("nan")})
+                print(out[-1], flush=True)
+    return pd.DataFrame(out)
+
+
 def compare_scenes(faces, n_scenes: int):
     import numpy as np
 
@@ -229,12 +279,15 @@ def main(argv=None) -> int:
                    help="measure the fer package instead of the suite, on the same images (its own process)")
     p.add_argument("--accuracy", action="store_true",
                    help="PrivateTest accuracy of the shipped model per runtime and TTA (predict_accuracy.csv)")
+    p.add_argument("--tta-choice", action="store_true",
+                   help="accuracy per TTA on the shipped model's clean validation rows through BlazeFace and without a "
+                        "detector, the int8 runtime (predict_tta_choice.csv): which TTA predict should use")
     p.add_argument("--scenes", type=int, default=0, metavar="N")
     p.add_argument("--framing", type=int, default=0, metavar="N")
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
-    if not (args.speed or args.scenes or args.framing or args.fer_package or args.accuracy):
-        p.error("choose --speed, --fer-package, --accuracy, --scenes N and/or --framing N")
+    if not (args.speed or args.scenes or args.framing or args.fer_package or args.accuracy or args.tta_choice):
+        p.error("choose --speed, --fer-package, --accuracy, --tta-choice, --scenes N and/or --framing N")
     if args.speed and args.fer_package:
         p.error("--speed and --fer-package measure in separate processes: run them one after the other")
     runtimes = tuple(r.strip() for r in args.runtime.split(",") if r.strip())
@@ -264,6 +317,8 @@ def main(argv=None) -> int:
                                             labels=test.labels, class_names=list(ds.class_names), only=only)))
     if args.accuracy:
         jobs.append(("accuracy", lambda: runtime_accuracy(ds, runtimes)))
+    if args.tta_choice:
+        jobs.append(("tta_choice", lambda: tta_on_validation(ds)))
     if args.fer_package:
         jobs.append(("speed_fer_package", lambda: fer_package_speed(ds.split("PrivateTest").images, args.images,
                                                                     args.repeats)))

@@ -305,6 +305,35 @@ def _normalize(tf, im, normalization, mean, std):
     return im  # imagenet_caffe: mean subtraction per channel after the channel repeat
 
 
+def preprocess_numpy(images, *, normalization: str, mean=None, std=None, channels: int = 1) -> np.ndarray:
+    """:func:`make_dataset`'s evaluation preprocessing in NumPy for uint8 faces ``[N, H, W]`` already at the model's
+    input size (no resize): the same normalisation and channel repeat, float32 ``[N, H, W, C]``. For runtimes that
+    take NumPy arrays (LiteRT), where a ``tf.data`` pipeline per batch would cost more than the model."""
+    x = np.asarray(images)
+    if x.dtype != np.uint8 or x.ndim != 3:
+        raise ValueError(f"images must be uint8 [N,H,W], got {x.dtype} {x.shape}")
+    x = x[..., None].astype(np.float32)
+    if normalization == "unit":
+        x = x / np.float32(255.0)
+    elif normalization == "symmetric":
+        x = x / np.float32(127.5) - np.float32(1.0)
+    elif normalization == "standardize":
+        x = (x - np.float32(mean)) / np.float32(std)
+    elif normalization == "per_image":
+        # tf.image.per_image_standardization: (x - mean) / max(std, 1 / sqrt(pixels)), per image.
+        pixels = np.float32(x[0].size)
+        m = x.mean(axis=(1, 2, 3), keepdims=True)
+        sd = np.sqrt(np.mean(np.square(x - m), axis=(1, 2, 3), keepdims=True))
+        x = (x - m) / np.maximum(sd, 1 / np.sqrt(pixels))
+    elif normalization != "imagenet_caffe":
+        raise ValueError(f"normalization={normalization!r}: expected one of {NORMALIZATIONS}")
+    if channels == 3:
+        x = np.repeat(x, 3, axis=-1)
+        if normalization == "imagenet_caffe":
+            x = x - np.array([103.939, 116.779, 123.68], np.float32)
+    return x.astype(np.float32)
+
+
 def as_arrays(dataset, limit: int | None = None):
     """Collect a (small) dataset's batches into numpy arrays, for tests and plots."""
     xs, ys = [], []

@@ -151,6 +151,44 @@ def test_ten_crop_shape_and_rows_sum_to_one():
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("tta", ["none", "flip", "center_flip", "ten_crop"])
+@pytest.mark.parametrize("fraction", [0.875, 0.75])
+def test_numpy_views_are_the_tensorflow_views(tta, fraction):
+    """LiteRT runtimes get their TTA views from NumPy (no TensorFlow op per batch): the same crops, mirrors and
+    bilinear enlargement as the TensorFlow views evaluation uses, on a non-square batch with two channels."""
+    from fer_utils.evaluate.tta import views_numpy
+
+    x = np.random.default_rng(5).normal(size=(4, 48, 40, 2)).astype("float32")
+    if tta == "none":
+        expected = [x]
+    elif tta == "flip":
+        expected = [x, x[:, :, ::-1]]
+    else:
+        views = evaluate.tta.center_flip_views if tta == "center_flip" else evaluate.ten_crop_views
+        expected = [v.numpy() for v in views(tf.constant(x), fraction, (48, 40))]
+    got = views_numpy(x, tta, fraction, (48, 40))
+    assert len(got) == len(expected) and all(g.dtype == np.float32 and g.flags.c_contiguous for g in got)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, atol=1e-5)
+    with pytest.raises(ValueError, match="crop_fraction=1.5"):
+        views_numpy(x, "center_flip", 1.5, (48, 40))
+    with pytest.raises(ValueError, match="tta: 'mirror'"):
+        views_numpy(x, "mirror", fraction, (48, 40))
+
+
+def test_numpy_predictions_match_predict_proba_for_a_model_that_takes_arrays():
+    from fer_utils.evaluate.tta import predict_proba_numpy
+
+    x = np.random.default_rng(6).uniform(size=(7, 8, 8, 1)).astype("float32")
+    model = asymmetric_model()
+    for tta in ("none", "flip", "ten_crop"):
+        np.testing.assert_allclose(predict_proba_numpy(model, x, batch_size=3, tta=tta, crop_fraction=0.75),
+                                   evaluate.predict_proba(model, x, batch_size=3, tta=tta, crop_fraction=0.75),
+                                   atol=1e-5, err_msg=tta)
+    with pytest.raises(ValueError, match=r"Invalid images shape \(0, 8, 8, 1\)"):
+        predict_proba_numpy(model, x[:0])
+
+
 # --------------------------------------------------------------------------- #
 # Grad-CAM and attention maps
 # --------------------------------------------------------------------------- #

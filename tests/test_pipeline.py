@@ -64,3 +64,22 @@ def test_soft_labels_and_bad_images():
     assert np.allclose(yb, 1 / 3)
     with pytest.raises(ValueError, match="uint8"):
         pipeline.make_dataset(np.zeros((2, 4, 4), np.float32))
+
+
+@pytest.mark.parametrize("normalization", ["unit", "symmetric", "standardize", "per_image", "imagenet_caffe"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_numpy_preprocessing_is_the_evaluation_pipeline(normalization, channels):
+    """What LiteRT runtimes are fed (``preprocess_numpy``) is what ``make_dataset`` gives evaluation, for faces at
+    the model's input size; a flat image (std 0) is divided by TensorFlow's floor 1/sqrt(pixels), not by zero."""
+    from fer_utils import pipeline
+
+    faces = np.random.default_rng(3).integers(0, 256, size=(5, 12, 12), dtype=np.uint8)
+    faces[2] = 77
+    kw = dict(normalization=normalization, mean=120.0, std=60.0, channels=channels)
+    expected = pipeline.as_arrays(pipeline.make_dataset(faces, input_size=(12, 12), batch_size=4, cache=False, **kw))
+    got = pipeline.preprocess_numpy(faces, **kw)
+    assert got.dtype == np.float32 and got.shape == (5, 12, 12, channels)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert np.isfinite(got).all()
+    with pytest.raises(ValueError, match=r"images must be uint8 \[N,H,W\], got float32"):
+        pipeline.preprocess_numpy(faces.astype(np.float32), **kw)

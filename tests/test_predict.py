@@ -632,6 +632,33 @@ def test_litert_runtime_gives_the_keras_probabilities_of_the_shipped_model(fixtu
         lite_p.model.predict_on_batch(np.zeros((2, 40, 40, 1), np.float32))
 
 
+def test_a_runtime_that_takes_arrays_gets_numpy_views_only_for_faces_at_its_input_size():
+    """A predictor feeds a LiteRT-like model (``takes_numpy``) NumPy batches made without TensorFlow when the faces
+    are at the model's input size (what ``predict`` crops), and the TensorFlow pipeline otherwise (it resizes)."""
+    from fer_utils.predictor import Predictor
+
+    class ArrayModel:
+        takes_numpy, input_shape = True, (None, 48, 48, 1)
+
+        def __init__(self):
+            self.seen = []
+
+        def predict_on_batch(self, x):
+            self.seen.append(type(x))
+            mean = np.asarray(x, np.float32).mean(axis=(1, 2, 3))
+            return np.stack([np.full_like(mean, 0.5), 0.5 + 0 * mean], axis=1)
+
+    pre = json.loads((shipped.DEFAULT_DIR / runs.PREPROCESSING_FILE).read_text())
+    model = ArrayModel()
+    p = Predictor(model, {**pre, "class_names": ["a", "b"]})
+    faces = np.random.default_rng(0).integers(0, 256, size=(5, 48, 48), dtype=np.uint8)
+    assert p.predict(faces, tta="ten_crop", batch_size=2).shape == (5, 2)
+    assert len(model.seen) == 3 * 10 and set(model.seen) == {np.ndarray}  # 3 batches x 10 views, all NumPy
+    model.seen.clear()
+    p.predict(np.zeros((2, 60, 60), np.uint8), tta="none")
+    assert len(model.seen) == 1 and model.seen[0] is not np.ndarray  # resized by the tf.data pipeline
+
+
 def test_litert_int8_runtime_is_a_quantized_model_that_keeps_the_classes(fixture_faces, tmp_path, monkeypatch):
     """``litert_int8`` converts with int8 weights (a file under a third of the float32 one, cached beside it) and its
     probabilities stay within a few hundredths of the float32 model's, with the same class on the fixture faces."""
@@ -671,11 +698,19 @@ def test_cli_runtime_litert_writes_the_rows_keras_writes(fixture_faces, tmp_path
     # of the shipped model agree (test_shipped_model_in_float32_agrees_with_its_recorded_bfloat16)
     assert np.mean(a.emotion == b.emotion) >= 5 / 6 and np.abs(a[probs].to_numpy() - b[probs].to_numpy()).max() < 0.05
     assert len(a) == len(b) == 6 and (b.status == "ok").all()
-    # Without --runtime the command runs the int8-weight model: the rows of --runtime litert_int8, converted once.
-    for name, extra in (("default", []), ("int8", ["--runtime", "litert_int8"])):
+    # Without --runtime and --tta the command runs the int8-weight model without TTA (its CLI_TTA): the rows of
+    # --runtime litert_int8 --tta none, converted once; --tta default is the model's own (center_flip), not these.
+    for name, extra in (("default", []), ("int8", ["--runtime", "litert_int8", "--tta", "none"]),
+                        ("own", ["--tta", "default"])):
         assert cli_main([str(folder), "--detector", "none", "--out", str(tmp_path / f"{name}.csv"), "--quiet",
                          *extra]) == 0
     d, q = pd.read_csv(tmp_path / "default.csv"), pd.read_csv(tmp_path / "int8.csv")
     pd.testing.assert_frame_equal(d, q)
+    own = pd.read_csv(tmp_path / "own.csv")
+    rec = R.EmotionRecognizer("default", detector="none", runtime="litert_int8")
+    assert rec.tta == "default" and rec.predictor.preprocessing["tta"] == "center_flip"
+    assert np.abs(own[probs].to_numpy() - d[probs].to_numpy()).max() > 1e-3
+    np.testing.assert_allclose(own[probs].to_numpy(), rec.predict(sorted(folder.glob("*.png")))[probs].to_numpy(),
+                               atol=1e-4)
     assert np.abs(d[probs].to_numpy() - b[probs].to_numpy()).max() > 1e-5  # not the float32 model
     assert len(list((tmp_path / "cache" / "litert").glob("*.int8.tflite"))) == 1

@@ -21,6 +21,7 @@ _HOMES = {
     "attention_maps": "explain", "default_grad_cam_layer": "explain", "grad_cam": "explain", "overlay": "explain",
     "compute_metrics": "metrics", "to_labels": "metrics",
     "TTA_NAMES": "tta", "predict_proba": "tta", "resolve_tta": "tta", "ten_crop_views": "tta",
+    "views_numpy": "tta", "predict_proba_numpy": "tta",
 }
 
 __all__ = sorted(_HOMES)

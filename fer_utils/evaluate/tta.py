@@ -114,6 +114,60 @@ def center_flip_views(x: tf.Tensor, crop_fraction: float, out_hw: tuple[int, int
     return [crop, tf.image.flip_left_right(crop)]
 
 
+def _bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``[n_out, n_in]`` weights of ``tf.image.resize(..., "bilinear")`` along one axis (half-pixel centres, no
+    antialiasing: what TensorFlow does when enlarging a crop, the only resize the TTA views make)."""
+    src = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    low = np.floor(src)
+    frac = src - low
+    lo, hi = np.clip(low, 0, n_in - 1).astype(int), np.clip(np.ceil(src), 0, n_in - 1).astype(int)
+    m = np.zeros((n_out, n_in), np.float64)
+    np.add.at(m, (np.arange(n_out), lo), 1 - frac)
+    np.add.at(m, (np.arange(n_out), hi), frac)
+    return m.astype(np.float32)
+
+
+def views_numpy(x: np.ndarray, tta: Optional[str], crop_fraction: float, out_hw: tuple[int, int]) -> list:
+    """The views of :func:`ten_crop_views` / :func:`center_flip_views` (or ``flip``, or the batch alone for None) in
+    NumPy, for runtimes that take NumPy arrays (LiteRT): the same crops, the same bilinear enlargement, no
+    TensorFlow op per batch. ``x``: float32 ``[B, H, W, C]``; every view is a C-contiguous float32 array."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    tta = resolve_tta(tta, allow_default=False)
+    if tta is None:
+        return [x]
+    if tta == "flip":
+        return [x, np.ascontiguousarray(x[:, :, ::-1])]
+    if not 0 < crop_fraction <= 1:
+        raise ValueError(f"Invalid crop_fraction={crop_fraction!r}; expected a number in (0, 1].")
+    h, w = int(x.shape[1]), int(x.shape[2])
+    ch, cw = max(1, int(round(crop_fraction * h))), max(1, int(round(crop_fraction * w)))
+    rows, cols = _bilinear_matrix(ch, out_hw[0]), _bilinear_matrix(cw, out_hw[1])
+    offsets = [((h - ch) // 2, (w - cw) // 2)]
+    if tta == "ten_crop":
+        offsets = [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), *offsets]
+    views = []
+    for top, left in offsets:
+        crop = np.einsum("oh,bhwc,pw->bopc", rows, x[:, top:top + ch, left:left + cw], cols, optimize=True)
+        crop = np.ascontiguousarray(crop, dtype=np.float32)
+        views += [crop, np.ascontiguousarray(crop[:, :, ::-1])]
+    return views
+
+
+def predict_proba_numpy(model, x: np.ndarray, *, batch_size: int = 256, tta: Optional[str] = None,
+                        crop_fraction: float = 0.875) -> np.ndarray:
+    """:func:`predict_proba` for a model that takes NumPy batches (``predict_on_batch``) and preprocessed float32
+    images ``[N, H, W, C]`` in memory: the same batches and views, made by :func:`views_numpy`."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 4 or not len(x):
+        raise ValueError(f"Invalid images shape {x.shape}; expected a non-empty [N, H, W, C] array.")
+    out_hw = _model_hw(model, (int(x.shape[1]), int(x.shape[2])))
+    outputs = []
+    for start in range(0, len(x), batch_size):
+        views = views_numpy(x[start:start + batch_size], tta, crop_fraction, out_hw)
+        outputs.append(np.mean([np.asarray(model.predict_on_batch(v), dtype=np.float32) for v in views], axis=0))
+    return np.concatenate(outputs, axis=0).astype(np.float32)
+
+
 def _iter_batches(images, batch_size: int):
     import tensorflow as tf
 

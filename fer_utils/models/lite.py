@@ -50,6 +50,9 @@ class LiteModel:
         num_threads: interpreter threads (default: every core).
     """
 
+    #: Takes NumPy batches: a predictor feeds it NumPy-made views (``tta.views_numpy``), no TensorFlow op per batch.
+    takes_numpy = True
+
     def __init__(self, path, num_threads: int | None = None):
         self.path = Path(path)
         with warnings.catch_warnings():
