@@ -221,7 +221,7 @@ def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
     half = R.variant_settings(recipe, "cnn_half", 7)
     assert half["model_name"] == "cnn" and half["normalization"] == "per_image"  # the recipe model's input
     for name in R.VARIANTS:
-        if name in (R.FULL, "cnn_half", "old_cpu", *R.TEACHER_VARIANTS):
+        if name in (R.FULL, "cnn_half", "old_cpu", "candidates", *R.TEACHER_VARIANTS):
             continue
         v = R.variant_settings(recipe, name, 7)
         changed = [k for k in full if v[k] != full[k]]
@@ -232,6 +232,13 @@ def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
         if "augment_add" in R.VARIANTS[name][1]:  # the recipe's augmentation kept, one key added
             assert v["augment"] == {**full["augment"], **R.VARIANTS[name][1]["augment_add"]}
             assert len(v["augment"]) == len(full["augment"]) + 1
+    # ``candidates`` is exactly its three variants' changes together, nothing else
+    both = R.variant_settings(recipe, "candidates", 7)
+    assert R.CANDIDATES == ("no_label_smoothing", "batch_64", "unit_normalization")
+    assert both["normalization"] == "unit" and both["augment"] == full["augment"]
+    assert {k: v for k, v in both["train_config"].items() if full["train_config"][k] != v} == {
+        "label_smoothing": 0.0, "batch_size": 64, "learning_rate": 0.001}
+    assert [k for k in full if both[k] != full[k]] == ["train_config", "normalization"]
     assert R.variant_settings(recipe, "distill", 7) == full  # the targets change (run_ablation), nothing else
     assert R.variant_settings(recipe, "old_cpu", 7)["train_config"]["epochs"] == 14
     assert R.variant_settings(recipe, R.FULL, 1)["train_config"]["warmup_epochs"] == 0  # must stay < epochs

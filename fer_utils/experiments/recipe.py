@@ -61,6 +61,20 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "distill": ("+ distillation: targets 0.5 one-hot + 0.5 the teacher's ten-crop probabilities (needs a teacher)",
                 {"distill": 0.5}),
 }
+#: The three ablation candidates of the 7-epoch table (each +0.7 to +0.9 points PrivateTest there, p 0.10-0.17),
+#: trained together by the ``candidates`` variant: one full-length run asks whether they win at all.
+CANDIDATES = ("no_label_smoothing", "batch_64", "unit_normalization")
+
+
+def _together(names) -> tuple[str, dict]:
+    change: dict = {}
+    for name in names:
+        for key, value in VARIANTS[name][1].items():
+            change[key] = {**change.get(key, {}), **value} if isinstance(value, dict) else value
+    return "the three 7-epoch candidates together: " + "; ".join(VARIANTS[n][0] for n in names), change
+
+
+VARIANTS["candidates"] = _together(CANDIDATES)
 #: Variants that need teacher run folders (``run_ablation(teacher=...)``, ``benchmarks/recipe.py --teacher``).
 TEACHER_VARIANTS = ("distill",)
 #: TTA variants: the full variant's model scored with another test-time augmentation (no training).
