@@ -11,6 +11,9 @@
   near-duplicate family holds a training image, as every table does) for each runtime and test-time augmentation,
   on the dataset's own 48x48 faces (the ``--detector none`` path), with McNemar's test against the Keras runtime at
   the same augmentation: what a faster runtime costs in accuracy, if anything.
+- ``--tta-choice``: the shipped model's accuracy per TTA on its own validation rows without a near-duplicate in its
+  training rows, as photos through BlazeFace and as crops (the ``litert_int8`` runtime): where ``predict``'s
+  default TTA is chosen (never on a test split).
 - ``--scenes N``: the detectors on N composed scenes (three PrivateTest faces each, enlarged and pasted among
   clutter): faces found (IoU >= 0.5 of the framed box), median IoU, false positives, ms per scene.
 - ``--framing N``: :func:`fer_utils.predict.detect.measure_framing` on N FER-2013 Training faces per detector
@@ -23,6 +26,7 @@ Usage (from the repository root)::
     python benchmarks/predict.py --speed --images 600
     python benchmarks/predict.py --fer-package --images 600      # the fer package, same images, its own process
     python benchmarks/predict.py --accuracy
+    python benchmarks/predict.py --tta-choice
     python benchmarks/predict.py --scenes 100
     python benchmarks/predict.py --framing 1500
 """

@@ -450,3 +450,27 @@ def test_a_distilled_student_records_its_teacher_and_is_not_reused_for_another_a
     with pytest.raises(FileExistsError, match="distillation"):
         experiments.run_model("cnn", distill.distilled(tiny_fer, t, 0.2), tmp_path / "student",
                               distillation=distill.record(t, 0.2), **kw)
+
+
+def test_the_committed_26_epoch_reference_is_the_cpu_recipes_full_variant():
+    """``benchmarks/results/recipe_e26_s0/full`` is the full recipe's 26-epoch seed-0 run without its models
+    (recipe, metrics, predictions). Copied to ``reports/cpu/recipe_ablation/e26-s0/full`` it is a finished run the
+    ablation reuses, so an ingredient costs one training, not two. Fails when the cpu recipe changes: then the
+    reference is stale and must be trained again."""
+    from fer_utils.experiments.running import recipe_train_config
+
+    ref = ROOT / "benchmarks" / "results" / "recipe_e26_s0" / R.FULL
+    assert runs.run_state(ref) == "finished" and not list(ref.glob("*.keras"))
+    stored = runs.read_recipe(ref)
+    want = R.variant_settings(R.recipe_from_profile("cpu", ROOT / "params", ROOT / "notebooks"), R.FULL, 26)
+    assert stored["model"] == want["model_name"] and stored["model_kwargs"] == want["model_kwargs"]
+    assert stored["train_config"] == recipe_train_config(want["train_config"])
+    assert stored["augment"] == want["augment"] and stored["tta"] == want["tta"] and stored["seed"] == 0
+    assert want["normalization"] in ("auto", stored["normalization"])
+    # its predictions are the scores its metrics state (the table's McNemar reads them)
+    pred = runs.load_predictions(ref)
+    private = pred["split"] == "PrivateTest"
+    headline = runs.read_metrics(ref)["headline"]
+    assert private.sum() == 3589
+    assert np.mean(pred["y_pred"][private] == pred["y_true"][private]) == pytest.approx(
+        headline["PrivateTest_accuracy"], abs=1e-9)
