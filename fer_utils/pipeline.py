@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 NORMALIZATIONS = ("unit", "symmetric", "standardize", "per_image", "imagenet_caffe")
+#: The per-channel (B, G, R) means ``imagenet_caffe`` subtracts: those of Keras' VGG/ResNet ImageNet weights.
+IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 AUGMENT_KEYS = {"flip": bool, "shift": float, "rotation_deg": float, "zoom": float, "contrast": float,
                 "erasing": float, "mixup": float, "cutmix": float}
 #: Keys that mix images *and labels* of a batch: only the training stream applies them.
@@ -289,7 +291,7 @@ def _finish(tf, im, normalization, mean, std, channels):
     if channels == 3:
         im = tf.repeat(im, 3, axis=-1)
         if normalization == "imagenet_caffe":
-            im = im - tf.constant([103.939, 116.779, 123.68], dtype=im.dtype)
+            im = im - tf.constant(IMAGENET_BGR_MEAN, dtype=im.dtype)
     return im
 
 
@@ -330,7 +332,7 @@ def preprocess_numpy(images, *, normalization: str, mean=None, std=None, channel
     if channels == 3:
         x = np.repeat(x, 3, axis=-1)
         if normalization == "imagenet_caffe":
-            x = x - np.array([103.939, 116.779, 123.68], np.float32)
+            x = x - np.array(IMAGENET_BGR_MEAN, np.float32)
     return x.astype(np.float32)
 
 

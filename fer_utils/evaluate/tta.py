@@ -61,6 +61,21 @@ def _model_hw(model, fallback: tuple[int, int]) -> tuple[int, int]:
     return fallback
 
 
+def crop_boxes(h: int, w: int, crop_fraction: float, *, ten: bool) -> tuple[int, int, list]:
+    """``(crop_h, crop_w, [(top, left), ...])`` of the TTA crops of an ``h`` x ``w`` image: the centre crop alone, or
+    (``ten``) the four corners then the centre, each ``round(crop_fraction * side)``. The one place both the
+    TensorFlow and the NumPy views take their geometry from.
+
+    Raises:
+        ValueError: ``crop_fraction`` outside (0, 1].
+    """
+    if not 0 < crop_fraction <= 1:
+        raise ValueError(f"Invalid crop_fraction={crop_fraction!r}; expected a number in (0, 1].")
+    ch, cw = max(1, int(round(crop_fraction * h))), max(1, int(round(crop_fraction * w)))
+    centre = ((h - ch) // 2, (w - cw) // 2)
+    return ch, cw, [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), centre] if ten else [centre]
+
+
 def ten_crop_views(x: tf.Tensor, crop_fraction: float, out_hw: tuple[int, int]) -> list[tf.Tensor]:
     """Returns the 10 ten-crop views of a batch, each resized to ``out_hw``.
 
@@ -78,20 +93,7 @@ def ten_crop_views(x: tf.Tensor, crop_fraction: float, out_hw: tuple[int, int]) 
     """
     import tensorflow as tf
 
-    if not 0 < crop_fraction <= 1:
-        raise ValueError(
-            f"Invalid crop_fraction={crop_fraction!r}; expected a number in (0, 1]."
-        )
-    h, w = int(x.shape[1]), int(x.shape[2])
-    ch = max(1, int(round(crop_fraction * h)))
-    cw = max(1, int(round(crop_fraction * w)))
-    offsets = [
-        (0, 0),
-        (0, w - cw),
-        (h - ch, 0),
-        (h - ch, w - cw),
-        ((h - ch) // 2, (w - cw) // 2),
-    ]
+    ch, cw, offsets = crop_boxes(int(x.shape[1]), int(x.shape[2]), crop_fraction, ten=True)
     views = []
     for top, left in offsets:
         crop = tf.image.crop_to_bounding_box(x, top, left, ch, cw)
@@ -105,11 +107,8 @@ def center_flip_views(x: tf.Tensor, crop_fraction: float, out_hw: tuple[int, int
     """The centre view of :func:`ten_crop_views` and its mirror: two views, the cost of ``flip``."""
     import tensorflow as tf
 
-    if not 0 < crop_fraction <= 1:
-        raise ValueError(f"Invalid crop_fraction={crop_fraction!r}; expected a number in (0, 1].")
-    h, w = int(x.shape[1]), int(x.shape[2])
-    ch, cw = max(1, int(round(crop_fraction * h))), max(1, int(round(crop_fraction * w)))
-    crop = tf.image.crop_to_bounding_box(x, (h - ch) // 2, (w - cw) // 2, ch, cw)
+    ch, cw, [(top, left)] = crop_boxes(int(x.shape[1]), int(x.shape[2]), crop_fraction, ten=False)
+    crop = tf.image.crop_to_bounding_box(x, top, left, ch, cw)
     crop = tf.cast(tf.image.resize(crop, out_hw), tf.float32)
     return [crop, tf.image.flip_left_right(crop)]
 
@@ -137,14 +136,8 @@ def views_numpy(x: np.ndarray, tta: Optional[str], crop_fraction: float, out_hw:
         return [x]
     if tta == "flip":
         return [x, np.ascontiguousarray(x[:, :, ::-1])]
-    if not 0 < crop_fraction <= 1:
-        raise ValueError(f"Invalid crop_fraction={crop_fraction!r}; expected a number in (0, 1].")
-    h, w = int(x.shape[1]), int(x.shape[2])
-    ch, cw = max(1, int(round(crop_fraction * h))), max(1, int(round(crop_fraction * w)))
+    ch, cw, offsets = crop_boxes(int(x.shape[1]), int(x.shape[2]), crop_fraction, ten=tta == "ten_crop")
     rows, cols = _bilinear_matrix(ch, out_hw[0]), _bilinear_matrix(cw, out_hw[1])
-    offsets = [((h - ch) // 2, (w - cw) // 2)]
-    if tta == "ten_crop":
-        offsets = [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), *offsets]
     views = []
     for top, left in offsets:
         crop = np.einsum("oh,bhwc,pw->bopc", rows, x[:, top:top + ch, left:left + cw], cols, optimize=True)
