@@ -22,6 +22,8 @@ from fer_utils import data as D
 #: Parameters holding lists of registry model names, and dicts keyed by them.
 MODEL_LISTS = ("models", "explain_models", "study_c_models")
 MODEL_KEYED = ("model_kwargs", "input_sizes", "train_configs")
+#: Study C's datasets (``study_c_datasets`` of notebooks 04 and 05: which of them a run trains on).
+STUDY_C_DATASETS = ("ferplus", "ckplus")
 TRAIN_CONFIGS = ("train_config", "ferplus_train_config", "ckplus_train_config", "effect_train_config")
 
 
@@ -111,6 +113,17 @@ def check_parameters(stem: str, params: dict) -> list:
                        params.get("ferplus_train_config") or {}, params.get("ferplus_tables"))
         except ValueError as exc:
             problems.append(f"notebook {stem}: {exc}")
+    wrong = [d for d in params.get("study_c_datasets") or [] if d not in STUDY_C_DATASETS]
+    if wrong:
+        bad("study_c_datasets", f"{wrong}; expected a subset of {list(STUDY_C_DATASETS)}")
+    if params.get("ferplus_only"):
+        from fer_utils.experiments.study_c import check_runs, selected_runs
+
+        try:
+            selected_runs(check_runs(params.get("ferplus_runs"), names.get("study_c_models", []),
+                                     params.get("ferplus_train_config") or {}), params["ferplus_only"])
+        except ValueError as exc:
+            problems.append(f"notebook {stem}: {exc}")
     if "ckplus_k" in params:
         k = params["ckplus_k"]
         if k < 2:
@@ -161,19 +174,23 @@ def _models_to_build(params: dict) -> list:
         size = (params.get("input_sizes") or {}).get(name, params.get("input_size", 48))
         out.append((name, name, params.get("train_config") or {}, params.get("train_configs"), size, 7))
     study_c = params.get("study_c_models") or ([params["study_c_model"]] if params.get("study_c_datasets") else [])
+    datasets = params.get("study_c_datasets", STUDY_C_DATASETS)
     ferplus_cfg = params.get("ferplus_train_config") or {}
-    if params.get("ferplus_runs"):  # named FER+ runs: each distinct model x loss x optimizer once
-        from fer_utils.experiments.study_c import check_runs
+    # Named FER+ runs (those of ferplus_only when it names some): each distinct model x loss x optimizer once.
+    if "ferplus" in datasets and params.get("ferplus_runs"):
+        from fer_utils.experiments.study_c import check_runs, selected_runs
 
         seen = set()
-        for run, (name, cfg) in check_runs(params["ferplus_runs"], study_c, ferplus_cfg).items():
+        planned = selected_runs(check_runs(params["ferplus_runs"], study_c, ferplus_cfg), params.get("ferplus_only"))
+        for run, (name, cfg) in planned.items():
             key = (name, cfg.get("loss"), cfg.get("optimizer"))
             if key not in seen:
                 seen.add(key)
                 out.append((f"ferplus/{run}", name, cfg, None, 48, 8))
-    else:
+    elif "ferplus" in datasets:
         out += [(f"ferplus/{name}", name, ferplus_cfg, None, 48, 8) for name in study_c]
-    out += [(f"ckplus/{name}", name, params.get("ckplus_train_config") or {}, None, 48, 7) for name in study_c]
+    if "ckplus" in datasets:
+        out += [(f"ckplus/{name}", name, params.get("ckplus_train_config") or {}, None, 48, 7) for name in study_c]
     return out
 
 
@@ -271,10 +288,7 @@ def _tuning_problems(stem: str, params: dict) -> list:
                     check_tuner(kind, settings.get(kind), space)
         except (ValueError, TypeError) as exc:
             bad("space/default_config/tuners", str(exc))
-    if params.get("study_c_datasets"):
-        wrong = [d for d in params["study_c_datasets"] if d not in ("ferplus", "ckplus")]
-        if wrong:
-            bad("study_c_datasets", f"{wrong}; expected a subset of ['ferplus', 'ckplus']")
+    if params.get("study_c_datasets") and "study_c_space" in params:
         try:
             space = S.check_space(params.get("study_c_space") or {})
             for name in ("ferplus", "ckplus"):

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from fer_utils.experiments.study_c import check_runs
+from fer_utils.check import STUDY_C_DATASETS
+from fer_utils.experiments.study_c import check_runs, selected_runs
 
 #: Seconds per notebook for the kernel's start, imports and loading the data (measured: 7-20 s).
 NOTEBOOK_START_S = 15.0
@@ -136,6 +137,8 @@ def _study_c(stem: str, p: dict, models, ck_folds: int, model_kwargs=None) -> li
     out = []
     for kind, cfg_key, max_key in (("ferplus", "ferplus_train_config", "ferplus_max_per_class"),
                                    ("ckplus", "ckplus_train_config", "ckplus_max_per_class")):
+        if kind not in p.get("study_c_datasets", STUDY_C_DATASETS):
+            continue
         names, counts = _data(p, kind)
         if not counts:
             continue
@@ -149,7 +152,8 @@ def _study_c(stem: str, p: dict, models, ck_folds: int, model_kwargs=None) -> li
             n_train, n_val = _train_val(counts, mx, float(p.get("val_fraction", 0.1)))
             n_eval, count = _test_images(counts, mx, (), p.get("tta")), 1
         named = p.get("ferplus_runs") if kind == "ferplus" else None  # FER+'s named runs, or one per model
-        for name, (m, cfg) in check_runs(named or {}, models, dict(p.get(cfg_key) or {})).items():
+        planned = check_runs(named or {}, models, dict(p.get(cfg_key) or {}))
+        for name, (m, cfg) in (selected_runs(planned, p.get("ferplus_only")) if kind == "ferplus" else planned).items():
             out.append(Training(stem, f"{kind}/{name}", m, 48, len(names), cfg, n_train, n_val, n_eval,
                                 dict((model_kwargs or {}).get(m) or {}), count=count))
     return out

@@ -11,6 +11,11 @@ A profile looks like::
     notebooks:
       01_eda:          # given to one notebook; keys must exist in its parameters cell
         sample_per_class: 8
+    subsets:           # optional: named, session-sized parts of the profile (``--subset NAME``)
+      eda_quick:
+        description: what the part runs and what it costs
+        notebooks:     # values that replace the profile's for this part; only these notebooks run
+          01_eda: {sample_per_class: 2}
 """
 
 from __future__ import annotations
@@ -81,7 +86,8 @@ def load_profile(profile: str, params_dir="params") -> dict:
     """Read ``params/<profile>.yaml``.
 
     Raises:
-        ParamsError: missing file, bad YAML, or top-level keys other than ``shared``/``notebooks``/``description``.
+        ParamsError: missing file, bad YAML, or top-level keys other than ``shared``/``notebooks``/``description``/
+            ``subsets``.
     """
     path = Path(params_dir) / f"{profile}.yaml"
     if not path.is_file():
@@ -91,12 +97,14 @@ def load_profile(profile: str, params_dir="params") -> dict:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML ({exc})") from exc
-    extra = set(data) - {"shared", "notebooks", "description"}
+    extra = set(data) - {"shared", "notebooks", "description", "subsets"}
     if extra:
-        raise ParamsError(f"{path}: unknown top-level key(s) {sorted(extra)}; expected shared, notebooks, description")
+        raise ParamsError(f"{path}: unknown top-level key(s) {sorted(extra)}; expected shared, notebooks, description, "
+                          "subsets")
     data.setdefault("shared", {})
     data.setdefault("notebooks", {})
-    for section in ("shared", "notebooks"):
+    data["subsets"] = data.get("subsets") or {}
+    for section in ("shared", "notebooks", "subsets"):
         if not isinstance(data[section] or {}, dict):
             raise ParamsError(f"{path}: '{section}' must be a mapping")
     data["shared"] = data["shared"] or {}
@@ -156,12 +164,31 @@ def parse_override(text: str):
     return target, key.strip(), value
 
 
-def resolve(profile: dict, notebooks: list, overrides=()) -> dict:
+def subset_notebooks(profile: dict, name: str) -> dict:
+    """The named part ``name`` of a profile (its ``subsets`` section) as ``{notebook stem: replaced values}``.
+
+    Raises:
+        ParamsError: no such subset (naming the ones the profile has), or one without a ``notebooks`` mapping.
+    """
+    source = profile.get("path", "profile")
+    subsets = profile.get("subsets") or {}
+    if name not in subsets:
+        raise ParamsError(f"--subset {name!r}: {source} has no such subset; its subsets are {sorted(subsets)}")
+    part = subsets[name]
+    sections = part.get("notebooks") if isinstance(part, dict) else None
+    if not isinstance(sections, dict) or not sections or not all(isinstance(v, dict) for v in sections.values()):
+        raise ParamsError(f"{source}: subsets.{name} must have 'notebooks': {{<notebook>: {{key: value}}}} "
+                          f"(and a 'description'), got {part!r}")
+    return sections
+
+
+def resolve(profile: dict, notebooks: list, overrides=(), subset: str = "") -> dict:
     """Merge profile sections and overrides into ``{notebook stem: params}``, checking every key.
 
     Shared keys go to every notebook and must be declared by every notebook; a notebook
-    section's keys must be declared by that notebook; an override ``key=value`` goes to
-    the run's notebooks that declare it (at least one must), ``NN.key=value`` to one.
+    section's keys must be declared by that notebook; a ``subset``'s values (:func:`subset_notebooks`) replace the
+    profile's; an override ``key=value`` goes to the run's notebooks that declare it (at least one must),
+    ``NN.key=value`` to one.
 
     Raises:
         ParamsError: unknown key, wrong type, section for a notebook that does not exist.
@@ -172,6 +199,11 @@ def resolve(profile: dict, notebooks: list, overrides=()) -> dict:
     for stem in profile["notebooks"]:
         if stem not in all_stems:
             raise ParamsError(f"{source}: section notebooks.{stem} names no notebook; "
+                              f"notebooks are {sorted(all_stems)}")
+    part = subset_notebooks(profile, subset) if subset else {}
+    for stem in part:
+        if stem not in all_stems:
+            raise ParamsError(f"{source}: subsets.{subset}.notebooks.{stem} names no notebook; "
                               f"notebooks are {sorted(all_stems)}")
     out = {}
     for stem, decl in declared.items():
@@ -184,6 +216,9 @@ def resolve(profile: dict, notebooks: list, overrides=()) -> dict:
             merged[key] = value
         for key, value in (profile["notebooks"].get(stem) or {}).items():
             check_value(stem, key, decl, value, f"{source} (notebooks.{stem})")
+            merged[key] = value
+        for key, value in (part.get(stem) or {}).items():
+            check_value(stem, key, decl, value, f"{source} (subsets.{subset}.notebooks.{stem})")
             merged[key] = value
         out[stem] = merged
     for text in overrides:
@@ -215,6 +250,9 @@ def check_all(params_dir="params", notebooks_dir="notebooks") -> list:
     notebooks = list_notebooks(notebooks_dir)
     checked = []
     for path in sorted(Path(params_dir).glob("*.yaml")):
-        resolve(load_profile(path.stem, params_dir), notebooks)
+        profile = load_profile(path.stem, params_dir)
+        resolve(profile, notebooks)
+        for name in profile["subsets"]:
+            resolve(profile, notebooks, subset=name)
         checked.append(path.stem)
     return checked

@@ -1,7 +1,7 @@
 """The suite runner: execute the numbered notebooks with papermill and build the report index.
 
-``python -m fer_utils.run --profile smoke|cpu|paper [--only 01,03] [--param key=value] [--fresh] [--check]
-[--stop-after HOURS] [--resume-from DIR]``
+``python -m fer_utils.run --profile smoke|cpu|paper [--only 01,03] [--subset NAME] [--param key=value] [--fresh]
+[--check] [--stop-after HOURS] [--resume-from DIR]``
 
 This module owns the order of execution, what happens to earlier outputs, and the checks before
 anything runs:
@@ -13,8 +13,11 @@ anything runs:
 - a notebook re-run with the same parameters continues its earlier run: unfinished models resume
   from their last completed epoch, finished ones are reused, models trained but not evaluated are
   evaluated (the index says so); with ``--reuse`` a run whose parameters changed is continued too (models whose
-  recipe is unchanged reused, a changed one refused). Different parameters, or ``--fresh``, move the earlier outputs to
-  ``reports/<profile>/_previous/<timestamp>/`` first; nothing is ever overwritten or deleted;
+  recipe is unchanged reused, a changed one refused). ``--subset NAME`` runs a named, session-sized part of the
+  profile (its ``subsets`` section: values that replace the profile's, e.g. only the CK+ folds of notebook 04); a
+  subset, and any run after one, continues the notebook's run folder that way, so parts accumulate into one run.
+  Different parameters, or ``--fresh``, move the earlier outputs to ``reports/<profile>/_previous/<timestamp>/``
+  first; nothing is ever overwritten or deleted;
 - the console shows each notebook, each code cell as it starts, and the progress lines notebooks
   report (model, epoch, metrics) (:mod:`fer_utils.notebook_exec`); a failing notebook stops the run
   with exit code 1 and its partial HTML still shows the failing cell;
@@ -174,6 +177,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fer_utils.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="smoke", help="params/<profile>.yaml (smoke, cpu, paper)")
     ap.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,03")
+    ap.add_argument("--subset", default="", metavar="NAME",
+                    help="run the profile's named part NAME (its 'subsets' section; e.g. one session's share of a "
+                         "long notebook): its values replace the profile's, only its notebooks run unless --only "
+                         "says otherwise, and the run continues the notebooks' earlier run folders as --reuse does")
     ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="override a parameter (NN.key=value for one notebook); repeatable")
     ap.add_argument("--fresh", action="store_true",
@@ -214,12 +221,14 @@ def main(argv=None) -> int:
         os.environ[progress.STOP_ENV] = str(time.time() + args.stop_after * 3600)
 
     try:
+        profile = P.load_profile(args.profile, args.params_dir)
         only = [o for o in args.only.split(",") if o.strip()]
+        if args.subset and not only:
+            only = [stem[:2] for stem in P.subset_notebooks(profile, args.subset)]
         notebooks = P.list_notebooks(args.notebooks_dir, only)
         if not notebooks:
             raise P.ParamsError(f"{args.notebooks_dir}: no numbered notebooks (NN_name.ipynb) found")
-        profile = P.load_profile(args.profile, args.params_dir)
-        resolved = P.resolve(profile, notebooks, args.param)
+        resolved = P.resolve(profile, notebooks, args.param, subset=args.subset)
     except P.ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -278,20 +287,24 @@ def _run(args, notebooks, resolved) -> int:
         run_dir = out_dir / stem
         parameters = dict(resolved[stem], profile=args.profile, run_dir=str(run_dir), reports_dir=str(out_dir))
         same = continues_earlier_run(out_dir, stem, parameters)
-        changed = bool(args.reuse) and not same and run_dir.is_dir() and bool(
-            index.runs_record(out_dir).get(stem))
+        earlier = index.runs_record(out_dir).get(stem) or {}
+        # A subset continues the run folder, and so does any run after a subset: parts accumulate into one run.
+        changed = bool(args.reuse or args.subset or earlier.get("subset")) and not same and run_dir.is_dir() and bool(
+            earlier)
         resume = not args.fresh and (same or changed)
         # A continued run keeps its run folder; the earlier executed notebook and HTML are kept in _previous/.
         archive = archive_previous(out_dir, stem, archive, keep_run_folder=resume)
         mode = ("continued the earlier run with the same parameters" if resume and same else
-                "continued the earlier run with changed parameters (--reuse)" if resume else "")
+                "continued the earlier run with changed parameters (" + (
+                    "--reuse" if args.reuse else f"subset {args.subset}" if args.subset else "after a subset") + ")"
+                if resume else "")
         run_dir.mkdir(parents=True, exist_ok=True)
         output = out_dir / f"{stem}.ipynb"
         say(f"[{args.profile}] {position}/{len(notebooks)} {stem}" + (
             " (continuing the earlier run: unfinished models resume, finished ones are reused)" if resume and same
             else " (continuing the earlier run with changed parameters: models whose recipe is unchanged are reused, "
                  "new ones trained, a changed one refused)" if resume else " ..."))
-        index.record(out_dir, stem, {"status": "running", "params": parameters, "mode": mode,
+        index.record(out_dir, stem, {"status": "running", "params": parameters, "mode": mode, "subset": args.subset,
                                      "started": _dt.datetime.now().isoformat(timespec="seconds")})
         started = time.perf_counter()
         status, error = "ok", ""
@@ -308,8 +321,8 @@ def _run(args, notebooks, resolved) -> int:
             except Exception as exc:  # a rendering problem must not hide the notebook's own status
                 print(f"  warning: HTML rendering of {output} failed: {exc}", file=sys.stderr)
         index.record(out_dir, stem, {"status": status, "seconds": round(seconds, 1), "params": parameters,
-                                     "mode": mode, "finished": _dt.datetime.now().isoformat(timespec="seconds"),
-                                     "error": error})
+                                     "mode": mode, "subset": args.subset,
+                                     "finished": _dt.datetime.now().isoformat(timespec="seconds"), "error": error})
         index.write_index(out_dir, args.profile)
         say(f"  {status} in {seconds:.1f} s -> {output.with_suffix('.html')}")
         if status == "stopped":

@@ -11,9 +11,9 @@ from fer_utils import cost
 from fer_utils import params as P
 
 
-def _effective(profile, only=()):
+def _effective(profile, only=(), subset=""):
     nbs = P.list_notebooks(ROOT / "notebooks", list(only))
-    resolved = P.resolve(P.load_profile(profile, ROOT / "params"), nbs)
+    resolved = P.resolve(P.load_profile(profile, ROOT / "params"), nbs, subset=subset)
     return {nb.stem: {**P.notebook_parameters(nb), **resolved[nb.stem]} for nb in nbs}
 
 
@@ -67,6 +67,16 @@ def test_work_of_the_smoke_profile_follows_its_parameters():
     assert all(t.count == 10 for t in six)  # ten 5x2cv folds per configuration
     labels = [t.label for t in six]
     assert len(labels) == len(set(labels))  # each distinct configuration once (shared folds are not counted twice)
+
+
+def test_a_subset_costs_only_the_part_it_runs():
+    """--check --subset estimates the part a session runs: no attention CNNs, only the named FER+ runs or CK+."""
+    whole, _ = cost.workload("04_cbam", _effective("smoke", ["04"])["04_cbam"])
+    assert {t.label.split("/")[0] for t in whole} == {"cnn_se", "cnn_cbam", "ferplus", "ckplus"}
+    ck, _ = cost.workload("04_cbam", _effective("smoke", ["04"], "study_c_ckplus")["04_cbam"])
+    assert sorted(t.label for t in ck) == ["ckplus/msca_resnet", "ckplus/msca_resnet_plain"]
+    fp, _ = cost.workload("04_cbam", _effective("smoke", ["04"], "study_c_ferplus_part")["04_cbam"])
+    assert [t.label for t in fp] == ["ferplus/msca_resnet"]
 
 
 @pytest.mark.slow

@@ -146,18 +146,26 @@ def test_ferplus_runs_are_checked_before_training():
 
 
 @pytest.mark.slow
-def test_ferplus_settings_train_once_and_compare_with_the_first(tmp_path):
+def test_ferplus_settings_train_once_and_compare_with_the_first(tmp_path, capsys):
     """Named FER+ runs share one split; a table says what each run changes against its first and tests it with
-    McNemar on the same images; running again reuses every run."""
+    McNemar on the same images; running again reuses every run. A part of the runs (``only``, a subset of a long
+    notebook) trains alone; its table waits until the other runs have finished in the same folder."""
     fp = D.synthetic_stand_in("ferplus", 8, seed=0)
     tiny = {"filters": [8, 8, 16], "stem_filters": 8}
     base = {**CFG, "epochs": 1, "loss": "cosine"}
     named = {"msca_resnet": {}, "ce": {"model": "msca_resnet", "loss": "crossentropy", "learning_rate": 0.01}}
     tables = {"loss": ["msca_resnet", "ce"]}
     kw = dict(seed=0, val_fraction=0.2, train_config=base, runs=named, tables=tables, tta=None, model_kwargs=tiny)
+    part = experiments.run_study_c_ferplus([], fp, tmp_path, only=["ce"], **kw)
+    assert list(part.index) == ["ce"] and not (tmp_path / "msca_resnet").exists()
+    assert experiments.study_c_settings_tables(tables, fp, tmp_path, runs=named, train_config=base,
+                                               val_fraction=0.2, seed=0) == {}
+    assert "loss: waits for the FER+ runs ['msca_resnet']" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"ferplus_only: \['cee'\] are not FER\+ runs .* \['msca_resnet', 'ce'\]"):
+        experiments.run_study_c_ferplus([], fp, tmp_path, only=["cee"], **kw)
     res = experiments.run_study_c_ferplus([], fp, tmp_path, **kw)
     assert list(res.index) == ["msca_resnet", "ce"] and set(res["arch"]) == {"msca_resnet"}
-    assert set(res["status"]) == {"trained"}
+    assert list(res["status"]) == ["trained", "reused"]
     assert runs.read_recipe(tmp_path / "ce")["train_config"]["loss"] == "crossentropy"
     out = experiments.study_c_settings_tables(tables, fp, tmp_path, runs=named, train_config=base, val_fraction=0.2,
                                               seed=0)
@@ -199,6 +207,20 @@ def test_ablation_table_layout_comes_from_the_registry():
     assert table.loc["msca_resnet", "FER+ paper"] == pytest.approx(0.878)
     assert table.loc["msca_resnet_plain", "CK+ paper"] == pytest.approx(0.9728)
     assert not table.loc["msca_resnet_plain", "SE"] and table.loc["msca_resnet", "BN"]
+
+
+def test_a_run_without_attention_models_or_study_c_datasets_gives_empty_tables(tiny_fer, tmp_path):
+    """Notebook 04 in a subset that runs only Study C (models: []) or only one of its datasets."""
+    res = experiments.run_models([], tiny_fer, tmp_path, train_config=CFG)
+    assert res.empty and res.index.name == "model" and not list(tmp_path.iterdir())
+    assert experiments.headline(res) == {} and experiments.results_records(res) == []
+    ck = pd.DataFrame({"Test_accuracy": [0.9]}, index=["msca_resnet"])
+    none = experiments.empty_results()
+    assert experiments.ablation_table(none, none).empty
+    only_ck = experiments.ablation_table(none, ck)
+    assert list(only_ck.index) == ["msca_resnet"] and only_ck.loc["msca_resnet", "CK+ ours"] == 0.9
+    assert np.isnan(only_ck.loc["msca_resnet", "FER+ ours"])
+    assert experiments.study_c_headline(none, ck) == {"msca_resnet CK+ fold acc": 0.9}
 
 
 def test_attention_comparison_pairs_models_by_registry_and_flags_different_data():

@@ -266,3 +266,41 @@ def test_06_alone_on_a_fresh_reports_folder_says_what_it_could_not_compare(tmp_p
     for nb in ("03", "04", "05"):
         assert f"--only {nb}" in printed
     assert "no trained models found" in printed and (out / "forest.png").exists()
+
+
+def test_04_in_session_sized_subsets_accumulates_into_one_run(tmp_path):
+    """Notebook 04 run in parts (``--subset``, as a 3-hour session runs the cpu profile's 04): a Study C-only part
+    trains no attention CNN and no FER+ run, the next part adds one FER+ run (its table waits for the other), and
+    the whole notebook afterwards reuses both parts and trains only what is left; nothing is archived or lost."""
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+
+    def run(*extra):
+        result = subprocess.run([sys.executable, "-m", "fer_utils.run", "--profile", "smoke", "--reports-dir",
+                                 str(tmp_path), "--log-output", *extra], cwd=ROOT, env=env, capture_output=True,
+                                text=True, timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        return result.stdout
+
+    out = tmp_path / "smoke"
+    run("--subset", "study_c_ckplus")
+    head = notebook_headline(out / "04_cbam.ipynb")
+    assert set(head) == {"msca_resnet CK+ fold acc"} and 0 <= head["msca_resnet CK+ fold acc"] <= 1
+    assert sorted(p.name for p in (out / "04_cbam").iterdir() if p.is_dir()) == ["ckplus"]
+    fold = (out / "04_cbam" / "ckplus" / "msca_resnet" / "fold0" / "predictions.npz").read_bytes()
+    console = run("--subset", "study_c_ferplus_part")
+    assert "continuing the earlier run with changed parameters" in console
+    assert "FER+ msca_resnet epoch 1/1" in console and "msca_resnet_plain" not in console
+    assert "se_bn: waits for the FER+ runs ['msca_resnet_plain']" in (out / "04_cbam.html").read_text()
+    assert not (out / "04_cbam" / "ferplus_se_bn.csv").exists()
+    console = run("--only", "04")
+    assert "FER+ msca_resnet: finished earlier with the same recipe, results reused" in console
+    assert "msca_resnet fold 0: finished earlier with the same recipe, results reused" in console
+    assert "FER+ msca_resnet_plain epoch 1/1" in console and "cnn_cbam epoch 1/1" in console
+    assert (out / "04_cbam" / "ckplus" / "msca_resnet" / "fold0" / "predictions.npz").read_bytes() == fold
+    table = pd.read_csv(out / "04_cbam" / "ferplus_se_bn.csv", index_col=0)
+    assert list(table.index) == ["msca_resnet", "msca_resnet_plain"]
+    head = notebook_headline(out / "04_cbam.ipynb")
+    assert "msca_resnet CK+ fold acc" in head and any(k.startswith("cnn_se ") for k in head)
+    runs_json = json.loads((out / "run.json").read_text())["notebooks"]["04_cbam"]
+    assert runs_json["mode"] == "continued the earlier run with changed parameters (after a subset)"
+    assert len(list((out / "_previous").glob("*/04_cbam.ipynb"))) == 2  # each earlier part's notebook kept

@@ -127,6 +127,37 @@ def test_section_for_missing_notebook_and_bad_profile(tree):
         P.list_notebooks(nbs, ["05"])
 
 
+def test_a_subset_replaces_the_profiles_values_and_is_checked_like_the_profile(tree):
+    nbs, prm = tree
+    prof = _profile(prm, "notebooks:\n  02_b:\n    epochs: 4\n    sizes: [1, 2, 3]\n"
+                         "subsets:\n  short:\n    description: two epochs\n    notebooks:\n"
+                         "      02_b: {epochs: 2, sizes: [5]}\n")
+    out = P.resolve(prof, P.list_notebooks(nbs), ["02.lr=0.5"], subset="short")
+    assert out["02_b"] == {"epochs": 2, "sizes": [5], "lr": 0.5}  # replaced, then the command line on top
+    assert P.resolve(prof, P.list_notebooks(nbs))["02_b"] == {"epochs": 4, "sizes": [1, 2, 3]}  # the profile's own
+    assert list(P.subset_notebooks(prof, "short")) == ["02_b"]
+    with pytest.raises(P.ParamsError, match=r"--subset 'shrot': .* has no such subset; its subsets are \['short'\]"):
+        P.resolve(prof, P.list_notebooks(nbs), subset="shrot")
+    typo = _profile(prm, "subsets:\n  s:\n    notebooks:\n      02_b: {epohcs: 2}\n", name="t")
+    with pytest.raises(P.ParamsError, match=r"subsets.s.notebooks.02_b\): unknown parameter 'epohcs'"):
+        P.resolve(typo, P.list_notebooks(nbs), subset="s")
+    ghost = _profile(prm, "subsets:\n  s:\n    notebooks:\n      07_ghost: {seed: 2}\n", name="g")
+    with pytest.raises(P.ParamsError, match="subsets.s.notebooks.07_ghost names no notebook"):
+        P.resolve(ghost, P.list_notebooks(nbs), subset="s")
+    flat = _profile(prm, "subsets:\n  s: {02_b: {epochs: 2}}\n", name="f")
+    with pytest.raises(P.ParamsError, match="subsets.s must have 'notebooks'"):
+        P.resolve(flat, P.list_notebooks(nbs), subset="s")
+
+
+def test_every_subset_of_the_repository_profiles_is_checked():
+    """check_all resolves each profile's subsets too: a typo in one fails here, not after hours of training."""
+    cpu = P.load_profile("cpu", ROOT / "params")
+    assert {"study_c_ckplus", "study_c_ferplus_headline", "study_c_table2", "study_c_table3"} <= set(cpu["subsets"])
+    notebooks = P.list_notebooks(ROOT / "notebooks")
+    ck = P.resolve(cpu, notebooks, subset="study_c_ckplus")["04_cbam"]
+    assert ck["models"] == [] and ck["study_c_datasets"] == ["ckplus"] and ck["ckplus_folds"] == list(range(10))
+
+
 def test_runner_keys_are_required(tmp_path):
     nbs = tmp_path / "nb"
     nbs.mkdir()

@@ -121,6 +121,8 @@ def test_different_parameters_archive_the_earlier_run(tiny_profile):
     ("04.ckplus_folds=[12]", "ckplus_folds: [12] outside 0..9"),
     ("04.ferplus_runs={lr_high: {learning_rate: 0.01}}",
      "notebook 04_cbam: ferplus_runs['lr_high']: model 'lr_high' is not a registry model"),
+    ("04.study_c_datasets=[ferplus, ckpls]", "study_c_datasets: ['ckpls']; expected a subset of ['ferplus', 'ckplus']"),
+    ("04.ferplus_only=[msca_resnet_plian]", "ferplus_only: ['msca_resnet_plian'] are not FER+ runs of this notebook"),
     ("03.seeds=[0, 0]", "notebook 03_baselines: seeds: seeds=[0, 0]: expected a list of distinct integers"),
     ("05.tuners=[grid, hyperbnd]", "unknown tuner 'hyperbnd'; expected one of"),
     ("05.space={learning_rate: [0.01], batch_size: [30], l2: [0.001], optimizer: [sgd, nadam], epochs: [50]}",

@@ -38,6 +38,11 @@ def collect_results(run_dir) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
 
 
+def empty_results() -> pd.DataFrame:
+    """A results table with no rows (a part of a notebook that did not run in this run, e.g. in a subset)."""
+    return pd.DataFrame(index=pd.Index([], name="model"))
+
+
 def load_histories(run_dir, names) -> dict:
     """``{model: history DataFrame}`` from each model's ``history.csv``."""
     return {n: runs.load_history(Path(run_dir) / n) for n in names}

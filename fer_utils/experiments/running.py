@@ -18,6 +18,7 @@ import pandas as pd
 
 from fer_utils import artifacts, progress, runs
 from fer_utils import data as D
+from fer_utils.experiments.results import empty_results
 from fer_utils.experiments.seeds import dedup_scores
 from fer_utils.pipeline import input_pipelines
 
@@ -293,7 +294,8 @@ def run_models(model_names, ds: D.FERDataset, run_dir, *, model_kwargs_by_model:
         **kwargs: passed to :func:`run_model`.
 
     Returns:
-        One row per run folder (index: the folder relative to ``run_dir``), with the model's registry name
+        One row per run folder (none for no names) (index: the folder relative to ``run_dir``), with the model's
+        registry name
         (``arch``), the seed (seed runs), and accuracy and macro-F1 per test split as published and deduplicated
         (``<split>_dedup_accuracy``: copies of training images left out, see :func:`run_model`).
     """
@@ -325,7 +327,7 @@ def run_models(model_names, ds: D.FERDataset, run_dir, *, model_kwargs_by_model:
             rel = f"{name}/{S.ENSEMBLE_DIR}"
             rows.append({**S.evaluate_ensemble(name, folders, ds, Path(run_dir) / rel), "model": rel, "arch": name,
                          "status": "ensembled"})
-    return pd.DataFrame(rows).set_index("model")
+    return pd.DataFrame(rows).set_index("model") if rows else empty_results()
 
 
 def run_cv(model_name: str, ds: D.FERDataset, run_dir, *, k: int = 10, folds=(0,), seed: int = 0,

@@ -62,16 +62,30 @@ def check_runs(runs_: dict, model_names, train_config: dict, tables: dict | None
     return out
 
 
+def selected_runs(planned: dict, only=()) -> dict:
+    """The runs of ``planned`` (:func:`check_runs`) named in ``only`` (empty: all of them), in ``planned``'s order.
+
+    Raises:
+        ValueError: ``only`` names a run that is not planned.
+    """
+    unknown = [n for n in only or () if n not in planned]
+    if unknown:
+        raise ValueError(f"ferplus_only: {unknown} are not FER+ runs of this notebook; its runs are {list(planned)}")
+    return {n: v for n, v in planned.items() if not only or n in only}
+
+
 def run_study_c_ferplus(model_names, ds: D.FERDataset, run_dir, *, seed: int, max_per_class: int = 0,
                         val_fraction: float = 0.1, train_config: dict, runs: dict | None = None,
-                        tables: dict | None = None, **kwargs) -> pd.DataFrame:
+                        tables: dict | None = None, only=(), **kwargs) -> pd.DataFrame:
     """Study C's networks on FER+ (or its stand-in): train on Training, select on Validation, test on PrivateTest.
 
     ``runs`` (named settings, :func:`check_runs`) train in ``run_dir/<name>``; without them, each of
-    ``model_names`` at ``train_config``. FER+'s PublicTest (``FER2013Valid``) is reported too but never used for
-    selection. Returns one row per run (index: its name; ``arch``: its model).
+    ``model_names`` at ``train_config``; ``only``: the names of those runs to train now (empty: all; a session-sized
+    part of a long notebook, the others train in another run of the same folder). FER+'s PublicTest
+    (``FER2013Valid``) is reported too but never used for selection. Returns one row per run (index: its name;
+    ``arch``: its model).
     """
-    planned = check_runs(runs, model_names, train_config, tables)
+    planned = selected_runs(check_runs(runs, model_names, train_config, tables), only)
     prepared = prepare(ds, max_per_class=max_per_class, val_fraction=val_fraction, seed=seed)
     rows = []
     for i, (name, (model, cfg)) in enumerate(planned.items(), start=1):
@@ -87,13 +101,19 @@ def settings_tables(tables: dict, ds: D.FERDataset, run_dir, *, runs: dict, trai
                     split: str = "PrivateTest") -> dict:
     """``{title: table}`` for ``tables`` (``{title: [run names]}``): the runs of ``run_dir`` (those of
     :func:`run_study_c_ferplus` with the same arguments) side by side, what each changes against the table's first
-    run, and McNemar's test against it on ``split`` (:func:`fer_utils.experiments.recipe.compare_runs`)."""
+    run, and McNemar's test against it on ``split`` (:func:`fer_utils.experiments.recipe.compare_runs`). A table
+    some of whose runs have not finished in ``run_dir`` yet (trained by this run or an earlier one) is left out,
+    and a line says which runs it waits for."""
     from fer_utils.experiments.recipe import compare_runs
 
     planned = check_runs(runs, model_names, train_config, tables)
     prepared = prepare(ds, max_per_class=max_per_class, val_fraction=val_fraction, seed=seed)
     out = {}
     for title, names in tables.items():
+        waiting = [n for n in names if not (Path(run_dir) / n / R.PREDICTIONS_FILE).exists()]
+        if waiting:
+            print(f"{title}: waits for the FER+ runs {waiting} (not finished in {run_dir})")
+            continue
         ref_model, ref_cfg = planned[names[0]]
         changes = {n: _describe(planned[n], ref_model, ref_cfg) for n in names}
         out[title] = compare_runs({n: Path(run_dir) / n for n in names}, prepared, split=split, reference=names[0],
@@ -131,11 +151,12 @@ def ablation_table(ferplus: pd.DataFrame, ckplus: pd.DataFrame) -> pd.DataFrame:
         flags = models.model_info(model)["ablation"]
         ref = {d: pub[(pub.model == model) & (pub.dataset == d)].accuracy for d in ("ferplus", "ckplus")}
         rows.append({"model": model, "SE": flags["se"], "BN": flags["bn"],
-                     "FER+ ours": ferplus["PrivateTest_accuracy"].get(model, np.nan),
+                     "FER+ ours": ferplus["PrivateTest_accuracy"].get(model, np.nan)
+                     if "PrivateTest_accuracy" in ferplus else np.nan,
                      "FER+ paper": float(ref["ferplus"].iloc[0]) if len(ref["ferplus"]) else np.nan,
-                     "CK+ ours": ckplus["Test_accuracy"].get(model, np.nan),
+                     "CK+ ours": ckplus["Test_accuracy"].get(model, np.nan) if "Test_accuracy" in ckplus else np.nan,
                      "CK+ paper": float(ref["ckplus"].iloc[0]) if len(ref["ckplus"]) else np.nan})
-    return pd.DataFrame(rows).set_index("model")
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame(index=pd.Index([], name="model"))
 
 
 def ckplus_folds(run_dir, model_names) -> pd.DataFrame:
