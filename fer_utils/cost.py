@@ -137,9 +137,7 @@ def _study_c(stem: str, p: dict, models, ck_folds: int, model_kwargs=None) -> li
     out = []
     for kind, cfg_key, max_key in (("ferplus", "ferplus_train_config", "ferplus_max_per_class"),
                                    ("ckplus", "ckplus_train_config", "ckplus_max_per_class")):
-        if kind not in p.get("study_c_datasets", STUDY_C_DATASETS):
-            continue
-        names, counts = _data(p, kind)
+        names, counts = _data(p, kind) if kind in p.get("study_c_datasets", STUDY_C_DATASETS) else ((), {})
         if not counts:
             continue
         mx = int(p.get(max_key, 0))
@@ -151,9 +149,8 @@ def _study_c(stem: str, p: dict, models, ck_folds: int, model_kwargs=None) -> li
         else:
             n_train, n_val = _train_val(counts, mx, float(p.get("val_fraction", 0.1)))
             n_eval, count = _test_images(counts, mx, (), p.get("tta")), 1
-        named = p.get("ferplus_runs") if kind == "ferplus" else None  # FER+'s named runs, or one per model
-        planned = check_runs(named or {}, models, dict(p.get(cfg_key) or {}))
-        for name, (m, cfg) in (selected_runs(planned, p.get("ferplus_only")) if kind == "ferplus" else planned).items():
+        named, only = (p.get("ferplus_runs"), p.get("ferplus_only")) if kind == "ferplus" else (None, None)
+        for name, (m, cfg) in selected_runs(check_runs(named or {}, models, dict(p.get(cfg_key) or {})), only).items():
             out.append(Training(stem, f"{kind}/{name}", m, 48, len(names), cfg, n_train, n_val, n_eval,
                                 dict((model_kwargs or {}).get(m) or {}), count=count))
     return out
@@ -231,10 +228,9 @@ def _tuning_trainings(stem: str, p: dict) -> list:
     if p.get("study_c_datasets"):
         sc_points = len(_grid_points(p["study_c_space"], {}, {}))
         for t in _study_c(stem, {**p, "ckplus_folds": [0]}, [p["study_c_model"]], 1,
-                          {p["study_c_model"]: p.get("study_c_model_kwargs") or {}}):
-            if t.label.split("/")[0] in p["study_c_datasets"]:
-                t.label, t.count, t.n_eval = f"Study C table {t.label}", sc_points, 0
-                out.append(t)
+                          {p["study_c_model"]: p.get("study_c_model_kwargs") or {}}):  # its study_c_datasets only
+            t.label, t.count, t.n_eval = f"Study C table {t.label}", sc_points, 0
+            out.append(t)
     return out
 
 
