@@ -149,6 +149,12 @@ def test_validation_accuracy_is_split_by_copies_of_training_images(seeded, tiny_
     assert table.loc["full", "val acc on copies"] == pytest.approx(right[:5].mean())
     assert table.loc["full", "val acc without copies"] == pytest.approx(right[5:].mean())
     assert table.loc["no_tta"].equals(table.loc["full"])  # a TTA variant is scored by the model it rescored
+    shutil.copytree(tmp_path / "full", tmp_path / "kept", ignore=shutil.ignore_patterns("*.keras"))
+    best = runs.read_metrics(tmp_path / "kept")["headline"]["best_val_accuracy"]
+    kept = R.validation_copies({"kept": tmp_path / "kept"}, ds).loc["kept"]  # a run kept without its model
+    assert kept["val acc"] == best and kept["val copies"] == 5 and np.isnan(kept["val acc without copies"])
+    clean = R.validation_copies({"kept": tmp_path / "kept"}, tiny_fer).loc["kept"]
+    assert clean["val copies"] == 0 and clean["val acc without copies"] == best
     with pytest.raises(ValueError, match="no 'Validation' rows"):
         R.validation_copies({"full": tmp_path / "full"}, ds.subset(ds.splits != "Validation"))
 
