@@ -18,6 +18,7 @@ import pandas as pd
 
 from fer_utils import data as D
 from fer_utils.experiments.published import published_table
+from fer_utils.experiments.results import empty_results
 from fer_utils import runs as R
 from fer_utils.experiments.running import check_model_names, prepare, run_cv, run_model
 
@@ -107,13 +108,16 @@ def settings_tables(tables: dict, ds: D.FERDataset, run_dir, *, runs: dict, trai
     from fer_utils.experiments.recipe import compare_runs
 
     planned = check_runs(runs, model_names, train_config, tables)
-    prepared = prepare(ds, max_per_class=max_per_class, val_fraction=val_fraction, seed=seed)
-    out = {}
+    ready = {}
     for title, names in tables.items():
         waiting = [n for n in names if not (Path(run_dir) / n / R.PREDICTIONS_FILE).exists()]
         if waiting:
             print(f"{title}: waits for the FER+ runs {waiting} (not finished in {run_dir})")
-            continue
+        else:
+            ready[title] = names
+    prepared = prepare(ds, max_per_class=max_per_class, val_fraction=val_fraction, seed=seed) if ready else None
+    out = {}
+    for title, names in ready.items():
         ref_model, ref_cfg = planned[names[0]]
         changes = {n: _describe(planned[n], ref_model, ref_cfg) for n in names}
         out[title] = compare_runs({n: Path(run_dir) / n for n in names}, prepared, split=split, reference=names[0],
@@ -156,7 +160,7 @@ def ablation_table(ferplus: pd.DataFrame, ckplus: pd.DataFrame) -> pd.DataFrame:
                      "FER+ paper": float(ref["ferplus"].iloc[0]) if len(ref["ferplus"]) else np.nan,
                      "CK+ ours": ckplus["Test_accuracy"].get(model, np.nan) if "Test_accuracy" in ckplus else np.nan,
                      "CK+ paper": float(ref["ckplus"].iloc[0]) if len(ref["ckplus"]) else np.nan})
-    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame(index=pd.Index([], name="model"))
+    return pd.DataFrame(rows).set_index("model") if rows else empty_results()
 
 
 def ckplus_folds(run_dir, model_names) -> pd.DataFrame:
