@@ -426,3 +426,12 @@ def test_reuse_continues_a_run_whose_parameters_changed_model_by_model(tiny_prof
     assert changed.returncode == 1 and "tta" in changed.stderr and (run / "cnn" / "metrics.json").read_bytes() == kept
     both = _runner(_args(root, "--reuse", "--fresh"))
     assert both.returncode == 2 and "--reuse and --fresh contradict each other" in both.stderr
+
+
+def test_the_estimate_warns_when_other_work_shares_the_cores():
+    """A busy machine times slow steps (77 minutes estimated for a 47-minute run here): --check says so."""
+    from fer_utils import run
+
+    assert run.busy_warning(load=0.3, cores=2) == "" and run.busy_warning(load=2.1, cores=8) == ""
+    warning = run.busy_warning(load=2.1, cores=2)
+    assert warning.startswith("warning: load average 2.1 on 2 cores") and "too high" in warning
