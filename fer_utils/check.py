@@ -59,11 +59,12 @@ def check_parameters(stem: str, params: dict) -> list:
         missing = [m for m in names.get("explain_models", []) if m not in names.get("models", [])]
         if missing:
             bad("explain_models", f"{missing} are not trained by this notebook (models: {params['models']})")
-    if "tta" in params:
-        try:
-            resolve_tta(params["tta"], allow_default=False)  # the run records its TTA: no model to take one from
-        except ValueError as exc:
-            problems.append(f"notebook {stem}: {exc}")  # "tta: <value>; expected one of [...]"
+    for key in ("tta", "study_c_tta"):
+        if key in params:
+            try:
+                resolve_tta(params[key], allow_default=False)  # a run records its TTA: no model to take one from
+            except ValueError as exc:
+                bad(key, str(exc).removeprefix("tta: "))  # "<value>; expected one of [...]"
     if "normalization" in params and params["normalization"] not in ("auto",) + pipeline.NORMALIZATIONS:
         bad("normalization", f"{params['normalization']!r}; expected 'auto' or one of {list(pipeline.NORMALIZATIONS)}")
     for key in ("augment", "study_c_augment"):

@@ -140,15 +140,15 @@ def _study_c(stem: str, p: dict, models, ck_folds: int, model_kwargs=None) -> li
         names, counts = _data(p, kind) if kind in p.get("study_c_datasets", STUDY_C_DATASETS) else ((), {})
         if not counts:
             continue
-        mx = int(p.get(max_key, 0))
+        mx, tta = int(p.get(max_key, 0)), p.get("study_c_tta", p.get("tta"))
         if kind == "ckplus":  # one subject-independent fold: (k-1)/k of the subjects train, a tenth of them validate
             total, k = _limit(sum(counts.values()), mx), int(p.get("ckplus_k", 10))
             n_fold_train = int(total.sum() * (k - 1) / k)
             n_val = int(round(n_fold_train * float(p.get("val_fraction", 0.1))))
-            n_train, n_eval, count = n_fold_train - n_val, int(total.sum() / k), ck_folds
+            n_train, n_eval, count = n_fold_train - n_val, int(total.sum() / k) * TTA_VIEWS.get(tta, 1), ck_folds
         else:
             n_train, n_val = _train_val(counts, mx, float(p.get("val_fraction", 0.1)))
-            n_eval, count = _test_images(counts, mx, (), p.get("tta")), 1
+            n_eval, count = _test_images(counts, mx, (), tta), 1
         named, only = (p.get("ferplus_runs"), p.get("ferplus_only")) if kind == "ferplus" else (None, None)
         for name, (m, cfg) in selected_runs(check_runs(named or {}, models, dict(p.get(cfg_key) or {})), only).items():
             out.append(Training(stem, f"{kind}/{name}", m, 48, len(names), cfg, n_train, n_val, n_eval,

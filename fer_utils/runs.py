@@ -15,7 +15,8 @@ A model run folder (one per trained model, e.g. ``reports/cpu/03_baselines/cnn/`
                             settings, seed): a re-run with the same recipe resumes or reuses the run
         backup/             resumable state while a run is unfinished
         tb/                 TensorBoard logs (optional)
-        replaced-<stamp>/   an earlier run's files, moved aside together (never deleted)
+        replaced-<stamp>/   an earlier run's files, moved aside together (never deleted); after a re-evaluation
+                            with another TTA, only the earlier evaluation's files
 
 An ensemble run folder (e.g. ``03_baselines/msca_resnet/ensemble/``) holds ``ensemble.json`` (its member run
 folders, relative to it, with their data checksums) instead of a model, and the same ``metrics.json`` and
@@ -55,6 +56,8 @@ TENSORBOARD_DIR = "tb"
 #: The files of a finished model run (linked from the index; moved aside together on overwrite).
 RUN_FILES = (METRICS_FILE, HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE, CONFIG_FILE, PREPROCESSING_FILE, TIMINGS_FILE,
              RECIPE_FILE)
+#: The files an evaluation writes: moved aside together when a finished model is evaluated again (another TTA).
+EVALUATION_FILES = (METRICS_FILE, PREDICTIONS_FILE, PREPROCESSING_FILE, RECIPE_FILE)
 #: Keys every preprocessing.json has.
 PREPROCESSING_KEYS = ("class_names", "input_size", "channels", "normalization", "norm_mean", "norm_std", "tta",
                       "crop_fraction", "resize")
@@ -243,10 +246,11 @@ def finished_files(run_dir) -> list:
     return [run_dir / n for n in names if (run_dir / n).exists()]
 
 
-def move_aside(run_dir) -> Optional[Path]:
-    """Move every file of an earlier run into ``run_dir/replaced-<timestamp>/`` together; returns it."""
+def move_aside(run_dir, names: Optional[Sequence[str]] = None) -> Optional[Path]:
+    """Move every file of an earlier run (or those of ``names`` present, e.g. :data:`EVALUATION_FILES`) into
+    ``run_dir/replaced-<timestamp>/`` together; returns it (None when there was nothing to move)."""
     run_dir = Path(run_dir)
-    leftovers = finished_files(run_dir)
+    leftovers = finished_files(run_dir) if names is None else [run_dir / n for n in names if (run_dir / n).exists()]
     if not leftovers:
         return None
     dest = run_dir / time.strftime("replaced-%Y%m%d-%H%M%S")

@@ -270,6 +270,23 @@ def test_rerun_reuses_evaluates_or_refuses_by_recipe(tiny_fer, tmp_path):
     finished = experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **kwargs)
     assert finished["status"] == "evaluated" and finished["PrivateTest_accuracy"] == first["PrivateTest_accuracy"]
     assert (tmp_path / "cnn" / "history.csv").read_text() == history
+    # Another TTA only: the saved model is evaluated again, not retrained; the earlier evaluation is kept aside.
+    model_bytes = (tmp_path / "cnn" / runs.MODEL_FILE).read_bytes()
+    flip = experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **dict(kwargs, tta="flip"))
+    assert flip["status"] == "evaluated" and flip["epochs_run"] == 2
+    assert (tmp_path / "cnn" / "history.csv").read_text() == history
+    assert (tmp_path / "cnn" / runs.MODEL_FILE).read_bytes() == model_bytes
+    assert runs.read_preprocessing(tmp_path / "cnn")["tta"] == "flip"
+    (kept,) = (tmp_path / "cnn").glob("replaced-*")
+    assert sorted(f.name for f in kept.iterdir()) == sorted(runs.EVALUATION_FILES)
+    assert runs.read_preprocessing(kept)["tta"] is None and runs.read_recipe(kept)["tta"] is None
+    assert runs.read_metrics(kept)["headline"]["PrivateTest_accuracy"] == first["PrivateTest_accuracy"]
+    assert experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **dict(kwargs, tta="flip"))["status"] == "reused"
+    # Another TTA and another training: refused, naming both.
+    with pytest.raises(FileExistsError, match=r"differs in \['train_config', 'tta'\]"):
+        experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", train_config={**CFG, "epochs": 3},
+                              model_kwargs=TINY_CNN, seed=0, tta=None)
+    kwargs["tta"] = "flip"
     # Another recipe: refused, naming what differs; overwrite moves the old run aside.
     other = dict(kwargs, train_config={**CFG, "epochs": 3})
     with pytest.raises(FileExistsError, match=r"differs in \['train_config'\].*--fresh"):

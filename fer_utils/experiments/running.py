@@ -26,6 +26,9 @@ TARGETS = ("majority", "distribution")
 #: TrainConfig fields that change what a run keeps, not what it trains: left out of the recipe a rerun is compared by
 #: (a finished run is reused whatever they say).
 NOT_RECIPE = ("keep_last",)
+#: Recipe keys that change how a trained model is evaluated, not how it trains: a finished run that differs only
+#: in them is evaluated again, not retrained (:func:`_check_earlier_run`).
+EVALUATION_KEYS = ("tta", "eval_splits")
 
 
 def _recipe_config(config: dict) -> dict:
@@ -240,6 +243,9 @@ def evaluate_splits(predictor, ds: D.FERDataset, eval_splits, out_dir, *, tta="d
 def _check_earlier_run(run_dir: Path, recipe: dict, overwrite: bool) -> str:
     """The state to continue from: resume or reuse a run with the same recipe, refuse or move aside another.
 
+    A run whose recipe differs only in :data:`EVALUATION_KEYS` (another TTA or test splits) is not trained again:
+    a finished one is evaluated again (``"trained"``) after its evaluation files move to ``replaced-<stamp>/``.
+
     Raises:
         FileExistsError: the folder holds a run with a different recipe and not ``overwrite``.
     """
@@ -257,6 +263,14 @@ def _check_earlier_run(run_dir: Path, recipe: dict, overwrite: bool) -> str:
     if overwrite:
         runs.move_aside(run_dir)
         return "new"
+    if changed and set(changed) <= set(EVALUATION_KEYS):
+        # Training is the same: the saved model is evaluated again; the earlier evaluation is kept, not replaced.
+        if state in ("finished", "trained"):
+            aside = runs.move_aside(run_dir, runs.EVALUATION_FILES)
+            progress.report(f"{run_dir}: trained earlier with the same recipe but evaluated with other {changed}: "
+                            f"evaluating the saved model again (the earlier evaluation is in {aside})")
+            return "trained"
+        return state
     if changed:
         raise FileExistsError(f"{run_dir} holds a {state} run of another recipe (differs in {changed}); pass "
                               "overwrite=True (runner: --fresh) to move it aside to replaced-<time>/ and start afresh")
