@@ -79,6 +79,17 @@ def test_a_subset_costs_only_the_part_it_runs():
     assert [t.label for t in fp] == ["ferplus/msca_resnet"]
 
 
+def test_study_c_inference_counts_study_c_tta_views():
+    """Study C's test images are counted once per view of ``study_c_tta`` (not the attention CNNs' ``tta``)."""
+    p = _effective("smoke", ["04"], "study_c_ckplus")["04_cbam"]
+    counts = {}
+    for tta in ("ten_crop", "flip", "none"):
+        trainings, _ = cost.workload("04_cbam", {**p, "study_c_tta": tta, "tta": "flip"})
+        counts[tta] = [t.n_eval for t in trainings]
+    assert counts["ten_crop"] == [10 * n for n in counts["none"]] and counts["flip"] == [2 * n for n in counts["none"]]
+    assert all(n > 0 for n in counts["none"])
+
+
 @pytest.mark.slow
 def test_cpu_profile_work_matches_what_its_runs_did(real_data):
     """Notebook 05's cpu run trained 16 grid epochs, 7 Hyperband epochs in 5 trials, 8 Bayesian epochs (trials.csv,
