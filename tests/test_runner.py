@@ -405,7 +405,8 @@ def test_stop_after_ends_before_work_and_resume_from_refuses_what_is_not_an_earl
 
 @pytest.mark.slow
 def test_reuse_continues_a_run_whose_parameters_changed_model_by_model(tiny_profile):
-    """Adding a model to a finished run with --reuse trains only the new one; a changed recipe is refused."""
+    """Adding a model to a finished run with --reuse trains only the new one; another TTA evaluates the saved
+    models again; a changed training recipe is refused."""
     root = tiny_profile
     short = ["--param", "03.train_config={epochs: 3}"]
     first = _runner(_args(root, *short))
@@ -423,8 +424,16 @@ def test_reuse_continues_a_run_whose_parameters_changed_model_by_model(tiny_prof
     assert "cnn_se epoch 1/3" in again.stdout and "cnn epoch 1/3" not in again.stdout
     assert (run / "cnn" / "metrics.json").read_bytes() == kept and (run / "cnn_se" / "metrics.json").is_file()
     assert not list((root / "reports" / "t" / "_previous").glob("*/03_baselines"))  # not archived
-    changed = _runner(_args(root, *short, *add, "--reuse", "--param", "03.tta=flip"))
-    assert changed.returncode == 1 and "tta" in changed.stderr and (run / "cnn" / "metrics.json").read_bytes() == kept
+    model = (run / "cnn" / "model.keras").read_bytes()
+    tta = _runner(_args(root, *short, *add, "--reuse", "--param", "03.tta=flip"))  # evaluation only: not retrained
+    assert tta.returncode == 0, tta.stdout[-3000:] + tta.stderr[-3000:]
+    assert "evaluating the saved model again" in tta.stdout and "cnn epoch 1/3" not in tta.stdout
+    assert (run / "cnn" / "model.keras").read_bytes() == model and list(run.glob("cnn/replaced-*/metrics.json"))
+    kept = (run / "cnn" / "metrics.json").read_bytes()
+    changed = _runner(_args(root, "--param", "03.train_config={epochs: 3, learning_rate: 0.05}", *add, "--reuse",
+                            "--param", "03.tta=flip"))
+    assert changed.returncode == 1 and "train_config" in changed.stderr
+    assert (run / "cnn" / "metrics.json").read_bytes() == kept
     both = _runner(_args(root, "--reuse", "--fresh"))
     assert both.returncode == 2 and "--reuse and --fresh contradict each other" in both.stderr
 
