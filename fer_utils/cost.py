@@ -277,7 +277,7 @@ def _gan_trainings(stem: str, p: dict) -> tuple:
                             dict(p.get("effect_train_config") or {}), rows, n_val, n_eval, kwargs, count=2 * seeds))
     per_class = int(p.get("quality_per_class", 500)) * len(names)
     out.append(Training(stem, "CAS (generated, real)", model, size, len(names), dict(p.get("cas_train_config") or {}),
-                        per_class, 0, n_eval, kwargs, count=2))
+                        per_class, n_val, n_eval, kwargs, count=2))  # CAS validates on the real split too
     return out, {"config": dict(p.get("gan") or {}), "image_size": size, "classes": len(names)}
 
 

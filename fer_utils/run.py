@@ -137,16 +137,20 @@ def _print_estimate(args, notebooks, resolved) -> None:
     if busy:
         say(f"[cost] {busy}")
     effective = {nb.stem: {**P.notebook_parameters(nb), **resolved[nb.stem]} for nb in notebooks}
+    before = cpu_times()
     try:
         table = cost.estimate(effective)
     except Exception as exc:  # an estimate that cannot be made must not fail a check that passed
         say(f"[cost] no estimate: {type(exc).__name__}: {exc}")
         return
+    stolen = steal_warning(before, cpu_times())
     say(f"[cost] profile {args.profile} on this machine ({cost.cpu_kind()}; speeds timed just now, "
         f"{time.perf_counter() - t0:.0f} s) and on GPU classes (sustained "
         + ", ".join(f"{g} {f / 1e12:.0f} TFLOP/s" for g, f in cost.GPU_CLASSES.items()) + "):")
     for line in cost.summary(table):
         say(f"[cost]   {line}")
+    if stolen:
+        say(f"[cost] {stolen}")
 
 
 def busy_warning(load=None, cores=None) -> str:
@@ -158,6 +162,32 @@ def busy_warning(load=None, cores=None) -> str:
         return ""
     return (f"warning: load average {load:.1f} on {cores} cores before timing: other work shares the cores, so the "
             "minutes below will be too high; the estimate assumes an idle machine")
+
+
+def cpu_times() -> list:
+    """This machine's cumulative CPU times from ``/proc/stat`` (user, nice, system, idle, iowait, irq, softirq, steal);
+    empty where there is no ``/proc/stat``."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return []
+    return [int(v) for v in fields[1:9]] if fields and fields[0] == "cpu" and len(fields) >= 9 else []
+
+
+def steal_warning(before: list, after: list) -> str:
+    """A warning when the hypervisor took a share of the cores' time between two :func:`cpu_times` readings ("" when
+    it took under 5% or nothing was read): a virtual machine sharing its host times slower steps than it may run
+    later (an estimate taken ten minutes after this machine booted said 5.5 h for notebook 02, the same one idle hours
+    later 2.2 h; steal was not recorded then)."""
+    if len(before) < 8 or len(after) < 8:
+        return ""
+    delta = [b - a for a, b in zip(before, after)]
+    total, steal = sum(delta), delta[7]
+    if total <= 0 or steal < 0.05 * total:
+        return ""
+    return (f"warning: the host took {100 * steal / total:.0f}% of this machine's CPU time (steal) while the steps were "
+            "timed: the minutes above may be too high; take the estimate again later")
 
 
 def _continue_advice() -> str:

@@ -63,6 +63,8 @@ def test_work_of_the_smoke_profile_follows_its_parameters():
     two, _ = cost.workload("02_gan_balancing", p02, eff)
     real_only, balanced = two[0], two[1]
     assert balanced.n_train > real_only.n_train  # a balanced run trains on the real rows plus the generated ones
+    cas = two[-1]  # CAS trains on generated (or real) faces and validates on the real validation split each epoch
+    assert cas.label.startswith("CAS") and cas.n_val == real_only.n_val > 0
     six, _ = cost.workload("06_statistics", eff["06_statistics"], eff)
     assert all(t.count == 10 for t in six)  # ten 5x2cv folds per configuration
     labels = [t.label for t in six]

@@ -445,3 +445,19 @@ def test_the_estimate_warns_when_other_work_shares_the_cores():
     assert run.busy_warning(load=0.3, cores=2) == "" and run.busy_warning(load=2.1, cores=8) == ""
     warning = run.busy_warning(load=2.1, cores=2)
     assert warning.startswith("warning: load average 2.1 on 2 cores") and "too high" in warning
+
+
+def test_the_estimate_warns_when_the_host_steals_cpu_time_while_timing():
+    """A virtual machine whose host takes CPU time (steal) while the steps are timed gets a warning, not silence."""
+    from fer_utils import run
+
+    before = [1000, 0, 100, 5000, 0, 0, 0, 200]  # user nice system idle iowait irq softirq steal
+    calm = [1900, 0, 120, 5070, 0, 0, 0, 210]  # 10 of 1,000 ticks stolen: 1%
+    stolen = [1700, 0, 120, 5070, 0, 0, 0, 310]  # 110 of 900: 12%
+    assert run.steal_warning(before, calm) == ""
+    warning = run.steal_warning(before, stolen)
+    assert warning.startswith("warning: the host took 12% of this machine's CPU time (steal)") and "too high" in warning
+    assert run.steal_warning([], stolen) == "" and run.steal_warning(before, before) == ""
+    now = run.cpu_times()
+    if sys.platform.startswith("linux"):
+        assert len(now) == 8 and all(isinstance(v, int) and v >= 0 for v in now)
