@@ -186,8 +186,8 @@ def steal_warning(before: list, after: list) -> str:
     total, steal = sum(delta), delta[7]
     if total <= 0 or steal < 0.05 * total:
         return ""
-    return (f"warning: the host took {100 * steal / total:.0f}% of this machine's CPU time (steal) while the steps were "
-            "timed: the minutes above may be too high; take the estimate again later")
+    return (f"warning: the host took {100 * steal / total:.0f}% of this machine's CPU time (steal) while the steps "
+            "were timed: the minutes above may be too high; take the estimate again later")
 
 
 def _continue_advice() -> str:
