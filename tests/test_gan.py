@@ -434,3 +434,30 @@ def test_oversampled_control_repeats_real_training_rows_to_the_plan_counts():
         over.checksum
     with pytest.raises(D.DataError, match="class 'happy'|has no real Training row"):
         D.oversampled(ds.subset(ds.labels != 3), {ds.class_names[3]: 2}, seed=0)
+
+
+def test_the_committed_cpu_run_of_notebook_02_states_what_its_files_hold():
+    """``benchmarks/results/gan02_cpu`` (docs/results.md's GAN section) is notebook 02's ``cpu`` run without its models:
+    its headline is what the package computes from the committed tables, and its GAN seconds are its losses' sum."""
+    from pathlib import Path
+
+    from fer_utils.experiments import gan_quality
+
+    ref = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "gan02_cpu"
+    headline = json.loads((ref / "metrics.json").read_text())["headline"]
+    cas = pd.read_csv(ref / "cas.csv")
+    last = cas[cas["split"] == "PrivateTest (dedup)"].set_index("trained on")["balanced_accuracy"]
+    cas.attrs["ratio"] = float(last["generated"] / last["real"])
+    result = {"judge": headline["judge"], "quality": pd.read_csv(ref / "quality.csv"),
+              "kid": pd.read_csv(ref / "kid.csv"), "copying": pd.read_csv(ref / "copying.csv")}
+    for key, value in gan_quality.headline(result, cas).items():
+        assert headline[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
+    losses = pd.read_csv(ref / "gan_losses.csv")
+    assert len(losses) == headline["gan_steps"] == 6000
+    assert losses["seconds"].sum() == pytest.approx(headline["gan_seconds"], abs=1.0)
+    summary = pd.read_csv(ref / "effect_summary.csv").set_index(["split", "condition"])
+    for condition in ("real_only", "real_oversampled", "real_gan"):
+        key = f"PrivateTest accuracy {condition}"
+        assert summary.loc[("PrivateTest", condition), "accuracy mean"] == pytest.approx(headline[key], abs=1e-12)
+        epochs = [pd.read_csv(f) for f in sorted(ref.glob(f"effect/{condition}/seed*/history.csv"))]
+        assert len(epochs) == 3 and all(len(h) == 3 for h in epochs)  # three seeds of three epochs each
