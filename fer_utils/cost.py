@@ -1,21 +1,19 @@
 """What a profile costs before it runs (the estimate ``python -m fer_utils.run --profile P --check`` prints).
 
 - **Work**, counted from each notebook's effective parameters and the sizes of the data it will find (dataset,
-  per-class subsample, validation share): per training, epochs x training images (capped by ``steps_per_epoch``), a
-  validation pass per epoch, each test split x the TTA's views. 02: GAN steps x batch, effect runs, CAS; 03: models x
-  seeds; 04: models, Study C's FER+ runs and each CK+ fold; 05: each search (grid points, KerasTuner's Hyperband
-  brackets, Bayesian/random trials, never more configurations than the space has), default and best, Study C's
-  table; 06: the distinct 5x2cv configurations x 10 folds on half of Training.
-- **Speed here**, measured: per (model, input, builder arguments, optimizer, batch, precision) a few timed training
-  steps and inference batches of random inputs after a warm-up step (a smaller batch for models too costly to time
-  at full batch); GAN steps by training the profile's GAN a few steps. Each training adds its build-and-trace
-  seconds, each notebook :data:`NOTEBOOK_START_S`.
+  subsample, validation share): per training, epochs x training images (capped by ``steps_per_epoch``), a validation
+  pass per epoch, each test split x the TTA's views. 02: GAN steps x batch, effect runs, CAS; 03: models x seeds; 04:
+  models, Study C's FER+ runs and CK+ folds; 05: each search (grid points, Hyperband brackets, Bayesian/random trials,
+  at most the space's size), default and best, Study C's table; 06: the distinct 5x2cv configurations x 10 folds.
+- **Speed here**, measured: per (model, input, builder arguments, optimizer, batch, precision) timed training steps
+  and inference batches of random inputs after a warm-up step (a smaller batch for models too costly to time at full
+  batch), GAN steps from training the profile's GAN 12 steps; each training adds its build-and-trace seconds and
+  :data:`FIT_OVERHEAD_S`, each notebook :data:`NOTEBOOK_START_S`.
 - **Speed on GPU classes**: multiply-accumulates per image counted from each model's convolution and dense layers,
   x 2 FLOPs, x 3 for training, over a stated sustained throughput (:data:`GPU_CLASSES`, below the cards' peaks),
   never faster than the input pipeline (:data:`GPU_PIPELINE_IPS`); :data:`GPU_TRAINING_START_S` per training.
 
-Not counted: notebook 01, statistics, figures, GAN quality measures, rows 02's GAN adds to ``balanced_train`` readers.
-"""
+Not counted: notebook 01, statistics, figures, GAN quality measures, the rows 02's GAN adds to 03/04's training."""
 
 from __future__ import annotations
 
@@ -45,6 +43,8 @@ TTA_VIEWS = {None: 1, "none": 1, "flip": 2, "center_flip": 2, "ten_crop": 10}
 GPU_GAN_STEP_S = 0.05
 #: At most this many FLOPs in one timed training step here (a larger batch is scaled down for timing).
 TIMING_STEP_FLOPS = 4e11
+#: Seconds per training beyond its timed build and steps (tracing, pipeline, saving, evaluation; 02's runs: 54-125 s).
+FIT_OVERHEAD_S = 50.0
 
 
 @dataclass
@@ -410,7 +410,7 @@ def cpu_kind() -> str:
 
 @functools.lru_cache(maxsize=8)
 def _gan_step_seconds(config_key: str, image_size: int, classes: int) -> float:
-    """Seconds per GAN step here: the profile's GAN trained for a few steps on random faces (median step)."""
+    """Seconds per GAN step here: the profile's GAN trained 12 steps on random faces (median of the last ten)."""
     import json
     import tempfile
 
@@ -446,7 +446,7 @@ def estimate(profile: dict, *, gpus=tuple(GPU_CLASSES), here: bool = True) -> pd
         for t in trainings:
             sp = speed(t, here)
             train_n, infer_n = t.train_images(), t.infer_images()
-            secs = train_n / sp["train_ips"] + infer_n / sp["infer_ips"] + sp["setup_s"] * t.count
+            secs = train_n / sp["train_ips"] + infer_n / sp["infer_ips"] + (sp["setup_s"] + FIT_OVERHEAD_S) * t.count
             row = {"notebook": stem, "what": t.label, "model": t.model, "input": t.size, "trainings": t.count,
                    "images trained": train_n, "images inferred": infer_n, "minutes here": secs / 60,
                    "timed": f"{sp['train_ips']:.0f} train / {sp['infer_ips']:.0f} infer img/s ({sp['policy']}, "

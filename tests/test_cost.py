@@ -136,3 +136,21 @@ def test_the_kaggle_profile_fits_one_gpu_session_by_the_estimate(real_data):
     assert parts["minutes here"].isna().all() and np.isnan(total["minutes here"])  # nothing timed on this machine
     paper = cost.estimate(_effective("paper", ["05"]), here=False)
     assert paper[paper.what == "profile total"].iloc[0]["minutes T4"] / 60 > 1000  # why the paper profile is not it
+
+
+def test_minutes_here_are_images_over_timed_speeds_plus_each_trainings_fixed_cost(monkeypatch):
+    """Each training costs its images at the timed speeds plus its build seconds and FIT_OVERHEAD_S (what a real fit
+    spends outside its steady steps); the GAN its steps at the timed seconds per step."""
+    eff = _effective("smoke", ["02"])
+    fixed = {"train_ips": 100.0, "infer_ips": 400.0, "setup_s": 10.0, "macs": 1e8, "timed_batch": 8, "policy": "x"}
+    monkeypatch.setattr(cost, "speed", lambda t, here=True: dict(fixed))
+    monkeypatch.setattr(cost, "_gan_step_seconds", lambda *a: 0.5)
+    table = cost.estimate(eff).set_index("what")
+    trainings, gan = cost.workload("02_gan_balancing", eff["02_gan_balancing"], eff)
+    for t in trainings:
+        want = (t.train_images() / 100 + t.infer_images() / 400 + (10 + cost.FIT_OVERHEAD_S) * t.count) / 60
+        assert table.loc[t.label, "minutes here"] == pytest.approx(want)
+    from fer_utils.gan import GANConfig
+
+    steps = GANConfig.from_dict(gan["config"]).steps
+    assert table.loc["GAN", "minutes here"] == pytest.approx(steps * 0.5 / 60)
