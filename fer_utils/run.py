@@ -180,14 +180,19 @@ def steal_warning(before: list, after: list) -> str:
     it took under 5% or nothing was read): a virtual machine sharing its host times slower steps than it may run
     later (an estimate taken ten minutes after this machine booted said 5.5 h for notebook 02, the same one idle hours
     later 2.2 h; steal was not recorded then)."""
-    if len(before) < 8 or len(after) < 8:
+    share = steal_share(before, after)
+    if not share >= 0.05:  # NaN: nothing read
         return ""
-    delta = [b - a for a, b in zip(before, after)]
-    total, steal = sum(delta), delta[7]
-    if total <= 0 or steal < 0.05 * total:
-        return ""
-    return (f"warning: the host took {100 * steal / total:.0f}% of this machine's CPU time (steal) while the steps "
+    return (f"warning: the host took {100 * share:.0f}% of this machine's CPU time (steal) while the steps "
             "were timed: the minutes above may be too high; take the estimate again later")
+
+
+def steal_share(before: list, after: list) -> float:
+    """The share of CPU time the host took (steal) between two :func:`cpu_times` readings; NaN when not read."""
+    if len(before) < 8 or len(after) < 8:
+        return float("nan")
+    delta = [b - a for a, b in zip(before, after)]
+    return delta[7] / sum(delta) if sum(delta) > 0 else float("nan")
 
 
 def _continue_advice() -> str:
@@ -350,7 +355,7 @@ def _run(args, notebooks, resolved) -> int:
                  "new ones trained, a changed one refused)" if resume else " ..."))
         index.record(out_dir, stem, {"status": "running", "params": parameters, "mode": mode, "subset": args.subset,
                                      "started": _dt.datetime.now().isoformat(timespec="seconds")})
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), cpu_times()
         status, error = "ok", ""
         try:
             notebook_exec.execute(nb, output, parameters, timeout, args.log_output, say=say)
@@ -358,7 +363,7 @@ def _run(args, notebooks, resolved) -> int:
             status, error = "failed", f"{type(exc).__name__}: {str(exc).strip()[-2000:]}"
             if progress.StopRequested.__name__ in error:
                 status = "stopped"
-        seconds = time.perf_counter() - started
+        seconds, steal = time.perf_counter() - started, steal_share(cpu_before, cpu_times())
         if output.exists():
             try:
                 notebook_exec.to_html(output)
@@ -366,9 +371,11 @@ def _run(args, notebooks, resolved) -> int:
                 print(f"  warning: HTML rendering of {output} failed: {exc}", file=sys.stderr)
         index.record(out_dir, stem, {"status": status, "seconds": round(seconds, 1), "params": parameters,
                                      "mode": mode, "subset": args.subset,
-                                     "finished": _dt.datetime.now().isoformat(timespec="seconds"), "error": error})
+                                     "finished": _dt.datetime.now().isoformat(timespec="seconds"), "error": error,
+                                     "host_steal_pct": round(100 * steal, 1) if steal == steal else None})
         index.write_index(out_dir, args.profile)
-        say(f"  {status} in {seconds:.1f} s -> {output.with_suffix('.html')}")
+        shared = f" (the host took {100 * steal:.0f}% of the CPU time)" if steal >= 0.01 else ""  # a VM's neighbours
+        say(f"  {status} in {seconds:.1f} s{shared} -> {output.with_suffix('.html')}")
         if status == "stopped":
             say(f"[{args.profile}] {error.split('StopRequested: ')[-1].splitlines()[0]} ({stem}); "
                 f"{_continue_advice()}")

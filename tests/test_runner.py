@@ -333,6 +333,8 @@ def test_keep_going_runs_the_notebooks_after_a_failure_and_names_it(toy_suite):
     assert going.returncode == 1 and "1 notebook(s) failed: 02_fail" in going.stderr
     status = json.loads((toy_suite / "reports" / "t" / "run.json").read_text())["notebooks"]
     assert {k: v["status"] for k, v in status.items()} == {"01_ok": "ok", "02_fail": "failed", "03_after": "ok"}
+    if sys.platform.startswith("linux"):  # each notebook records the share of CPU time the host took meanwhile
+        assert all(0 <= v["host_steal_pct"] <= 100 for v in status.values())
 
 
 def _files(folder):
@@ -458,6 +460,7 @@ def test_the_estimate_warns_when_the_host_steals_cpu_time_while_timing():
     warning = run.steal_warning(before, stolen)
     assert warning.startswith("warning: the host took 12% of this machine's CPU time (steal)") and "too high" in warning
     assert run.steal_warning([], stolen) == "" and run.steal_warning(before, before) == ""
+    assert run.steal_share(before, stolen) == pytest.approx(110 / 900) and np.isnan(run.steal_share(before, []))
     now = run.cpu_times()
     if sys.platform.startswith("linux"):
         assert len(now) == 8 and all(isinstance(v, int) and v >= 0 for v in now)
