@@ -253,9 +253,14 @@ def cas(ds: D.FERDataset, result: dict, run_dir, *, model: str, train_config: di
                              "macro_f1": float(f1_score(y, pred, labels=list(range(ds.num_classes)), average="macro",
                                                         zero_division=0))})
     table = pd.DataFrame(rows)
-    last = table[table["split"] == list(eval_splits)[-1] + DEDUP_SUFFIX].set_index("trained on")["balanced_accuracy"]
-    table.attrs["ratio"] = float(last["generated"] / last["real"]) if last.get("real", 0) > 0 else float("nan")
+    table.attrs["ratio"] = cas_ratio(table, list(eval_splits)[-1])
     return table
+
+
+def cas_ratio(table: pd.DataFrame, split: str) -> float:
+    """Generated over real balanced accuracy on ``split`` deduplicated (NaN when the real CAS scored nothing)."""
+    last = table[table["split"] == split + DEDUP_SUFFIX].set_index("trained on")["balanced_accuracy"]
+    return float(last["generated"] / last["real"]) if last.get("real", 0) > 0 else float("nan")
 
 
 def write_tables(run_dir, result: dict, cas_table: pd.DataFrame | None) -> None:
