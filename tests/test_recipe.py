@@ -480,3 +480,21 @@ def test_the_committed_26_epoch_reference_is_the_cpu_recipes_full_variant():
     assert private.sum() == 3589
     assert np.mean(pred["y_pred"][private] == pred["y_true"][private]) == pytest.approx(
         headline["PrivateTest_accuracy"], abs=1e-9)
+
+
+def test_the_committed_erasing_run_is_the_reference_plus_erasing_and_its_table_reads_its_files():
+    """docs/results.md's random-erasing row (issue 24) comes from ``recipe_e26_s0/erasing``: the reference's recipe
+    with erasing added and nothing else, and the ablation table's numbers are that run's metrics and predictions."""
+    import pandas as pd
+
+    results = ROOT / "benchmarks" / "results"
+    ref, run = (runs.read_recipe(results / "recipe_e26_s0" / v) for v in (R.FULL, "erasing"))
+    assert run["augment"] == {**ref["augment"], "erasing": 0.5}
+    assert {k: v for k, v in run.items() if k not in ("augment", "variant")} == \
+        {k: v for k, v in ref.items() if k not in ("augment", "variant")}
+    table = pd.read_csv(results / "recipe_ablation_cpu_e26_erasing.csv").set_index("variant")
+    pred = runs.load_predictions(results / "recipe_e26_s0" / "erasing")
+    private = pred["split"] == "PrivateTest"
+    assert table.loc["erasing", "PrivateTest_accuracy"] == pytest.approx(
+        np.mean(pred["y_pred"][private] == pred["y_true"][private]), abs=1e-9)
+    assert table.loc["erasing", "PrivateTest_accuracy"] < table.loc[R.FULL, "PrivateTest_accuracy"]
