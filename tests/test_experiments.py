@@ -4,6 +4,7 @@ Nothing here needs a real dataset, so these tests always run.
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -302,3 +303,43 @@ def test_headline_says_which_models_were_resumed_or_reused():
     head = experiments.headline(res)
     assert head["best"] == "cnn_se" and head["resumed"] == "cnn_se" and head["reused"] == "cnn_cbam"
     assert "evaluated" not in head
+
+
+def test_the_committed_ckplus_runs_test_the_same_images_and_docs_quote_their_pooled_accuracies():
+    """docs/results.md's CK+ comparisons (issue 26) come from the committed fold files: the three runs tested the same
+    images in every fold, each differs from the one it is compared with only in what the docs say (loss and schedule;
+    then the TTA alone, the same saved models), and each pooled accuracy the docs quote is its predictions' own."""
+    from fer_utils.stats import mcnemar_test
+
+    root = Path(__file__).resolve().parents[1]
+    results = root / "benchmarks" / "results" / "study_c_cpu"
+    roots = {"study": results / "ckplus" / "msca_resnet", "recipe": results / "ckplus_ce_cosine",
+             "recipe_ten_crop": results / "ckplus_ce_cosine_ten_crop"}
+    folds_csv = {"study": results / "ckplus_folds.csv", "recipe": roots["recipe"] / "ckplus_folds.csv",
+                 "recipe_ten_crop": roots["recipe_ten_crop"] / "ckplus_folds.csv"}
+    pooled = {name: ([], []) for name in roots}
+    for fold in range(10):
+        preds = {name: runs.load_predictions(r / f"fold{fold}" / runs.PREDICTIONS_FILE) for name, r in roots.items()}
+        ids = [list(p["source_ids"]) for p in preds.values()]
+        assert ids[0] == ids[1] == ids[2], f"fold {fold}: the runs tested different images"
+        for name, p in preds.items():
+            table = pd.read_csv(folds_csv[name]).set_index("fold")
+            assert table.loc[fold, "accuracy"] == pytest.approx(np.mean(p["y_pred"] == p["y_true"]), abs=1e-12)
+            pooled[name][0].append(p["y_true"])
+            pooled[name][1].append(p["y_pred"])
+        recipes = {name: runs.read_recipe(r / f"fold{fold}") for name, r in roots.items()}
+        study, recipe, ten = (recipes[n] for n in roots)
+        changed = {k for k in study["train_config"] if study["train_config"][k] != recipe["train_config"][k]}
+        assert changed == {"loss", "label_smoothing", "schedule", "warmup_epochs"}
+        assert {k: v for k, v in study.items() if k != "train_config"} == \
+            {k: v for k, v in recipe.items() if k != "train_config"}
+        assert (recipe["tta"], ten["tta"]) == ("flip", "ten_crop")
+        assert {k: v for k, v in recipe.items() if k != "tta"} == {k: v for k, v in ten.items() if k != "tta"}
+    docs = (root / "docs" / "results.md").read_text()
+    y = {name: np.concatenate(t) for name, (t, _) in pooled.items()}
+    pred = {name: np.concatenate(p) for name, (_, p) in pooled.items()}
+    assert len(y["study"]) == 981 and all(np.array_equal(y["study"], v) for v in y.values())
+    for name in roots:
+        assert f"{np.mean(pred[name] == y[name]):.4f}" in docs, name
+    test = mcnemar_test(y["recipe"], pred["recipe"], pred["recipe_ten_crop"])
+    assert f"p = {test['p']:.2f}" in docs
