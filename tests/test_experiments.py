@@ -343,3 +343,11 @@ def test_the_committed_ckplus_runs_test_the_same_images_and_docs_quote_their_poo
         assert f"{np.mean(pred[name] == y[name]):.4f}" in docs, name
     test = mcnemar_test(y["recipe"], pred["recipe"], pred["recipe_ten_crop"])
     assert f"p = {test['p']:.2f}" in docs
+    # The cpu profile's CK+ is the committed ten-crop run: the same training configuration and TTA.
+    from fer_utils import params as P
+    from fer_utils.experiments.running import recipe_train_config
+
+    cpu = P.resolve(P.load_profile("cpu", root / "params"), P.list_notebooks(root / "notebooks"),
+                    subset="study_c_ckplus")["04_cbam"]
+    assert recipe_train_config(cpu["ckplus_train_config"]) == ten["train_config"]
+    assert cpu["study_c_tta"] == ten["tta"]
