@@ -127,7 +127,7 @@ def test_ckplus_cross_validation_is_subject_independent(tmp_path):
 
 
 def test_ferplus_runs_are_checked_before_training():
-    from fer_utils.experiments.study_c import check_runs
+    from fer_utils.experiments.study_c import check_runs, published_accuracies
 
     base = {**CFG, "loss": "cosine"}
     assert check_runs({}, ["msca_resnet", "msca_resnet_plain"], base) == {
@@ -144,6 +144,16 @@ def test_ferplus_runs_are_checked_before_training():
         check_runs({"ls": {"model": "msca_resnet", "label_smoothing": 0.1}}, [], base)
     with pytest.raises(ValueError, match=r"ferplus_tables\['t2'\]: \['ce', 'cee'\] .* unknown: \['cee'\]"):
         check_runs({"ce": {"model": "msca_resnet"}}, [], base, {"t2": ["ce", "cee"]})
+    # A run may name the Study C setting it reproduces; it is checked against published.json, not trained on.
+    named = {"lr": {"model": "msca_resnet", "learning_rate": 0.01, "published": "learning rate 0.01"},
+             "msca_resnet_no_se": {"published": "ablation: BN only"}, "ce": {"model": "msca_resnet"}}
+    assert check_runs(named, [], base)["lr"] == ("msca_resnet", {**base, "learning_rate": 0.01})
+    assert published_accuracies(named) == {"lr": 0.8453, "msca_resnet_no_se": 0.8750}
+    with pytest.raises(ValueError, match=r"ferplus_runs\['lr'\]: published: 'learning rate 0.1' is not a setting "
+                                         r"Study C reports for msca_resnet on FER\+; it reports .*'learning rate 0.01"):
+        check_runs({"lr": {"model": "msca_resnet", "published": "learning rate 0.1"}}, [], base)
+    with pytest.raises(ValueError, match=r"'ablation: BN only' is not a setting Study C reports for msca_resnet_plain"):
+        check_runs({"msca_resnet_plain": {"published": "ablation: BN only"}}, [], base)
 
 
 @pytest.mark.slow
@@ -154,7 +164,8 @@ def test_ferplus_settings_train_once_and_compare_with_the_first(tmp_path, capsys
     fp = D.synthetic_stand_in("ferplus", 8, seed=0)
     tiny = {"filters": [8, 8, 16], "stem_filters": 8}
     base = {**CFG, "epochs": 1, "loss": "cosine"}
-    named = {"msca_resnet": {}, "ce": {"model": "msca_resnet", "loss": "crossentropy", "learning_rate": 0.01}}
+    named = {"msca_resnet": {"published": "step schedule"},
+             "ce": {"model": "msca_resnet", "loss": "crossentropy", "learning_rate": 0.01}}
     tables = {"loss": ["msca_resnet", "ce"]}
     kw = dict(seed=0, val_fraction=0.2, train_config=base, runs=named, tables=tables, tta=None, model_kwargs=tiny)
     part = experiments.run_study_c_ferplus([], fp, tmp_path, only=["ce"], **kw)
@@ -179,6 +190,8 @@ def test_ferplus_settings_train_once_and_compare_with_the_first(tmp_path, capsys
     assert table.loc["ce", "discordant (msca_resnet right / run right)"] == (
         f"{int((right_a & ~right_b).sum())} / {int((~right_a & right_b).sum())}")
     assert table.loc["ce", "diff vs msca_resnet (PrivateTest)"] == pytest.approx(right_b.mean() - right_a.mean())
+    assert table.loc["msca_resnet", "Study C (published, 200 epochs)"] == 0.8780  # published.json's step schedule
+    assert np.isnan(table.loc["ce", "Study C (published, 200 epochs)"])
     again = experiments.run_study_c_ferplus([], fp, tmp_path, **kw)
     assert set(again["status"]) == {"reused"}
 

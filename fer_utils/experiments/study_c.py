@@ -27,13 +27,13 @@ def check_runs(runs_: dict, model_names, train_config: dict, tables: dict | None
     """The FER+ runs as ``{name: (model, train_config)}``, every one checked before anything trains.
 
     ``runs_``: ``{name: changes}``; ``changes`` may name a registry ``model`` (default: the run's name, which must
-    then be a model), the rest are :class:`fer_utils.train.TrainConfig` keys merged over ``train_config``. Empty:
-    one run per name of ``model_names`` at ``train_config``. ``tables``: ``{title: [run names]}``, each naming
-    runs that exist.
+    then be a model) and the ``published`` setting of Study C it reproduces (:func:`published_accuracies`), the
+    rest are :class:`fer_utils.train.TrainConfig` keys merged over ``train_config``. Empty: one run per name of
+    ``model_names`` at ``train_config``. ``tables``: ``{title: [run names]}``, each naming runs that exist.
 
     Raises:
-        ValueError: naming the run and what is wrong (an unknown model or key, a bad value, a table naming an
-            unknown run or fewer than two).
+        ValueError: naming the run and what is wrong (an unknown model or key, a bad value, a published setting
+            Study C does not report for that model on FER+, a table naming an unknown run or fewer than two).
     """
     from fer_utils import models
     from fer_utils.train.config import TrainConfig
@@ -49,6 +49,8 @@ def check_runs(runs_: dict, model_names, train_config: dict, tables: dict | None
         if model not in known:
             raise ValueError(f"ferplus_runs[{name!r}]: model {model!r} is not a registry model (name one with "
                              f"'model:'); known models: {sorted(known)}")
+        if "published" in changes:
+            _published_accuracy(name, model, changes.pop("published"))
         cfg = {**train_config, **changes}
         try:
             TrainConfig.from_dict(cfg)
@@ -61,6 +63,23 @@ def check_runs(runs_: dict, model_names, train_config: dict, tables: dict | None
             raise ValueError(f"ferplus_tables[{title!r}]: {names!r} must name two or more runs of ferplus_runs "
                              f"({sorted(out)}); unknown: {unknown}")
     return out
+
+
+def _published_accuracy(name: str, model: str, setting) -> float:
+    pub = published_table(study="C", dataset="ferplus")
+    rows = pub[(pub.model == model) & (pub.setting == setting)]
+    if len(rows) != 1:
+        raise ValueError(f"ferplus_runs[{name!r}]: published: {setting!r} is not a setting Study C reports for "
+                         f"{model} on FER+; it reports {sorted(pub[pub.model == model].setting)} "
+                         f"(fer_utils/published.json)")
+    return float(rows.accuracy.iloc[0])
+
+
+def published_accuracies(runs_: dict) -> dict:
+    """``{run name: Study C's published FER+ accuracy}`` for the runs of ``runs_`` (``ferplus_runs``) that name the
+    setting they reproduce (``published: <setting>``, a row of ``fer_utils/published.json``)."""
+    return {name: _published_accuracy(name, changes.get("model", name), changes["published"])
+            for name, changes in (runs_ or {}).items() if isinstance(changes, dict) and "published" in changes}
 
 
 def selected_runs(planned: dict, only=()) -> dict:
@@ -102,9 +121,10 @@ def settings_tables(tables: dict, ds: D.FERDataset, run_dir, *, runs: dict, trai
                     split: str = "PrivateTest") -> dict:
     """``{title: table}`` for ``tables`` (``{title: [run names]}``): the runs of ``run_dir`` (those of
     :func:`run_study_c_ferplus` with the same arguments) side by side, what each changes against the table's first
-    run, and McNemar's test against it on ``split`` (:func:`fer_utils.experiments.recipe.compare_runs`). A table
-    some of whose runs have not finished in ``run_dir`` yet (trained by this run or an earlier one) is left out,
-    and a line says which runs it waits for."""
+    run, and McNemar's test against it on ``split`` (:func:`fer_utils.experiments.recipe.compare_runs`), and Study
+    C's published accuracy for the runs that name the setting they reproduce (``published``; the study's budget is
+    200 epochs, the runs' own is the ``epochs`` column). A table some of whose runs have not finished in ``run_dir``
+    yet (trained by this run or an earlier one) is left out, and a line says which runs it waits for."""
     from fer_utils.experiments.recipe import compare_runs
 
     planned = check_runs(runs, model_names, train_config, tables)
@@ -120,8 +140,12 @@ def settings_tables(tables: dict, ds: D.FERDataset, run_dir, *, runs: dict, trai
     for title, names in ready.items():
         ref_model, ref_cfg = planned[names[0]]
         changes = {n: _describe(planned[n], ref_model, ref_cfg) for n in names}
-        out[title] = compare_runs({n: Path(run_dir) / n for n in names}, prepared, split=split, reference=names[0],
-                                  changes=changes)
+        table = compare_runs({n: Path(run_dir) / n for n in names}, prepared, split=split, reference=names[0],
+                             changes=changes)
+        pub = published_accuracies(runs)
+        if any(n in pub for n in names):
+            table["Study C (published, 200 epochs)"] = [pub.get(n, np.nan) for n in table.index]
+        out[title] = table
     return out
 
 
