@@ -25,6 +25,7 @@ anything runs:
   first checkpoint after that time (exit code 3) and
   ``--resume-from DIR`` continues an earlier session's read-only copy in an empty reports folder (a Kaggle
   session's output mounted as the next session's input).
+- one run at a time per reports folder (:func:`hold_lock`): a second is refused, naming the first.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def archive_previous(out_dir: Path, stem: str, archive: Path | None, keep_run_fo
 STOPPED_EXIT = 3  # --stop-after (or the STOP file) ended the run at a checkpoint
 #: Creating ``reports/<profile>/STOP`` while a run is going ends it cleanly at its next checkpoint.
 STOP_FILE = "STOP"
+#: The lock one run holds on its reports folder (:func:`hold_lock`).
+LOCK_FILE = ".run.lock"
 
 
 def copy_earlier_session(source, out_dir: Path, profile: str) -> int:
@@ -193,6 +196,39 @@ def steal_share(before: list, after: list) -> float:
         return float("nan")
     delta = [b - a for a, b in zip(before, after)]
     return delta[7] / sum(delta) if sum(delta) > 0 else float("nan")
+
+
+def hold_lock(out_dir: Path):
+    """Hold ``out_dir/.run.lock`` (an exclusive ``flock``) for as long as the returned file stays open: one run at a
+    time per reports folder, since two would train the same run folders and archive each other's outputs. The
+    operating system releases it when the process ends, however it ends, so a killed run never leaves it held.
+    Returns None where ``fcntl`` does not exist (Windows: no lock).
+
+    Raises:
+        RuntimeError: another process holds it; names that process (pid, start, command) and the way out.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    path = Path(out_dir) / LOCK_FILE
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "a process that did not say which"
+        handle.close()
+        raise RuntimeError(f"{out_dir} is in use by another run ({holder}); two runs in one reports folder would "
+                           f"train the same run folders and archive each other's outputs. Wait for it to end, stop "
+                           f"it cleanly (create {Path(out_dir) / STOP_FILE}), or give this run another "
+                           "--reports-dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} since {_dt.datetime.now().isoformat(timespec='seconds')}: "
+                 f"python -m fer_utils.run {' '.join(sys.argv[1:])}\n")
+    handle.flush()
+    return handle
 
 
 def _continue_advice() -> str:
@@ -318,6 +354,11 @@ def _run(args, notebooks, resolved) -> int:
         say(f"[{args.profile}] copied the earlier session {Path(args.resume_from).resolve()} ({copied} files) into "
             f"{out_dir}; continuing it there")
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = hold_lock(out_dir)  # noqa: F841 (held until this function returns and the process ends)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     stop_file = out_dir / STOP_FILE
     if stop_file.exists():  # the request it made was answered by the run it stopped
         stop_file.unlink()

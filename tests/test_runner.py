@@ -464,3 +464,27 @@ def test_the_estimate_warns_when_the_host_steals_cpu_time_while_timing():
     now = run.cpu_times()
     if sys.platform.startswith("linux"):
         assert len(now) == 8 and all(isinstance(v, int) and v >= 0 for v in now)
+
+
+def test_a_second_run_in_the_same_reports_folder_is_refused_until_the_first_ends(toy_suite):
+    """Two runs in one reports folder would train the same run folders and archive each other's outputs: while one
+    holds the folder another is refused before anything starts, naming the holder; once the holder is gone (killed,
+    no clean-up), the next run goes ahead."""
+    out = toy_suite / "reports" / "t"
+    out.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom fer_utils.run import hold_lock\n"
+                               "h = hold_lock(sys.argv[1])\nprint('held', flush=True)\ntime.sleep(300)", str(out)],
+                              cwd=ROOT, env=_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = _runner(_toy_args(toy_suite, "--only", "01"))
+        assert refused.returncode == 2
+        assert f"{out} is in use by another run (pid {holder.pid} since" in refused.stderr
+        assert "another --reports-dir" in refused.stderr
+        assert not (out / "01_ok").exists() and not (out / "run.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    after = _runner(_toy_args(toy_suite, "--only", "01"))
+    assert after.returncode == 0, after.stderr
+    assert json.loads((out / "01_ok" / "metrics.json").read_text())["headline"]["value"] == 7
