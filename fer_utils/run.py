@@ -107,10 +107,11 @@ def copy_earlier_session(source, out_dir: Path, profile: str) -> int:
                             f"not {profile!r}")
     if source == target or source in target.parents or target in source.parents:
         raise P.ParamsError(f"--resume-from {source}: must be another folder than the output {target}")
-    if target.exists() and any(target.iterdir()):
+    if target.exists() and any(p.name != LOCK_FILE for p in target.iterdir()):
         raise P.ParamsError(f"--resume-from: {target} already holds a run; continue it without --resume-from, or "
                             "give an empty --reports-dir")
-    shutil.copytree(source, target, copy_function=shutil.copyfile, dirs_exist_ok=True)
+    shutil.copytree(source, target, copy_function=shutil.copyfile, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(LOCK_FILE))  # the earlier run's lock file is not this run's
     copied = 0
     for folder, dirs, files in os.walk(target):  # copytree keeps the source folders' read-only modes
         os.chmod(folder, 0o755)
@@ -205,14 +206,19 @@ def hold_lock(out_dir: Path):
     Returns None where ``fcntl`` does not exist (Windows: no lock).
 
     Raises:
-        RuntimeError: another process holds it; names that process (pid, start, command) and the way out.
+        RuntimeError: another process holds it (naming that process: pid, start, command, and the way out), or the
+            lock file cannot be opened (naming it).
     """
     try:
         import fcntl
     except ImportError:
         return None
     path = Path(out_dir) / LOCK_FILE
-    handle = open(path, "a+", encoding="utf-8")
+    try:
+        handle = open(path, "a+", encoding="utf-8")
+    except OSError as exc:
+        raise RuntimeError(f"{path}: cannot open the run's lock ({exc.strerror}); expected a reports folder this user "
+                           "can write") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -345,6 +351,12 @@ def _run(args, notebooks, resolved) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(
         os.pathsep) if p])
     out_dir = Path(args.reports_dir).resolve() / args.profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = hold_lock(out_dir)  # noqa: F841 (held until this function returns and the process ends)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.resume_from:
         try:
             copied = copy_earlier_session(args.resume_from, out_dir, args.profile)
@@ -353,12 +365,6 @@ def _run(args, notebooks, resolved) -> int:
             return 2
         say(f"[{args.profile}] copied the earlier session {Path(args.resume_from).resolve()} ({copied} files) into "
             f"{out_dir}; continuing it there")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        lock = hold_lock(out_dir)  # noqa: F841 (held until this function returns and the process ends)
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     stop_file = out_dir / STOP_FILE
     if stop_file.exists():  # the request it made was answered by the run it stopped
         stop_file.unlink()

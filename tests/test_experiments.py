@@ -154,6 +154,8 @@ def test_ferplus_runs_are_checked_before_training():
         check_runs({"lr": {"model": "msca_resnet", "published": "learning rate 0.1"}}, [], base)
     with pytest.raises(ValueError, match=r"'ablation: BN only' is not a setting Study C reports for msca_resnet_plain"):
         check_runs({"msca_resnet_plain": {"published": "ablation: BN only"}}, [], base)
+    with pytest.raises(ValueError, match=r"ferplus_runs\['lr'\]: published: expected the name of a Study C setting"):
+        check_runs({"lr": {"model": "msca_resnet", "published": ["learning rate 0.01"]}}, [], base)
 
 
 @pytest.mark.slow
@@ -356,11 +358,18 @@ def test_the_committed_ckplus_runs_test_the_same_images_and_docs_quote_their_poo
         assert f"{np.mean(pred[name] == y[name]):.4f}" in docs, name
     test = mcnemar_test(y["recipe"], pred["recipe"], pred["recipe_ten_crop"])
     assert f"p = {test['p']:.2f}" in docs
+    # The profile's choice was made on validation: the docs' fold counts and means are the fold files'.
+    val = {n: pd.read_csv(folds_csv[n]).set_index("fold")["best val acc"].round(3) for n in ("study", "recipe")}
+    counts = [int((val["recipe"] > val["study"]).sum()), int((val["recipe"] == val["study"]).sum()),
+              int((val["recipe"] < val["study"]).sum())]
+    assert "(higher on {} folds, equal on {}, lower on {})".format(*counts) in docs
+    assert f"{val['recipe'].mean():.3f}" in docs and f"{val['study'].mean():.3f}" in docs
     # The cpu profile's CK+ is the committed ten-crop run: the same training configuration and TTA.
     from fer_utils import params as P
     from fer_utils.experiments.running import recipe_train_config
 
-    cpu = P.resolve(P.load_profile("cpu", root / "params"), P.list_notebooks(root / "notebooks"),
-                    subset="study_c_ckplus")["04_cbam"]
+    cpu = {**P.notebook_parameters(root / "notebooks" / "04_cbam.ipynb"),
+           **P.resolve(P.load_profile("cpu", root / "params"), P.list_notebooks(root / "notebooks"),
+                       subset="study_c_ckplus")["04_cbam"]}
     assert recipe_train_config(cpu["ckplus_train_config"]) == ten["train_config"]
-    assert cpu["study_c_tta"] == ten["tta"]
+    assert cpu["study_c_tta"] == ten["tta"] and cpu["study_c_augment"] == ten["augment"]

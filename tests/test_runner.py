@@ -466,6 +466,7 @@ def test_the_estimate_warns_when_the_host_steals_cpu_time_while_timing():
         assert len(now) == 8 and all(isinstance(v, int) and v >= 0 for v in now)
 
 
+@pytest.mark.slow
 def test_a_second_run_in_the_same_reports_folder_is_refused_until_the_first_ends(toy_suite):
     """Two runs in one reports folder would train the same run folders and archive each other's outputs: while one
     holds the folder another is refused before anything starts, naming the holder; once the holder is gone (killed,
@@ -488,3 +489,15 @@ def test_a_second_run_in_the_same_reports_folder_is_refused_until_the_first_ends
     after = _runner(_toy_args(toy_suite, "--only", "01"))
     assert after.returncode == 0, after.stderr
     assert json.loads((out / "01_ok" / "metrics.json").read_text())["headline"]["value"] == 7
+
+
+def test_a_lock_that_cannot_be_opened_is_named(tmp_path):
+    from fer_utils import run as runner
+
+    (tmp_path / runner.LOCK_FILE).mkdir()  # something in the way of the lock file
+    with pytest.raises(RuntimeError, match=rf"{tmp_path / runner.LOCK_FILE}: cannot open the run's lock"):
+        runner.hold_lock(tmp_path)
+    (tmp_path / "other").mkdir()
+    held = runner.hold_lock(tmp_path / "other")
+    assert (tmp_path / "other" / runner.LOCK_FILE).read_text().startswith(f"pid {os.getpid()} since ")
+    held.close()

@@ -67,6 +67,9 @@ def check_runs(runs_: dict, model_names, train_config: dict, tables: dict | None
 
 def _published_accuracy(name: str, model: str, setting) -> float:
     pub = published_table(study="C", dataset="ferplus")
+    if not isinstance(setting, str):
+        raise ValueError(f"ferplus_runs[{name!r}]: published: expected the name of a Study C setting (a string, "
+                         f"e.g. 'step schedule'), got {setting!r}")
     rows = pub[(pub.model == model) & (pub.setting == setting)]
     if len(rows) != 1:
         raise ValueError(f"ferplus_runs[{name!r}]: published: {setting!r} is not a setting Study C reports for "
@@ -128,6 +131,7 @@ def settings_tables(tables: dict, ds: D.FERDataset, run_dir, *, runs: dict, trai
     from fer_utils.experiments.recipe import compare_runs
 
     planned = check_runs(runs, model_names, train_config, tables)
+    pub = published_accuracies(runs)
     ready = {}
     for title, names in tables.items():
         waiting = [n for n in names if not (Path(run_dir) / n / R.PREDICTIONS_FILE).exists()]
@@ -142,7 +146,6 @@ def settings_tables(tables: dict, ds: D.FERDataset, run_dir, *, runs: dict, trai
         changes = {n: _describe(planned[n], ref_model, ref_cfg) for n in names}
         table = compare_runs({n: Path(run_dir) / n for n in names}, prepared, split=split, reference=names[0],
                              changes=changes)
-        pub = published_accuracies(runs)
         if any(n in pub for n in names):
             table["Study C (published, 200 epochs)"] = [pub.get(n, np.nan) for n in table.index]
         out[title] = table
