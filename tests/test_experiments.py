@@ -373,3 +373,42 @@ def test_the_committed_ckplus_runs_test_the_same_images_and_docs_quote_their_poo
                        subset="study_c_ckplus")["04_cbam"]}
     assert recipe_train_config(cpu["ckplus_train_config"]) == ten["train_config"]
     assert cpu["study_c_tta"] == ten["tta"] and cpu["study_c_augment"] == ten["augment"]
+
+
+def test_the_committed_table3_runs_differ_only_in_what_the_table_says_and_docs_quote_their_files():
+    """docs/results.md's Table 3 at 7 epochs (issue 26) comes from ``study_c_cpu/ferplus_table3``: each run is the
+    reference's recipe but for its model or its loss, the CSV's accuracies and discordant counts are its predictions',
+    its published column is published.json's row for the setting the cpu profile names, and the docs quote them."""
+    from fer_utils import params as P
+    from fer_utils.experiments.study_c import published_accuracies
+
+    root = Path(__file__).resolve().parents[1]
+    folder = root / "benchmarks" / "results" / "study_c_cpu" / "ferplus_table3"
+    table = pd.read_csv(folder / "ferplus_table3_se_bn.csv").set_index("run")
+    ref_name = table.index[0]
+    recipes = {r: runs.read_recipe(folder / r) for r in table.index}
+    preds = {r: runs.load_predictions(folder / r) for r in table.index}
+    ref, ref_pred = recipes[ref_name], preds[ref_name]
+    private = ref_pred["split"] == "PrivateTest"
+    ref_right = ref_pred["y_pred"][private] == ref_pred["y_true"][private]
+    docs = (root / "docs" / "results.md").read_text()
+    for run, recipe in recipes.items():
+        changed = sorted(k for k in ref if ref[k] != recipe[k])
+        changed += sorted(f"train_config.{k}" for k in ref["train_config"]
+                          if ref["train_config"][k] != recipe["train_config"][k])
+        assert changed == {"msca_resnet": [], "crossentropy_7ep": ["train_config", "train_config.loss"]}.get(
+            run, ["model"]), run
+        assert recipe["train_config"]["epochs"] == 7 and recipe["tta"] == "ten_crop"
+        p = preds[run]
+        assert list(p["source_ids"]) == list(ref_pred["source_ids"])
+        right = p["y_pred"][private] == p["y_true"][private]
+        assert table.loc[run, "PrivateTest_accuracy"] == pytest.approx(right.mean(), abs=1e-12)
+        assert f"{right.mean():.4f}" in docs, run
+        if run != ref_name:
+            assert table.loc[run, "discordant (msca_resnet right / run right)"] == \
+                f"{int((ref_right & ~right).sum())} / {int((~ref_right & right).sum())}"
+    profile = P.resolve(P.load_profile("cpu", root / "params"), P.list_notebooks(root / "notebooks"))["04_cbam"]
+    published = published_accuracies(profile["ferplus_runs"])
+    for run in table.index:
+        assert table.loc[run, "Study C (published, 200 epochs)"] == pytest.approx(published.get(run, np.nan),
+                                                                                  nan_ok=True)
