@@ -155,6 +155,27 @@ def _print_estimate(args, notebooks, resolved) -> None:
         say(f"[cost]   {line}")
     if stolen:
         say(f"[cost] {stolen}")
+    out_dir = Path(args.reports_dir).resolve() / args.profile
+    done = finished_run_folders(out_dir, [nb.stem for nb in notebooks])
+    if done:
+        say(f"[cost] {out_dir} already holds {len(done)} finished run folder(s) of these notebooks (e.g. "
+            f"{done[0]}): a run continuing them reuses each whose recipe is unchanged, and the minutes above count "
+            "every training, so they are an upper bound")
+
+
+def finished_run_folders(out_dir: Path, stems) -> list:
+    """The run folders (relative to ``out_dir``) of the notebooks ``stems`` that hold a finished training's
+    ``metrics.json``: the notebook's own ``metrics.json``, archives (``_previous``, ``replaced-*``) and backups are
+    not run folders."""
+    from fer_utils import runs
+
+    found = []
+    for stem in stems:
+        for metrics in sorted((Path(out_dir) / stem).glob(f"*/**/{runs.METRICS_FILE}")):
+            rel = metrics.parent.relative_to(out_dir)
+            if not any(part == "_previous" or part == "backup" or part.startswith("replaced-") for part in rel.parts):
+                found.append(rel.as_posix())
+    return found
 
 
 def busy_warning(load=None, cores=None) -> str:

@@ -501,3 +501,17 @@ def test_a_lock_that_cannot_be_opened_is_named(tmp_path):
     held = runner.hold_lock(tmp_path / "other")
     assert (tmp_path / "other" / runner.LOCK_FILE).read_text().startswith(f"pid {os.getpid()} since ")
     held.close()
+
+
+def test_the_estimate_names_run_folders_that_a_continuing_run_would_reuse(tmp_path):
+    """``--check``'s estimate counts every training; the runner says which run folders have finished already (the
+    cost of a subset that only reuses them is far below it), leaving out archives, backups and other notebooks."""
+    from fer_utils import run as runner
+
+    for rel in ("03_baselines/cnn", "03_baselines", "03_baselines/cnn/backup", "03_baselines/_previous/t/cnn",
+                "04_cbam/ckplus/m/fold0", "04_cbam/ckplus/m/fold0/replaced-20261203-075113", "05_tuning/cnn/best"):
+        (tmp_path / rel).mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel / "metrics.json").write_text("{}")
+    assert runner.finished_run_folders(tmp_path, ["03_baselines", "04_cbam"]) == [
+        "03_baselines/cnn", "04_cbam/ckplus/m/fold0"]
+    assert runner.finished_run_folders(tmp_path, ["01_eda"]) == []
