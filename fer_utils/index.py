@@ -73,10 +73,7 @@ under <code>_previous/</code>.</p>
 def _artifact_links(out_dir: Path, stem: str) -> str:
     """Links to the artifacts of each model run inside a notebook's run folder."""
     items = []
-    for metrics in sorted((out_dir / stem).glob(f"**/{runs.METRICS_FILE}")):
-        run = metrics.parent
-        if run == out_dir / stem:
-            continue
+    for run in runs.finished_run_folders(out_dir / stem):
         rel = run.relative_to(out_dir)
         files = " ".join(f"<a href='{html.escape(str(rel / f))}'>{f.split('.')[0]}</a>"
                          for f in (*runs.RUN_FILES, runs.LAST_MODEL_FILE) if (run / f).exists())

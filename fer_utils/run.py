@@ -164,18 +164,12 @@ def _print_estimate(args, notebooks, resolved) -> None:
 
 
 def finished_run_folders(out_dir: Path, stems) -> list:
-    """The run folders (relative to ``out_dir``) of the notebooks ``stems`` that hold a finished training's
-    ``metrics.json``: the notebook's own ``metrics.json``, archives (``_previous``, ``replaced-*``) and backups are
-    not run folders."""
+    """The finished run folders of the notebooks ``stems`` (:func:`fer_utils.runs.finished_run_folders`), relative
+    to ``out_dir``."""
     from fer_utils import runs
 
-    found = []
-    for stem in stems:
-        for metrics in sorted((Path(out_dir) / stem).glob(f"*/**/{runs.METRICS_FILE}")):
-            rel = metrics.parent.relative_to(out_dir)
-            if not any(part == "_previous" or part == "backup" or part.startswith("replaced-") for part in rel.parts):
-                found.append(rel.as_posix())
-    return found
+    return [run.relative_to(out_dir).as_posix() for stem in stems
+            for run in runs.finished_run_folders(Path(out_dir) / stem)]
 
 
 def busy_warning(load=None, cores=None) -> str:

@@ -246,6 +246,19 @@ def finished_files(run_dir) -> list:
     return [run_dir / n for n in names if (run_dir / n).exists()]
 
 
+def finished_run_folders(folder) -> list:
+    """The run folders below ``folder`` (a notebook's run folder) that hold a finished run's ``metrics.json``, sorted;
+    ``folder``'s own ``metrics.json`` (the notebook's), archives (``_previous``, ``replaced-*``) and backups are not
+    run folders."""
+    folder = Path(folder)
+    out = []
+    for metrics in sorted(folder.glob(f"*/**/{METRICS_FILE}")):
+        parts = metrics.parent.relative_to(folder).parts
+        if not any(p in ("_previous", BACKUP_DIR) or p.startswith("replaced-") for p in parts):
+            out.append(metrics.parent)
+    return out
+
+
 def move_aside(run_dir, names: Optional[Sequence[str]] = None) -> Optional[Path]:
     """Move every file of an earlier run (or those of ``names`` present, e.g. :data:`EVALUATION_FILES`) into
     ``run_dir/replaced-<timestamp>/`` together; returns it (None when there was nothing to move)."""

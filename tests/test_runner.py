@@ -515,3 +515,8 @@ def test_the_estimate_names_run_folders_that_a_continuing_run_would_reuse(tmp_pa
     assert runner.finished_run_folders(tmp_path, ["03_baselines", "04_cbam"]) == [
         "03_baselines/cnn", "04_cbam/ckplus/m/fold0"]
     assert runner.finished_run_folders(tmp_path, ["01_eda"]) == []
+    # The report index lists the same run folders (an archived evaluation is not a model run).
+    from fer_utils import index
+
+    links = index._artifact_links(tmp_path, "04_cbam")
+    assert "1 model runs" in links and "ckplus/m/fold0" in links and "replaced-" not in links
