@@ -52,6 +52,8 @@ PREPROCESSING_FILE = "preprocessing.json"
 RECIPE_FILE = "recipe.json"
 ENSEMBLE_FILE = "ensemble.json"
 BACKUP_DIR = "backup"
+#: How an earlier run's files moved aside (:func:`move_aside`) name their folder: ``replaced-<timestamp>``.
+REPLACED_PREFIX = "replaced-"
 TENSORBOARD_DIR = "tb"
 #: The files of a finished model run (linked from the index; moved aside together on overwrite).
 RUN_FILES = (METRICS_FILE, HISTORY_FILE, PREDICTIONS_FILE, MODEL_FILE, CONFIG_FILE, PREPROCESSING_FILE, TIMINGS_FILE,
@@ -254,7 +256,7 @@ def finished_run_folders(folder) -> list:
     out = []
     for metrics in sorted(folder.glob(f"*/**/{METRICS_FILE}")):
         parts = metrics.parent.relative_to(folder).parts
-        if not any(p in ("_previous", BACKUP_DIR) or p.startswith("replaced-") for p in parts):
+        if not any(p in ("_previous", BACKUP_DIR) or p.startswith(REPLACED_PREFIX) for p in parts):
             out.append(metrics.parent)
     return out
 
@@ -266,7 +268,7 @@ def move_aside(run_dir, names: Optional[Sequence[str]] = None) -> Optional[Path]
     leftovers = finished_files(run_dir) if names is None else [run_dir / n for n in names if (run_dir / n).exists()]
     if not leftovers:
         return None
-    dest = run_dir / time.strftime("replaced-%Y%m%d-%H%M%S")
+    dest = run_dir / (REPLACED_PREFIX + time.strftime("%Y%m%d-%H%M%S"))
     suffix = 1
     while dest.exists():
         dest = dest.with_name(f"{dest.name.split('.')[0]}.{suffix}")

@@ -260,7 +260,7 @@ def model_runs(run_dir, reports_dir, notebooks) -> dict:
         root = sibling_run(run_dir, reports_dir, nb)
         for pred in sorted(root.glob(f"**/{runs.PREDICTIONS_FILE}")) if root.is_dir() else []:
             rel = pred.parent.relative_to(root)
-            if rel.parts and rel.parts[0] in ("cv5x2", "effect") or "replaced-" in str(rel):
+            if rel.parts and rel.parts[0] in ("cv5x2", "effect") or runs.REPLACED_PREFIX in str(rel):
                 continue
             found[f"{nb[:2]}:{'/'.join(rel.parts)}"] = pred.parent
         if not root.is_dir():
