@@ -183,7 +183,7 @@ def _models_to_build(params: dict) -> list:
 
         seen = set()
         planned = selected_runs(check_runs(params["ferplus_runs"], study_c, ferplus_cfg), params.get("ferplus_only"))
-        for run, (name, cfg) in planned.items():
+        for run, (name, cfg, _) in planned.items():
             key = (name, cfg.get("loss"), cfg.get("optimizer"))
             if key not in seen:
                 seen.add(key)

@@ -150,9 +150,9 @@ def _study_c(stem: str, p: dict, models, ck_folds: int, model_kwargs=None) -> li
             n_train, n_val = _train_val(counts, mx, float(p.get("val_fraction", 0.1)))
             n_eval, count = _test_images(counts, mx, (), tta), 1
         named, only = (p.get("ferplus_runs"), p.get("ferplus_only")) if kind == "ferplus" else (None, None)
-        for name, (m, cfg) in selected_runs(check_runs(named or {}, models, dict(p.get(cfg_key) or {})), only).items():
-            out.append(Training(stem, f"{kind}/{name}", m, 48, len(names), cfg, n_train, n_val, n_eval,
-                                dict((model_kwargs or {}).get(m) or {}), count=count))
+        for name, run in selected_runs(check_runs(named or {}, models, dict(p.get(cfg_key) or {})), only).items():
+            out.append(Training(stem, f"{kind}/{name}", run.model, 48, len(names), run.train_config, n_train, n_val,
+                                n_eval, dict((model_kwargs or {}).get(run.model) or {}), count=count))
     return out
 
 

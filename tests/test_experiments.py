@@ -131,11 +131,17 @@ def test_ferplus_runs_are_checked_before_training():
 
     base = {**CFG, "loss": "cosine"}
     assert check_runs({}, ["msca_resnet", "msca_resnet_plain"], base) == {
-        "msca_resnet": ("msca_resnet", base), "msca_resnet_plain": ("msca_resnet_plain", base)}
+        "msca_resnet": ("msca_resnet", base, "majority"), "msca_resnet_plain": ("msca_resnet_plain", base, "majority")}
     planned = check_runs({"ce": {"model": "msca_resnet", "loss": "crossentropy"}, "msca_resnet_no_se": {}}, [], base,
                          {"loss": ["ce", "msca_resnet_no_se"]})
-    assert planned["ce"] == ("msca_resnet", {**base, "loss": "crossentropy"})
-    assert planned["msca_resnet_no_se"] == ("msca_resnet_no_se", base)
+    assert planned["ce"] == ("msca_resnet", {**base, "loss": "crossentropy"}, "majority")
+    assert planned["msca_resnet_no_se"] == ("msca_resnet_no_se", base, "majority")
+    # The target is the run's, not a training-configuration key: it never reaches TrainConfig.
+    voted = check_runs({"votes": {"model": "msca_resnet", "target": "distribution"}}, [], base)["votes"]
+    assert (voted.model, voted.train_config, voted.target) == ("msca_resnet", base, "distribution")
+    with pytest.raises(ValueError, match=r"ferplus_runs\['votes'\]: target 'votes' is not one of \['majority', "
+                                         r"'distribution'\]"):
+        check_runs({"votes": {"model": "msca_resnet", "target": "votes"}}, [], base)
     with pytest.raises(ValueError, match=r"ferplus_runs\['lr_high'\]: model 'lr_high' is not a registry model"):
         check_runs({"lr_high": {"learning_rate": 0.01}}, [], base)
     with pytest.raises(ValueError, match=r"ferplus_runs\['ce'\]: Unknown TrainConfig key 'los'"):
@@ -147,7 +153,7 @@ def test_ferplus_runs_are_checked_before_training():
     # A run may name the Study C setting it reproduces; it is checked against published.json, not trained on.
     named = {"lr": {"model": "msca_resnet", "learning_rate": 0.01, "published": "learning rate 0.01"},
              "msca_resnet_no_se": {"published": "ablation: BN only"}, "ce": {"model": "msca_resnet"}}
-    assert check_runs(named, [], base)["lr"] == ("msca_resnet", {**base, "learning_rate": 0.01})
+    assert check_runs(named, [], base)["lr"] == ("msca_resnet", {**base, "learning_rate": 0.01}, "majority")
     assert published_accuracies(named) == {"lr": 0.8453, "msca_resnet_no_se": 0.8750}
     with pytest.raises(ValueError, match=r"ferplus_runs\['lr'\]: published: 'learning rate 0.1' is not a setting "
                                          r"Study C reports for msca_resnet on FER\+; it reports .*'learning rate 0.01"):
@@ -156,6 +162,44 @@ def test_ferplus_runs_are_checked_before_training():
         check_runs({"msca_resnet_plain": {"published": "ablation: BN only"}}, [], base)
     with pytest.raises(ValueError, match=r"ferplus_runs\['lr'\]: published: expected the name of a Study C setting"):
         check_runs({"lr": {"model": "msca_resnet", "published": ["learning rate 0.01"]}}, [], base)
+
+
+def test_a_vote_distribution_run_is_refused_before_training_on_data_without_votes(tmp_path):
+    """A FER+ run with ``target: distribution`` needs the annotators' votes: on a dataset without them (the
+    synthetic stand-in) the notebook stops before the first run trains, naming the runs and the dataset."""
+    fp = D.synthetic_stand_in("ferplus", 8, seed=0)
+    assert fp.soft_labels is None
+    named = {"msca_resnet": {}, "votes": {"model": "msca_resnet", "target": "distribution"}}
+    with pytest.raises(D.DataError, match=r"the FER\+ runs \['votes'\] train on the vote distribution"):
+        experiments.run_study_c_ferplus([], fp, tmp_path, seed=0, train_config={**CFG, "loss": "cosine"}, runs=named)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_vote_distribution_run_trains_on_the_votes_and_its_table_names_the_change(tmp_path):
+    """``target: distribution`` trains on the rows' vote distributions (recorded in the run's recipe, so a majority
+    run in the same folder is never reused for it), scores against the majority labels, and the settings table says
+    that the target is what changed."""
+    fp = D.synthetic_stand_in("ferplus", 8, seed=0)
+    rng = np.random.default_rng(0)
+    votes = np.eye(fp.num_classes)[fp.labels] * 6 + rng.integers(0, 2, (len(fp.labels), fp.num_classes))
+    fp = fp.replace(soft_labels=(votes / votes.sum(1, keepdims=True)).astype(np.float32))
+    named = {"majority": {"model": "msca_resnet"}, "votes": {"model": "msca_resnet", "target": "distribution"}}
+    tables = {"target": ["majority", "votes"]}
+    base = {**CFG, "epochs": 1, "loss": "crossentropy"}
+    kw = dict(seed=0, val_fraction=0.2, train_config=base, runs=named, tables=tables, tta=None,
+              model_kwargs={"filters": [8, 8, 16], "stem_filters": 8})
+    res = experiments.run_study_c_ferplus([], fp, tmp_path, **kw)
+    assert list(res["status"]) == ["trained", "trained"]
+    assert [runs.read_recipe(tmp_path / n)["target"] for n in named] == ["majority", "distribution"]
+    recipes = [runs.read_recipe(tmp_path / n) for n in named]
+    assert recipes[0]["train_config"] == recipes[1]["train_config"]
+    preds = runs.load_predictions(tmp_path / "votes")
+    private = fp.split("PrivateTest")
+    assert list(preds["y_true"][preds["split"] == "PrivateTest"]) == list(private.labels)  # scored on majority labels
+    table = experiments.study_c_settings_tables(tables, fp, tmp_path, runs=named, train_config=base,
+                                                val_fraction=0.2, seed=0)["target"]
+    assert table.loc["votes", "change"] == "target majority -> distribution"
 
 
 @pytest.mark.slow
@@ -375,16 +419,27 @@ def test_the_committed_ckplus_runs_test_the_same_images_and_docs_quote_their_poo
     assert cpu["study_c_tta"] == ten["tta"] and cpu["study_c_augment"] == ten["augment"]
 
 
-def test_the_committed_table3_runs_differ_only_in_what_the_table_says_and_docs_quote_their_files():
-    """docs/results.md's Table 3 at 7 epochs (issue 26) comes from ``study_c_cpu/ferplus_table3``: each run is the
-    reference's recipe but for its model or its loss, the CSV's accuracies and discordant counts are its predictions',
-    its published column is published.json's row for the setting the cpu profile names, and the docs quote them."""
+_TABLE2_CHANGES = {"msca_resnet": [], "lr_0.001": ["train_config", "train_config.schedule"]}
+_TABLE3_CHANGES = {"msca_resnet": [], "crossentropy_7ep": ["train_config", "train_config.loss"]}
+
+
+@pytest.mark.parametrize("folder_name, csv_name, changes, default_change", [
+    ("ferplus_table2", "ferplus_table2_learning_rate.csv", _TABLE2_CHANGES,
+     ["train_config", "train_config.learning_rate", "train_config.schedule"]),
+    ("ferplus_table3", "ferplus_table3_se_bn.csv", _TABLE3_CHANGES, ["model"]),
+])
+def test_the_committed_7_epoch_tables_differ_only_in_what_the_table_says_and_docs_quote_their_files(
+        folder_name, csv_name, changes, default_change):
+    """docs/results.md's Tables 2 and 3 at 7 epochs (issue 26) come from ``study_c_cpu/ferplus_table2|3``: each run
+    is the reference's recipe but for its learning rate and schedule (Table 2) or its model or loss (Table 3), the
+    CSV's accuracies and discordant counts are its predictions', its published column is published.json's row for
+    the setting the cpu profile names, and the docs quote them."""
     from fer_utils import params as P
     from fer_utils.experiments.study_c import published_accuracies
 
     root = Path(__file__).resolve().parents[1]
-    folder = root / "benchmarks" / "results" / "study_c_cpu" / "ferplus_table3"
-    table = pd.read_csv(folder / "ferplus_table3_se_bn.csv").set_index("run")
+    folder = root / "benchmarks" / "results" / "study_c_cpu" / folder_name
+    table = pd.read_csv(folder / csv_name).set_index("run")
     ref_name = table.index[0]
     recipes = {r: runs.read_recipe(folder / r) for r in table.index}
     preds = {r: runs.load_predictions(folder / r) for r in table.index}
@@ -396,8 +451,7 @@ def test_the_committed_table3_runs_differ_only_in_what_the_table_says_and_docs_q
         changed = sorted(k for k in ref if ref[k] != recipe[k])
         changed += sorted(f"train_config.{k}" for k in ref["train_config"]
                           if ref["train_config"][k] != recipe["train_config"][k])
-        assert changed == {"msca_resnet": [], "crossentropy_7ep": ["train_config", "train_config.loss"]}.get(
-            run, ["model"]), run
+        assert changed == changes.get(run, default_change), run
         assert recipe["train_config"]["epochs"] == 7 and recipe["tta"] == "ten_crop"
         p = preds[run]
         assert list(p["source_ids"]) == list(ref_pred["source_ids"])

@@ -1,17 +1,19 @@
 """Study C: the multi-scale attention residual network on FER+ and CK+, and its SE x BN ablation table.
 
-FER+ runs are named settings (:func:`check_runs`): each a registry model and training-configuration changes over
-the notebook's FER+ configuration, trained once in ``ferplus/<name>`` on one data split (same seed, same
-validation carve-out by near-duplicate families, same test images), so a table of settings (loss x schedule,
-Table 2's learning rates, Table 3's SE x BN) compares runs that differ in what the table names and nothing else:
-:func:`settings_tables`, McNemar against each table's first run. Without named runs, each of ``study_c_models``
-trains at the notebook's configuration (a run per model, named after it). CK+: subject-independent folds
-(:func:`run_study_c_ckplus`), per fold and pooled (:func:`ckplus_folds`, :func:`pooled_confusion`).
+FER+ runs are named settings (:func:`check_runs`): each a registry model, training-configuration changes over the
+notebook's FER+ configuration and a target (the majority label, or the annotators' vote distribution), trained once
+in ``ferplus/<name>`` on one data split (same seed, same validation carve-out by near-duplicate families, same test
+images), so a table of settings (loss x schedule, Table 2's learning rates, Table 3's SE x BN) compares runs that
+differ in what the table names and nothing else: :func:`settings_tables`, McNemar against each table's first run.
+Without named runs, each of ``study_c_models`` trains at the notebook's configuration (a run per model, named after
+it). CK+: subject-independent folds (:func:`run_study_c_ckplus`), per fold and pooled (:func:`ckplus_folds`,
+:func:`pooled_confusion`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,20 +22,31 @@ from fer_utils import data as D
 from fer_utils.experiments.published import published_table
 from fer_utils.experiments.results import empty_results
 from fer_utils import runs as R
-from fer_utils.experiments.running import check_model_names, prepare, run_cv, run_model
+from fer_utils.experiments.running import TARGETS, check_model_names, prepare, run_cv, run_model
+
+
+class FerplusRun(NamedTuple):
+    """One planned FER+ run: its registry model, its full training configuration and its target."""
+
+    model: str
+    train_config: dict
+    target: str = "majority"
 
 
 def check_runs(runs_: dict, model_names, train_config: dict, tables: dict | None = None) -> dict:
-    """The FER+ runs as ``{name: (model, train_config)}``, every one checked before anything trains.
+    """The FER+ runs as ``{name: FerplusRun(model, train_config, target)}``, every one checked before anything trains.
 
     ``runs_``: ``{name: changes}``; ``changes`` may name a registry ``model`` (default: the run's name, which must
-    then be a model) and the ``published`` setting of Study C it reproduces (:func:`published_accuracies`), the
+    then be a model), the ``published`` setting of Study C it reproduces (:func:`published_accuracies`) and the
+    ``target`` it trains on (``majority``, the default: one-hot majority labels; ``distribution``: the FER+ vote
+    distribution, as Barsoum et al. 2016 train on it; accuracy is always scored against the majority label), the
     rest are :class:`fer_utils.train.TrainConfig` keys merged over ``train_config``. Empty: one run per name of
     ``model_names`` at ``train_config``. ``tables``: ``{title: [run names]}``, each naming runs that exist.
 
     Raises:
         ValueError: naming the run and what is wrong (an unknown model or key, a bad value, a published setting
-            Study C does not report for that model on FER+, a table naming an unknown run or fewer than two).
+            Study C does not report for that model on FER+, an unknown target, a table naming an unknown run or fewer
+            than two).
     """
     from fer_utils import models
     from fer_utils.train.config import TrainConfig
@@ -51,12 +64,16 @@ def check_runs(runs_: dict, model_names, train_config: dict, tables: dict | None
                              f"'model:'); known models: {sorted(known)}")
         if "published" in changes:
             _published_accuracy(name, model, changes.pop("published"))
+        target = changes.pop("target", "majority")
+        if target not in TARGETS:
+            raise ValueError(f"ferplus_runs[{name!r}]: target {target!r} is not one of {list(TARGETS)} (majority: "
+                             "one-hot majority labels; distribution: the FER+ vote distribution)")
         cfg = {**train_config, **changes}
         try:
             TrainConfig.from_dict(cfg)
         except (TypeError, ValueError) as err:
             raise ValueError(f"ferplus_runs[{name!r}]: {err}") from None
-        out[name] = (model, cfg)
+        out[name] = FerplusRun(model, cfg, target)
     for title, names in (tables or {}).items():
         unknown = [n for n in names if n not in out]
         if unknown or len(names) < 2:
@@ -109,13 +126,18 @@ def run_study_c_ferplus(model_names, ds: D.FERDataset, run_dir, *, seed: int, ma
     ``arch``: its model).
     """
     planned = selected_runs(check_runs(runs, model_names, train_config, tables), only)
+    voted = [name for name, run in planned.items() if run.target == "distribution"]
+    if voted and ds.soft_labels is None:
+        raise D.DataError(f"{ds.name}: the FER+ runs {voted} train on the vote distribution (target: distribution), "
+                          "but this dataset has no votes (a stand-in or another dataset); drop those runs or load FER+")
     prepared = prepare(ds, max_per_class=max_per_class, val_fraction=val_fraction, seed=seed)
     rows = []
-    for i, (name, (model, cfg)) in enumerate(planned.items(), start=1):
-        print(f"=== FER+ {name} ({i}/{len(planned)}: {model}) ===", flush=True)
-        rows.append({**run_model(model, prepared, Path(run_dir) / name, train_config=cfg, seed=seed,
-                                 eval_splits=("PublicTest", "PrivateTest"), label=f"FER+ {name}", **kwargs),
-                     "model": name, "arch": model})
+    for i, (name, run) in enumerate(planned.items(), start=1):
+        print(f"=== FER+ {name} ({i}/{len(planned)}: {run.model}) ===", flush=True)
+        rows.append({**run_model(run.model, prepared, Path(run_dir) / name, train_config=run.train_config, seed=seed,
+                                 target=run.target, eval_splits=("PublicTest", "PrivateTest"), label=f"FER+ {name}",
+                                 **kwargs),
+                     "model": name, "arch": run.model})
     return pd.DataFrame(rows).set_index("model")
 
 
@@ -142,8 +164,7 @@ def settings_tables(tables: dict, ds: D.FERDataset, run_dir, *, runs: dict, trai
     prepared = prepare(ds, max_per_class=max_per_class, val_fraction=val_fraction, seed=seed) if ready else None
     out = {}
     for title, names in ready.items():
-        ref_model, ref_cfg = planned[names[0]]
-        changes = {n: _describe(planned[n], ref_model, ref_cfg) for n in names}
+        changes = {n: _describe(planned[n], planned[names[0]]) for n in names}
         table = compare_runs({n: Path(run_dir) / n for n in names}, prepared, split=split, reference=names[0],
                              changes=changes)
         if any(n in pub for n in names):
@@ -152,10 +173,11 @@ def settings_tables(tables: dict, ds: D.FERDataset, run_dir, *, runs: dict, trai
     return out
 
 
-def _describe(run: tuple, ref_model: str, ref_cfg: dict) -> str:
-    model, cfg = run
-    parts = [f"model {model}"] if model != ref_model else []
-    parts += [f"{k} {ref_cfg.get(k)!r} -> {v!r}" for k, v in cfg.items() if ref_cfg.get(k) != v]
+def _describe(run: FerplusRun, ref: FerplusRun) -> str:
+    parts = [f"model {run.model}"] if run.model != ref.model else []
+    parts += [f"{k} {ref.train_config.get(k)!r} -> {v!r}" for k, v in run.train_config.items()
+              if ref.train_config.get(k) != v]
+    parts += [f"target {ref.target} -> {run.target}"] if run.target != ref.target else []
     return "; ".join(parts) or "(reference)"
 
 
