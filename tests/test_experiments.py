@@ -424,8 +424,6 @@ _TABLE3_CHANGES = {"msca_resnet": [], "crossentropy_7ep": ["train_config", "trai
 
 
 @pytest.mark.parametrize("folder_name, csv_name, changes, default_change", [
-    ("ferplus_table2", "ferplus_table2_learning_rate.csv", _TABLE2_CHANGES,
-     ["train_config", "train_config.learning_rate", "train_config.schedule"]),
     ("ferplus_table3", "ferplus_table3_se_bn.csv", _TABLE3_CHANGES, ["model"]),
 ])
 def test_the_committed_7_epoch_tables_differ_only_in_what_the_table_says_and_docs_quote_their_files(
