@@ -121,6 +121,8 @@ def test_different_parameters_archive_the_earlier_run(tiny_profile):
     ("04.ckplus_folds=[12]", "ckplus_folds: [12] outside 0..9"),
     ("04.ferplus_runs={lr_high: {learning_rate: 0.01}}",
      "notebook 04_cbam: ferplus_runs['lr_high']: model 'lr_high' is not a registry model"),
+    ("04.ferplus_runs={v: {model: msca_resnet, target: votes}}",
+     "notebook 04_cbam: ferplus_runs['v']: target 'votes' is not one of ['majority', 'distribution']"),
     ("04.study_c_datasets=[ferplus, ckpls]", "study_c_datasets: ['ckpls']; expected a subset of ['ferplus', 'ckplus']"),
     ("04.study_c_tta=tencrop", "notebook 04_cbam: study_c_tta: 'tencrop'; expected one of"),
     ("04.ferplus_only=[msca_resnet_plian]", "ferplus_only: ['msca_resnet_plian'] are not FER+ runs of this notebook"),
