@@ -3,6 +3,7 @@
 Training runs use the synthetic faces and a tiny CNN; the FER-2013 copy counts need ``FER_DATA_DIR``.
 """
 
+import io
 import json
 import subprocess
 import sys
@@ -498,3 +499,25 @@ def test_the_committed_erasing_run_is_the_reference_plus_erasing_and_its_table_r
     assert table.loc["erasing", "PrivateTest_accuracy"] == pytest.approx(
         np.mean(pred["y_pred"][private] == pred["y_true"][private]), abs=1e-9)
     assert table.loc["erasing", "PrivateTest_accuracy"] < table.loc[R.FULL, "PrivateTest_accuracy"]
+
+
+def test_a_settings_table_rebuilt_from_the_committed_folders_is_the_committed_table(real_data):
+    """``benchmarks/results/study_c_cpu/settings_table.py`` (a table of notebook 04 from run folders kept apart, as
+    the loss x schedule table's runs are) gives back the committed Table 2 from its committed run folders, to the
+    last digit; folders that are not the table's runs are refused before anything is compared."""
+    import importlib.util
+
+    results = ROOT / "benchmarks" / "results" / "study_c_cpu"
+    spec = importlib.util.spec_from_file_location("settings_table", results / "settings_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = pd.read_csv(results / "ferplus_table2" / "ferplus_table2_learning_rate.csv").set_index("run")
+    folders = {r: results / ("ferplus_table3" if r == "msca_resnet" else "ferplus_table2") / r for r in committed.index}
+    with pytest.raises(SystemExit, match=r"table 'table2_learning_rate' compares .*; got folders for \['lr_0.01'\]"):
+        module.settings_table("table2_learning_rate", {"lr_0.01": folders["lr_0.01"]})
+    with pytest.raises(SystemExit, match="the cpu profile has no FER\\+ table 'table_2'"):
+        module.settings_table("table_2", folders)
+    rebuilt = module.settings_table("table2_learning_rate", folders)
+    rebuilt.index.name = "run"
+    rebuilt = pd.read_csv(io.StringIO(rebuilt.to_csv())).set_index("run")  # as the notebook writes it
+    pd.testing.assert_frame_equal(rebuilt, committed)
