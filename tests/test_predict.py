@@ -7,6 +7,7 @@ and the CLI's argument checks need no data.
 import json
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -288,7 +289,7 @@ def test_shipped_model_reproduces_its_recorded_private_test_predictions(real_dat
 
 
 @pytest.mark.slow
-def test_export_round_trip_keeps_predictions_and_never_overwrites(tiny_fer, tmp_path):
+def test_export_round_trip_keeps_predictions_and_never_overwrites(tiny_fer, tmp_path, monkeypatch):
     run = tmp_path / "cnn"
     experiments.run_model("cnn", tiny_fer, run, train_config={"epochs": 1, "batch_size": 16, "precision": "float32"},
                           model_kwargs={"filters": [8, 8, 8, 8], "dense_units": 8, "dropout": 0.0}, seed=0,
@@ -309,6 +310,11 @@ def test_export_round_trip_keeps_predictions_and_never_overwrites(tiny_fer, tmp_
     export.export_model(run, out, overwrite=True)
     aside = list(out.glob("replaced-*"))
     assert len(aside) == 1 and (aside[0] / shipped.CARD_FILE).read_bytes() == before
+    frozen = time.strftime
+    monkeypatch.setattr(time, "strftime", lambda fmt, t=None: frozen(fmt, time.localtime(0)))  # one stamp for both
+    export.export_model(run, out, overwrite=True)
+    export.export_model(run, out, overwrite=True)  # replaced again within the same second: both archives kept
+    assert len(list(out.glob("replaced-*"))) == 3 and (aside[0] / shipped.CARD_FILE).read_bytes() == before
     with np.load(out / shipped.WEIGHTS_FILE) as w:
         arrays = {k: w[k] for k in w.files}
     arrays["w0000"] = arrays["w0000"][..., :1]

@@ -86,11 +86,7 @@ def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Opt
     if present and not overwrite:
         raise FileExistsError(f"{out_dir} already holds an exported model ({present}); pass overwrite=True "
                               "to move it aside to replaced-<time>/")
-    if present:
-        aside = out_dir / f"replaced-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-        aside.mkdir(parents=True)
-        for n in present:
-            shutil.move(str(out_dir / n), str(aside / n))
+    runs.move_aside(out_dir, present)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     model = runs.load_model(run_dir)

@@ -21,7 +21,6 @@ import csv
 import dataclasses
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -271,11 +270,8 @@ def _check_recipe(run_dir: Path, recipe: dict, overwrite: bool) -> str:
     if not overwrite:
         raise FileExistsError(f"{run_dir} holds a GAN trained with another recipe ({'; '.join(differences)}). "
                               "Use another run folder, or overwrite=True to move it aside and start again.")
-    dest = run_dir / time.strftime("replaced-%Y%m%d-%H%M%S")
-    dest.mkdir()
-    for name in (RECIPE_FILE, CHECKPOINT_DIR, LOSSES_FILE, SAMPLES_DIR, GENERATOR_FILE, GENERATOR_SHA_FILE):
-        if (run_dir / name).exists():
-            shutil.move(str(run_dir / name), str(dest / name))
+    dest = runs.move_aside(run_dir, (RECIPE_FILE, CHECKPOINT_DIR, LOSSES_FILE, SAMPLES_DIR, GENERATOR_FILE,
+                                     GENERATOR_SHA_FILE))
     progress.report(f"GAN: earlier run moved aside to {dest}")
     return "new"
 

@@ -49,7 +49,7 @@ TUNER_SETTINGS = {
 OBJECTIVE = "val_accuracy"
 SEARCH_FILE = "search.json"
 TRIALS_FILE = "trials.csv"
-REPLACED = "replaced-"
+REPLACED = runs.REPLACED_PREFIX  # a replaced search sits beside its folder as <folder>.replaced-<time>
 
 
 class StopSearch(Exception):
