@@ -469,3 +469,33 @@ def test_the_committed_7_epoch_tables_differ_only_in_what_the_table_says_and_doc
         assert table.loc[run, "Study C (published, 200 epochs)"] == pytest.approx(published.get(run, np.nan),
                                                                                   nan_ok=True)
 
+
+
+def test_compare_pair_counts_the_discordant_images_the_docs_quote_and_refuses_other_images():
+    """``benchmarks/results/study_c_cpu/compare_pair.py`` (McNemar of two committed FER+ runs): ce_step against the
+    headline's ten-crop rescore gives the counts docs/results.md quotes; folders of other images are refused."""
+    import importlib.util
+
+    from fer_utils.stats import mcnemar_test
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "study_c_cpu"
+    spec = importlib.util.spec_from_file_location("compare_pair", results / "compare_pair.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    head, step = results / "ferplus" / "ce_warmup_cosine_ten_crop", results / "ferplus" / "ce_step"
+    out = module.compare(head, step)
+    a, b = runs.load_predictions(head), runs.load_predictions(step)
+    private = a["split"] == "PrivateTest"
+    right_a = a["y_pred"][private] == a["y_true"][private]
+    right_b = b["y_pred"][private] == b["y_true"][private]
+    assert out["images"] == 3376 and out["acc_a"] == pytest.approx(right_a.mean())
+    assert (out["a_right_b_wrong"], out["b_right_a_wrong"]) == (int((right_a & ~right_b).sum()),
+                                                                int((~right_a & right_b).sum()))
+    assert out["p"] == pytest.approx(mcnemar_test(a["y_true"][private], a["y_pred"][private],
+                                                  b["y_pred"][private])["p"])
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text()
+    p = f"{out['p']:.1e}".replace("e-0", "e-")  # as the docs write it: 1.2e-9
+    assert f"**{out['diff']:.2f} points, McNemar p {p}**" in docs
+    assert f"ce_step right: {out['a_right_b_wrong']} / {out['b_right_a_wrong']}" in docs
+    with pytest.raises(SystemExit, match="not scored on the same PrivateTest images"):
+        module.compare(head, results / "ckplus_ce_cosine" / "fold0")

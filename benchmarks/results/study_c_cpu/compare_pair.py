@@ -1,0 +1,35 @@
+"""McNemar's test of two FER+ run folders (or rescores) on the same test images: the contrasts a settings table, which
+compares each run with its first only, does not print (e.g. the loss effect under the other schedule).
+
+Usage: python benchmarks/results/study_c_cpu/compare_pair.py RUN_A RUN_B [SPLIT]   (SPLIT: PrivateTest by default)
+
+Prints both accuracies on SPLIT, the difference B - A in points, the discordant counts (A right / B right) and the
+p-value; two folders scored on different images are refused.
+"""
+import json
+import sys
+
+
+from fer_utils import runs
+from fer_utils.stats import mcnemar_test
+
+
+def compare(folder_a, folder_b, split: str = "PrivateTest") -> dict:
+    """Accuracies of both runs on ``split``, ``diff`` (B - A, points), discordant counts and McNemar's p."""
+    a, b = runs.load_predictions(folder_a), runs.load_predictions(folder_b)
+    ma, mb = a["split"] == split, b["split"] == split
+    if not ma.any() or list(a["source_ids"][ma]) != list(b["source_ids"][mb]):
+        raise SystemExit(f"error: {folder_a} and {folder_b} were not scored on the same {split} images")
+    y = a["y_true"][ma]
+    right_a, right_b = a["y_pred"][ma] == y, b["y_pred"][mb] == y
+    test = mcnemar_test(y, a["y_pred"][ma], b["y_pred"][mb])
+    return {"split": split, "images": int(len(y)), "acc_a": float(right_a.mean()), "acc_b": float(right_b.mean()),
+            "diff": round(100 * float(right_b.mean() - right_a.mean()), 2),
+            "a_right_b_wrong": int((right_a & ~right_b).sum()), "b_right_a_wrong": int((~right_a & right_b).sum()),
+            "p": float(test["p"])}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (3, 4):
+        sys.exit(__doc__)
+    print(json.dumps(compare(*sys.argv[1:])))
