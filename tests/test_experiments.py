@@ -497,5 +497,12 @@ def test_compare_pair_counts_the_discordant_images_the_docs_quote_and_refuses_ot
     p = f"{out['p']:.1e}".replace("e-0", "e-")  # as the docs write it: 1.2e-9
     assert f"**{out['diff']:.2f} points, McNemar p {p}**" in docs
     assert f"ce_step right: {out['a_right_b_wrong']} / {out['b_right_a_wrong']}" in docs
+    # The docs' table of FER+ contrasts (loss x schedule) is compare_pair's output on the committed folders.
+    folders = {"cosine_step": results / "ferplus" / "cosine_step", "ce_step": step, "ce_warmup_cosine": head}
+    for a, b in [("cosine_step", "ce_step"), ("ce_step", "ce_warmup_cosine"), ("cosine_step", "ce_warmup_cosine")]:
+        out = module.compare(folders[a], folders[b])
+        p = f"{out['p']:.2f}" if out["p"] >= 0.01 else f"{out['p']:.1e}".replace("e-0", "e-")
+        assert (f"| `{a}` -> `{b}` | {out['diff']:+.2f} | {out['a_right_b_wrong']} / {out['b_right_a_wrong']} | {p} |"
+                in docs), (a, b)
     with pytest.raises(SystemExit, match="not scored on the same PrivateTest images"):
         module.compare(head, results / "ckplus_ce_cosine" / "fold0")
