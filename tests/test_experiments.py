@@ -470,10 +470,10 @@ def test_the_committed_7_epoch_tables_differ_only_in_what_the_table_says_and_doc
                                                                                   nan_ok=True)
 
 
-
 def test_compare_pair_counts_the_discordant_images_the_docs_quote_and_refuses_other_images():
     """``benchmarks/results/study_c_cpu/compare_pair.py`` (McNemar of two committed FER+ runs): ce_step against the
-    headline's ten-crop rescore gives the counts docs/results.md quotes; folders of other images are refused."""
+    headline's ten-crop rescore gives the counts docs/results.md quotes, as do the docs' contrasts of the loss x
+    schedule runs; folders of other data or images are refused."""
     import importlib.util
 
     from fer_utils.stats import mcnemar_test
@@ -498,11 +498,12 @@ def test_compare_pair_counts_the_discordant_images_the_docs_quote_and_refuses_ot
     assert f"**{out['diff']:.2f} points, McNemar p {p}**" in docs
     assert f"ce_step right: {out['a_right_b_wrong']} / {out['b_right_a_wrong']}" in docs
     # The docs' table of FER+ contrasts (loss x schedule) is compare_pair's output on the committed folders.
-    folders = {"cosine_step": results / "ferplus" / "cosine_step", "ce_step": step, "ce_warmup_cosine": head}
-    for a, b in [("cosine_step", "ce_step"), ("ce_step", "ce_warmup_cosine"), ("cosine_step", "ce_warmup_cosine")]:
-        out = module.compare(folders[a], folders[b])
+    for a, b in [("cosine_step", "ce_step"), ("ce_step", head.name), ("cosine_step", head.name)]:
+        out = module.compare(results / "ferplus" / a, results / "ferplus" / b)  # the folders the docs name
         p = f"{out['p']:.2f}" if out["p"] >= 0.01 else f"{out['p']:.1e}".replace("e-0", "e-")
         assert (f"| `{a}` -> `{b}` | {out['diff']:+.2f} | {out['a_right_b_wrong']} / {out['b_right_a_wrong']} | {p} |"
                 in docs), (a, b)
-    with pytest.raises(SystemExit, match="not scored on the same PrivateTest images"):
+    with pytest.raises(SystemExit, match="scored on different data"):
         module.compare(head, results / "ckplus_ce_cosine" / "fold0")
+    with pytest.raises(SystemExit, match="not scored on the same Test images"):  # FER+ has no split 'Test'
+        module.compare(head, step, split="Test")

@@ -597,3 +597,27 @@ def test_mixing_and_erasing_in_the_training_stream():
         pipeline.check_augment({"erasing": 1.5})
     with pytest.raises(ValueError, match="use one of them"):
         pipeline.check_augment({"mixup": 0.2, "cutmix": 1.0})
+
+
+def test_move_aside_keeps_every_archive_of_one_second_with_files_and_folders(tmp_path, monkeypatch):
+    """``runs.move_aside`` (the one owner of "replaced-<stamp>/" for runs, the GAN and exports): files and folders
+    move together, a second replacement within the same second gets its own archive, nothing present moves nothing."""
+    import time
+
+    frozen = time.strftime
+    monkeypatch.setattr(time, "strftime", lambda fmt, t=None: frozen(fmt, time.localtime(0)))
+    assert runs.move_aside(tmp_path, []) is None and runs.move_aside(tmp_path, ["absent.txt"]) is None
+    assert list(tmp_path.iterdir()) == []
+    archives = []
+    for version in ("first", "second"):
+        (tmp_path / "card.json").write_text(version)
+        (tmp_path / "checkpoint").mkdir()
+        (tmp_path / "checkpoint" / "state.npz").write_text(version)
+        archives.append(runs.move_aside(tmp_path, ["card.json", "checkpoint", "absent.txt"]))
+    assert archives[0] != archives[1] and archives[1].name.startswith(archives[0].name)
+    for archive, version in zip(archives, ("first", "second")):
+        assert (archive / "card.json").read_text() == version
+        assert (archive / "checkpoint" / "state.npz").read_text() == version
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(a.name for a in archives)
+    (tmp_path / "history.csv").write_text("epoch\n0\n")  # names=None: the files of an earlier training run
+    assert (runs.move_aside(tmp_path) / "history.csv").read_text() == "epoch\n0\n"

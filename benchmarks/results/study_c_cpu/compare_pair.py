@@ -9,7 +9,6 @@ p-value; two folders scored on different images are refused.
 import json
 import sys
 
-
 from fer_utils import runs
 from fer_utils.stats import mcnemar_test
 
@@ -17,9 +16,16 @@ from fer_utils.stats import mcnemar_test
 def compare(folder_a, folder_b, split: str = "PrivateTest") -> dict:
     """Accuracies of both runs on ``split``, ``diff`` (B - A, points), discordant counts and McNemar's p."""
     a, b = runs.load_predictions(folder_a), runs.load_predictions(folder_b)
+    for folder, p in ((folder_a, a), (folder_b, b)):
+        if p.get("split") is None or p.get("source_ids") is None:
+            raise SystemExit(f"error: {folder}'s predictions carry no split or source ids to pair images by")
+    sums = [runs.read_metrics(f).get("headline", {}).get("data_checksum") for f in (folder_a, folder_b)]
+    if sums[0] != sums[1]:
+        raise SystemExit(f"error: {folder_a} and {folder_b} were scored on different data ({sums[0]} vs {sums[1]})")
     ma, mb = a["split"] == split, b["split"] == split
-    if not ma.any() or list(a["source_ids"][ma]) != list(b["source_ids"][mb]):
-        raise SystemExit(f"error: {folder_a} and {folder_b} were not scored on the same {split} images")
+    if not ma.any() or list(a["source_ids"][ma]) != list(b["source_ids"][mb]) or \
+            list(a["y_true"][ma]) != list(b["y_true"][mb]):
+        raise SystemExit(f"error: {folder_a} and {folder_b} were not scored on the same {split} images and labels")
     y = a["y_true"][ma]
     right_a, right_b = a["y_pred"][ma] == y, b["y_pred"][mb] == y
     test = mcnemar_test(y, a["y_pred"][ma], b["y_pred"][mb])
