@@ -503,6 +503,8 @@ def test_compare_pair_counts_the_discordant_images_the_docs_quote_and_refuses_ot
         p = f"{out['p']:.2f}" if out["p"] >= 0.01 else f"{out['p']:.1e}".replace("e-0", "e-")
         assert (f"| `{a}` -> `{b}` | {out['diff']:+.2f} | {out['a_right_b_wrong']} / {out['b_right_a_wrong']} | {p} |"
                 in docs), (a, b)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()  # the front door quotes both ends
+    assert f"{100 * out['acc_a']:.1f}%" in readme and f"{100 * out['acc_b']:.1f}%" in readme  # cosine_step, headline
     with pytest.raises(SystemExit, match="scored on different data"):
         module.compare(head, results / "ckplus_ce_cosine" / "fold0")
     with pytest.raises(SystemExit, match="not scored on the same Test images"):  # FER+ has no split 'Test'
