@@ -4,7 +4,7 @@ compares each run with its first only, does not print (e.g. the loss effect unde
 Usage: python benchmarks/results/study_c_cpu/compare_pair.py RUN_A RUN_B [SPLIT]   (SPLIT: PrivateTest by default)
 
 Prints both accuracies on SPLIT, the difference B - A in points, the discordant counts (A right / B right) and the
-p-value; two folders scored on different images are refused.
+p-value; two folders scored on other data, images or labels are refused.
 """
 import json
 import sys
@@ -31,7 +31,7 @@ def compare(folder_a, folder_b, split: str = "PrivateTest") -> dict:
     test = mcnemar_test(y, a["y_pred"][ma], b["y_pred"][mb])
     return {"split": split, "images": int(len(y)), "acc_a": float(right_a.mean()), "acc_b": float(right_b.mean()),
             "diff": round(100 * float(right_b.mean() - right_a.mean()), 2),
-            "a_right_b_wrong": int((right_a & ~right_b).sum()), "b_right_a_wrong": int((~right_a & right_b).sum()),
+            "a_right_b_wrong": int(test["a right b wrong"]), "b_right_a_wrong": int(test["a wrong b right"]),
             "p": float(test["p"])}
 
 
