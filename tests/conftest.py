@@ -51,6 +51,16 @@ def cache_dir(tmp_path):
     return tmp_path / "cache"
 
 
+@pytest.fixture()
+def frozen_clock(monkeypatch):
+    """Every ``time.strftime`` without an explicit time stamps the same second (the epoch): for two replacements of
+    a run "within one second", deterministically."""
+    import time
+
+    real = time.strftime
+    monkeypatch.setattr(time, "strftime", lambda fmt, t=None: real(fmt, time.localtime(0)))
+
+
 def write_png(path: Path, image: np.ndarray):
     from PIL import Image
 

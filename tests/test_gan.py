@@ -1,7 +1,6 @@
 """GAN balancing (issue 8): networks, train_step, resume, plans, the balanced file, quality measures, McNemar."""
 
 import json
-import time
 import warnings
 
 import numpy as np
@@ -172,7 +171,7 @@ def test_interrupted_gan_resumes_at_its_checkpoint_and_matches_an_uninterrupted_
 
 
 @pytest.mark.slow
-def test_another_recipe_is_refused_and_overwrite_moves_the_old_run_aside(tmp_path, faces, monkeypatch):
+def test_another_recipe_is_refused_and_overwrite_moves_the_old_run_aside(tmp_path, faces, request):
     from fer_utils.gan import training as T
 
     images, labels, names = faces
@@ -183,8 +182,7 @@ def test_another_recipe_is_refused_and_overwrite_moves_the_old_run_aside(tmp_pat
     assert out["status"] == "trained"
     aside = list(tmp_path.glob("replaced-*"))
     assert len(aside) == 1 and (aside[0] / "checkpoint" / "state.npz").exists()
-    frozen = time.strftime
-    monkeypatch.setattr(time, "strftime", lambda fmt, t=None: frozen(fmt, time.localtime(0)))  # one stamp for both
+    request.getfixturevalue("frozen_clock")  # from here on, one stamp for every replacement
     for steps in (1, 2):  # replaced twice within the same second: every archive kept
         T.train_gan(images, labels, names, tmp_path, config={**TINY, "steps": steps}, seed=5, overwrite=True)
     assert len(list(tmp_path.glob("replaced-*"))) == 3 and (aside[0] / "checkpoint" / "state.npz").exists()

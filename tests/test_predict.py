@@ -7,7 +7,6 @@ and the CLI's argument checks need no data.
 import json
 import subprocess
 import sys
-import time
 
 import cv2
 import numpy as np
@@ -289,7 +288,7 @@ def test_shipped_model_reproduces_its_recorded_private_test_predictions(real_dat
 
 
 @pytest.mark.slow
-def test_export_round_trip_keeps_predictions_and_never_overwrites(tiny_fer, tmp_path, monkeypatch):
+def test_export_round_trip_keeps_predictions_and_never_overwrites(tiny_fer, tmp_path, request):
     run = tmp_path / "cnn"
     experiments.run_model("cnn", tiny_fer, run, train_config={"epochs": 1, "batch_size": 16, "precision": "float32"},
                           model_kwargs={"filters": [8, 8, 8, 8], "dense_units": 8, "dropout": 0.0}, seed=0,
@@ -310,8 +309,7 @@ def test_export_round_trip_keeps_predictions_and_never_overwrites(tiny_fer, tmp_
     export.export_model(run, out, overwrite=True)
     aside = list(out.glob("replaced-*"))
     assert len(aside) == 1 and (aside[0] / shipped.CARD_FILE).read_bytes() == before
-    frozen = time.strftime
-    monkeypatch.setattr(time, "strftime", lambda fmt, t=None: frozen(fmt, time.localtime(0)))  # one stamp for both
+    request.getfixturevalue("frozen_clock")  # from here on, one stamp for every replacement
     export.export_model(run, out, overwrite=True)
     export.export_model(run, out, overwrite=True)  # replaced again within the same second: both archives kept
     assert len(list(out.glob("replaced-*"))) == 3 and (aside[0] / shipped.CARD_FILE).read_bytes() == before

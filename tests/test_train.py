@@ -599,13 +599,9 @@ def test_mixing_and_erasing_in_the_training_stream():
         pipeline.check_augment({"mixup": 0.2, "cutmix": 1.0})
 
 
-def test_move_aside_keeps_every_archive_of_one_second_with_files_and_folders(tmp_path, monkeypatch):
+def test_move_aside_keeps_every_archive_of_one_second_with_files_and_folders(tmp_path, frozen_clock):
     """``runs.move_aside`` (the one owner of "replaced-<stamp>/" for runs, the GAN and exports): files and folders
     move together, a second replacement within the same second gets its own archive, nothing present moves nothing."""
-    import time
-
-    frozen = time.strftime
-    monkeypatch.setattr(time, "strftime", lambda fmt, t=None: frozen(fmt, time.localtime(0)))
     assert runs.move_aside(tmp_path, []) is None and runs.move_aside(tmp_path, ["absent.txt"]) is None
     assert list(tmp_path.iterdir()) == []
     archives = []
