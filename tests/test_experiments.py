@@ -498,7 +498,9 @@ def test_compare_pair_counts_the_discordant_images_the_docs_quote_and_refuses_ot
     assert f"**{out['diff']:.2f} points, McNemar p {p}**" in docs
     assert f"ce_step right: {out['a_right_b_wrong']} / {out['b_right_a_wrong']}" in docs
     # The docs' table of FER+ contrasts (loss x schedule) is compare_pair's output on the committed folders.
-    for a, b in [("cosine_step", "ce_step"), ("ce_step", head.name), ("cosine_step", head.name)]:
+    pairs = [("cosine_step", "ce_step"), ("ce_step", head.name), ("cosine_step", "cosine_warmup_cosine"),
+             ("cosine_warmup_cosine", head.name), ("cosine_step", head.name)]  # the last: the README's two ends
+    for a, b in pairs:
         out = module.compare(results / "ferplus" / a, results / "ferplus" / b)  # the folders the docs name
         p = f"{out['p']:.2f}" if out["p"] >= 0.01 else f"{out['p']:.1e}".replace("e-0", "e-")
         assert (f"| `{a}` -> `{b}` | {out['diff']:+.2f} | {out['a_right_b_wrong']} / {out['b_right_a_wrong']} | {p} |"
@@ -509,3 +511,49 @@ def test_compare_pair_counts_the_discordant_images_the_docs_quote_and_refuses_ot
         module.compare(head, results / "ckplus_ce_cosine" / "fold0")
     with pytest.raises(SystemExit, match="not scored on the same Test images"):  # FER+ has no split 'Test'
         module.compare(head, step, split="Test")
+
+
+@pytest.mark.parametrize("title", ["loss_x_schedule"])
+def test_the_committed_26_epoch_ferplus_runs_are_the_cpu_profiles_and_the_table_and_docs_read_their_files(title):
+    """docs/results.md's 26-epoch FER+ tables (issue 26) come from ``study_c_cpu/ferplus``: each run's recipe is what
+    the cpu profile trains under that name (so its subset command trains it again), scored with the profile's
+    ten-crop (the headline run was scored with flip when it trained: the table reads its ten-crop rescore,
+    ``ce_warmup_cosine_ten_crop``, of the same model), and the CSV's accuracies and discordant counts are those
+    predictions', quoted by the docs."""
+    from fer_utils import params as P
+    from fer_utils.experiments.running import recipe_train_config
+    from fer_utils.experiments.study_c import check_runs
+
+    root = Path(__file__).resolve().parents[1]
+    folder = root / "benchmarks" / "results" / "study_c_cpu" / "ferplus"
+    table = pd.read_csv(folder / f"ferplus_{title}.csv").set_index("run")
+    cpu = {**P.notebook_parameters(root / "notebooks" / "04_cbam.ipynb"),
+           **P.resolve(P.load_profile("cpu", root / "params"), P.list_notebooks(root / "notebooks"))["04_cbam"]}
+    assert list(table.index) == cpu["ferplus_tables"][title]
+    planned = check_runs(cpu["ferplus_runs"], cpu["study_c_models"], cpu["ferplus_train_config"])
+    scored = {r: folder / f"{r}_ten_crop" if (folder / f"{r}_ten_crop").is_dir() else folder / r for r in table.index}
+    preds = {r: runs.load_predictions(scored[r]) for r in table.index}
+    ref_name = table.index[0]
+    private = preds[ref_name]["split"] == "PrivateTest"
+    right = {r: p["y_pred"][private] == p["y_true"][private] for r, p in preds.items()}
+    docs = (root / "docs" / "results.md").read_text()
+    for run in table.index:
+        recipe = runs.read_recipe(folder / run)
+        assert (recipe["model"], recipe["target"]) == (planned[run].model, planned[run].target), run
+        assert recipe["train_config"] == recipe_train_config(planned[run].train_config), run
+        assert recipe["train_config"]["epochs"] == 26 and recipe["seed"] == cpu["seed"]
+        assert recipe["augment"] == cpu["study_c_augment"]
+        head = runs.read_metrics(scored[run])["headline"]
+        tta = head["tta"] if scored[run].name != run else recipe["tta"]  # a rescore records the TTA it used
+        assert tta == cpu["study_c_tta"] == "ten_crop", run
+        assert list(preds[run]["source_ids"]) == list(preds[ref_name]["source_ids"])
+        assert table.loc[run, "PrivateTest_accuracy"] == pytest.approx(right[run].mean(), abs=1e-12)
+        assert table.loc[run, "PrivateTest_accuracy"] == pytest.approx(head["PrivateTest_accuracy"], abs=1e-12)
+        assert f"{right[run].mean():.4f}" in docs, run
+        if run != ref_name:
+            assert table.loc[run, f"discordant ({ref_name} right / run right)"] == \
+                f"{int((right[ref_name] & ~right[run]).sum())} / {int((~right[ref_name] & right[run]).sum())}"
+    if title == "loss_x_schedule":  # the README quotes the two cells between the study's setting and the recipe's
+        middle = [100 * right[r].mean() for r in table.index[1:-1]]
+        readme = (root / "README.md").read_text()
+        assert f"{min(middle):.1f}-{max(middle):.1f}%" in readme

@@ -501,23 +501,38 @@ def test_the_committed_erasing_run_is_the_reference_plus_erasing_and_its_table_r
     assert table.loc["erasing", "PrivateTest_accuracy"] < table.loc[R.FULL, "PrivateTest_accuracy"]
 
 
-def test_a_settings_table_rebuilt_from_the_committed_folders_is_the_committed_table(real_data):
+#: The committed FER+ settings tables of notebook 04 whose runs were trained apart: CSV and each run's folder.
+_COMMITTED_TABLES = {
+    "table2_learning_rate": ("ferplus_table2/ferplus_table2_learning_rate.csv",
+                             {"msca_resnet": "ferplus_table3/msca_resnet"}, "ferplus_table2"),
+    "loss_x_schedule": ("ferplus/ferplus_loss_x_schedule.csv",
+                        {"ce_warmup_cosine": "ferplus/ce_warmup_cosine_ten_crop"}, "ferplus"),
+}
+
+
+@pytest.mark.parametrize("title", sorted(_COMMITTED_TABLES))
+def test_a_settings_table_rebuilt_from_the_committed_folders_is_the_committed_table(real_data, title):
     """``benchmarks/results/study_c_cpu/settings_table.py`` (a table of notebook 04 from run folders kept apart, as
-    the loss x schedule table's runs are) gives back the committed Table 2 from its committed run folders, to the
-    last digit; folders that are not the table's runs are refused before anything is compared."""
+    the loss x schedule table's runs are) gives back each committed table from its committed run folders, to the
+    last digit; folders that are not the table's runs are refused before anything is compared. Table 2's CSV is the
+    notebook's own, so its case ties the script to the notebook; the loss x schedule CSV was written by this script,
+    so its case catches a later change of the table code or of the committed folders."""
     import importlib.util
+    import re
 
     results = ROOT / "benchmarks" / "results" / "study_c_cpu"
     spec = importlib.util.spec_from_file_location("settings_table", results / "settings_table.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    committed = pd.read_csv(results / "ferplus_table2" / "ferplus_table2_learning_rate.csv").set_index("run")
-    folders = {r: results / ("ferplus_table3" if r == "msca_resnet" else "ferplus_table2") / r for r in committed.index}
-    with pytest.raises(SystemExit, match=r"table 'table2_learning_rate' compares .*; got folders for \['lr_0.01'\]"):
-        module.settings_table("table2_learning_rate", {"lr_0.01": folders["lr_0.01"]})
+    csv, moved, default = _COMMITTED_TABLES[title]
+    committed = pd.read_csv(results / csv).set_index("run")
+    folders = {r: results / moved.get(r, f"{default}/{r}") for r in committed.index}
+    second = committed.index[1]
+    with pytest.raises(SystemExit, match=rf"table '{title}' compares .*; got folders for \['{re.escape(second)}'\]"):
+        module.settings_table(title, {second: folders[second]})
     with pytest.raises(SystemExit, match="the cpu profile has no FER\\+ table 'table_2'"):
         module.settings_table("table_2", folders)
-    rebuilt = module.settings_table("table2_learning_rate", folders)
+    rebuilt = module.settings_table(title, folders)
     rebuilt.index.name = "run"
     rebuilt = pd.read_csv(io.StringIO(rebuilt.to_csv())).set_index("run")  # as the notebook writes it
     pd.testing.assert_frame_equal(rebuilt, committed)
