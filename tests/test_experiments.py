@@ -553,6 +553,18 @@ def test_the_committed_26_epoch_ferplus_runs_are_the_cpu_profiles_and_the_table_
         if run != ref_name:
             assert table.loc[run, f"discordant ({ref_name} right / run right)"] == \
                 f"{int((right[ref_name] & ~right[run]).sum())} / {int((~right[ref_name] & right[run]).sum())}"
+    for run in table.index:  # the docs' table row of each run: its cells are the CSV's
+        row = next(line for line in docs.splitlines() if line.startswith(f"| `{run}` | "))
+        t = table.loc[run]
+        cells = [f"{t['train minutes']:.1f}", f"{t['best val acc']:.4f}",
+                 f"{t['PrivateTest_accuracy']:.4f} / {t['PrivateTest_macro_f1']:.3f}",
+                 f"{t['PrivateTest_dedup_accuracy']:.4f} / {t['PrivateTest_dedup_macro_f1']:.3f}",
+                 f"{t['PublicTest_accuracy']:.4f}"]
+        if run != ref_name:
+            p = f"{t['McNemar p']:.2f}" if t["McNemar p"] >= 0.01 else f"{t['McNemar p']:.1e}".replace("e-0", "e-")
+            cells.append(f"{100 * t[f'diff vs {ref_name} (PrivateTest)']:+.2f}, p {p} "
+                         f"({t[f'discordant ({ref_name} right / run right)']})")
+        assert all(f"| {c} |" in row for c in cells), (run, row, cells)
     if title == "loss_x_schedule":  # the README quotes the two cells between the study's setting and the recipe's
         middle = [100 * right[r].mean() for r in table.index[1:-1]]
         readme = (root / "README.md").read_text()
