@@ -470,6 +470,11 @@ def test_the_committed_7_epoch_tables_differ_only_in_what_the_table_says_and_doc
                                                                                   nan_ok=True)
 
 
+def _as_docs_write_p(p: float) -> str:
+    """A p value as docs/results.md's tables write it: 0.10, 1.9e-3, 2.3e-11."""
+    return f"{p:.2f}" if p >= 0.01 else f"{p:.1e}".replace("e-0", "e-")
+
+
 def test_compare_pair_counts_the_discordant_images_the_docs_quote_and_refuses_other_images():
     """``benchmarks/results/study_c_cpu/compare_pair.py`` (McNemar of two committed FER+ runs): ce_step against the
     headline's ten-crop rescore gives the counts docs/results.md quotes, as do the docs' contrasts of the loss x
@@ -502,7 +507,7 @@ def test_compare_pair_counts_the_discordant_images_the_docs_quote_and_refuses_ot
              ("cosine_warmup_cosine", head.name), ("cosine_step", head.name)]  # the last: the README's two ends
     for a, b in pairs:
         out = module.compare(results / "ferplus" / a, results / "ferplus" / b)  # the folders the docs name
-        p = f"{out['p']:.2f}" if out["p"] >= 0.01 else f"{out['p']:.1e}".replace("e-0", "e-")
+        p = _as_docs_write_p(out["p"])
         assert (f"| `{a}` -> `{b}` | {out['diff']:+.2f} | {out['a_right_b_wrong']} / {out['b_right_a_wrong']} | {p} |"
                 in docs), (a, b)
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()  # the front door quotes both ends
@@ -561,8 +566,7 @@ def test_the_committed_26_epoch_ferplus_runs_are_the_cpu_profiles_and_the_table_
                  f"{t['PrivateTest_dedup_accuracy']:.4f} / {t['PrivateTest_dedup_macro_f1']:.3f}",
                  f"{t['PublicTest_accuracy']:.4f}"]
         if run != ref_name:
-            p = f"{t['McNemar p']:.2f}" if t["McNemar p"] >= 0.01 else f"{t['McNemar p']:.1e}".replace("e-0", "e-")
-            cells.append(f"{100 * t[f'diff vs {ref_name} (PrivateTest)']:+.2f}, p {p} "
+            cells.append(f"{100 * t[f'diff vs {ref_name} (PrivateTest)']:+.2f}, p {_as_docs_write_p(t['McNemar p'])} "
                          f"({t[f'discordant ({ref_name} right / run right)']})")
         assert all(f"| {c} |" in row for c in cells), (run, row, cells)
     if title == "loss_x_schedule":  # the README quotes the two cells between the study's setting and the recipe's
