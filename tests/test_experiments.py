@@ -518,7 +518,7 @@ def test_compare_pair_counts_the_discordant_images_the_docs_quote_and_refuses_ot
         module.compare(head, step, split="Test")
 
 
-@pytest.mark.parametrize("title", ["loss_x_schedule"])
+@pytest.mark.parametrize("title", ["loss_x_schedule", "majority_vs_votes"])
 def test_the_committed_26_epoch_ferplus_runs_are_the_cpu_profiles_and_the_table_and_docs_read_their_files(title):
     """docs/results.md's 26-epoch FER+ tables (issue 26) come from ``study_c_cpu/ferplus``: each run's recipe is what
     the cpu profile trains under that name (so its subset command trains it again), scored with the profile's

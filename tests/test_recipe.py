@@ -507,6 +507,8 @@ _COMMITTED_TABLES = {
                              {"msca_resnet": "ferplus_table3/msca_resnet"}, "ferplus_table2"),
     "loss_x_schedule": ("ferplus/ferplus_loss_x_schedule.csv",
                         {"ce_warmup_cosine": "ferplus/ce_warmup_cosine_ten_crop"}, "ferplus"),
+    "majority_vs_votes": ("ferplus/ferplus_majority_vs_votes.csv",
+                          {"ce_warmup_cosine": "ferplus/ce_warmup_cosine_ten_crop"}, "ferplus"),
 }
 
 
