@@ -78,14 +78,17 @@ def augmentation_layers(augment: dict, seed: int = 0):
 
 def mixing_layer(augment: dict, seed: int = 0):
     """MixUp (``mixup``: alpha of its Beta distribution) or CutMix (``cutmix``: Keras' factor), or None. Called on
-    ``{"images": x, "labels": y}`` (one-hot or soft labels), it mixes pairs of the batch and their labels."""
+    ``{"images": x, "labels": y}`` (one-hot or soft labels), it mixes pairs of the batch and their labels. Built in
+    float32 whatever the global policy: under ``mixed_bfloat16`` Keras' layers draw their mixing weights in bfloat16
+    and fail on the float32 batch ("Input 'y' of 'Mul' Op has type bfloat16")."""
     import keras
 
     augment = check_augment(augment)
     if augment.get("mixup"):
-        return keras.layers.MixUp(alpha=float(augment["mixup"]), seed=seed + 6, name="aug_mixup")
+        return keras.layers.MixUp(alpha=float(augment["mixup"]), seed=seed + 6, name="aug_mixup", dtype="float32")
     if augment.get("cutmix"):
-        return keras.layers.CutMix(factor=float(augment["cutmix"]), seed=seed + 7, name="aug_cutmix")
+        return keras.layers.CutMix(factor=float(augment["cutmix"]), seed=seed + 7, name="aug_cutmix",
+                                     dtype="float32")
     return None
 
 

@@ -599,6 +599,29 @@ def test_mixing_and_erasing_in_the_training_stream():
         pipeline.check_augment({"mixup": 0.2, "cutmix": 1.0})
 
 
+@pytest.mark.parametrize("key,value", [("mixup", 0.2), ("cutmix", 1.0)])
+def test_mixing_under_mixed_bfloat16_with_the_recipes_augmentation(key, value):
+    """``precision: auto`` picks mixed_bfloat16 on AMX CPUs, and the data layers are built under that global policy:
+    Keras' MixUp/CutMix then drew bf16 weights and failed on the float32 batch (a recipe run with mixup stopped at its
+    first batch). With the recipe's augmentation in front, the stream must give float32 batches with mixed labels."""
+    from fer_utils import pipeline
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (64, 16, 16), dtype=np.uint8)
+    y = np.eye(4, dtype=np.float32)[np.arange(64) % 4]
+    augment = {"flip": True, "shift": 0.1, "rotation_deg": 10, "zoom": 0.1, key: value}
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        stream = pipeline.TrainingStream(images, y, input_size=16, channels=1, batch_size=32, normalization="unit",
+                                         augment=augment, seed=1)
+        xb, yb = next(iter(stream.dataset()))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert xb.dtype.name == "float32" and yb.dtype.name == "float32"
+    yb = yb.numpy()
+    assert np.allclose(yb.sum(1), 1.0, atol=1e-5) and (yb.max(1) < 0.999).any()
+
+
 def test_move_aside_keeps_every_archive_of_one_second_with_files_and_folders(tmp_path, frozen_clock):
     """``runs.move_aside`` (the one owner of "replaced-<stamp>/" for runs, the GAN and exports): files and folders
     move together, a second replacement within the same second gets its own archive, nothing present moves nothing."""
