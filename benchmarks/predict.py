@@ -14,6 +14,9 @@
 - ``--tta-choice``: the shipped model's accuracy per TTA on its own validation rows without a near-duplicate in its
   training rows, as photos through BlazeFace and as crops (the ``litert_int8`` runtime): where ``predict``'s
   default TTA is chosen (never on a test split).
+- ``--components``: where the default path's time goes on this CPU, stage by stage on the same images as ``--speed``
+  (decode, BlazeFace and Haar per image on one thread, the classifier per runtime on every core with the GFLOP/s it
+  reaches), then the command's default end to end with the cores it kept busy; the CPU kind is a column.
 - ``--scenes N``: the detectors on N composed scenes (three PrivateTest faces each, enlarged and pasted among
   clutter): faces found (IoU >= 0.5 of the framed box), median IoU, false positives, ms per scene.
 - ``--framing N``: :func:`fer_utils.predict.detect.measure_framing` on N FER-2013 Training faces per detector
@@ -27,6 +30,7 @@ Usage (from the repository root)::
     python benchmarks/predict.py --fer-package --images 600      # the fer package, same images, its own process
     python benchmarks/predict.py --accuracy
     python benchmarks/predict.py --tta-choice
+    python benchmarks/predict.py --components --images 600
     python benchmarks/predict.py --scenes 100
     python benchmarks/predict.py --framing 1500
 """
@@ -251,6 +255,88 @@ def tta_on_validation(ds, runtime: str = "litert_int8", detectors=("blazeface", 
     return pd.DataFrame(out)
 
 
+def cpu_kind() -> str:
+    """The CPU's class as the docs name it: AMX, AVX512-BF16, AVX-512 or AVX2 (from /proc/cpuinfo)."""
+    from fer_utils.train.compile import cpu_flags
+
+    flags = cpu_flags()
+    for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"), ("avx2", "AVX2")):
+        if flag in flags:
+            return name
+    return "unknown"
+
+
+def multiply_adds(model) -> int:
+    """Multiply-adds of one image through a Keras model's Conv2D and Dense layers (what bounds its speed)."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            out, k = layer.output.shape, layer.kernel.shape
+            total += out[1] * out[2] * out[3] * k[0] * k[1] * k[2]
+        elif isinstance(layer, keras.layers.Dense):
+            total += layer.kernel.shape[0] * layer.kernel.shape[1]
+    return int(total)
+
+
+def components(faces, n_images: int, repeats: int = 3):
+    """The default path's stages timed apart on ``n_images`` single-face JPEGs (best of ``repeats``), then together:
+    decode, BlazeFace and Haar per image on one thread, the classifier alone per runtime (``tta none``, batches of 256,
+    every core) with the GFLOP/s its multiply-adds reach, and the default end to end with the cores it kept busy
+    (process CPU time / wall time)."""
+    import resource
+
+    import cv2
+    import numpy as np
+    import pandas as pd
+
+    from fer_utils.predict import EmotionRecognizer
+    from fer_utils.predict.detect import make_detector
+
+    def cpu_seconds():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    kind, rows = cpu_kind(), []
+
+    def add(stage, what, n, seconds, threads, cpu=None, gflops=None):
+        rows.append({"cpu": kind, "stage": stage, "what": what, "items": n, "threads": threads,
+                     "ms_per_item": round(1000 * seconds / n, 3), "per_s": round(n / seconds, 1),
+                     "cores_busy": None if cpu is None else round(cpu / seconds, 2),
+                     "gflop_s": None if gflops is None else round(gflops, 1)})
+        print(rows[-1], flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = single_face_images(faces[:n_images], Path(tmp) / "images")
+        images = [cv2.imread(str(p)) for p in paths]
+        add("decode", "cv2.imread 128x128 JPEG", len(paths),
+            best_seconds(lambda: [cv2.imread(str(p)) for p in paths], repeats), 1)
+        for name in ("blazeface", "haar"):
+            det = make_detector(name)
+            det.detect(images[0])
+            add("detect", name, len(images), best_seconds(lambda: [det.detect(i) for i in images], repeats), 1)
+        crops = np.asarray(faces[:n_images])
+        macs = multiply_adds(EmotionRecognizer("default", detector="none").predictor.model)
+        for runtime in ("keras", "litert", "litert_int8"):
+            rec = EmotionRecognizer("default", detector="none", runtime=runtime)
+            rec.predictor.predict(crops, tta="none")
+            seconds = best_seconds(lambda: rec.predictor.predict(crops, batch_size=256, tta="none"), repeats)
+            add("classify", f"{runtime}, {macs / 1e6:.1f}M multiply-adds per face", len(crops), seconds,
+                os.cpu_count(), gflops=2 * macs * len(crops) / seconds / 1e9)
+        rec = EmotionRecognizer("default", detector="blazeface", runtime="litert_int8", tta="none")
+        rec.predict(paths)
+        best = None
+        for _ in range(repeats):
+            c0, t0 = cpu_seconds(), time.perf_counter()
+            rec.predict(paths)
+            wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+            best = min(best or (wall, cpu), (wall, cpu))
+        add("end to end", "the default: blazeface + litert_int8 + tta none", len(paths), best[0], os.cpu_count(),
+            cpu=best[1])
+    return pd.DataFrame(rows)
+
+
 def compare_scenes(faces, n_scenes: int):
     import numpy as np
 
@@ -286,12 +372,14 @@ def main(argv=None) -> int:
     p.add_argument("--tta-choice", action="store_true",
                    help="accuracy per TTA on the shipped model's clean validation rows through BlazeFace and without a "
                         "detector, the int8 runtime (predict_tta_choice.csv): which TTA predict should use")
+    p.add_argument("--components", action="store_true", help="where the default path's time goes on this CPU")
     p.add_argument("--scenes", type=int, default=0, metavar="N")
     p.add_argument("--framing", type=int, default=0, metavar="N")
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
-    if not (args.speed or args.scenes or args.framing or args.fer_package or args.accuracy or args.tta_choice):
-        p.error("choose --speed, --fer-package, --accuracy, --tta-choice, --scenes N and/or --framing N")
+    if not (args.speed or args.scenes or args.framing or args.fer_package or args.accuracy or args.tta_choice
+            or args.components):
+        p.error("choose --speed, --fer-package, --accuracy, --tta-choice, --components, --scenes N and/or --framing N")
     if args.speed and args.fer_package:
         p.error("--speed and --fer-package measure in separate processes: run them one after the other")
     runtimes = tuple(r.strip() for r in args.runtime.split(",") if r.strip())
@@ -319,6 +407,8 @@ def main(argv=None) -> int:
             p.error(f"--only {args.only!r}: expected DETECTOR:TTA pairs separated by commas")
         jobs.append(("speed", lambda: speed(test.images, args.images, args.batch_size, args.repeats, runtimes,
                                             labels=test.labels, class_names=list(ds.class_names), only=only)))
+    if args.components:
+        jobs.append(("components", lambda: components(ds.split("PrivateTest").images, args.images, args.repeats)))
     if args.accuracy:
         jobs.append(("accuracy", lambda: runtime_accuracy(ds, runtimes)))
     if args.tta_choice:
