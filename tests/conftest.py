@@ -61,6 +61,15 @@ def frozen_clock(monkeypatch):
     monkeypatch.setattr(time, "strftime", lambda fmt, t=None: real(fmt, time.localtime(0)))
 
 
+def docs_row(text: str, first_cell: str) -> list:
+    """The cells of the Markdown table row in ``text`` whose first cell is ``first_cell`` (docs read-back tests)."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_cell:
+            return cells
+    raise AssertionError(f"no table row starts with {first_cell!r}")
+
+
 def write_png(path: Path, image: np.ndarray):
     from PIL import Image
 

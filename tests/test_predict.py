@@ -24,7 +24,7 @@ from fer_utils.predict import sources as S
 from fer_utils.predict.cli import main as cli_main
 from fer_utils.predictor import load_predictor
 
-from conftest import ROOT, write_png
+from conftest import ROOT, docs_row, write_png
 
 CLASSES = list(D.FER2013_CLASSES)
 
@@ -718,3 +718,51 @@ def test_cli_runtime_litert_writes_the_rows_keras_writes(fixture_faces, tmp_path
                                atol=1e-4)
     assert np.abs(d[probs].to_numpy() - b[probs].to_numpy()).max() > 1e-5  # not the float32 model
     assert len(list((tmp_path / "cache" / "litert").glob("*.int8.tflite"))) == 1
+
+
+def test_docs_quote_the_committed_avx2_speed_rounds_and_their_ratios():
+    """docs/predict.md's AVX2-only table (issue 24, part 4) is the five interleaved rounds in
+    ``benchmarks/results/predict_interleaved_avx2``: each images/s, each ratio to the ``fer`` package, the faces found,
+    and the mean ratio the text states."""
+    folder = ROOT / "benchmarks" / "results" / "predict_interleaved_avx2"
+    fer = [pd.read_csv(folder / f"r{r}_fer_package.csv").iloc[0] for r in range(1, 6)]
+    ours = [pd.read_csv(folder / f"r{r}_speed.csv").set_index(["detector", "tta"]) for r in range(1, 6)]
+    text = (ROOT / "docs" / "predict.md").read_text()
+    section = text[text.index("**On an AVX2-only CPU**"):]
+    fer_row = docs_row(section, "`fer` package: Haar + its 58k-parameter model (TFLite)")
+    assert fer_row[1] == " / ".join(f"{f['per_s']:.1f}" for f in fer) and fer_row[3] == str(int(fer[0]["faces"]))
+    labels = {("blazeface", "none"): "**ours, the command's default**: BlazeFace + `--tta none` + `litert_int8`",
+              ("blazeface", "center_flip"): "ours, BlazeFace + `--tta center_flip` + `litert_int8`",
+              ("haar", "none"): "ours, Haar + `--tta none` + `litert_int8`"}
+    for key, label in labels.items():
+        row = [c.strip("*") for c in docs_row(section, label)]
+        speeds = [float(o.loc[key, "per_s"]) for o in ours]
+        ratios = [s / float(f["per_s"]) for s, f in zip(speeds, fer)]
+        assert row[1] == " / ".join(f"{s:.1f}" for s in speeds), key
+        assert row[2].split(" (mean")[0].strip("*") == " / ".join(f"{r:.2f}" for r in ratios), key
+        assert row[3] == str(int(ours[0].loc[key, "faces"])), key
+    default = [float(o.loc[("blazeface", "none"), "per_s"]) / float(f["per_s"]) for o, f in zip(ours, fer)]
+    assert f"mean {np.mean(default):.2f})" in docs_row(section, labels[("blazeface", "none")])[2]
+    assert f"mean {np.mean(default):.2f}x" in text  # the verdict above the table
+
+
+def test_docs_quote_the_committed_avx2_components():
+    """docs/predict.md's per-stage table on the AVX2-only CPU is ``predict_components_avx2.csv`` (``--components``):
+    each stage's milliseconds, the classifier's faces/s and GFLOP/s, the end-to-end images/s and cores busy."""
+    table = pd.read_csv(ROOT / "benchmarks" / "results" / "predict_components_avx2.csv")
+    assert set(table["cpu"]) == {"AVX2"}
+    row = {(r.stage, r.what.split(",")[0]): r for r in table.itertuples()}
+    text = (ROOT / "docs" / "predict.md").read_text()
+    section = text[text.index("**On an AVX2-only CPU**"):]
+    decode, blaze = row[("decode", "cv2.imread 128x128 JPEG")], row[("detect", "blazeface")]
+    cls, e2e = row[("classify", "litert_int8")], row[("end to end", "the default: blazeface + litert_int8 + tta none")]
+    assert docs_row(section, "decode the JPEG (OpenCV, one thread)")[1] == f"{decode.ms_per_item:.2f}"
+    blaze_row = docs_row(section, "BlazeFace (one thread; two threads detect in the command)")
+    assert blaze_row[1] == f"{blaze.ms_per_item:.2f}"
+    label = f"classify, `litert_int8`, batches of 256 on both cores: {cls.per_s} faces/s, {cls.gflop_s} GFLOP/s"
+    assert docs_row(section, label)[1:] == [f"{cls.ms_per_item:.2f}", f"{2 * cls.ms_per_item:.2f}"]
+    total = decode.ms_per_item + blaze.ms_per_item + 2 * cls.ms_per_item
+    assert docs_row(section, "sum: the most two cores can give")[1:] == [
+        f"{total / 2:.2f} ({2000 / total:.0f} images/s)", f"{total:.2f}"]
+    label = f"**the default end to end, measured**: {e2e.per_s} images/s, {e2e.cores_busy} cores busy"
+    assert docs_row(section, label)[1:] == [f"{e2e.ms_per_item:.2f}", f"{e2e.ms_per_item * e2e.cores_busy:.2f}"]

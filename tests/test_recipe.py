@@ -19,6 +19,8 @@ from fer_utils.experiments import recipe as R
 from fer_utils.experiments import seeds as S
 from fer_utils.predictor import EnsemblePredictor, load_predictor
 
+from conftest import docs_row
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"filters": [4, 8], "dense_units": 8, "dropout": 0.0}
 CFG = {"optimizer": "adam", "learning_rate": 0.003, "batch_size": 16, "epochs": 2, "precision": "float32"}
@@ -538,3 +540,20 @@ def test_a_settings_table_rebuilt_from_the_committed_folders_is_the_committed_ta
     rebuilt.index.name = "run"
     rebuilt = pd.read_csv(io.StringIO(rebuilt.to_csv())).set_index("run")  # as the notebook writes it
     pd.testing.assert_frame_equal(rebuilt, committed)
+
+
+def test_docs_training_time_on_a_real_avx2_cpu_is_the_committed_throughput():
+    """docs/results.md's AVX2-only rows of the training-time table (issue 24, part 4) are
+    ``throughput_msca_resnet_b128_avx2.csv``'s train images/s, and their hours are one recipe seed's images (26
+    epochs x 25,838) at that speed."""
+    table = pd.read_csv(ROOT / "benchmarks" / "results" / "throughput_msca_resnet_b128_avx2.csv").set_index("precision")
+    assert set(table["model"]) == {"msca_resnet"} and set(table["batch"]) == {128} and set(table["cpu_count"]) == {2}
+    text = (ROOT / "docs" / "results.md").read_text()
+    section = text[text.index("## Training time of one recipe seed, by CPU kind"):]
+    measured = docs_row(section, "**an AVX2-only 2-core CPU, measured** (AMD EPYC Zen 3, no AVX-512; 2026-12-03 "
+                                 "21:53, idle, commit `49caafd`)")
+    emulated = docs_row(section, "the same")
+    for row, precision in ((measured, "float32"), (emulated, "mixed_bfloat16")):
+        speed = float(table.loc[precision, "train_img_s"])
+        assert float(row[2].strip("*")) == speed, precision
+        assert row[3] == f"{26 * 25_838 / speed / 3600:.1f} h", precision
