@@ -266,20 +266,6 @@ def cpu_kind() -> str:
     return "unknown"
 
 
-def multiply_adds(model) -> int:
-    """Multiply-adds of one image through a Keras model's Conv2D and Dense layers (what bounds its speed)."""
-    import keras
-
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            out, k = layer.output.shape, layer.kernel.shape
-            total += out[1] * out[2] * out[3] * k[0] * k[1] * k[2]
-        elif isinstance(layer, keras.layers.Dense):
-            total += layer.kernel.shape[0] * layer.kernel.shape[1]
-    return int(total)
-
-
 def components(faces, n_images: int, repeats: int = 3):
     """The default path's stages timed apart on ``n_images`` single-face JPEGs (best of ``repeats``), then together:
     decode, BlazeFace and Haar per image on one thread, the classifier alone per runtime (``tta none``, batches of 256,
@@ -291,6 +277,7 @@ def components(faces, n_images: int, repeats: int = 3):
     import numpy as np
     import pandas as pd
 
+    from fer_utils.models import multiply_adds
     from fer_utils.predict import EmotionRecognizer
     from fer_utils.predict.detect import make_detector
 

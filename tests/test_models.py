@@ -392,6 +392,28 @@ def test_msca_ablation_switches(name, n_bn, n_se):
     assert model.get_layer("block1_b5x5_conv").kernel_size == (5, 5)
 
 
+def test_msca_separable_fuse_cuts_the_fusion_multiply_adds_and_round_trips(tmp_path):
+    """``fuse="separable"`` (issue 24: a classifier about half as costly for AVX2-only CPUs) replaces exactly the
+    three 3x3 fusion convolutions: 63.7M multiply-adds by hand (24*24*64*64*9 = 12*12*128*128*9 = 6*6*256*256*9 =
+    21,233,664 each) become 7.66M (h*w*(9*c + c*c) per block); everything else, BN and SE included, stays."""
+    default = M.build_model("msca_resnet", (48, 48, 1), 7)
+    separable = M.build_model("msca_resnet", (48, 48, 1), 7, fuse="separable")
+    by_hand = 3 * 21_233_664 - (576 * (9 * 64 + 64 * 64) + 144 * (9 * 128 + 128 * 128) + 36 * (9 * 256 + 256 * 256))
+    assert M.multiply_adds(default) - M.multiply_adds(separable) == by_hand
+    assert M.multiply_adds(separable) < 0.55 * M.multiply_adds(default)
+    names = {layer.name for layer in separable.layers}
+    assert {f"block{i}_fuse_sepconv" for i in (1, 2, 3)} <= names and not any(n.endswith("fuse_conv") for n in names)
+    assert count(separable, keras.layers.SeparableConv2D) == 3 and count(separable, keras.layers.Conv2D) == 1 + 12 + 2
+    for cls in (keras.layers.BatchNormalization, keras.layers.Multiply):
+        assert count(separable, cls) == count(default, cls)
+    x = np.random.default_rng(0).random((2, 48, 48, 1)).astype("float32")
+    separable.save(tmp_path / "sep.keras")
+    np.testing.assert_allclose(keras.saving.load_model(tmp_path / "sep.keras").predict(x, verbose=0),
+                               separable.predict(x, verbose=0), atol=1e-6)
+    with pytest.raises(ValueError, match="fuse='depthwise': expected 'conv'"):
+        M.build_msca_resnet(fuse="depthwise")
+
+
 # --------------------------------------------------------------------------- serialization
 
 

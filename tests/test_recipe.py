@@ -249,6 +249,7 @@ def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
         "label_smoothing": 0.0, "batch_size": 64, "learning_rate": 0.001}
     assert [k for k in full if both[k] != full[k]] == ["train_config", "normalization"]
     assert R.variant_settings(recipe, "distill", 7) == full  # the targets change (run_ablation), nothing else
+    assert R.variant_settings(recipe, "separable_fuse", 7)["model_kwargs"] == {"fuse": "separable"}
     assert R.variant_settings(recipe, "old_cpu", 7)["train_config"]["epochs"] == 14
     assert R.variant_settings(recipe, R.FULL, 1)["train_config"]["warmup_epochs"] == 0  # must stay < epochs
     with pytest.raises(ValueError, match="Unknown ablation variant.*no_dropout"):

@@ -60,6 +60,9 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "cutmix": ("+ cutmix (alpha 1.0)", {"augment_add": {"cutmix": 1.0}}),
     "distill": ("+ distillation: targets 0.5 one-hot + 0.5 the teacher's ten-crop probabilities (needs a teacher)",
                 {"distill": 0.5}),
+    # A cheaper network (issue 24, part 4): on AVX2-only CPUs the classifier's float32 arithmetic bounds predict.
+    "separable_fuse": ("3x3 fusion convolutions -> depthwise-separable (110M -> 54M multiply-adds per face)",
+                       {"model_kwargs": {"fuse": "separable"}}),
 }
 #: The three ablation candidates of the 7-epoch table (each +0.7 to +0.9 points PrivateTest there, p 0.10-0.17),
 #: trained together by the ``candidates`` variant: one full-length run asks whether they win at all.

@@ -1,4 +1,4 @@
-"""Argument checks and classifier heads shared by every model family."""
+"""Argument checks, classifier heads and the multiply-add count shared by every model family."""
 
 from __future__ import annotations
 
@@ -67,3 +67,18 @@ def gap_head(x, num_classes, dropout, kernel_regularizer):
     return classifier(x, num_classes, kernel_regularizer)
 
 
+def multiply_adds(model) -> int:
+    """Multiply-adds of one image through ``model``'s convolutions (plain, depthwise-separable) and dense layers: what
+    bounds a small network's speed where its float32 arithmetic is the bottleneck (docs/predict.md)."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.SeparableConv2D):
+            out, depthwise = layer.output.shape, layer.depthwise_kernel.shape  # (k, k, c_in, multiplier)
+            k, c_in = depthwise[0] * depthwise[1], depthwise[2] * depthwise[3]
+            total += out[1] * out[2] * (k * c_in + c_in * out[3])
+        elif isinstance(layer, layers.Conv2D):
+            out, kernel = layer.output.shape, layer.kernel.shape
+            total += out[1] * out[2] * out[3] * kernel[0] * kernel[1] * kernel[2]
+        elif isinstance(layer, layers.Dense):
+            total += layer.kernel.shape[0] * layer.kernel.shape[1]
+    return int(total)

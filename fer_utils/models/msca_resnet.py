@@ -1,4 +1,5 @@
-"""Study C's multi-scale convolutional residual network with SE attention, and its SE x BN ablation switches."""
+"""Study C's multi-scale convolutional residual network with SE attention, its SE x BN ablation switches, and a
+cheaper fusion convolution (``fuse="separable"``) for CPUs without wide vector units."""
 
 from __future__ import annotations
 
@@ -10,17 +11,15 @@ from fer_utils.models.common import check_input_shape, classifier
 
 
 
-def _msca_unit(x, filters, kernel_size, name, se, bn, reduction, reg, activation=True):
-    """Conv -> BN (if bn) -> SE (if se) -> ReLU (if activation)."""
+def _msca_unit(x, filters, kernel_size, name, se, bn, reduction, reg, activation=True, separable=False):
+    """Conv (depthwise-separable if ``separable``) -> BN (if bn) -> SE (if se) -> ReLU (if activation)."""
     # A conv followed by BN needs no bias; without BN (ablation) it does.
-    x = layers.Conv2D(
-        filters,
-        kernel_size,
-        padding="same",
-        use_bias=not bn,
-        kernel_regularizer=reg,
-        name=f"{name}_conv",
-    )(x)
+    if separable:
+        x = layers.SeparableConv2D(filters, kernel_size, padding="same", use_bias=not bn, depthwise_regularizer=reg,
+                                   pointwise_regularizer=reg, name=f"{name}_sepconv")(x)
+    else:
+        x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=not bn, kernel_regularizer=reg,
+                          name=f"{name}_conv")(x)
     if bn:
         x = layers.BatchNormalization(name=f"{name}_bn")(x)
     if se:
@@ -30,8 +29,8 @@ def _msca_unit(x, filters, kernel_size, name, se, bn, reduction, reg, activation
     return x
 
 
-def _msca_residual_block(x, filters, name, se, bn, reduction, reg):
-    """Multi-scale module + 3x3 fusion conv + residual connection."""
+def _msca_residual_block(x, filters, name, se, bn, reduction, reg, fuse="conv"):
+    """Multi-scale module + 3x3 fusion conv (``fuse``) + residual connection."""
     branch = max(1, filters // 4)
     unit = dict(se=se, bn=bn, reduction=reduction, reg=reg)
     b1 = _msca_unit(x, branch, 1, f"{name}_b1x1", **unit)
@@ -40,7 +39,7 @@ def _msca_residual_block(x, filters, name, se, bn, reduction, reg):
     bp = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_bpool_pool")(x)
     bp = _msca_unit(bp, branch, 1, f"{name}_bpool", **unit)
     y = layers.Concatenate(name=f"{name}_concat")([b1, b3, b5, bp])
-    y = _msca_unit(y, filters, 3, f"{name}_fuse", activation=False, **unit)
+    y = _msca_unit(y, filters, 3, f"{name}_fuse", activation=False, separable=fuse == "separable", **unit)
 
     if x.shape[-1] != filters:
         shortcut = layers.Conv2D(
@@ -63,6 +62,7 @@ def build_msca_resnet(
     reduction=8,
     stem_filters=64,
     kernel_regularizer=None,
+    fuse="conv",
     name="msca_resnet",
 ):
     """Study C's multi-scale residual network with SE channel attention.
@@ -87,7 +87,11 @@ def build_msca_resnet(
     leaves no SE block and ``bn=False`` no BatchNormalization layer. Convs
     followed by BN have no bias; without BN they have one.
 
-    At the defaults (48x48x1, 8 classes) this has 1,257,600 parameters.
+    At the defaults (48x48x1, 8 classes) this has 1,257,600 parameters and 110M multiply-adds per image, 58% of
+    them in the three 3x3 fusion convolutions. ``fuse="separable"`` makes those depthwise-separable
+    (``SeparableConv2D``: a 3x3 depthwise then a 1x1 pointwise convolution, ``blockN_fuse_sepconv``), about half
+    the multiply-adds in all: where the classifier's float32 arithmetic bounds prediction (AVX2-only CPUs,
+    docs/predict.md) it is the cheaper network to train and compare. Not part of Study C.
 
     Args:
         input_shape: ``(H, W, C)``; H and W must be >= 2**len(filters).
@@ -97,12 +101,15 @@ def build_msca_resnet(
         filters: Filters of each residual block.
         reduction: SE reduction ratio.
         stem_filters: Filters of the stem convolution.
-        kernel_regularizer: Regularizer for every Conv2D and Dense kernel.
+        kernel_regularizer: Regularizer for every Conv2D and Dense kernel (both kernels of a separable one).
+        fuse: ``"conv"`` (Study C's 3x3 fusion convolution) or ``"separable"`` (depthwise-separable).
         name: Model name.
 
     Returns:
         A ``keras.Model``.
     """
+    if fuse not in ("conv", "separable"):
+        raise ValueError(f"fuse={fuse!r}: expected 'conv' (Study C's 3x3 fusion convolution) or 'separable'")
     check_input_shape(input_shape, 2 ** len(filters), "The Study C network")
     reg = kernel_regularizer
     inputs = keras.Input(shape=tuple(input_shape), name="input")
@@ -118,7 +125,7 @@ def build_msca_resnet(
     for i, f in enumerate(filters, start=1):
         if i > 1:
             x = layers.MaxPooling2D(2, name=f"pool{i - 1}")(x)
-        x = _msca_residual_block(x, f, f"block{i}", se, bn, reduction, reg)
+        x = _msca_residual_block(x, f, f"block{i}", se, bn, reduction, reg, fuse)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = classifier(x, num_classes, reg)
     return keras.Model(inputs, outputs, name=name)
