@@ -16,7 +16,8 @@
   default TTA is chosen (never on a test split).
 - ``--components``: where the default path's time goes on this CPU, stage by stage on the same images as ``--speed``
   (decode, BlazeFace and Haar per image on one thread, the classifier per runtime on every core with the GFLOP/s it
-  reaches), then the command's default end to end with the cores it kept busy; the CPU kind is a column.
+  reaches, and an untrained ``fuse="separable"`` network's speed), then the command's default end to end with the
+  cores it kept busy; the CPU kind is a column.
 - ``--scenes N``: the detectors on N composed scenes (three PrivateTest faces each, enlarged and pasted among
   clutter): faces found (IoU >= 0.5 of the framed box), median IoU, false positives, ms per scene.
 - ``--framing N``: :func:`fer_utils.predict.detect.measure_framing` on N FER-2013 Training faces per detector
@@ -269,17 +270,20 @@ def cpu_kind() -> str:
 def components(faces, n_images: int, repeats: int = 3):
     """The default path's stages timed apart on ``n_images`` single-face JPEGs (best of ``repeats``), then together:
     decode, BlazeFace and Haar per image on one thread, the classifier alone per runtime (``tta none``, batches of 256,
-    every core) with the GFLOP/s its multiply-adds reach, and the default end to end with the cores it kept busy
-    (process CPU time / wall time)."""
+    every core) with the GFLOP/s its multiply-adds reach, the same for the untrained ``fuse="separable"`` network
+    (what the cheaper classifier would cost), and the default end to end with the cores it kept busy (process CPU time
+    / wall time)."""
     import resource
 
     import cv2
     import numpy as np
     import pandas as pd
 
-    from fer_utils.models import multiply_adds
+    from fer_utils.models import build_model, multiply_adds
+    from fer_utils.models.lite import lite_model
     from fer_utils.predict import EmotionRecognizer
     from fer_utils.predict.detect import make_detector
+    from fer_utils.predictor import Predictor
 
     def cpu_seconds():
         r = resource.getrusage(resource.RUSAGE_SELF)
@@ -311,6 +315,16 @@ def components(faces, n_images: int, repeats: int = 3):
             seconds = best_seconds(lambda: rec.predictor.predict(crops, batch_size=256, tta="none"), repeats)
             add("classify", f"{runtime}, {macs / 1e6:.1f}M multiply-adds per face", len(crops), seconds,
                 os.cpu_count(), gflops=2 * macs * len(crops) / seconds / 1e9)
+        # The cheaper network (recipe variant separable_fuse), untrained: its speed only, the shipped preprocessing.
+        cheap = build_model("msca_resnet", (48, 48, 1), len(rec.predictor.class_names), fuse="separable")
+        cheap_macs = multiply_adds(cheap)
+        for runtime in ("litert", "litert_int8"):
+            pred = Predictor(lite_model(cheap, int8=runtime == "litert_int8"), rec.predictor.preprocessing)
+            pred.predict(crops, tta="none")
+            seconds = best_seconds(lambda: pred.predict(crops, batch_size=256, tta="none"), repeats)
+            add("classify", f"{runtime}, msca_resnet fuse=separable (untrained: speed only), {cheap_macs / 1e6:.1f}M "
+                "multiply-adds per face", len(crops), seconds, os.cpu_count(),
+                gflops=2 * cheap_macs * len(crops) / seconds / 1e9)
         rec = EmotionRecognizer("default", detector="blazeface", runtime="litert_int8", tta="none")
         rec.predict(paths)
         best = None
