@@ -558,3 +558,28 @@ def test_docs_training_time_on_a_real_avx2_cpu_is_the_committed_throughput():
         speed = float(table.loc[precision, "train_img_s"])
         assert float(row[2].strip("*")) == speed, precision
         assert row[3] == f"{26 * 25_838 / speed / 3600:.1f} h", precision
+
+
+def test_docs_recipe_epochs_on_a_real_avx2_cpu_are_the_committed_runs():
+    """docs/results.md's measured AVX2 epochs are ``recipe_e2_avx2/``'s files: each variant's ``timings.csv`` per
+    epoch, the ablation table's train minutes and its last validation, 26 epochs at the second epoch's time; the
+    seed-time cell of the training-time table is the full recipe's extrapolation."""
+    base = ROOT / "benchmarks" / "results" / "recipe_e2_avx2"
+    ablation = pd.read_csv(base / "recipe_ablation_cpu.csv").set_index("variant")
+    text = (ROOT / "docs" / "results.md").read_text()
+    section = text[text.index("**Recipe epochs measured on the AVX2-only CPU**"):]
+    labels = {"full": "`full` (the recipe)",
+              "separable_fuse": "`separable_fuse` (53.8M instead of 109.9M multiply-adds)"}
+    hours = {}
+    for variant, label in labels.items():
+        seconds = pd.read_csv(base / variant / "timings.csv")["seconds"].tolist()
+        history = pd.read_csv(base / variant / "history.csv")
+        assert len(seconds) == len(history) == int(ablation.loc[variant, "epochs"]) == 2
+        hours[variant] = f"{26 * seconds[1] / 3600:.1f} h"
+        assert docs_row(section, label)[1:] == [
+            " / ".join(f"{s:.1f}" for s in seconds), f"{ablation.loc[variant, 'train minutes']:.1f}", hours[variant],
+            f"{history['val_accuracy'].iloc[-1]:.4f}"], variant
+    seeds = text[text.index("## Training time of one recipe seed, by CPU kind"):]
+    cell = docs_row(seeds, "**an AVX2-only 2-core CPU, measured** (AMD EPYC Zen 3, no AVX-512; 2026-12-03 "
+                           "21:53, idle, commit `49caafd`)")[4]
+    assert cell.startswith(f"**about {hours['full']}**")
