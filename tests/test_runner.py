@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, write_png
+from conftest import ROOT, docs_row, write_png
 from fer_utils import notebook_exec
 from fer_utils import params as P
 
@@ -522,3 +522,25 @@ def test_the_estimate_names_run_folders_that_a_continuing_run_would_reuse(tmp_pa
 
     links = index._artifact_links(tmp_path, "04_cbam")
     assert "1 model runs" in links and "ckplus/m/fold0" in links and "replaced-" not in links
+
+
+def test_docs_avx2_smoke_wall_time_is_the_committed_run():
+    """docs/results.md's and the README's AVX2 smoke figures are ``smoke_fresh_avx2/``'s: every notebook's seconds
+    from the runner's ``run.json`` (smoke profile, all ok), the install, smoke and total seconds from the
+    timing log."""
+    base = ROOT / "benchmarks" / "results" / "smoke_fresh_avx2"
+    record = json.loads((base / "run.json").read_text())["notebooks"]
+    assert [nb["status"] for nb in record.values()] == ["ok"] * 6
+    assert {nb["params"]["profile"] for nb in record.values()} == {"smoke"}
+    log = dict(part.split("=") for line in (base / "timing.log").read_text().splitlines()
+               for part in line.split() if "_s=" in part)
+    text = (ROOT / "docs" / "results.md").read_text()
+    row = docs_row(text, "README command 1 on a fresh clone, no pip cache, no dataset, **on a real AVX2-only CPU** "
+                         "(AMD EPYC Zen 3, 2 cores, no AVX-512; 2026-12-04 03:11-03:19, idle, commit `3e6857d`)")
+    done = [line for line in (base / "timing.log").read_text().splitlines() if line.startswith("done in ")]
+    smoke = float(done[0].split()[2])  # the runner's own total: the notebooks plus the index
+    assert smoke >= sum(nb["seconds"] for nb in record.values())
+    each = ", ".join(f"{name[:2]} {nb['seconds']} s" for name, nb in record.items())
+    assert row[1].startswith(f"**{log['total_s']} s** (install {log['install_s']} s; smoke {smoke:.0f} s: {each})")
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"2-core AVX2-only CPU ({log['total_s']} s on a fresh clone)" in readme
