@@ -766,3 +766,31 @@ def test_docs_quote_the_committed_avx2_components():
         f"{total / 2:.2f} ({2000 / total:.0f} images/s)", f"{total:.2f}"]
     label = f"**the default end to end, measured**: {e2e.per_s} images/s, {e2e.cores_busy} cores busy"
     assert docs_row(section, label)[1:] == [f"{e2e.ms_per_item:.2f}", f"{e2e.ms_per_item * e2e.cores_busy:.2f}"]
+
+
+def test_docs_quote_the_committed_separable_rounds_on_avx2():
+    """docs/predict.md's separable-network rounds on the AVX2-only CPU are ``predict_separable_avx2/``'s files: the
+    ``fer`` package's images/s per round, the default path's with the shipped and with the separable network (the
+    ``--components`` end-to-end rows) and their ratios to the ``fer`` package in the same round."""
+    base = ROOT / "benchmarks" / "results" / "predict_separable_avx2"
+    fer, shipped, separable = [], [], []
+    for r in (1, 2, 3):
+        fer.append(float(pd.read_csv(base / f"r{r}_fer_package.csv")["per_s"].iloc[0]))
+        table = pd.read_csv(base / f"r{r}_components.csv")
+        assert set(table["cpu"]) == {"AVX2"}
+        e2e = table[table["stage"] == "end to end"].set_index("what")["per_s"]
+        shipped.append(e2e["the default: blazeface + litert_int8 + tta none"])
+        separable.append(e2e["the default with the separable network instead (untrained: speed only), litert"])
+    text = (ROOT / "docs" / "predict.md").read_text()
+    section = text[text.index("**What would reach 1.5x on AVX2**"):]
+
+    def ratios(speeds):
+        return " / ".join(f"{s / f:.2f}" for s, f in zip(speeds, fer))
+
+    assert docs_row(section, "`fer` package")[1] == " / ".join(map(str, fer))
+    assert docs_row(section, "ours, the default (the shipped network, `litert_int8`)")[1:] == [
+        " / ".join(map(str, shipped)), ratios(shipped)]
+    assert docs_row(section, "ours, the default path with the separable network (float32 LiteRT)")[1:] == [
+        " / ".join(map(str, separable)), f"**{ratios(separable)}**"]
+    low, high = min(s / f for s, f in zip(separable, fer)), max(s / f for s, f in zip(separable, fer))
+    assert f"reaches {low:.2f}-{high:.2f}x there" in " ".join(text.split())
