@@ -583,3 +583,30 @@ def test_docs_recipe_epochs_on_a_real_avx2_cpu_are_the_committed_runs():
     cell = docs_row(seeds, "**an AVX2-only 2-core CPU, measured** (AMD EPYC Zen 3, no AVX-512; 2026-12-03 "
                            "21:53, idle, commit `49caafd`)")[4]
     assert cell.startswith(f"**about {hours['full']}**")
+
+
+def test_the_committed_separable_run_is_the_reference_with_separable_fusion_and_the_docs_read_its_files():
+    """docs/results.md's ``separable_fuse`` row (issue 24, the cheaper classifier for AVX2-only CPUs) comes from
+    ``recipe_e26_s0/separable_fuse``: the reference's recipe with ``fuse="separable"`` and nothing else (it computed in
+    float32 on an AVX2-only CPU, the reference in mixed bfloat16), the ablation table's PrivateTest accuracy is that
+    run's predictions, and the docs' row is the table's."""
+    results = ROOT / "benchmarks" / "results"
+    ref, run = (runs.read_recipe(results / "recipe_e26_s0" / v) for v in (R.FULL, "separable_fuse"))
+    assert run["model_kwargs"] == {"fuse": "separable"} and ref["model_kwargs"] == {}
+    assert {k: v for k, v in run.items() if k not in ("model_kwargs", "variant")} == \
+        {k: v for k, v in ref.items() if k not in ("model_kwargs", "variant")}
+    precision = {v: runs.read_metrics(results / "recipe_e26_s0" / v)["metadata"]["precision"]
+                 for v in (R.FULL, "separable_fuse")}
+    assert precision == {R.FULL: "mixed_bfloat16", "separable_fuse": "float32"}
+    table = pd.read_csv(results / "recipe_ablation_cpu_e26_separable.csv").set_index("variant")
+    pred = runs.load_predictions(results / "recipe_e26_s0" / "separable_fuse")
+    private = pred["split"] == "PrivateTest"
+    row = table.loc["separable_fuse"]
+    assert row["PrivateTest_accuracy"] == pytest.approx(
+        np.mean(pred["y_pred"][private] == pred["y_true"][private]), abs=1e-9)
+    text = (ROOT / "docs" / "results.md").read_text()
+    section = text[text.index("**The separable network at full length**"):]
+    cells = docs_row(section, "`separable_fuse`")
+    assert cells[3] == f"{row['PrivateTest_accuracy']:.4f} / {row['PrivateTest_macro_f1']:.3f}"
+    assert cells[4] == f"{row['PrivateTest_dedup_accuracy']:.4f} / {row['PrivateTest_dedup_macro_f1']:.3f}"
+    assert cells[6].endswith(f"({row['discordant (full right / variant right)']})")
