@@ -794,3 +794,31 @@ def test_docs_quote_the_committed_separable_rounds_on_avx2():
         " / ".join(map(str, separable)), f"**{ratios(separable)}**"]
     low, high = min(s / f for s, f in zip(separable, fer)), max(s / f for s, f in zip(separable, fer))
     assert f"reaches {low:.2f}-{high:.2f}x there" in " ".join(text.split())
+
+
+def test_docs_quote_the_committed_detector_setups_on_avx2():
+    """docs/predict.md's cheaper-detector tables are ``benchmarks/detector_setups.py``'s committed AVX2 run, and its
+    verdict on the 64x64 first pass (not kept) is what that run says: more faces, fewer right among the same faces."""
+    table = pd.read_csv(ROOT / "benchmarks" / "results" / "detector_setups_avx2.csv")
+    assert set(table["cpu"]) == {"AVX2"}
+    text = (ROOT / "docs" / "predict.md").read_text()
+    section = text[text.index("**Cheaper detector set-ups"):]
+    section = section[:section.index("the 1.5x needs a classifier")]
+    for _, row in table[table["job"] == "invoke"].iterrows():
+        label = row["what"]
+        if label == "31 windows per call":
+            label += ", one thread" if row["threads"] == 1 else ", two threads"
+        cells = docs_row(section, label)
+        assert cells[1:] == [f"{row['ms_per_item']:.3f}", f"{row['core_ms_per_item']:.3f}"], label
+    first = table[table["job"] == "first_pass_64"].set_index("what")
+    for what, label in (("shipped", "shipped"), ("first_pass_64", "`first_pass_64`")):
+        row, cells = first.loc[what], docs_row(section, label)
+        assert [c.strip("*") for c in cells[1:5]] == [
+            f"{row['per_s']:.1f}", f"{int(row['val_faces_found']):,}", f"{row['val_accuracy']:.4f}",
+            f"{row['val_accuracy_both_found']:.4f}"], what
+    fast, shipped_row = first.loc["first_pass_64"], first.loc["shipped"]
+    assert f"the {int(fast['val_both_found']):,} both found" in section
+    assert fast["val_faces_found"] > shipped_row["val_faces_found"]
+    assert fast["val_accuracy_both_found"] < shipped_row["val_accuracy_both_found"] and "**not kept**" in section
+    default = table[(table["job"] == "threads") & (table["default"] == True)]  # noqa: E712 - a CSV column
+    assert len(default) == 1 and f"(the default) {default['per_s'].iloc[0]:.1f} images/s" in " ".join(section.split())
