@@ -610,3 +610,28 @@ def test_the_committed_separable_run_is_the_reference_with_separable_fusion_and_
     assert cells[3] == f"{row['PrivateTest_accuracy']:.4f} / {row['PrivateTest_macro_f1']:.3f}"
     assert cells[4] == f"{row['PrivateTest_dedup_accuracy']:.4f} / {row['PrivateTest_dedup_macro_f1']:.3f}"
     assert cells[6].endswith(f"({row['discordant (full right / variant right)']})")
+
+
+def test_one_hour_of_the_recipe_on_a_real_avx2_cpu_is_the_committed_run():
+    """docs/results.md's 9-epoch AVX2 row (issue 24: training time and accuracy per CPU kind) is
+    ``recipe_e9_s0_avx2/full``: the reference's recipe with 9 epochs instead of 26 and nothing else, trained in float32
+    within the hour, its PrivateTest accuracy that run's predictions, the docs' cells the table's."""
+    results = ROOT / "benchmarks" / "results"
+    ref, run = (runs.read_recipe(results / d / R.FULL) for d in ("recipe_e26_s0", "recipe_e9_s0_avx2"))
+    assert (run["train_config"]["epochs"], ref["train_config"]["epochs"]) == (9, 26)
+    assert {**run, "train_config": {**run["train_config"], "epochs": 26}} == ref
+    metrics = runs.read_metrics(results / "recipe_e9_s0_avx2" / R.FULL)
+    assert metrics["metadata"]["precision"] == "float32" and metrics["headline"]["epochs_run"] == 9
+    assert metrics["headline"]["train_seconds"] <= 3600
+    row = pd.read_csv(results / "recipe_ablation_cpu_e9_avx2.csv").set_index("variant").loc[R.FULL]
+    pred = runs.load_predictions(results / "recipe_e9_s0_avx2" / R.FULL)
+    private = pred["split"] == "PrivateTest"
+    assert row["PrivateTest_accuracy"] == pytest.approx(
+        np.mean(pred["y_pred"][private] == pred["y_true"][private]), abs=1e-9)
+    text = (ROOT / "docs" / "results.md").read_text()
+    section = text[text.index("**One hour of the recipe on the AVX2-only CPU**"):]
+    cells = docs_row(section, "`full`, 9 epochs (AVX2 CPU)")
+    assert cells[2:] == [f"{row['train minutes']:.1f}", f"{row['best val acc']:.4f} (9)",
+                         f"{row['PrivateTest_accuracy']:.4f} / {row['PrivateTest_macro_f1']:.3f}",
+                         f"{row['PrivateTest_dedup_accuracy']:.4f} / {row['PrivateTest_dedup_macro_f1']:.3f}",
+                         f"{row['PublicTest_accuracy']:.4f} ({row['PublicTest_dedup_accuracy']:.4f})"]
