@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import sys
 import tempfile
@@ -165,27 +164,17 @@ def invoke_rows(greys, repeats: int) -> list:
 def first_pass_rows(ds, paths, repeats: int) -> list:
     import numpy as np
 
-    from fer_utils import data as D
     from fer_utils.predict import EmotionRecognizer
-    from fer_utils.predict.shipped import DEFAULT_DIR
     from fer_utils.stats import mcnemar_test
 
-    card = json.loads((DEFAULT_DIR / "model_card.json").read_text())
-    split = D.train_val_split(ds, card["split_params"]["val_fraction"], card["split_params"]["seed"], group=False)
-    rows_v = np.flatnonzero((split.splits == "Validation") & ~D.leaked_rows(split, train_split="Training"))
-    faces, labels, names = split.images[rows_v], split.labels[rows_v], list(ds.class_names)
+    faces, labels = P.clean_validation(ds)
     setups = {"shipped": "blazeface", "first_pass_64": first_pass_detector(64)}
     recs = {k: EmotionRecognizer("default", detector=d, runtime="litert_int8", tta="none") for k, d in setups.items()}
     preds, rows = {}, []
     with tempfile.TemporaryDirectory() as tmp:
         val_paths = P.single_face_images(faces, Path(tmp) / "val")
         for name, rec in recs.items():
-            df = rec.predict(val_paths)
-            first = df[(df["status"] == "ok") & (df["face"] == 0)]
-            pred = np.full(len(faces), -1)  # no face found: wrong whatever the label
-            index = first["source"].map(lambda s: int(Path(s).stem)).to_numpy()
-            pred[index] = [names.index(e) for e in first["emotion"]]
-            preds[name] = pred
+            preds[name] = P.first_face_classes(rec.predict(val_paths), len(faces), ds.class_names)
     for rec in recs.values():
         rec.predict(paths)  # warm
     speed = {k: [] for k in recs}

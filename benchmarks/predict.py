@@ -206,29 +206,51 @@ def runtime_accuracy(ds, runtimes, split: str = "PrivateTest"):
     return pd.DataFrame(rows)
 
 
+def clean_validation(ds) -> tuple:
+    """``(faces, labels)`` of the shipped model's own validation rows (its model card's split) that have no
+    near-duplicate in its training rows: where ``predict``'s choices are made, never on a test split."""
+    import json
+
+    import numpy as np
+
+    from fer_utils import data as D
+    from fer_utils.predict.shipped import DEFAULT_DIR
+
+    sp = json.loads((DEFAULT_DIR / "model_card.json").read_text())["split_params"]
+    split = D.train_val_split(ds, sp["val_fraction"], sp["seed"], group=False)
+    rows = np.flatnonzero((split.splits == "Validation") & ~D.leaked_rows(split, train_split="Training"))
+    return split.images[rows], split.labels[rows]
+
+
+def first_face_classes(df, n: int, class_names):
+    """Class index of the first face ``predict`` reported in each of the ``n`` photos made by
+    :func:`single_face_images` (named by their index), -1 where it found none (wrong whatever the label)."""
+    import numpy as np
+
+    first = df[(df["status"] == "ok") & (df["face"] == 0)]
+    pred = np.full(n, -1)
+    pred[first["source"].map(lambda s: int(Path(s).stem)).to_numpy()] = [list(class_names).index(e)
+                                                                         for e in first["emotion"]]
+    return pred
+
+
 def tta_on_validation(ds, runtime: str = "litert_int8", detectors=("blazeface", "none"), limit: int = 0):
     """Which test-time augmentation ``predict`` should use, chosen where choosing is allowed: on the shipped model's
     own validation rows (its model card's split, never a test split) that have no near-duplicate in its training
     rows, as 128x128 JPEG photos through each detector (``none``: the 48x48 face itself). Per detector x TTA:
     faces found, accuracy over all images (a missed face counts wrong), the classifier's views per face (its cost),
     and McNemar's p against the cheapest TTA (``none``) on the same images."""
-    import json
 
     import numpy as np
     import pandas as pd
 
-    from fer_utils import data as D
     from fer_utils.evaluate.tta import TTA_NAMES
     from fer_utils.predict import EmotionRecognizer
-    from fer_utils.predict.shipped import DEFAULT_DIR
     from fer_utils.stats import mcnemar_test
 
-    card = json.loads((DEFAULT_DIR / "model_card.json").read_text())
-    sp = card["split_params"]
-    split = D.train_val_split(ds, sp["val_fraction"], sp["seed"], group=False)
-    rows = np.flatnonzero((split.splits == "Validation") & ~D.leaked_rows(split, train_split="Training"))
-    rows = rows[:limit] if limit else rows
-    faces, labels, names = split.images[rows], split.labels[rows], list(ds.class_names)
+    faces, labels = clean_validation(ds)
+    faces, labels = (faces[:limit], labels[:limit]) if limit else (faces, labels)
+    names = list(ds.class_names)
     views = {"none": 1, "flip": 2, "center_flip": 2, "ten_crop": 10}
     out = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -241,11 +263,7 @@ def tta_on_validation(ds, runtime: str = "litert_int8", detectors=("blazeface", 
                 if detector == "none":
                     pred = rec.classify(faces).argmax(1)
                 else:
-                    df = rec.predict(paths)
-                    first = df[(df["status"] == "ok") & (df["face"] == 0)]
-                    pred = np.full(len(faces), -1)  # no face found: wrong whatever the label
-                    index = first["source"].map(lambda s: int(Path(s).stem)).to_numpy()
-                    pred[index] = [names.index(e) for e in first["emotion"]]
+                    pred = first_face_classes(rec.predict(paths), len(faces), names)
                 preds[tta] = pred
                 out.append({"detector": detector, "runtime": runtime, "tta": tta, "views per face": views[tta],
                             "images": len(faces), "faces found": int((pred >= 0).sum()),
