@@ -6,8 +6,9 @@ This script measures what could make the detector's share cheaper without touchi
 
 - ``invoke``: one BlazeFace call per 128x128 window on one thread (the shipped model, as the command runs it), the
   same network with its first convolution folded over the three identical channels of a grey photo (one input
-  channel: exact for grey input, 4.9M fewer of its 30.8M multiply-adds), 31 windows in one call (what a 640x480
-  photo is read as) on one and on two threads, and the network on a 64x64 window (a quarter of the work);
+  channel: the same outputs for grey input up to float rounding, 4.9M fewer of its 30.8M multiply-adds), 31
+  windows in one call (what a 640x480 photo is read as) on one and on two threads, and the network on a 64x64
+  window (a quarter of the work);
 - ``first_pass_64``: the detector reading a single-window photo at 64x64 first and at 128x128 only when that finds
   no face, against the shipped set-up: faces found and accuracy (over all photos, and over the photos where both
   found a face) on the shipped model's own validation rows without a near-duplicate in its training rows, as
@@ -203,7 +204,7 @@ def thread_rows(paths, repeats: int) -> list:
 
     rows, init, workers0 = [], L.LiteModel.__init__, R.DETECT_WORKERS
     try:
-        for workers, threads in itertools.product((1, 2, 3), (1, 2)):
+        for workers, threads in itertools.product((1, 2, 3), sorted({1, 2, os.cpu_count() or 1})):
             R.DETECT_WORKERS = workers
 
             def patched(self, path, num_threads=None, _t=threads):  # the detector keeps its one thread
