@@ -14,7 +14,8 @@ This script measures what could make the detector's share cheaper without touchi
   found a face) on the shipped model's own validation rows without a near-duplicate in its training rows, as
   128x128 photos (where ``predict``'s choices are made, never on a test
   split; McNemar against the shipped set-up), and images/s end to end on PrivateTest photos (A/B alternated);
-- ``threads``: the command end to end with 1-3 detecting threads x 1-2 classifier threads.
+- ``threads``: the command end to end with 1-3 detecting threads x 1, 2 and every core for the classifier, one
+  configuration after the other.
 
 Writes ``benchmarks/results/detector_setups_<cpu kind>.csv`` (``--out``). Needs FER-2013 (``FER_DATA_DIR``).
 
@@ -93,10 +94,10 @@ def run(it, x) -> list:
 
 def first_pass_detector(side: int = 64):
     """BlazeFace reading a single-window photo at ``side`` x ``side`` first, at 128x128 only if that finds no face;
-    larger photos (tiles) as shipped. Keeps the shipped framing (its boxes frame like the 128 ones: measured)."""
+    larger photos (tiles) as shipped. Keeps the shipped framing (its boxes frame like the 128 ones in a side check
+    with ``detect.measure_framing``: scale 1.17 against 1.18, the same offsets)."""
     from fer_utils.models.lite import LiteModel
     from fer_utils.predict import blazeface as B
-    from fer_utils.predict.detect import Face
 
     class FirstPass(B.BlazeFaceDetector):
         def _small(self):
@@ -117,10 +118,7 @@ def first_pass_detector(side: int = 64):
             raw = sorted(self._small().run(x[None]), key=lambda a: -a.shape[-1])
             boxes, kps, scores = B.decode(raw[0][0], raw[1][0], anchors, min_confidence=self.min_confidence, side=side)
             boxes, kps = (boxes - [px, py, px, py]) / scale, (kps - [px, py]) / scale
-            faces = [Face(float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1]), s,
-                          *[(float(k[j, 0]), float(k[j, 1])) for j in (1, 0)])
-                     for b, k, s in B.weighted_nms(boxes, kps, scores) if min(b[2] - b[0], b[3] - b[1]) >= min_face]
-            return faces or super()._detect(image, min_face)
+            return B.to_faces(B.weighted_nms(boxes, kps, scores), min_face) or super()._detect(image, min_face)
 
     anchors = B.anchors(side)
     return FirstPass()

@@ -119,6 +119,19 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, i
     return out
 
 
+def to_faces(merged: list, min_face: float) -> list:
+    """:class:`Face` objects of :func:`weighted_nms`'s detections (image pixels) whose box is at least ``min_face``
+    on both sides, with the face's left and right eye from the keypoints."""
+    faces = []
+    for box, kp, score in merged:
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        if min(bw, bh) < min_face:
+            continue
+        eyes = [(float(kp[k, 0]), float(kp[k, 1])) for k in (1, 0)]  # the face's left eye, right eye
+        faces.append(Face(float(box[0]), float(box[1]), float(bw), float(bh), score, *eyes))
+    return faces
+
+
 class BlazeFaceDetector(Detector):
     """MediaPipe's BlazeFace short-range model (``blazeface``): boxes, a confidence and eye keypoints.
 
@@ -171,12 +184,5 @@ class BlazeFaceDetector(Detector):
             all_boxes.append(boxes)
             all_kps.append(kps)
             all_scores.append(scores)
-        faces = []
-        for box, kp, score in weighted_nms(np.concatenate(all_boxes), np.concatenate(all_kps),
-                                           np.concatenate(all_scores)):
-            bw, bh = box[2] - box[0], box[3] - box[1]
-            if min(bw, bh) < min_face:
-                continue
-            eyes = [(float(kp[k, 0]), float(kp[k, 1])) for k in (1, 0)]  # the face's left eye, right eye
-            faces.append(Face(float(box[0]), float(box[1]), float(bw), float(bh), score, *eyes))
-        return faces
+        return to_faces(weighted_nms(np.concatenate(all_boxes), np.concatenate(all_kps), np.concatenate(all_scores)),
+                        min_face)
