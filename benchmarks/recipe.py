@@ -9,6 +9,9 @@ ingredient (``fer_utils.experiments.recipe.VARIANTS``), on notebook 03's own dat
   training image; ``<out>/recipe_ablation_<profile>.md``: the same and the minutes to accuracy as the
   Markdown tables the README quotes; with ``--tta-matrix``, ``<out>/recipe_tta_matrix_<profile>.csv``: every
   trained variant's test accuracy under every test-time augmentation (they interact with training augmentation);
+- with ``--seed-table 0,1,2`` (trains nothing): ``<out>/recipe_seeds_<profile>.csv`` and ``.md``, each variant's
+  finished runs of those seeds side by side (official and deduplicated scores, McNemar against the first seed), their
+  mean and sd, and their ensemble (``recipe_ablation/e<epochs>-ensemble-s0-1-2/<variant>/``);
 - ``<out>/time_to_accuracy_<profile>.csv`` and ``.png``: validation accuracy against training minutes for
   notebook 03's recipe runs (``reports/<profile>/03_baselines/<model>/seed*``, when they exist), the short full
   recipe and the old ``cpu`` setting (variant ``old_cpu``), with minutes to reach 55/60/65% validation accuracy.
@@ -25,6 +28,8 @@ Usage (from the repository root)::
     python benchmarks/recipe.py --profile cpu --epochs 7 --tta-matrix          # reuses the variants, adds the TTAs
     python benchmarks/recipe.py --profile cpu --epochs 26 --variants full,ema,erasing,distill \
         --teacher reports/cpu/03_baselines/msca_resnet/seed0,reports/cpu/03_baselines/msca_resnet/seed1
+    python benchmarks/recipe.py --profile cpu --epochs 26 --variants full --seed 1     # one more seed of the recipe
+    python benchmarks/recipe.py --profile cpu --epochs 26 --variants full --seed-table 0,1,2  # seeds, mean, ensemble
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ def parse_args(argv=None):
     ap.add_argument("--teacher-tta", default="ten_crop",
                     help="the teacher's test-time augmentation (default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0, help="training seed of every variant (default: %(default)s)")
+    ap.add_argument("--seed-table", default="",
+                    help="comma-separated seeds (e.g. 0,1,2) whose finished runs of each variant are tabled with their "
+                         "mean, sd and ensemble (recipe_seeds_<profile>.csv / .md); trains nothing")
     ap.add_argument("--tta-matrix", action="store_true",
                     help="also score every trained variant under every TTA (recipe_tta_matrix_<profile>.csv)")
     ap.add_argument("--reports-dir", default="reports", help="where reports/<profile>/ lives")
@@ -67,6 +75,12 @@ def parse_args(argv=None):
     args.variants = R.check_variants([v.strip() for v in args.variants.split(",") if v.strip()])
     if args.epochs < 1:
         ap.error(f"--epochs {args.epochs}: expected an integer >= 1")
+    try:
+        args.seed_table = [int(t) for t in args.seed_table.split(",") if t.strip()]
+    except ValueError:
+        ap.error(f"--seed-table {args.seed_table!r}: expected comma-separated integers, e.g. 0,1,2")
+    if len(args.seed_table) == 1 or len(set(args.seed_table)) != len(args.seed_table):
+        ap.error(f"--seed-table {args.seed_table}: expected at least two distinct seeds")
     args.teacher = [t.strip() for t in args.teacher.split(",") if t.strip()]
     needs = [v for v in args.variants if v in R.TEACHER_VARIANTS]
     if needs and not args.teacher:
@@ -95,6 +109,8 @@ def main(argv=None) -> int:
         artifacts.quiet_warnings()
         ds = R.load_recipe_data(recipe)
         root = Path(args.reports_dir) / args.profile
+        if args.seed_table:
+            return seed_tables(args, ds, root)
         budget = root / R.ABLATION_DIR / f"e{args.epochs}-s{args.seed}"  # another budget or seed: another folder
         teacher = None
         try:
@@ -143,6 +159,36 @@ def main(argv=None) -> int:
     print(reach.to_string(float_format="{:.2f}".format))
     print(f"\nwritten: {out / f'recipe_ablation_{args.profile}.csv'}, {out / f'recipe_ablation_{args.profile}.md'}, "
           f"{out / f'time_to_accuracy_{args.profile}.csv'}, {out / f'time_to_accuracy_{args.profile}.png'}")
+    return 0
+
+
+def seed_tables(args, ds, root: Path) -> int:
+    """``--seed-table``: each variant's finished seed runs side by side with their mean, sd and ensemble."""
+    import pandas as pd
+
+    from fer_utils import experiments
+    from fer_utils.experiments import recipe as R
+
+    recipe = R.recipe_from_profile(args.profile, args.params_dir, args.notebooks_dir)
+    split = experiments.evaluation_splits(ds, recipe.get("eval_splits") or (), recipe.get("report_split") or "")[1]
+    base = root / R.ABLATION_DIR
+    tables = []
+    try:
+        for variant in args.variants:
+            folders = {s: base / f"e{args.epochs}-s{s}" / variant for s in args.seed_table}
+            ensemble = base / f"e{args.epochs}-ensemble-s{'-'.join(map(str, args.seed_table))}" / variant
+            tables.append(R.seed_table(folders, ds, split=split, ensemble_dir=ensemble).assign(variant=variant))
+    except ValueError as err:  # a seed not trained, or trained with another recipe
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    table = pd.concat(tables).set_index("variant", append=True).swaplevel()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / f"recipe_seeds_{args.profile}.csv")
+    (out / f"recipe_seeds_{args.profile}.md").write_text(
+        "\n".join(R.seed_markdown(t.droplevel(0), split=split) for _, t in table.groupby(level=0, sort=False)))
+    print(table.to_string(float_format="{:.4f}".format))
+    print(f"\nwritten: {out / f'recipe_seeds_{args.profile}.csv'}, {out / f'recipe_seeds_{args.profile}.md'}")
     return 0
 
 

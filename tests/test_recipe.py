@@ -287,6 +287,54 @@ def test_ablation_table_compares_each_variant_with_the_full_recipe_by_mcnemar(tm
     assert "| -0.7500 (" in md[3] and "(30 / 0) |" in md[3]
 
 
+def _seed_run(folder, y, pred, seed, precision="float32", **recipe):
+    _fake_run(folder, y, pred, [60, 60], [0.5, 0.6])
+    runs.write_metrics(folder, {**runs.read_metrics(folder)["headline"], "PrivateTest_macro_f1": 0.5},
+                       {"precision": precision})
+    runs.write_recipe(folder, {"model": "cnn", "seed": seed, "train_config": {"epochs": 2}, **recipe})
+
+
+def test_seed_table_gives_each_seed_their_mean_sd_and_ensemble_and_refuses_other_recipes(tmp_path):
+    """Three seeds of known predictions: seed 0 gets all 40 images right, seed 1 misses images 0-29, seed 2 misses
+    20-39. The ensemble (mean of the one-hot probabilities) is right where two seeds are: 30 of 40. McNemar is against
+    seed 0 on the same images; folders of another recipe, a mislabelled seed or no results are refused."""
+    y = np.zeros(40, int)
+    preds = {0: np.zeros(40, int), 1: np.r_[np.ones(30, int), np.zeros(10, int)],
+             2: np.r_[np.zeros(20, int), np.ones(20, int)]}
+    folders = {s: tmp_path / f"e2-s{s}" / "full" for s in preds}
+    for s, pred in preds.items():
+        _seed_run(folders[s], y, pred, s, precision="mixed_bfloat16" if s == 0 else "float32")
+    ds = D.FERDataset(images=np.zeros((40, 4, 4), np.uint8), labels=y, class_names=("a", "b"),
+                      splits=np.array(["PrivateTest"] * 40), source_ids=np.array([f"r{i}" for i in range(40)]),
+                      name="t")
+    table = R.seed_table(folders, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
+    assert list(table.index) == ["seed 0", "seed 1", "seed 2", "ensemble of 3", "mean of 3 seeds", "sd of 3 seeds"]
+    acc = table["PrivateTest_accuracy"]
+    assert list(acc[:4]) == pytest.approx([1.0, 0.25, 0.5, 0.75])
+    assert acc["mean of 3 seeds"] == pytest.approx(1.75 / 3) and acc["sd of 3 seeds"] == pytest.approx(
+        np.std([1.0, 0.25, 0.5], ddof=1))
+    assert table.loc["seed 1", "discordant (seed 0 right / run right)"] == "30 / 0"
+    assert table.loc["ensemble of 3", "discordant (seed 0 right / run right)"] == "10 / 0"
+    assert list(table["precision"][:3]) == ["mixed_bfloat16", "float32", "float32"]
+    assert table.loc["ensemble of 3", "train minutes"] == 6.0  # the members' training summed
+    md = R.seed_markdown(table, split="PrivateTest").splitlines()
+    assert md[0].startswith("| run | precision | train min |") and len(md) == 2 + 6
+    assert md[3].startswith("| seed 1 | float32 | 2.0 | 0.6000 | 0.2500 / 0.500 |") and "| -0.75" in md[3]
+    assert "(30 / 0) |" in md[3] and md[2].endswith("| - | - |") and md[6].endswith("| - | - |")
+
+    _seed_run(folders[2], y, preds[2], 2, augment={"flip": True})
+    with pytest.raises(ValueError, match=r"e2-s2/full: its recipe differs .*\['augment'\], not only the seed"):
+        R.seed_table(folders, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
+    _seed_run(folders[2], y, preds[2], 7)
+    with pytest.raises(ValueError, match="trained with seed 7 .*listed as seed 2"):
+        R.seed_table(folders, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
+    with pytest.raises(ValueError, match="e2-s3/full: seed 3 has no finished results"):
+        R.seed_table({0: folders[0], 3: tmp_path / "e2-s3" / "full"}, ds, split="PrivateTest",
+                     ensemble_dir=tmp_path / "ens" / "full")
+    with pytest.raises(ValueError, match="at least two seeds"):
+        R.seed_table({0: folders[0]}, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
+
+
 def test_time_to_accuracy_accumulates_epoch_minutes(tmp_path):
     _fake_run(tmp_path / "a", np.zeros(2, int), np.zeros(2, int), [30, 90, 60], [0.5, 0.62, 0.66])
     curves = R.time_to_accuracy({"recipe": tmp_path / "a"})
@@ -329,6 +377,33 @@ def test_recipe_benchmark_runs_resumes_and_refuses_a_typo(tmp_path):
     typo[typo.index("--variants") + 1] = "full,no_lable_smoothing"
     typo = subprocess.run(typo, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert typo.returncode == 2 and "no_lable_smoothing" in typo.stderr
+    # the seed table: refused until seed 1 is trained, then both seeds, their mean, sd and ensemble
+    table_cmd = [*cmd[:cmd.index("--variants")], "--variants", "full", *cmd[cmd.index("--variants") + 2:],
+                 "--seed-table", "0,1"]
+    early = subprocess.run(table_cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert early.returncode == 2 and "e1-s1/full: seed 1 has no finished results" in early.stderr
+    seed1 = subprocess.run([*table_cmd[:-2], "--seed", "1"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert seed1.returncode == 0, seed1.stderr[-2000:]
+    done = subprocess.run(table_cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seeds = pd.read_csv(tmp_path / "out/recipe_seeds_smoke.csv", index_col=[0, 1]).loc["full"]
+    assert list(seeds.index) == ["seed 0", "seed 1", "ensemble of 2", "mean of 2 seeds", "sd of 2 seeds"]
+    assert seeds.loc["seed 0", "PrivateTest_accuracy"] == table.loc["full", "PrivateTest_accuracy"]
+    assert seeds.loc["mean of 2 seeds", "PrivateTest_accuracy"] == pytest.approx(
+        seeds.loc[["seed 0", "seed 1"], "PrivateTest_accuracy"].mean())
+    assert (tmp_path / "reports/smoke/recipe_ablation/e1-ensemble-s0-1/full" / runs.ENSEMBLE_FILE).exists()
+
+
+@pytest.mark.parametrize("value", ["3", "0,x", "1,1"])
+def test_a_seed_table_needs_two_distinct_integer_seeds(value, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("recipe_cli", ROOT / "benchmarks" / "recipe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as err:
+        module.parse_args(["--variants", "full", "--seed-table", value])
+    assert err.value.code == 2 and "--seed-table" in capsys.readouterr().err
 
 
 def test_statistics_leave_the_copies_out_as_a_family_of_their_own(tmp_path):
