@@ -612,6 +612,42 @@ def test_parallel_haar_detection_gives_the_same_rows_as_one_thread(fixture_faces
     assert (many["status"] == "ok").sum() >= 12
 
 
+def test_parallel_classifying_threads_give_the_rows_of_one_in_input_order(fixture_faces, tmp_path, monkeypatch):
+    """``classify_workers=2`` classifies batches of up to ``WORKER_BATCH`` faces in two threads, each on its own
+    one-thread interpreter, and yields the rows the one-thread path yields, in input order (float32 LiteRT: the same
+    probabilities; the batches differ in size, so int8 weights' per-batch activation ranges would not). Keras
+    predictors and annotating runs keep one classifying thread; a bad count is refused."""
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(R, "WORKER_BATCH", 5)  # 40 faces: 8 batches over 2 threads
+    faces = list(fixture_faces.images[:40])
+    one = R.EmotionRecognizer("default", detector="none", runtime="litert", classify_workers=1)
+    two = R.EmotionRecognizer("default", detector="none", runtime="litert", classify_workers=2)
+    assert two.classify_workers == 2
+    threads = set()
+    flush = R.EmotionRecognizer._flush
+
+    def spy(self, pending, predictor):
+        threads.add(__import__("threading").current_thread().name)
+        return flush(self, pending, predictor)
+
+    monkeypatch.setattr(R.EmotionRecognizer, "_flush", spy)
+    a, b = one.predict(faces), two.predict(faces)
+    assert len({t for t in threads if t.startswith("fer-predict-classify")}) == 2
+    assert list(b["source"]) == [f"array[{k}]" for k in range(40)]
+    np.testing.assert_allclose(b[CLASSES].to_numpy(float), a[CLASSES].to_numpy(float), atol=1e-5)
+    assert list(b["emotion"]) == list(a["emotion"])
+    spare = [two._worker_predictors.get() for _ in range(2)]  # both returned after the run, one-thread copies
+    assert all(p is not two.predictor and p.model.path == two.predictor.model.path for p in spare)
+    for p in spare:
+        two._worker_predictors.put(p)
+    threads.clear()
+    list(two.iter_results(faces, keep_images=True))
+    assert not [t for t in threads if t.startswith("fer-predict-classify")]  # annotating: one batch at a time
+    assert R.EmotionRecognizer("default", detector="none", classify_workers=2).classify_workers == 1  # Keras
+    with pytest.raises(ValueError, match="classify_workers=0: expected an integer >= 1"):
+        R.EmotionRecognizer("default", detector="none", runtime="litert", classify_workers=0)
+
+
 def test_litert_runtime_gives_the_keras_probabilities_of_the_shipped_model(fixture_faces, tmp_path, monkeypatch):
     """The shipped model converted to LiteRT (cached) scores the fixture faces as Keras does, with every TTA."""
     from fer_utils.models import lite

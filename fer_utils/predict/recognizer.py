@@ -35,6 +35,12 @@ MAX_HELD_BYTES = 256_000_000
 PREFETCH_DEPTH = 8
 #: Threads detecting faces in parallel (Haar and none; OpenCV releases the GIL).
 DETECT_WORKERS = 2
+#: Threads classifying batches in parallel, each with its own one-thread LiteRT interpreter (LiteRT runtimes only;
+#: 1: one interpreter on every core classifies in the main thread).
+CLASSIFY_WORKERS = 1
+#: Faces per classified batch when several classifying threads share the work (small batches keep them all busy
+#: to the end; 8-256 faces per call classify equally fast).
+WORKER_BATCH = 64
 
 
 def columns(class_names: Sequence[str]) -> list:
@@ -87,7 +93,7 @@ class EmotionRecognizer:
 
     def __init__(self, model="default", *, detector="blazeface", align: bool = False, tta: Any = "default",
                  batch_size: int = 256, crop_size: int = 48, max_pixels: int = S.MAX_PIXELS, runtime: str = "keras",
-                 **detector_kwargs):
+                 classify_workers: int | None = None, **detector_kwargs):
         from fer_utils.evaluate.tta import resolve_tta
 
         tta = resolve_tta(tta)  # "default" stays: the predictor resolves it to its model's own
@@ -104,6 +110,23 @@ class EmotionRecognizer:
                              f"got detector={self.detector.name!r}")
         self.predictor = resolve_model(model, runtime)
         self.class_names = tuple(self.predictor.class_names)
+        workers = CLASSIFY_WORKERS if classify_workers is None else classify_workers
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            raise ValueError(f"classify_workers={workers!r}: expected an integer >= 1")
+        # Several classifying threads need a model each can run alone: a LiteRT file (one interpreter per thread).
+        lite = getattr(getattr(self.predictor, "model", None), "takes_numpy", False)
+        self.classify_workers = workers if lite else 1
+        # each classifying thread borrows one of these per batch (made here: LiteRT's interpreter warns on creation,
+        # and silencing warnings is not thread-safe)
+        self._worker_predictors: queue.SimpleQueue = queue.SimpleQueue()
+        if self.classify_workers > 1:
+            from fer_utils.models.lite import LiteModel
+            from fer_utils.predictor import Predictor
+
+            p = self.predictor
+            for _ in range(self.classify_workers):
+                self._worker_predictors.put(Predictor(LiteModel(p.model.path, num_threads=1), p.preprocessing,
+                                                      p.run_dir))
         self.align, self.tta = bool(align), tta
         self.batch_size, self.crop_size = int(batch_size), int(crop_size)
 
@@ -131,6 +154,15 @@ class EmotionRecognizer:
         if len(crops) == 0:
             return np.zeros((0, len(self.class_names)), np.float32)
         return self.predictor.predict(crops, batch_size=self.batch_size, tta=self.tta)
+
+    def _classified(self, pending: list) -> list:
+        """A batch's rows, classified by a predictor on a one-thread interpreter borrowed for the batch (the
+        classifying threads' path)."""
+        predictor = self._worker_predictors.get()
+        try:
+            return list(self._flush(pending, predictor))
+        finally:
+            self._worker_predictors.put(predictor)
 
     # ------------------------------------------------------------------ many inputs
 
@@ -169,8 +201,11 @@ class EmotionRecognizer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total, unit="file", desc="predict", disable=None)
-        pending, n_crops, held = [], 0, 0
-        try:
+        workers = 1 if keep_images else self.classify_workers  # annotating: one batch of photos held at a time
+        batch = self.batch_size if workers == 1 else min(self.batch_size, WORKER_BATCH)
+
+        def batches():
+            pending, n_crops, held = [], 0, 0
             # Without the images a detected frame is a few crops: the detectors run up to two batches ahead, so they
             # keep working while the main thread classifies a batch (with 8 frames they stalled for most of it).
             depth = PREFETCH_DEPTH if keep_images else max(PREFETCH_DEPTH, 2 * self.batch_size)
@@ -180,10 +215,21 @@ class EmotionRecognizer:
                 n_crops += len(crops)
                 if isinstance(frame, S.Frame) and frame.image is not None:
                     held += frame.image.nbytes
-                if n_crops >= self.batch_size or held >= MAX_HELD_BYTES:
-                    yield from self._flush(pending)
+                if n_crops >= batch or held >= MAX_HELD_BYTES:
+                    yield pending
                     pending, n_crops, held = [], 0, 0
-            yield from self._flush(pending)
+            if pending:
+                yield pending
+
+        try:
+            # one classifying thread: the main thread; several: batches classified by them, yielded in input order
+            if workers == 1:
+                for pending in batches():
+                    yield from self._flush(pending, self.predictor)
+            else:
+                for results in _ordered_map(self._classified, batches(), workers, window=workers + 1,
+                                            name="fer-predict-classify"):
+                    yield from results
         finally:
             if bar is not None:
                 bar.close()
@@ -247,11 +293,12 @@ class EmotionRecognizer:
         if bar is not None and last is not None:
             bar.update(1)
 
-    def _flush(self, pending: list) -> Iterator[tuple]:
+    def _flush(self, pending: list, predictor) -> Iterator[tuple]:
         if not pending:
             return
         crops = [c for _, _, c in pending if len(c)]
-        probs = self.classify(np.concatenate(crops)) if crops else np.zeros((0, len(self.class_names)))
+        probs = (predictor.predict(np.concatenate(crops), batch_size=self.batch_size, tta=self.tta) if crops
+                 else np.zeros((0, len(self.class_names))))
         at = 0
         for frame, found, c in pending:
             p = probs[at:at + len(c)]
@@ -276,12 +323,13 @@ class EmotionRecognizer:
         return rows
 
 
-def _ordered_map(fn, items: Iterable, workers: int, window: int = 16) -> Iterator:
-    """``fn(item)`` for each item, computed by ``workers`` threads, yielded in input order, at most ``window`` ahead."""
+def _ordered_map(fn, items: Iterable, workers: int, window: int = 16, name: str = "fer-predict-detect") -> Iterator:
+    """``fn(item)`` for each item, computed by ``workers`` threads, yielded in input order, at most ``window`` ahead
+    (one worker: in the calling thread)."""
     if workers <= 1:
         yield from map(fn, items)
         return
-    with ThreadPoolExecutor(workers, thread_name_prefix="fer-predict-detect") as pool:
+    with ThreadPoolExecutor(workers, thread_name_prefix=name) as pool:
         pending: collections.deque = collections.deque()
         for item in items:
             pending.append(pool.submit(fn, item))
