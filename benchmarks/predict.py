@@ -118,7 +118,8 @@ def speed(faces, n_images: int, batch_size: int, repeats: int = 3, runtimes=("ke
                     rec.tta = tta
                     df = rec.predict(paths[:n])  # untimed warm-up
                     seconds = best_seconds(lambda: rec.predict(paths[:n]), repeats if detector != "mtcnn" else 1)
-                    rows.append({**_end_to_end(runtime, detector, tta, n, int((df["status"] == "ok").sum()), seconds),
+                    rows.append({**_end_to_end(runtime, detector, tta, n, int((df["status"] == "ok").sum()), seconds,
+                                               rec.classify_workers),
                                  **_accuracy(df, labels, class_names, n)})
                     print(rows[-1], flush=True)
     return pd.DataFrame(rows)
@@ -136,10 +137,11 @@ def _accuracy(df, labels, class_names, n) -> dict:
             "accuracy (all images)": round(float(right.sum()) / n, 4)}
 
 
-def _end_to_end(runtime, detector, tta, n, faces_found, seconds) -> dict:
+def _end_to_end(runtime, detector, tta, n, faces_found, seconds, classify_workers=None) -> dict:
     return {"what": "end to end (decode JPEG + detect + crop + classify)", "runtime": runtime, "detector": detector,
             "tta": tta, "images": n, "faces": faces_found, "per_s": round(n / seconds, 1),
-            "faces_per_s": round(faces_found / seconds, 1)}
+            "faces_per_s": round(faces_found / seconds, 1),
+            **({} if classify_workers is None else {"classify_workers": classify_workers})}
 
 
 def fer_package_speed(faces, n_images: int, repeats: int = 3):
@@ -395,6 +397,9 @@ def main(argv=None) -> int:
                    help="accuracy per TTA on the shipped model's clean validation rows through BlazeFace and without a "
                         "detector, the int8 runtime (predict_tta_choice.csv): which TTA predict should use")
     p.add_argument("--components", action="store_true", help="where the default path's time goes on this CPU")
+    p.add_argument("--classify-workers", type=int, default=0, metavar="N",
+                   help="threads classifying batches, each on its own one-thread LiteRT interpreter (default: the "
+                        "command's, recognizer.CLASSIFY_WORKERS)")
     p.add_argument("--scenes", type=int, default=0, metavar="N")
     p.add_argument("--framing", type=int, default=0, metavar="N")
     p.add_argument("--out", default=str(RESULTS))
@@ -404,6 +409,12 @@ def main(argv=None) -> int:
         p.error("choose --speed, --fer-package, --accuracy, --tta-choice, --components, --scenes N and/or --framing N")
     if args.speed and args.fer_package:
         p.error("--speed and --fer-package measure in separate processes: run them one after the other")
+    if args.classify_workers < 0:
+        p.error(f"--classify-workers {args.classify_workers}: expected an integer >= 1")
+    if args.classify_workers:
+        from fer_utils.predict import recognizer
+
+        recognizer.CLASSIFY_WORKERS = args.classify_workers
     runtimes = tuple(r.strip() for r in args.runtime.split(",") if r.strip())
     from fer_utils.predictor import RUNTIMES
 
