@@ -81,10 +81,11 @@ def best_seconds(fn, repeats: int) -> float:
 
 
 def speed(faces, n_images: int, batch_size: int, repeats: int = 3, runtimes=("keras", "litert", "litert_int8"),
-          labels=None, class_names=None, only=None):
+          labels=None, class_names=None, only=None, classify_workers=None):
     """Steady-state throughput: each configuration runs once untimed (model graphs traced for every batch shape,
     detector loaded), then the best of ``repeats`` timed runs; for each runtime of the shipped model. ``only``:
-    ``[(detector, tta)]`` end to end, nothing else (for interleaving with ``--fer-package`` runs)."""
+    ``[(detector, tta)]`` end to end, nothing else (for interleaving with ``--fer-package`` runs).
+    ``classify_workers``: the end-to-end recognizers' classifying threads (None: the command's default)."""
     import numpy as np
     import pandas as pd
 
@@ -113,7 +114,8 @@ def speed(faces, n_images: int, batch_size: int, repeats: int = 3, runtimes=("ke
                 if detector == "mtcnn" and runtime != runtimes[0]:
                     continue  # the detector dominates: once is enough
                 n = len(paths) if detector != "mtcnn" else min(len(paths), 120)
-                rec = EmotionRecognizer("default", detector=detector, batch_size=batch_size, runtime=runtime)
+                rec = EmotionRecognizer("default", detector=detector, batch_size=batch_size, runtime=runtime,
+                                        classify_workers=classify_workers)
                 for tta in ttas:
                     rec.tta = tta
                     df = rec.predict(paths[:n])  # untimed warm-up
@@ -397,9 +399,10 @@ def main(argv=None) -> int:
                    help="accuracy per TTA on the shipped model's clean validation rows through BlazeFace and without a "
                         "detector, the int8 runtime (predict_tta_choice.csv): which TTA predict should use")
     p.add_argument("--components", action="store_true", help="where the default path's time goes on this CPU")
-    p.add_argument("--classify-workers", type=int, default=0, metavar="N",
-                   help="threads classifying batches, each on its own one-thread LiteRT interpreter (default: the "
-                        "command's, recognizer.CLASSIFY_WORKERS)")
+    p.add_argument("--classify-workers", type=int, default=None, metavar="N",
+                   help="--speed: the end-to-end paths with N threads classifying batches, each on its own one-thread "
+                        "LiteRT interpreter (default: the command's, recognizer.CLASSIFY_WORKERS), written to "
+                        "predict_speed_w<N>.csv")
     p.add_argument("--scenes", type=int, default=0, metavar="N")
     p.add_argument("--framing", type=int, default=0, metavar="N")
     p.add_argument("--out", default=str(RESULTS))
@@ -409,12 +412,8 @@ def main(argv=None) -> int:
         p.error("choose --speed, --fer-package, --accuracy, --tta-choice, --components, --scenes N and/or --framing N")
     if args.speed and args.fer_package:
         p.error("--speed and --fer-package measure in separate processes: run them one after the other")
-    if args.classify_workers < 0:
-        p.error(f"--classify-workers {args.classify_workers}: expected an integer >= 1")
-    if args.classify_workers:
-        from fer_utils.predict import recognizer
-
-        recognizer.CLASSIFY_WORKERS = args.classify_workers
+    if args.classify_workers is not None and (args.classify_workers < 1 or not args.speed):
+        p.error(f"--classify-workers {args.classify_workers}: expected an integer >= 1, with --speed")
     runtimes = tuple(r.strip() for r in args.runtime.split(",") if r.strip())
     from fer_utils.predictor import RUNTIMES
 
@@ -438,8 +437,10 @@ def main(argv=None) -> int:
         only = [tuple(x.split(":")) for x in args.only.split(",") if x] or None
         if only and any(len(x) != 2 for x in only):
             p.error(f"--only {args.only!r}: expected DETECTOR:TTA pairs separated by commas")
-        jobs.append(("speed", lambda: speed(test.images, args.images, args.batch_size, args.repeats, runtimes,
-                                            labels=test.labels, class_names=list(ds.class_names), only=only)))
+        name = "speed" if args.classify_workers is None else f"speed_w{args.classify_workers}"
+        jobs.append((name, lambda: speed(test.images, args.images, args.batch_size, args.repeats, runtimes,
+                                         labels=test.labels, class_names=list(ds.class_names), only=only,
+                                         classify_workers=args.classify_workers)))
     if args.components:
         jobs.append(("components", lambda: components(ds.split("PrivateTest").images, args.images, args.repeats)))
     if args.accuracy:

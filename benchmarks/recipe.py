@@ -9,9 +9,9 @@ ingredient (``fer_utils.experiments.recipe.VARIANTS``), on notebook 03's own dat
   training image; ``<out>/recipe_ablation_<profile>.md``: the same and the minutes to accuracy as the
   Markdown tables the README quotes; with ``--tta-matrix``, ``<out>/recipe_tta_matrix_<profile>.csv``: every
   trained variant's test accuracy under every test-time augmentation (they interact with training augmentation);
-- with ``--seed-table 0,1,2`` (trains nothing): ``<out>/recipe_seeds_<profile>.csv`` and ``.md``, each variant's
-  finished runs of those seeds side by side (official and deduplicated scores, McNemar against the first seed), their
-  mean and sd, and their ensemble (``recipe_ablation/e<epochs>-ensemble-s0-1-2/<variant>/``);
+- with ``--seed-table 0,1,2`` (trains nothing): ``<out>/recipe_seeds_<profile>_e<epochs>.csv`` and ``.md``, each
+  variant's finished runs of those seeds side by side (official and deduplicated scores, McNemar against the first
+  seed), their mean and sd, and their ensemble (``recipe_ablation/e<epochs>-ensemble-s0-1-2/<variant>/``);
 - ``<out>/time_to_accuracy_<profile>.csv`` and ``.png``: validation accuracy against training minutes for
   notebook 03's recipe runs (``reports/<profile>/03_baselines/<model>/seed*``, when they exist), the short full
   recipe and the old ``cpu`` setting (variant ``old_cpu``), with minutes to reach 55/60/65% validation accuracy.
@@ -64,7 +64,7 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0, help="training seed of every variant (default: %(default)s)")
     ap.add_argument("--seed-table", default="",
                     help="comma-separated seeds (e.g. 0,1,2) whose finished runs of each variant are tabled with their "
-                         "mean, sd and ensemble (recipe_seeds_<profile>.csv / .md); trains nothing")
+                         "mean, sd and ensemble (recipe_seeds_<profile>_e<epochs>.csv / .md); trains nothing")
     ap.add_argument("--tta-matrix", action="store_true",
                     help="also score every trained variant under every TTA (recipe_tta_matrix_<profile>.csv)")
     ap.add_argument("--reports-dir", default="reports", help="where reports/<profile>/ lives")
@@ -81,9 +81,14 @@ def parse_args(argv=None):
         ap.error(f"--seed-table {args.seed_table!r}: expected comma-separated integers, e.g. 0,1,2")
     if len(args.seed_table) == 1 or len(set(args.seed_table)) != len(args.seed_table):
         ap.error(f"--seed-table {args.seed_table}: expected at least two distinct seeds")
+    args.seed_table = sorted(args.seed_table)  # the first (smallest) is the reference; one ensemble folder per set
+    rescored = [v for v in args.variants if v in R.TTA_VARIANTS or v in R.WEIGHT_VARIANTS]
+    if args.seed_table and rescored:
+        ap.error(f"--seed-table: variant(s) {rescored} rescore another run's model; table the trained variant "
+                 "(e.g. --variants full)")
     args.teacher = [t.strip() for t in args.teacher.split(",") if t.strip()]
     needs = [v for v in args.variants if v in R.TEACHER_VARIANTS]
-    if needs and not args.teacher:
+    if needs and not args.teacher and not args.seed_table:
         ap.error(f"variant(s) {needs} need --teacher (trained run folders)")
     missing = [t for t in args.teacher if not Path(t).is_dir()]
     if missing:
@@ -110,7 +115,7 @@ def main(argv=None) -> int:
         ds = R.load_recipe_data(recipe)
         root = Path(args.reports_dir) / args.profile
         if args.seed_table:
-            return seed_tables(args, ds, root)
+            return seed_tables(args, ds, root, recipe)
         budget = root / R.ABLATION_DIR / f"e{args.epochs}-s{args.seed}"  # another budget or seed: another folder
         teacher = None
         try:
@@ -162,33 +167,40 @@ def main(argv=None) -> int:
     return 0
 
 
-def seed_tables(args, ds, root: Path) -> int:
-    """``--seed-table``: each variant's finished seed runs side by side with their mean, sd and ensemble."""
+def seed_tables(args, ds, root: Path, recipe: dict) -> int:
+    """``--seed-table``: each variant's finished seed runs side by side with their mean, sd and ensemble, in
+    ``recipe_seeds_<profile>_e<epochs>.csv`` / ``.md`` (every variant's seed runs checked before anything is
+    written)."""
     import pandas as pd
 
     from fer_utils import experiments
     from fer_utils.experiments import recipe as R
 
-    recipe = R.recipe_from_profile(args.profile, args.params_dir, args.notebooks_dir)
     split = experiments.evaluation_splits(ds, recipe.get("eval_splits") or (), recipe.get("report_split") or "")[1]
     base = root / R.ABLATION_DIR
+    folders = {v: {s: base / f"e{args.epochs}-s{s}" / v for s in args.seed_table} for v in args.variants}
     tables = []
     try:
+        for variant in args.variants:  # all checked first: a refused variant leaves no ensemble folder behind
+            R.check_seed_runs(folders[variant])
         for variant in args.variants:
-            folders = {s: base / f"e{args.epochs}-s{s}" / variant for s in args.seed_table}
             ensemble = base / f"e{args.epochs}-ensemble-s{'-'.join(map(str, args.seed_table))}" / variant
-            tables.append(R.seed_table(folders, ds, split=split, ensemble_dir=ensemble).assign(variant=variant))
-    except ValueError as err:  # a seed not trained, or trained with another recipe
-        print(f"error: {err}", file=sys.stderr)
+            tables.append(R.seed_table(folders[variant], ds, split=split, ensemble_dir=ensemble)
+                          .assign(variant=variant))
+    except (ValueError, FileNotFoundError) as err:  # a seed not trained, trained with another recipe, or scored on
+        print(f"error: {err}", file=sys.stderr)     # other images than the others
         return 2
     table = pd.concat(tables).set_index("variant", append=True).swaplevel()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / f"recipe_seeds_{args.profile}.csv")
-    (out / f"recipe_seeds_{args.profile}.md").write_text(
-        "\n".join(R.seed_markdown(t.droplevel(0), split=split) for _, t in table.groupby(level=0, sort=False)))
+    name = f"recipe_seeds_{args.profile}_e{args.epochs}"
+    table.to_csv(out / f"{name}.csv")
+    (out / f"{name}.md").write_text("\n".join(f"`{v}`:\n\n" + R.seed_markdown(t.droplevel(0), split=split)
+                                              for v, t in table.groupby(level=0, sort=False)))
+    if args.seed or args.tta_matrix or args.teacher:
+        print("note: --seed, --tta-matrix and --teacher do nothing with --seed-table", file=sys.stderr)
     print(table.to_string(float_format="{:.4f}".format))
-    print(f"\nwritten: {out / f'recipe_seeds_{args.profile}.csv'}, {out / f'recipe_seeds_{args.profile}.md'}")
+    print(f"\nwritten: {out / f'{name}.csv'}, {out / f'{name}.md'}")
     return 0
 
 

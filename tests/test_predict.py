@@ -614,38 +614,59 @@ def test_parallel_haar_detection_gives_the_same_rows_as_one_thread(fixture_faces
 
 def test_parallel_classifying_threads_give_the_rows_of_one_in_input_order(fixture_faces, tmp_path, monkeypatch):
     """``classify_workers=2`` classifies batches of up to ``WORKER_BATCH`` faces in two threads, each on its own
-    one-thread interpreter, and yields the rows the one-thread path yields, in input order (float32 LiteRT: the same
-    probabilities; the batches differ in size, so int8 weights' per-batch activation ranges would not). Keras
-    predictors and annotating runs keep one classifying thread; a bad count is refused."""
+    one-thread interpreter (never the shared one), and yields the rows the one-thread path yields, in input order
+    (float32 LiteRT: the same probabilities). An error in a classifying thread reaches the caller and its interpreter
+    goes back for the next call. Annotating runs keep one classifying thread; Keras predictors cannot have more; a bad
+    count is refused before the model loads."""
+    import threading
+
+    from fer_utils.predictor import Predictor
+
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(R, "WORKER_BATCH", 5)  # 40 faces: 8 batches over 2 threads
     faces = list(fixture_faces.images[:40])
     one = R.EmotionRecognizer("default", detector="none", runtime="litert", classify_workers=1)
     two = R.EmotionRecognizer("default", detector="none", runtime="litert", classify_workers=2)
-    assert two.classify_workers == 2
-    threads = set()
-    flush = R.EmotionRecognizer._flush
+    assert (one.classify_workers, two.classify_workers) == (1, 2)
+    used = []  # (thread, predictor) of every classifier call
+    predict = Predictor.predict
 
-    def spy(self, pending, predictor):
-        threads.add(__import__("threading").current_thread().name)
-        return flush(self, pending, predictor)
+    def spy(self, images, **kw):
+        used.append((threading.current_thread().name, self))
+        return predict(self, images, **kw)
 
-    monkeypatch.setattr(R.EmotionRecognizer, "_flush", spy)
+    monkeypatch.setattr(Predictor, "predict", spy)
     a, b = one.predict(faces), two.predict(faces)
-    assert len({t for t in threads if t.startswith("fer-predict-classify")}) == 2
+    workers = [(t, p) for t, p in used if t.startswith("fer-predict-classify")]
+    assert len({t for t, _ in workers}) == 2 and len(workers) == 8
+    assert len({id(p) for _, p in workers}) == 2 and all(p is not two.predictor for _, p in workers)
+    assert all(p.model.path == two.predictor.model.path for _, p in workers)
     assert list(b["source"]) == [f"array[{k}]" for k in range(40)]
     np.testing.assert_allclose(b[CLASSES].to_numpy(float), a[CLASSES].to_numpy(float), atol=1e-5)
     assert list(b["emotion"]) == list(a["emotion"])
-    spare = [two._worker_predictors.get() for _ in range(2)]  # both returned after the run, one-thread copies
-    assert all(p is not two.predictor and p.model.path == two.predictor.model.path for p in spare)
-    for p in spare:
-        two._worker_predictors.put(p)
-    threads.clear()
+    used.clear()
     list(two.iter_results(faces, keep_images=True))
-    assert not [t for t in threads if t.startswith("fer-predict-classify")]  # annotating: one batch at a time
-    assert R.EmotionRecognizer("default", detector="none", classify_workers=2).classify_workers == 1  # Keras
-    with pytest.raises(ValueError, match="classify_workers=0: expected an integer >= 1"):
-        R.EmotionRecognizer("default", detector="none", runtime="litert", classify_workers=0)
+    assert used and all(not t.startswith("fer-predict-classify") for t, _ in used)  # annotating: main thread only
+
+    def broken(self, images, **kw):
+        raise RuntimeError("interpreter failed")
+
+    monkeypatch.setattr(Predictor, "predict", broken)
+    with pytest.raises(RuntimeError, match="interpreter failed"):
+        two.predict(faces)
+    monkeypatch.setattr(Predictor, "predict", spy)
+    pd.testing.assert_frame_equal(two.predict(faces), b)  # both interpreters were given back
+    with pytest.raises(AttributeError):
+        two.classify_workers = 3  # fixed at construction: each thread's interpreter is made then
+    with pytest.raises(ValueError, match="classify_workers=2: several classifying threads need .*runtime='keras'"):
+        R.EmotionRecognizer("default", detector="none", classify_workers=2)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match=f"classify_workers={bad!r}: expected an integer >= 1"):
+            R.EmotionRecognizer("default", detector="none", runtime="litert", classify_workers=bad)
+    monkeypatch.setattr(R, "CLASSIFY_WORKERS", 0)
+    with pytest.raises(ValueError, match="recognizer.CLASSIFY_WORKERS=0: expected"):
+        R.EmotionRecognizer("default", detector="none", runtime="litert")
+    assert R.EmotionRecognizer("default", detector="none", classify_workers=np.int64(1)).classify_workers == 1
 
 
 def test_litert_runtime_gives_the_keras_probabilities_of_the_shipped_model(fixture_faces, tmp_path, monkeypatch):

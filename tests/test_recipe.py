@@ -331,6 +331,9 @@ def test_seed_table_gives_each_seed_their_mean_sd_and_ensemble_and_refuses_other
     with pytest.raises(ValueError, match="e2-s3/full: seed 3 has no finished results"):
         R.seed_table({0: folders[0], 3: tmp_path / "e2-s3" / "full"}, ds, split="PrivateTest",
                      ensemble_dir=tmp_path / "ens" / "full")
+    (folders[2] / runs.RECIPE_FILE).unlink()  # what a rescored TTA variant's folder looks like
+    with pytest.raises(ValueError, match="e2-s2/full: no recipe.json, so not a trained run"):
+        R.seed_table(folders, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
     with pytest.raises(ValueError, match="at least two seeds"):
         R.seed_table({0: folders[0]}, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
 
@@ -386,7 +389,7 @@ def test_recipe_benchmark_runs_resumes_and_refuses_a_typo(tmp_path):
     assert seed1.returncode == 0, seed1.stderr[-2000:]
     done = subprocess.run(table_cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    seeds = pd.read_csv(tmp_path / "out/recipe_seeds_smoke.csv", index_col=[0, 1]).loc["full"]
+    seeds = pd.read_csv(tmp_path / "out/recipe_seeds_smoke_e1.csv", index_col=[0, 1]).loc["full"]
     assert list(seeds.index) == ["seed 0", "seed 1", "ensemble of 2", "mean of 2 seeds", "sd of 2 seeds"]
     assert seeds.loc["seed 0", "PrivateTest_accuracy"] == table.loc["full", "PrivateTest_accuracy"]
     assert seeds.loc["mean of 2 seeds", "PrivateTest_accuracy"] == pytest.approx(
@@ -394,16 +397,20 @@ def test_recipe_benchmark_runs_resumes_and_refuses_a_typo(tmp_path):
     assert (tmp_path / "reports/smoke/recipe_ablation/e1-ensemble-s0-1/full" / runs.ENSEMBLE_FILE).exists()
 
 
-@pytest.mark.parametrize("value", ["3", "0,x", "1,1"])
-def test_a_seed_table_needs_two_distinct_integer_seeds(value, capsys):
+@pytest.mark.parametrize("value, variants, says", [("3", "full", "at least two distinct seeds"),
+                                                    ("0,x", "full", "expected comma-separated integers"),
+                                                    ("1,1", "full", "at least two distinct seeds"),
+                                                    ("0,1", "full,no_tta", "variant(s) ['no_tta'] rescore")])
+def test_a_seed_table_needs_two_distinct_integer_seeds_of_trained_variants(value, variants, says, capsys):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("recipe_cli", ROOT / "benchmarks" / "recipe.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     with pytest.raises(SystemExit) as err:
-        module.parse_args(["--variants", "full", "--seed-table", value])
-    assert err.value.code == 2 and "--seed-table" in capsys.readouterr().err
+        module.parse_args(["--variants", variants, "--seed-table", value])
+    assert err.value.code == 2 and says in capsys.readouterr().err
+    assert module.parse_args(["--variants", "full,distill", "--seed-table", "2,0"]).seed_table == [0, 2]
 
 
 def test_statistics_leave_the_copies_out_as_a_family_of_their_own(tmp_path):

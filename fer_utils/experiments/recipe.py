@@ -295,6 +295,36 @@ def compare_runs(folders: dict, ds: D.FERDataset, *, split: str, reference: str,
     return table
 
 
+def check_seed_runs(folders: dict) -> tuple[dict, str]:
+    """``({seed: folder}, model name)`` of finished runs of one recipe that differ only in their seed.
+
+    Raises:
+        ValueError: fewer than two seeds; a folder without finished results or without ``recipe.json`` (a
+            rescored TTA or last-epoch variant has none: table the trained variant); a folder trained with another
+            seed than listed; recipes that differ in more than the seed (names the folder and the keys).
+    """
+    if len(folders) < 2:
+        raise ValueError(f"a seed table needs at least two seeds' run folders, got {sorted(folders)}")
+    folders = {int(s): Path(f) for s, f in folders.items()}
+    recipes = {}
+    for s, f in folders.items():
+        if runs.run_state(f) != "finished":
+            raise ValueError(f"{f}: seed {s} has no finished results (state {runs.run_state(f)!r}); train it first")
+        stored = runs.read_recipe(f)
+        if stored is None:
+            raise ValueError(f"{f}: no {runs.RECIPE_FILE}, so not a trained run (a TTA or last-epoch variant rescores "
+                             "another run's model); table the variant that trained it, e.g. full")
+        if stored.get("seed") != s:
+            raise ValueError(f"{f}: trained with seed {stored.get('seed')!r} ({runs.RECIPE_FILE}), listed as seed {s}")
+        recipes[s] = {k: v for k, v in stored.items() if k != "seed"}
+    first = next(iter(folders))
+    for s, r in recipes.items():
+        diff = runs.recipe_differences(recipes[first], r)
+        if diff:
+            raise ValueError(f"{folders[s]}: its recipe differs from {folders[first]}'s in {diff}, not only the seed")
+    return folders, str(recipes[first].get("model", "model"))
+
+
 def seed_table(folders: dict, ds: D.FERDataset, *, split: str, ensemble_dir) -> pd.DataFrame:
     """One recipe over training seeds: a row per seed, their mean and sample sd, and their ensemble.
 
@@ -303,38 +333,25 @@ def seed_table(folders: dict, ds: D.FERDataset, *, split: str, ensemble_dir) -> 
     (each with its own TTA: :func:`fer_utils.experiments.seeds.evaluate_ensemble`, which refuses members trained on
     other data or scored on other images) into the run folder ``ensemble_dir``. Columns are :func:`compare_runs`'s
     against the first seed (difference and McNemar's p on ``split``) plus each run's ``precision``; the rows
-    ``mean of <n> seeds`` and ``sd of <n> seeds`` summarise the seed rows' numeric columns.
+    ``mean of <n> seeds`` and ``sd of <n> seeds`` summarise the seed rows' scores, train minutes and best validation
+    accuracy.
 
     Raises:
-        ValueError: fewer than two seeds, a folder without finished results, or recipes that differ in more than
-            the seed.
+        ValueError: as :func:`check_seed_runs`.
     """
     from fer_utils.experiments import seeds as S
 
-    if len(folders) < 2:
-        raise ValueError(f"a seed table needs at least two seeds' run folders, got {sorted(folders)}")
-    folders = {int(s): Path(f) for s, f in folders.items()}
-    recipes = {}
-    for s, f in folders.items():
-        if runs.run_state(f) != "finished":
-            raise ValueError(f"{f}: seed {s} has no finished results (state {runs.run_state(f)!r}); train it first")
-        stored = runs.read_recipe(f) or {}
-        if stored.get("seed") != s:
-            raise ValueError(f"{f}: trained with seed {stored.get('seed')!r} (recipe.json), listed as seed {s}")
-        recipes[s] = {k: v for k, v in stored.items() if k != "seed"}
+    folders, model = check_seed_runs(folders)
     first = next(iter(folders))
-    for s, r in recipes.items():
-        diff = runs.recipe_differences(recipes[first], r)
-        if diff:
-            raise ValueError(f"{folders[s]}: its recipe differs from {folders[first]}'s in {diff}, not only the seed")
-    S.evaluate_ensemble(recipes[first].get("model", "model"), list(folders.values()), ds, ensemble_dir)
+    S.evaluate_ensemble(model, list(folders.values()), ds, ensemble_dir)
     named = {f"seed {s}": f for s, f in folders.items()}
     named[f"ensemble of {len(folders)}"] = Path(ensemble_dir)
     table = compare_runs(named, ds, split=split, reference=f"seed {first}", index="run")
     table.insert(0, "precision", [runs.read_metrics(f)["metadata"].get("precision", "") if name.startswith("seed ")
                                   else "" for name, f in named.items()])
     seeds = table.loc[[f"seed {s}" for s in folders]].select_dtypes("number")
-    seeds = seeds[[c for c in seeds.columns if not c.startswith(("diff vs", "McNemar"))]]  # comparisons: per run only
+    seeds = seeds[[c for c in seeds.columns if c.endswith(("_accuracy", "_macro_f1")) or c in ("train minutes",
+                                                                                          "best val acc")]]
     table.loc[f"mean of {len(folders)} seeds", seeds.columns] = seeds.mean()
     table.loc[f"sd of {len(folders)} seeds", seeds.columns] = seeds.std(ddof=1)
     return table

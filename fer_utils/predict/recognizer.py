@@ -36,7 +36,8 @@ PREFETCH_DEPTH = 8
 #: Threads detecting faces in parallel (Haar and none; OpenCV releases the GIL).
 DETECT_WORKERS = 2
 #: Threads classifying batches in parallel, each with its own one-thread LiteRT interpreter (LiteRT runtimes only;
-#: 1: one interpreter on every core classifies in the main thread).
+#: 1: one interpreter on every core classifies in the main thread). int8 weights quantize activations per batch, so
+#: with ``litert_int8`` the smaller batches may change probabilities in the last digits.
 CLASSIFY_WORKERS = 1
 #: Faces per classified batch when several classifying threads share the work (small batches keep them all busy
 #: to the end; 8-256 faces per call classify equally fast).
@@ -76,7 +77,11 @@ class EmotionRecognizer:
         align: rotate faces so the eyes are level (``mtcnn`` and ``blazeface``: they give eye keypoints).
         tta: ``"default"`` (the model's own test-time augmentation), ``None``/``"none"``, ``"flip"``,
             ``"center_flip"`` or ``"ten_crop"``.
-        batch_size: faces per classifier call.
+        batch_size: faces per classifier call (with several classifying threads at most :data:`WORKER_BATCH`).
+        classify_workers: threads classifying batches, each with its own one-thread interpreter (LiteRT runtimes
+            only; default :data:`CLASSIFY_WORKERS`). With float32 LiteRT the rows are the one-thread path's; with
+            ``litert_int8`` a face's probabilities may differ in the last digits, as with any other batch size
+            (activations are quantized per batch).
         runtime: ``"keras"`` (default), ``"litert"`` (the model's float32 form run by LiteRT, converted once and
             cached) or ``"litert_int8"`` (its int8-weight form; see :mod:`fer_utils.models.lite`). Ignored for a
             predictor object.
@@ -97,6 +102,8 @@ class EmotionRecognizer:
         from fer_utils.evaluate.tta import resolve_tta
 
         tta = resolve_tta(tta)  # "default" stays: the predictor resolves it to its model's own
+        workers = _workers(CLASSIFY_WORKERS if classify_workers is None else classify_workers,
+                           "classify_workers" if classify_workers is not None else "recognizer.CLASSIFY_WORKERS")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size={batch_size!r}: expected an integer >= 1")
         if int(crop_size) < 16:
@@ -110,25 +117,30 @@ class EmotionRecognizer:
                              f"got detector={self.detector.name!r}")
         self.predictor = resolve_model(model, runtime)
         self.class_names = tuple(self.predictor.class_names)
-        workers = CLASSIFY_WORKERS if classify_workers is None else classify_workers
-        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-            raise ValueError(f"classify_workers={workers!r}: expected an integer >= 1")
-        # Several classifying threads need a model each can run alone: a LiteRT file (one interpreter per thread).
-        lite = getattr(getattr(self.predictor, "model", None), "takes_numpy", False)
-        self.classify_workers = workers if lite else 1
+        # Several classifying threads need a model each can run alone: a plain predictor of a LiteRT file (one
+        # interpreter per thread). Others classify in one thread; asked for more explicitly, that is an error.
+        from fer_utils.models.lite import LiteModel
+        from fer_utils.predictor import Predictor
+
+        lite = type(self.predictor) is Predictor and isinstance(self.predictor.model, LiteModel)
+        if workers > 1 and not lite and classify_workers is not None:
+            raise ValueError(f"classify_workers={workers}: several classifying threads need the shipped or a run's "
+                             f"model on runtime='litert' or 'litert_int8'; got {self.predictor!r} "
+                             f"(runtime={runtime!r})")
+        self._classify_workers = workers if lite else 1
         # each classifying thread borrows one of these per batch (made here: LiteRT's interpreter warns on creation,
         # and silencing warnings is not thread-safe)
         self._worker_predictors: queue.SimpleQueue = queue.SimpleQueue()
-        if self.classify_workers > 1:
-            from fer_utils.models.lite import LiteModel
-            from fer_utils.predictor import Predictor
-
+        for _ in range(self._classify_workers if self._classify_workers > 1 else 0):
             p = self.predictor
-            for _ in range(self.classify_workers):
-                self._worker_predictors.put(Predictor(LiteModel(p.model.path, num_threads=1), p.preprocessing,
-                                                      p.run_dir))
+            self._worker_predictors.put(Predictor(LiteModel(p.model.path, num_threads=1), p.preprocessing, p.run_dir))
         self.align, self.tta = bool(align), tta
         self.batch_size, self.crop_size = int(batch_size), int(crop_size)
+
+    @property
+    def classify_workers(self) -> int:
+        """Threads classifying batches (fixed at construction: each has its own interpreter)."""
+        return self._classify_workers
 
     def __repr__(self):
         return (f"EmotionRecognizer({self.predictor!r}, detector={self.detector.name}, align={self.align}, "
@@ -160,7 +172,8 @@ class EmotionRecognizer:
         classifying threads' path)."""
         predictor = self._worker_predictors.get()
         try:
-            return list(self._flush(pending, predictor))
+            return list(self._flush(pending, lambda crops: predictor.predict(crops, batch_size=self.batch_size,
+                                                                               tta=self.tta)))
         finally:
             self._worker_predictors.put(predictor)
 
@@ -225,7 +238,7 @@ class EmotionRecognizer:
             # one classifying thread: the main thread; several: batches classified by them, yielded in input order
             if workers == 1:
                 for pending in batches():
-                    yield from self._flush(pending, self.predictor)
+                    yield from self._flush(pending, self.classify)
             else:
                 for results in _ordered_map(self._classified, batches(), workers, window=workers + 1,
                                             name="fer-predict-classify"):
@@ -293,12 +306,12 @@ class EmotionRecognizer:
         if bar is not None and last is not None:
             bar.update(1)
 
-    def _flush(self, pending: list, predictor) -> Iterator[tuple]:
+    def _flush(self, pending: list, classify) -> Iterator[tuple]:
+        """Rows of a batch of detected frames, their crops classified together by ``classify(crops)``."""
         if not pending:
             return
         crops = [c for _, _, c in pending if len(c)]
-        probs = (predictor.predict(np.concatenate(crops), batch_size=self.batch_size, tta=self.tta) if crops
-                 else np.zeros((0, len(self.class_names))))
+        probs = classify(np.concatenate(crops)) if crops else np.zeros((0, len(self.class_names)))
         at = 0
         for frame, found, c in pending:
             p = probs[at:at + len(c)]
@@ -321,6 +334,19 @@ class EmotionRecognizer:
                          "emotion": self.class_names[top], "probability": round(float(p[top]), 5),
                          "status": "ok", "error": ""})
         return rows
+
+
+def _workers(value, name: str) -> int:
+    """A thread count >= 1 (any integer type), or an error naming where it came from."""
+    import operator
+
+    try:
+        n = operator.index(value)
+    except TypeError:
+        n = None
+    if n is None or isinstance(value, bool) or n < 1:
+        raise ValueError(f"{name}={value!r}: expected an integer >= 1")
+    return n
 
 
 def _ordered_map(fn, items: Iterable, workers: int, window: int = 16, name: str = "fer-predict-detect") -> Iterator:
