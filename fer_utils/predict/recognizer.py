@@ -36,8 +36,9 @@ PREFETCH_DEPTH = 8
 #: Threads detecting faces in parallel (Haar and none; OpenCV releases the GIL).
 DETECT_WORKERS = 2
 #: Threads classifying batches in parallel, each with its own one-thread LiteRT interpreter (LiteRT runtimes only;
-#: 1: one interpreter on every core classifies in the main thread). The rows are the same either way (float32 and
-#: int8 weights: a face's probabilities depend neither on its batch nor on the interpreter's threads; tested).
+#: 1: one interpreter on every core classifies in the main thread). The rows are the same up to the kernels' rounding:
+#: 300 PrivateTest faces in batches of 64 on one thread and of 256 on two gave identical probabilities (int8 and
+#: float32 weights); batches of a few faces can move them by about 1e-4, as any batch size can.
 CLASSIFY_WORKERS = 1
 #: Faces per classified batch when several classifying threads share the work (small batches keep them all busy
 #: to the end; 8-256 faces per call classify equally fast).
@@ -79,7 +80,7 @@ class EmotionRecognizer:
             ``"center_flip"`` or ``"ten_crop"``.
         batch_size: faces per classifier call (with several classifying threads at most :data:`WORKER_BATCH`).
         classify_workers: threads classifying batches, each with its own one-thread interpreter (LiteRT runtimes
-            only; default :data:`CLASSIFY_WORKERS`); the rows are the one-thread path's, to the last digit.
+            only; default :data:`CLASSIFY_WORKERS`); the rows are the one-thread path's up to rounding.
         runtime: ``"keras"`` (default), ``"litert"`` (the model's float32 form run by LiteRT, converted once and
             cached) or ``"litert_int8"`` (its int8-weight form; see :mod:`fer_utils.models.lite`). Ignored for a
             predictor object.
