@@ -38,7 +38,7 @@ DETECT_WORKERS = 2
 #: Threads classifying batches in parallel, each with its own one-thread LiteRT interpreter (LiteRT runtimes only;
 #: 1: one interpreter on every core classifies in the main thread). The rows are the same up to the kernels' rounding:
 #: 300 PrivateTest faces in batches of 64 on one thread and of 256 on two gave identical probabilities (int8 and
-#: float32 weights); batches of a few faces can move them by about 1e-4, as any batch size can.
+#: float32 weights); batches of 5 faces moved them by up to 0.0004 (fixture faces), as any batch size can.
 CLASSIFY_WORKERS = 1
 #: Faces per classified batch when several classifying threads share the work (small batches keep them all busy
 #: to the end; 8-256 faces per call classify equally fast).
