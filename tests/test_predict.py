@@ -778,6 +778,29 @@ def test_cli_runtime_litert_writes_the_rows_keras_writes(fixture_faces, tmp_path
     assert len(list((tmp_path / "cache" / "litert").glob("*.int8.tflite"))) == 1
 
 
+def test_docs_quote_the_committed_classifying_thread_rounds():
+    """docs/predict.md's two-classifying-threads table (issue 24, part 4) is the three interleaved rounds in
+    ``benchmarks/results/predict_classify_workers_avx2``: images/s and ratios per round, each run with the classifying
+    threads its row names, the per-round gains the text states; the default stays one thread."""
+    folder = ROOT / "benchmarks" / "results" / "predict_classify_workers_avx2"
+    fer = [float(pd.read_csv(folder / f"r{r}_fer_package.csv")["per_s"].iloc[0]) for r in (1, 2, 3)]
+    ours = {}
+    for k in (1, 2):
+        rows = [pd.read_csv(folder / f"r{r}_speed_w{k}.csv").iloc[0] for r in (1, 2, 3)]
+        assert all(int(row["classify_workers"]) == k and row["detector"] == "blazeface" and row["tta"] == "none"
+                   and row["runtime"] == "litert_int8" for row in rows)
+        ours[k] = [float(row["per_s"]) for row in rows]
+    text = (ROOT / "docs" / "predict.md").read_text()
+    section = text[text.index("**Two classifying threads"):]
+    assert docs_row(section, "`fer` package")[1] == " / ".join(f"{f:.1f}" for f in fer)
+    for k, label in ((1, "ours, the default (one classifying thread)"), (2, "ours, two classifying threads")):
+        assert docs_row(section, label)[1:] == [" / ".join(f"{x:.1f}" for x in ours[k]),
+                                                " / ".join(f"{x / f:.2f}" for x, f in zip(ours[k], fer))]
+    gains = " / ".join(f"{(b / a - 1) * 100:+.0f}%" for a, b in zip(ours[1], ours[2]))
+    assert f"Two threads against one: {gains} per round" in " ".join(section.split())
+    assert R.CLASSIFY_WORKERS == 1
+
+
 def test_docs_quote_the_committed_avx2_speed_rounds_and_their_ratios():
     """docs/predict.md's AVX2-only table (issue 24, part 4) is the five interleaved rounds in
     ``benchmarks/results/predict_interleaved_avx2``: each images/s, each ratio to the ``fer`` package, the faces found,
