@@ -175,6 +175,7 @@ def seed_tables(args, ds, root: Path, recipe: dict) -> int:
 
     from fer_utils import experiments
     from fer_utils.experiments import recipe as R
+    from fer_utils.experiments import seeds as S
 
     split = experiments.evaluation_splits(ds, recipe.get("eval_splits") or (), recipe.get("report_split") or "")[1]
     base = root / R.ABLATION_DIR
@@ -182,10 +183,10 @@ def seed_tables(args, ds, root: Path, recipe: dict) -> int:
     tables = []
     try:
         for variant in args.variants:  # all checked first: a refused variant leaves no ensemble folder behind
-            R.check_seed_runs(folders[variant])
+            S.check_seed_runs(folders[variant])
         for variant in args.variants:
             ensemble = base / f"e{args.epochs}-ensemble-s{'-'.join(map(str, args.seed_table))}" / variant
-            tables.append(R.seed_table(folders[variant], ds, split=split, ensemble_dir=ensemble)
+            tables.append(S.seed_table(folders[variant], ds, split=split, ensemble_dir=ensemble)
                           .assign(variant=variant))
     except (ValueError, FileNotFoundError) as err:  # a seed not trained, trained with another recipe, or scored on
         print(f"error: {err}", file=sys.stderr)     # other images than the others
@@ -195,7 +196,7 @@ def seed_tables(args, ds, root: Path, recipe: dict) -> int:
     out.mkdir(parents=True, exist_ok=True)
     name = f"recipe_seeds_{args.profile}_e{args.epochs}"
     table.to_csv(out / f"{name}.csv")
-    (out / f"{name}.md").write_text("\n".join(f"`{v}`:\n\n" + R.seed_markdown(t.droplevel(0), split=split)
+    (out / f"{name}.md").write_text("\n".join(f"`{v}`:\n\n" + S.seed_markdown(t.droplevel(0), split=split)
                                               for v, t in table.groupby(level=0, sort=False)))
     if args.seed or args.tta_matrix or args.teacher:
         print("note: --seed, --tta-matrix and --teacher do nothing with --seed-table", file=sys.stderr)

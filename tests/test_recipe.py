@@ -307,7 +307,7 @@ def test_seed_table_gives_each_seed_their_mean_sd_and_ensemble_and_refuses_other
     ds = D.FERDataset(images=np.zeros((40, 4, 4), np.uint8), labels=y, class_names=("a", "b"),
                       splits=np.array(["PrivateTest"] * 40), source_ids=np.array([f"r{i}" for i in range(40)]),
                       name="t")
-    table = R.seed_table(folders, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
+    table = S.seed_table(folders, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
     assert list(table.index) == ["seed 0", "seed 1", "seed 2", "ensemble of 3", "mean of 3 seeds", "sd of 3 seeds"]
     acc = table["PrivateTest_accuracy"]
     assert list(acc[:4]) == pytest.approx([1.0, 0.25, 0.5, 0.75])
@@ -317,25 +317,25 @@ def test_seed_table_gives_each_seed_their_mean_sd_and_ensemble_and_refuses_other
     assert table.loc["ensemble of 3", "discordant (seed 0 right / run right)"] == "10 / 0"
     assert list(table["precision"][:3]) == ["mixed_bfloat16", "float32", "float32"]
     assert table.loc["ensemble of 3", "train minutes"] == 6.0  # the members' training summed
-    md = R.seed_markdown(table, split="PrivateTest").splitlines()
+    md = S.seed_markdown(table, split="PrivateTest").splitlines()
     assert md[0].startswith("| run | precision | train min |") and len(md) == 2 + 6
     assert md[3].startswith("| seed 1 | float32 | 2.0 | 0.6000 | 0.2500 / 0.500 |") and "| -0.75" in md[3]
     assert "(30 / 0) |" in md[3] and md[2].endswith("| - | - |") and md[6].endswith("| - | - |")
 
     _seed_run(folders[2], y, preds[2], 2, augment={"flip": True})
     with pytest.raises(ValueError, match=r"e2-s2/full: its recipe differs .*\['augment'\], not only the seed"):
-        R.seed_table(folders, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
+        S.seed_table(folders, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
     _seed_run(folders[2], y, preds[2], 7)
     with pytest.raises(ValueError, match="trained with seed 7 .*listed as seed 2"):
-        R.seed_table(folders, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
+        S.seed_table(folders, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
     with pytest.raises(ValueError, match="e2-s3/full: seed 3 has no finished results"):
-        R.seed_table({0: folders[0], 3: tmp_path / "e2-s3" / "full"}, ds, split="PrivateTest",
+        S.seed_table({0: folders[0], 3: tmp_path / "e2-s3" / "full"}, ds, split="PrivateTest",
                      ensemble_dir=tmp_path / "ens" / "full")
     (folders[2] / runs.RECIPE_FILE).unlink()  # what a rescored TTA variant's folder looks like
     with pytest.raises(ValueError, match="e2-s2/full: no recipe.json, so not a trained run"):
-        R.seed_table(folders, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
+        S.seed_table(folders, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
     with pytest.raises(ValueError, match="at least two seeds"):
-        R.seed_table({0: folders[0]}, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
+        S.seed_table({0: folders[0]}, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
 
 
 def test_time_to_accuracy_accumulates_epoch_minutes(tmp_path):

@@ -295,68 +295,6 @@ def compare_runs(folders: dict, ds: D.FERDataset, *, split: str, reference: str,
     return table
 
 
-def check_seed_runs(folders: dict) -> tuple[dict, str]:
-    """``({seed: folder}, model name)`` of finished runs of one recipe that differ only in their seed.
-
-    Raises:
-        ValueError: fewer than two seeds; a folder without finished results or without ``recipe.json`` (a
-            rescored TTA or last-epoch variant has none: table the trained variant); a folder trained with another
-            seed than listed; recipes that differ in more than the seed (names the folder and the keys).
-    """
-    if len(folders) < 2:
-        raise ValueError(f"a seed table needs at least two seeds' run folders, got {sorted(folders)}")
-    folders = {int(s): Path(f) for s, f in folders.items()}
-    recipes = {}
-    for s, f in folders.items():
-        if runs.run_state(f) != "finished":
-            raise ValueError(f"{f}: seed {s} has no finished results (state {runs.run_state(f)!r}); train it first")
-        stored = runs.read_recipe(f)
-        if stored is None:
-            raise ValueError(f"{f}: no {runs.RECIPE_FILE}, so not a trained run (a TTA or last-epoch variant rescores "
-                             "another run's model); table the variant that trained it, e.g. full")
-        if stored.get("seed") != s:
-            raise ValueError(f"{f}: trained with seed {stored.get('seed')!r} ({runs.RECIPE_FILE}), listed as seed {s}")
-        recipes[s] = {k: v for k, v in stored.items() if k != "seed"}
-    first = next(iter(folders))
-    for s, r in recipes.items():
-        diff = runs.recipe_differences(recipes[first], r)
-        if diff:
-            raise ValueError(f"{folders[s]}: its recipe differs from {folders[first]}'s in {diff}, not only the seed")
-    return folders, str(recipes[first].get("model", "model"))
-
-
-def seed_table(folders: dict, ds: D.FERDataset, *, split: str, ensemble_dir) -> pd.DataFrame:
-    """One recipe over training seeds: a row per seed, their mean and sample sd, and their ensemble.
-
-    ``folders``: ``{seed: finished run folder}`` of one variant, whose recipes may differ only in the seed (checked:
-    another recipe in a folder is an error naming it). The ensemble averages the seeds' saved test probabilities
-    (each with its own TTA: :func:`fer_utils.experiments.seeds.evaluate_ensemble`, which refuses members trained on
-    other data or scored on other images) into the run folder ``ensemble_dir``. Columns are :func:`compare_runs`'s
-    against the first seed (difference and McNemar's p on ``split``) plus each run's ``precision``; the rows
-    ``mean of <n> seeds`` and ``sd of <n> seeds`` summarise the seed rows' scores, train minutes and best validation
-    accuracy.
-
-    Raises:
-        ValueError: as :func:`check_seed_runs`.
-    """
-    from fer_utils.experiments import seeds as S
-
-    folders, model = check_seed_runs(folders)
-    first = next(iter(folders))
-    S.evaluate_ensemble(model, list(folders.values()), ds, ensemble_dir)
-    named = {f"seed {s}": f for s, f in folders.items()}
-    named[f"ensemble of {len(folders)}"] = Path(ensemble_dir)
-    table = compare_runs(named, ds, split=split, reference=f"seed {first}", index="run")
-    table.insert(0, "precision", [runs.read_metrics(f)["metadata"].get("precision", "") if name.startswith("seed ")
-                                  else "" for name, f in named.items()])
-    seeds = table.loc[[f"seed {s}" for s in folders]].select_dtypes("number")
-    seeds = seeds[[c for c in seeds.columns if c.endswith(("_accuracy", "_macro_f1")) or c in ("train minutes",
-                                                                                          "best val acc")]]
-    table.loc[f"mean of {len(folders)} seeds", seeds.columns] = seeds.mean()
-    table.loc[f"sd of {len(folders)} seeds", seeds.columns] = seeds.std(ddof=1)
-    return table
-
-
 def validation_copies(folders: dict, ds: D.FERDataset, *, split: str = "Validation",
                       train_split: str = "Training") -> pd.DataFrame:
     """Each variant's validation accuracy split by copies: validation images that copy a training image (byte for
@@ -454,38 +392,6 @@ def _cell(value, fmt="{:.4f}") -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "-"
     return fmt.format(value) if isinstance(value, (int, float, np.number)) else str(value).replace("|", "/")
-
-
-def seed_markdown(table: pd.DataFrame, *, split: str = "PrivateTest") -> str:
-    """:func:`seed_table` as Markdown: per run its precision, train minutes, best validation accuracy, ``split``
-    accuracy / macro-F1 as published and deduplicated, the difference to the first seed (dedup), McNemar's p with the
-    discordant counts, and the other test split's accuracy (dedup); the mean and sd rows without the comparisons."""
-    from fer_utils.experiments.seeds import DEDUP
-
-    other = next((c[: -len("_accuracy")] for c in table.columns if c.endswith("_accuracy") and DEDUP not in c
-                  and not c.startswith((split, "best"))), None)
-    diff_col = next((c for c in table.columns if c.startswith("diff vs ") and c.endswith(f"({split})")), None)
-    first = diff_col[len("diff vs "): -len(f" ({split})")] if diff_col else "seed"
-    disc = next((c for c in table.columns if c.startswith("discordant")), "")
-    head = ["run", "precision", "train min", "best val", f"{split} acc / F1", f"{split} dedup acc / F1",
-            f"diff vs {first} (dedup)", f"McNemar p ({first} right / run right)"] + (
-        [f"{other} acc (dedup)"] if other else [])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, r in table.iterrows():
-        p = r.get("McNemar p")
-        compared = isinstance(p, float) and not np.isnan(p)
-        summary = str(name).startswith(("mean of", "sd of"))
-        cells = [str(name), _cell(r.get("precision")), _cell(r.get("train minutes"), "{:.1f}"),
-                 _cell(r.get("best val acc")),
-                 *(f"{_cell(r.get(f'{split}{d}_accuracy'))} / {_cell(r.get(f'{split}{d}_macro_f1'), '{:.3f}')}"
-                   for d in ("", DEDUP)),
-                 "-" if summary or not diff_col or name == first else
-                 f"{r.get(diff_col):+.4f} ({r.get(f'{diff_col[:-1]}, dedup)'):+.4f})",
-                 f"{p:.2g} ({r.get(disc)})" if compared and not summary else "-"]
-        if other:
-            cells.append(f"{_cell(r.get(f'{other}_accuracy'))} ({_cell(r.get(f'{other}{DEDUP}_accuracy'))})")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def markdown_tables(table: pd.DataFrame, reach: pd.DataFrame | None = None, *, split: str = "PrivateTest",
