@@ -233,8 +233,8 @@ def seed_table(folders: dict, ds: D.FERDataset, *, split: str, ensemble_dir) -> 
     ``folders``: ``{seed: finished run folder}`` of one variant, whose recipes may differ only in the seed (checked:
     another recipe in a folder is an error naming it). The ensemble averages the seeds' saved test probabilities
     (each with its own TTA: :func:`evaluate_ensemble`, which refuses members trained on other data or scored on other
-    images) into the run folder ``ensemble_dir``. Columns are
-    :func:`fer_utils.experiments.recipe.compare_runs`'s against the first seed (difference and McNemar's p on ``split``) plus each run's ``precision``; the rows
+    images) into the run folder ``ensemble_dir``. Columns are :func:`fer_utils.experiments.recipe.compare_runs`'s
+    against the first seed (difference and McNemar's p on ``split``) plus each run's ``precision``; the rows
     ``mean of <n> seeds`` and ``sd of <n> seeds`` summarise the seed rows' scores, train minutes and best validation
     accuracy.
 
