@@ -719,3 +719,57 @@ def test_one_hour_of_the_recipe_on_a_real_avx2_cpu_is_the_committed_run():
                          f"{row['PrivateTest_accuracy']:.4f} / {row['PrivateTest_macro_f1']:.3f}",
                          f"{row['PrivateTest_dedup_accuracy']:.4f} / {row['PrivateTest_dedup_macro_f1']:.3f}",
                          f"{row['PublicTest_accuracy']:.4f} ({row['PublicTest_dedup_accuracy']:.4f})"]
+
+
+def test_the_committed_ensembles_of_the_seed0_runs_are_their_mean_probabilities_and_the_docs_quote_them():
+    """docs/results.md's ensemble table (issue 24: what a teacher of the committed runs could reach) is
+    ``recipe_e26_s0_ensembles.csv``, written by ``benchmarks/ensembles.py`` from the four committed 26-epoch runs: every
+    combination of two or more, each row's PrivateTest accuracy the argmax of its members' mean probabilities, and the
+    docs' rows the CSV's."""
+    results = ROOT / "benchmarks" / "results"
+    table = pd.read_csv(results / "recipe_e26_s0_ensembles.csv").set_index("run")
+    names = ["full", "ema", "erasing", "separable_fuse"]
+    assert len(table) == 15 and sorted(table["members"].value_counts().items()) == [(1, 4), (2, 6), (3, 4), (4, 1)]
+    preds = {n: runs.load_predictions(results / "recipe_e26_s0" / n) for n in names}
+    private = preds["full"]["split"] == "PrivateTest"
+    y = preds["full"]["y_true"][private]
+    for run, row in table.iterrows():
+        members = run.split(" + ")
+        assert set(members) <= set(names) and row["members"] == len(members)
+        prob = np.mean([preds[m]["y_prob"].astype(np.float64) for m in members], axis=0).astype(np.float32)
+        assert row["PrivateTest_accuracy"] == pytest.approx(np.mean(prob[private].argmax(1) == y), abs=1e-9), run
+    assert table["PrivateTest_accuracy"].idxmax() == "full + separable_fuse"
+    text = (ROOT / "docs" / "results.md").read_text()
+    section = text[text.index("**What averaging the committed runs gives"):]
+    for run in ("full", "full + separable_fuse", "full + ema + erasing + separable_fuse"):
+        r = table.loc[run]
+        cells = docs_row(section, run)
+        assert cells[1:4] == [str(int(r["members"])),
+                              f"{r['PrivateTest_accuracy']:.4f} / {r['PrivateTest_macro_f1']:.3f}",
+                              f"{r['PrivateTest_dedup_accuracy']:.4f} / {r['PrivateTest_dedup_macro_f1']:.3f}"], run
+        if run != "full":
+            assert cells[5] == f"{r['McNemar p']:.2g} ({r['discordant (full right / run right)']})", run
+
+
+def test_the_ensembles_benchmark_refuses_too_few_runs_missing_predictions_and_runs_of_other_data(
+        real_data, tmp_path, capsys):
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.spec_from_file_location("ensembles_cli", ROOT / "benchmarks" / "ensembles.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ref = ROOT / "benchmarks" / "results" / "recipe_e26_s0" / R.FULL
+    for argv, says in (([str(ref)], "two or more run folders"), ([str(ref), str(tmp_path)], "no predictions.npz")):
+        with pytest.raises(SystemExit):
+            module.parse_args([*argv, "--out", str(tmp_path / "x.csv")])
+        assert says in capsys.readouterr().err
+    other = tmp_path / "other"
+    shutil.copytree(ref, other)
+    metrics = json.loads((other / runs.METRICS_FILE).read_text())
+    metrics["headline"]["data_checksum"] = "0" * 64
+    (other / runs.METRICS_FILE).write_text(json.dumps(metrics))
+    code = module.main([str(ref), str(other), "--out", str(tmp_path / "x.csv"), "--params-dir", str(ROOT / "params"),
+                        "--notebooks-dir", str(ROOT / "notebooks")])
+    assert code == 2 and "runs ['other'] were trained on other data" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
