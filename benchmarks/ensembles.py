@@ -41,10 +41,14 @@ def parse_args(argv=None):
     args = ap.parse_args(argv)
     names = [Path(r).name for r in args.runs]
     if len(args.runs) < 2 or len(set(names)) != len(names):
-        ap.error(f"expected two or more run folders with distinct names, got {names}")
-    missing = [r for r in args.runs if not (Path(r) / "predictions.npz").is_file()]
-    if missing:
-        ap.error(f"no predictions.npz in {missing}: expected finished run folders")
+        ap.error(f"expected two or more run folders with distinct names, got {names} (seeds of one variant, "
+                 "e26-s<k>/full: use benchmarks/recipe.py --seed-table)")
+    for file in ("metrics.json", "predictions.npz"):
+        missing = [r for r in args.runs if not (Path(r) / file).is_file()]
+        if missing:
+            ap.error(f"no {file} in {missing}: expected finished run folders")
+    if args.work and Path(args.work).is_dir() and any(Path(args.work).iterdir()):
+        ap.error(f"--work {args.work}: not empty; give a new folder (earlier ensembles are not overwritten)")
     return args
 
 
@@ -80,11 +84,21 @@ def main(argv=None) -> int:
     with notebook_exec.filtered_stderr():
         artifacts.quiet_warnings()
         ds = R.load_recipe_data(recipe)
-        other = {n: c for n, f in folders.items()
-                 if (c := runs.read_metrics(f)["headline"].get("data_checksum")) != ds.checksum}
-        if other:
-            print(f"error: runs {sorted(other)} were trained on other data than the {args.profile} profile's "
-                  f"notebook 03 split (checksum {ds.checksum[:8]}; theirs {other})", file=sys.stderr)
+        if ds.is_synthetic:
+            print("error: no real dataset found (set FER_DATA_DIR): the runs cannot be checked against synthetic "
+                  "faces", file=sys.stderr)
+            return 2
+        checksums = {n: runs.read_metrics(f)["headline"].get("data_checksum") for n, f in folders.items()}
+        unknown = sorted(n for n, c in checksums.items() if not c)
+        other = {n: c[:8] for n, c in checksums.items() if c and c != ds.checksum}
+        if unknown or other:
+            print(f"error: runs {unknown} record no data checksum; runs {sorted(other)} were trained on other data "
+                  f"than the {args.profile} profile's notebook 03 split (checksum {ds.checksum[:8]}; theirs {other})",
+                  file=sys.stderr)
+            return 2
+        splits = set(runs.load_predictions(next(iter(folders.values())))["split"].tolist())
+        if args.split not in splits:
+            print(f"error: --split {args.split!r}: the runs were scored on {sorted(splits)}", file=sys.stderr)
             return 2
         with tempfile.TemporaryDirectory() as tmp:
             try:

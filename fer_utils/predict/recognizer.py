@@ -37,7 +37,7 @@ PREFETCH_DEPTH = 8
 DETECT_WORKERS = 2
 #: Threads classifying batches in parallel, each with its own one-thread LiteRT interpreter (LiteRT runtimes only;
 #: 1: one interpreter on every core classifies in the main thread). The rows are the same up to the kernels' rounding:
-#: 300 PrivateTest faces in batches of 64 on one thread and of 256 on two gave identical probabilities (int8 and
+#: 300 PrivateTest faces in batches of 256 on one thread and of 64 on two gave identical probabilities (int8 and
 #: float32 weights); batches of 5 faces moved them by up to 0.0004 (fixture faces), as any batch size can.
 CLASSIFY_WORKERS = 1
 #: Faces per classified batch when several classifying threads share the work (small batches keep them all busy
