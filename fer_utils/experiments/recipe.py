@@ -260,21 +260,18 @@ def compare_runs(folders: dict, ds: D.FERDataset, *, split: str, reference: str,
         ValueError: a run scored on other ``split`` images than the reference.
     """
     from fer_utils import stats
-    from fer_utils.experiments.seeds import DEDUP, dedup_scores, leaks
+    from fer_utils.experiments.seeds import DEDUP, add_dedup_scores
 
     rows = []
-    copies = leaks(ds) if folders else None
-    for name, folder in folders.items():  # dedup scores from each folder's own predictions (any parent folder)
+    for name, folder in folders.items():
         head = runs.read_metrics(folder)["headline"]
         rows.append({index: name, "change": (changes or {}).get(name, ""), "epochs": head.get("epochs_run"),
                      "train minutes": round(float(head.get("train_seconds", np.nan)) / 60, 1),
                      "best val acc": head.get("best_val_accuracy"),
                      **{k: v for k, v in head.items() if k.endswith(("_accuracy", "_macro_f1"))
                         and not k.startswith("best")}})
-    table = pd.DataFrame(rows).set_index(index) if rows else pd.DataFrame()
-    for name, folder in folders.items():
-        for key, value in dedup_scores(folder, ds, copies).items():
-            table.loc[name, key] = value
+    # dedup scores from each folder's own predictions (folders under any parents)
+    table = add_dedup_scores(pd.DataFrame(rows).set_index(index), ds, folders=folders) if rows else pd.DataFrame()
     if reference not in folders or table.empty:
         return table
     ref = runs.load_predictions(folders[reference])

@@ -161,12 +161,15 @@ def dedup_scores(folder, ds: D.FERDataset, copies: tuple | None = None) -> dict:
     return out
 
 
-def add_dedup_scores(results: pd.DataFrame, ds: D.FERDataset, run_dir) -> pd.DataFrame:
-    """``results`` with :func:`dedup_scores` of each row's run folder (the index, relative to ``run_dir``)."""
+def add_dedup_scores(results: pd.DataFrame, ds: D.FERDataset, run_dir=None, *, folders: dict | None = None
+                     ) -> pd.DataFrame:
+    """``results`` with :func:`dedup_scores` of each row's run folder: ``folders[row]`` when given (folders under
+    any parents), else the row's name relative to ``run_dir``."""
     copies = leaks(ds)
     out = results.copy()
     for name in results.index:
-        for key, value in dedup_scores(Path(run_dir) / str(name), ds, copies).items():
+        folder = folders[name] if folders is not None else Path(run_dir) / str(name)
+        for key, value in dedup_scores(folder, ds, copies).items():
             out.loc[name, key] = value
     return out
 
