@@ -250,6 +250,10 @@ def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
     assert [k for k in full if both[k] != full[k]] == ["train_config", "normalization"]
     assert R.variant_settings(recipe, "distill", 7) == full  # the targets change (run_ablation), nothing else
     assert R.variant_settings(recipe, "separable_fuse", 7)["model_kwargs"] == {"fuse": "separable"}
+    # the distilled cheaper network is the cheaper network's settings, and the distillation's teacher weight
+    assert R.variant_settings(recipe, "separable_distill", 7) == R.variant_settings(recipe, "separable_fuse", 7)
+    assert R.VARIANTS["separable_distill"][1] == {"model_kwargs": {"fuse": "separable"}, "distill": 0.5}
+    assert "separable_distill" in R.TEACHER_VARIANTS
     assert R.variant_settings(recipe, "old_cpu", 7)["train_config"]["epochs"] == 14
     assert R.variant_settings(recipe, R.FULL, 1)["train_config"]["warmup_epochs"] == 0  # must stay < epochs
     with pytest.raises(ValueError, match="Unknown ablation variant.*no_dropout"):

@@ -69,17 +69,19 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 CANDIDATES = ("no_label_smoothing", "batch_64", "unit_normalization")
 
 
-def _together(names) -> tuple[str, dict]:
+def _together(names, what: str) -> tuple[str, dict]:
     change: dict = {}
     for name in names:
         for key, value in VARIANTS[name][1].items():
             change[key] = {**change.get(key, {}), **value} if isinstance(value, dict) else value
-    return "the three 7-epoch candidates together: " + "; ".join(VARIANTS[n][0] for n in names), change
+    return f"{what}: " + "; ".join(VARIANTS[n][0] for n in names), change
 
 
-VARIANTS["candidates"] = _together(CANDIDATES)
+VARIANTS["candidates"] = _together(CANDIDATES, "the three 7-epoch candidates together")
+#: The cheaper network as a student of a teacher (compare it with ``separable_fuse``: distillation is the one change).
+VARIANTS["separable_distill"] = _together(("separable_fuse", "distill"), "the cheaper network distilled")
 #: Variants that need teacher run folders (``run_ablation(teacher=...)``, ``benchmarks/recipe.py --teacher``).
-TEACHER_VARIANTS = ("distill",)
+TEACHER_VARIANTS = ("distill", "separable_distill")
 #: TTA variants: the full variant's model scored with another test-time augmentation (no training).
 TTA_VARIANTS = {"ten_crop_tta": ("TTA {} -> ten-crop", "ten_crop"), "flip_tta": ("TTA {} -> flip", "flip"),
                 "center_flip_tta": ("TTA {} -> centre crop + flip", "center_flip"), "no_tta": ("TTA {} -> none", None)}
