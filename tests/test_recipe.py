@@ -321,10 +321,16 @@ def test_seed_table_gives_each_seed_their_mean_sd_and_ensemble_and_refuses_other
     assert table.loc["ensemble of 3", "discordant (seed 0 right / run right)"] == "10 / 0"
     assert list(table["precision"][:3]) == ["mixed_bfloat16", "float32", "float32"]
     assert table.loc["ensemble of 3", "train minutes"] == 6.0  # the members' training summed
+    # minutes of a bf16 CPU and of float32 ones are not averaged (the scores are)
+    assert table.loc[["mean of 3 seeds", "sd of 3 seeds"], "train minutes"].isna().all()
     md = S.seed_markdown(table, split="PrivateTest").splitlines()
     assert md[0].startswith("| run | precision | train min |") and len(md) == 2 + 6
     assert md[3].startswith("| seed 1 | float32 | 2.0 | 0.6000 | 0.2500 / 0.500 |") and "| -0.75" in md[3]
     assert "(30 / 0) |" in md[3] and md[2].endswith("| - | - |") and md[6].endswith("| - | - |")
+    assert md[6].startswith("| mean of 3 seeds | - | - | 0.6000 | 0.5833 / 0.500 |")
+    _seed_run(folders[0], y, preds[0], 0)  # every seed in float32: their minutes are averaged
+    alike = S.seed_table(folders, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
+    assert alike.loc["mean of 3 seeds", "train minutes"] == 2.0 and alike.loc["sd of 3 seeds", "train minutes"] == 0
 
     _seed_run(folders[2], y, preds[2], 2, augment={"flip": True})
     with pytest.raises(ValueError, match=r"e2-s2/full: its recipe differs .*\['augment'\], not only the seed"):
@@ -801,3 +807,42 @@ def test_the_ensembles_benchmark_refuses_too_few_runs_missing_predictions_and_ru
     with pytest.raises(SystemExit):
         module.parse_args([str(ref), str(ref), "--out", "x.csv"])
     assert "--seed-table" in capsys.readouterr().err
+
+
+def test_the_committed_second_seed_and_the_seed_table_are_the_runs_files():
+    """docs/results.md's seed table (issue 24) is ``recipe_seeds_cpu_e26.md``, written by ``--seed-table 0,1`` from
+    ``recipe_e26_s0/full`` and ``recipe_e26_s1/full``: seed 1 is the reference's recipe with seed 1 and nothing else
+    (computed in float32 on the AVX2 CPU), each seed's PrivateTest accuracy is its predictions', the ensemble's is the
+    mean of their probabilities', the mean row is the seeds' mean, and every row of the table is in the docs."""
+    results = ROOT / "benchmarks" / "results"
+    ref, run = (runs.read_recipe(results / d / R.FULL) for d in ("recipe_e26_s0", "recipe_e26_s1"))
+    assert run["seed"] == 1 and {**run, "seed": 0} == ref
+    assert runs.read_metrics(results / "recipe_e26_s1" / R.FULL)["metadata"]["precision"] == "float32"
+    table = pd.read_csv(results / "recipe_seeds_cpu_e26.csv", index_col=[0, 1]).loc[R.FULL]
+    assert list(table["precision"][:2]) == ["mixed_bfloat16", "float32"]
+    assert table.loc[["mean of 2 seeds", "sd of 2 seeds"], "train minutes"].isna().all()  # unlike CPUs
+    preds = [runs.load_predictions(results / f"recipe_e26_s{k}" / R.FULL) for k in (0, 1)]
+    private = preds[0]["split"] == "PrivateTest"
+    y = preds[0]["y_true"][private]
+    for k, p in enumerate(preds):
+        assert np.array_equal(p["source_ids"][private], preds[0]["source_ids"][private])
+        assert table.loc[f"seed {k}", "PrivateTest_accuracy"] == pytest.approx(
+            np.mean(p["y_pred"][private] == y), abs=1e-9)
+    ensemble = np.mean([p["y_prob"].astype(np.float64) for p in preds], axis=0).argmax(1)
+    assert table.loc["ensemble of 2", "PrivateTest_accuracy"] == pytest.approx(
+        np.mean(ensemble[private] == y), abs=1e-9)
+    assert table.loc["mean of 2 seeds", "PrivateTest_accuracy"] == pytest.approx(
+        table.loc[["seed 0", "seed 1"], "PrivateTest_accuracy"].mean())
+    timings = pd.read_csv(results / "recipe_e26_s1" / R.FULL / "timings.csv")["seconds"]
+    assert table.loc["seed 1", "train minutes"] == pytest.approx(round(timings.sum() / 60, 1), abs=0.05)
+    docs = (ROOT / "docs" / "results.md").read_text()
+    rows = [line for line in (results / "recipe_seeds_cpu_e26.md").read_text().splitlines() if line.startswith("|")]
+    assert len(rows) == 2 + 5 and all(line in docs for line in rows)
+    section = docs[docs.index("**A second seed of the reference recipe**"):]
+    section = " ".join(section[: section.index("\n\n**", 10)].split())
+    median = float(np.median(timings.iloc[13:22]))
+    assert f"(median {median:.1f} s)" in section and f"26 x {median:.1f} s = {26 * median / 60:.0f} min" in section
+    mean = table.loc["mean of 2 seeds"]
+    assert f"mean of the two seeds {mean['PrivateTest_accuracy']:.4f} (sd " \
+           f"{table.loc['sd of 2 seeds', 'PrivateTest_accuracy']:.4f}), {mean['PrivateTest_dedup_accuracy']:.4f}" \
+           in section

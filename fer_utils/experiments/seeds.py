@@ -239,7 +239,8 @@ def seed_table(folders: dict, ds: D.FERDataset, *, split: str, ensemble_dir) -> 
     images) into the run folder ``ensemble_dir``. Columns are :func:`fer_utils.experiments.recipe.compare_runs`'s
     against the first seed (difference and McNemar's p on ``split``) plus each run's ``precision``; the rows
     ``mean of <n> seeds`` and ``sd of <n> seeds`` summarise the seed rows' scores, train minutes and best validation
-    accuracy.
+    accuracy; train minutes only when every seed trained in the same precision (else they come from unlike
+    machines, e.g. a bf16 CPU and an AVX2-only one, and are left empty).
 
     Raises:
         ValueError: as :func:`check_seed_runs`.
@@ -255,8 +256,9 @@ def seed_table(folders: dict, ds: D.FERDataset, *, split: str, ensemble_dir) -> 
     table.insert(0, "precision", [runs.read_metrics(f)["metadata"].get("precision", "") if name.startswith("seed ")
                                   else "" for name, f in named.items()])
     seeds = table.loc[[f"seed {s}" for s in folders]].select_dtypes("number")
-    seeds = seeds[[c for c in seeds.columns if c.endswith(("_accuracy", "_macro_f1")) or c in ("train minutes",
-                                                                                          "best val acc")]]
+    mixed = table.loc[[f"seed {s}" for s in folders], "precision"].nunique() > 1  # minutes of unlike machines
+    seeds = seeds[[c for c in seeds.columns if c.endswith(("_accuracy", "_macro_f1")) or c == "best val acc"
+                   or (c == "train minutes" and not mixed)]]
     table.loc[f"mean of {len(folders)} seeds", seeds.columns] = seeds.mean()
     table.loc[f"sd of {len(folders)} seeds", seeds.columns] = seeds.std(ddof=1)
     return table
