@@ -61,6 +61,9 @@ def parse_args(argv=None):
                          "learns from (e.g. reports/cpu/03_baselines/msca_resnet/seed0,...seed1,...seed2)")
     ap.add_argument("--teacher-tta", default="ten_crop",
                     help="the teacher's test-time augmentation (default: %(default)s)")
+    ap.add_argument("--reference", default="full",
+                    help="the variant every other is compared with (difference, McNemar), one of --variants "
+                         "(default: %(default)s; e.g. separable_fuse for separable_distill)")
     ap.add_argument("--seed", type=int, default=0, help="training seed of every variant (default: %(default)s)")
     ap.add_argument("--seed-table", default="",
                     help="comma-separated seeds (e.g. 0,1,2) whose finished runs of each variant are tabled with their "
@@ -86,6 +89,8 @@ def parse_args(argv=None):
     if args.seed_table and rescored:
         ap.error(f"--seed-table: variant(s) {rescored} rescore another run's model; table the trained variant "
                  "(e.g. --variants full)")
+    if args.reference not in {R.FULL, *args.variants}:
+        ap.error(f"--reference {args.reference!r}: expected one of the variants tabled, {[R.FULL, *args.variants]}")
     args.teacher = [t.strip() for t in args.teacher.split(",") if t.strip()]
     needs = [v for v in args.variants if v in R.TEACHER_VARIANTS]
     if needs and not args.teacher and not args.seed_table:
@@ -134,7 +139,7 @@ def main(argv=None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         split = experiments.evaluation_splits(ds, recipe.get("eval_splits") or (), recipe.get("report_split") or "")[1]
-        table = R.ablation_table(folders, ds, split=split)
+        table = R.ablation_table(folders, ds, split=split, reference=args.reference)
         table = table.join(R.validation_copies(folders, ds))
         if teacher is not None:  # the teacher's cost, apart from the student's training minutes
             table["teacher inference minutes"] = [teacher["seconds"] / 60 if v in R.TEACHER_VARIANTS else np.nan
@@ -158,7 +163,7 @@ def main(argv=None) -> int:
             ttas = R.tta_matrix(folders, ds, split=split)
             ttas.to_csv(out / f"recipe_tta_matrix_{args.profile}.csv")
         (out / f"recipe_ablation_{args.profile}.md").write_text(R.markdown_tables(table, reach, split=split,
-                                                                                   ttas=ttas))
+                                                                                   ttas=ttas, reference=args.reference))
     print(table.to_string(float_format="{:.4f}".format))
     print()
     print(reach.to_string(float_format="{:.2f}".format))

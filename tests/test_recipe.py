@@ -289,6 +289,14 @@ def test_ablation_table_compares_each_variant_with_the_full_recipe_by_mcnemar(tm
     assert md[0].startswith("| variant | change |") and len(md) == 4  # header, rule, one line per variant
     assert md[2].startswith("| `full` | the whole recipe | 2 | 2.0 | 0.6000 | 1.0000 / - | 1.0000 / ")
     assert "| -0.7500 (" in md[3] and "(30 / 0) |" in md[3]
+    # against another variant (a distilled student against its undistilled network): the signs turn, names follow
+    other = R.ablation_table({"full": tmp_path / "full", "no_label_smoothing": tmp_path / "no_label_smoothing"}, ds,
+                             split="PrivateTest", reference="no_label_smoothing")
+    assert other.loc["full", "diff vs no_label_smoothing (PrivateTest)"] == pytest.approx(0.75)
+    assert other.loc["full", "discordant (no_label_smoothing right / variant right)"] == "0 / 30"
+    md = R.markdown_tables(other, split="PrivateTest", reference="no_label_smoothing").splitlines()
+    assert "| diff vs no_label_smoothing (dedup) | McNemar p (no_label_smoothing right / variant right) |" in md[0]
+    assert "| +0.7500 (" in md[2] and "(0 / 30) |" in md[2] and md[3].endswith("| - |")
 
 
 def _seed_run(folder, y, pred, seed, precision="float32", **recipe):
@@ -421,6 +429,11 @@ def test_a_seed_table_needs_two_distinct_integer_seeds_of_trained_variants(value
         module.parse_args(["--variants", variants, "--seed-table", value])
     assert err.value.code == 2 and says in capsys.readouterr().err
     assert module.parse_args(["--variants", "full,distill", "--seed-table", "2,0"]).seed_table == [0, 2]
+    with pytest.raises(SystemExit):  # the reference must be one of the variants tabled
+        module.parse_args(["--variants", "full,separable_distill", "--teacher", ".", "--reference", "separable_fuse"])
+    assert "--reference 'separable_fuse': expected one of the variants tabled" in capsys.readouterr().err
+    assert module.parse_args(["--variants", "separable_fuse,separable_distill", "--teacher", ".",
+                              "--reference", "separable_fuse"]).reference == "separable_fuse"
 
 
 def test_statistics_leave_the_copies_out_as_a_family_of_their_own(tmp_path):

@@ -239,16 +239,17 @@ def rescore_tta(model_dir, ds: D.FERDataset, out_dir, tta, eval_splits, *, model
     return out_dir
 
 
-def ablation_table(folders: dict, ds: D.FERDataset, *, split: str) -> pd.DataFrame:
+def ablation_table(folders: dict, ds: D.FERDataset, *, split: str, reference: str = FULL) -> pd.DataFrame:
     """One row per variant: what changed, epochs, train minutes, best validation accuracy, test accuracy and
-    macro-F1 as published and deduplicated, the accuracy difference to ``full`` and McNemar's p against it on
-    ``split`` (the same images; exact binomial below 25 discordant images)."""
+    macro-F1 as published and deduplicated, the accuracy difference to ``reference`` (a variant of ``folders``:
+    ``full``, or e.g. ``separable_fuse`` for its distilled student) and McNemar's p against it on ``split`` (the
+    same images; exact binomial below 25 discordant images)."""
     changes = {}
     for name, folder in folders.items():
         head = runs.read_metrics(folder)["headline"]
         changes[name] = (VARIANTS[name][0] if name in VARIANTS else WEIGHT_VARIANTS[name] if name in WEIGHT_VARIANTS
                          else TTA_VARIANTS[name][0].format(head.get("tta_of_model")))
-    return compare_runs(folders, ds, split=split, reference=FULL, changes=changes, index="variant")
+    return compare_runs(folders, ds, split=split, reference=reference, changes=changes, index="variant")
 
 
 def compare_runs(folders: dict, ds: D.FERDataset, *, split: str, reference: str, changes: dict | None = None,
@@ -394,12 +395,12 @@ def _cell(value, fmt="{:.4f}") -> str:
 
 
 def markdown_tables(table: pd.DataFrame, reach: pd.DataFrame | None = None, *, split: str = "PrivateTest",
-                    ttas: pd.DataFrame | None = None) -> str:
+                    ttas: pd.DataFrame | None = None, reference: str = FULL) -> str:
     """The ablation table (and the minutes-to-accuracy and variant-by-TTA tables) as Markdown, sorted as trained.
 
     Columns: variant, change, epochs, train minutes, best validation accuracy, ``split`` accuracy / macro-F1 as
-    published and deduplicated, the difference to ``full`` (published and dedup), McNemar's p with the discordant
-    counts, and the other test split's accuracy.
+    published and deduplicated, the difference to ``reference`` (the table's, :func:`ablation_table`; published and
+    dedup), McNemar's p with the discordant counts, and the other test split's accuracy.
     """
     from fer_utils.experiments.seeds import DEDUP
 
@@ -408,14 +409,15 @@ def markdown_tables(table: pd.DataFrame, reach: pd.DataFrame | None = None, *, s
     val_dedup = "val acc without copies" in table.columns
     head = ["variant", "change", "epochs", "train min", "best val", *(["best val without copies"] if val_dedup else []),
             f"{split} acc / F1", f"{split} dedup acc / F1",
-            "diff vs full (dedup)", "McNemar p (full right / variant right)"] + ([f"{other} acc"] if other else [])
+            f"diff vs {reference} (dedup)", f"McNemar p ({reference} right / variant right)"] + (
+        [f"{other} acc"] if other else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in table.iterrows():
         p = r.get("McNemar p")
-        mcnemar = "-" if name == FULL or p is None or np.isnan(p) else (
-            f"{p:.2g} ({r.get('discordant (full right / variant right)')})")
-        diff = (f"{r.get(f'diff vs full ({split})', np.nan):+.4f} "
-                f"({r.get(f'diff vs full ({split}, dedup)', np.nan):+.4f})")
+        mcnemar = "-" if name == reference or p is None or np.isnan(p) else (
+            f"{p:.2g} ({r.get(f'discordant ({reference} right / variant right)')})")
+        diff = (f"{r.get(f'diff vs {reference} ({split})', np.nan):+.4f} "
+                f"({r.get(f'diff vs {reference} ({split}, dedup)', np.nan):+.4f})")
         cells = [f"`{name}`", _cell(r.get("change")), _cell(r.get("epochs"), "{:.0f}"),
                  _cell(r.get("train minutes"), "{:.1f}"), _cell(r.get("best val acc")),
                  *([_cell(r.get("val acc without copies"))] if val_dedup else []),
