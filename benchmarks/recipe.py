@@ -4,8 +4,8 @@ Trains the recipe of notebook 03 (``params/<profile>.yaml``) on a short budget, 
 ingredient (``fer_utils.experiments.recipe.VARIANTS``), on notebook 03's own data split, then writes:
 
 - ``<out>/recipe_ablation_<profile>.csv``: per variant, train minutes, best validation accuracy, accuracy and
-  macro-F1 on each test split as published and deduplicated, the difference to the full recipe and McNemar's p
-  against it (PrivateTest), the validation accuracy with and without the validation images that copy a
+  macro-F1 on each test split as published and deduplicated, the difference to the full recipe (or
+  ``--reference``) and McNemar's p against it (PrivateTest), the validation accuracy with and without the validation images that copy a
   training image; ``<out>/recipe_ablation_<profile>.md``: the same and the minutes to accuracy as the
   Markdown tables the README quotes; with ``--tta-matrix``, ``<out>/recipe_tta_matrix_<profile>.csv``: every
   trained variant's test accuracy under every test-time augmentation (they interact with training augmentation);
@@ -57,13 +57,14 @@ def parse_args(argv=None):
                     help="comma-separated variants, trained in this order (default: all but those needing a teacher: "
                          f"{', '.join(R.TEACHER_VARIANTS)})")
     ap.add_argument("--teacher", default="",
-                    help="comma-separated trained run folders whose averaged probabilities the 'distill' variant "
-                         "learns from (e.g. reports/cpu/03_baselines/msca_resnet/seed0,...seed1,...seed2)")
+                    help="comma-separated trained run folders whose averaged probabilities the teacher variants "
+                         f"({', '.join(R.TEACHER_VARIANTS)}) learn from (e.g. reports/cpu/03_baselines/msca_resnet/seed0,...seed1,...seed2)")
     ap.add_argument("--teacher-tta", default="ten_crop",
                     help="the teacher's test-time augmentation (default: %(default)s)")
     ap.add_argument("--reference", default="full",
                     help="the variant every other is compared with (difference, McNemar), one of --variants "
-                         "(default: %(default)s; e.g. separable_fuse for separable_distill)")
+                         "(default: %(default)s; e.g. separable_fuse for separable_distill; full is trained or "
+                         "reused either way)")
     ap.add_argument("--seed", type=int, default=0, help="training seed of every variant (default: %(default)s)")
     ap.add_argument("--seed-table", default="",
                     help="comma-separated seeds (e.g. 0,1,2) whose finished runs of each variant are tabled with their "
@@ -90,7 +91,10 @@ def parse_args(argv=None):
         ap.error(f"--seed-table: variant(s) {rescored} rescore another run's model; table the trained variant "
                  "(e.g. --variants full)")
     if args.reference not in {R.FULL, *args.variants}:
-        ap.error(f"--reference {args.reference!r}: expected one of the variants tabled, {[R.FULL, *args.variants]}")
+        tabled = list(dict.fromkeys([R.FULL, *args.variants]))
+        ap.error(f"--reference {args.reference!r}: expected one of the variants tabled, {tabled}")
+    if args.seed_table and args.reference != R.FULL:
+        ap.error("--reference: a seed table compares each seed with the first seed, not with another variant")
     args.teacher = [t.strip() for t in args.teacher.split(",") if t.strip()]
     needs = [v for v in args.variants if v in R.TEACHER_VARIANTS]
     if needs and not args.teacher and not args.seed_table:
@@ -155,8 +159,8 @@ def main(argv=None) -> int:
         curves.to_csv(out / f"time_to_accuracy_{args.profile}.csv", index=False)
         peer = published_table()
         peer = peer[peer.study == "peer"]
-        reference = {f"peer (fer package) PrivateTest {a:.4f}": a for a in peer.accuracy}
-        plots.time_to_accuracy(curves, reference, save_to=out / f"time_to_accuracy_{args.profile}.png")
+        peer_lines = {f"peer (fer package) PrivateTest {a:.4f}": a for a in peer.accuracy}
+        plots.time_to_accuracy(curves, peer_lines, save_to=out / f"time_to_accuracy_{args.profile}.png")
         reach = R.minutes_to_reach(curves)
         ttas = pd.DataFrame()
         if args.tta_matrix:

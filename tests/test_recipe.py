@@ -297,6 +297,8 @@ def test_ablation_table_compares_each_variant_with_the_full_recipe_by_mcnemar(tm
     md = R.markdown_tables(other, split="PrivateTest", reference="no_label_smoothing").splitlines()
     assert "| diff vs no_label_smoothing (dedup) | McNemar p (no_label_smoothing right / variant right) |" in md[0]
     assert "| +0.7500 (" in md[2] and "(0 / 30) |" in md[2] and md[3].endswith("| - |")
+    with pytest.raises(ValueError, match="reference 'separable_fuse' is not among the variants tabled"):
+        R.ablation_table({"full": tmp_path / "full"}, ds, split="PrivateTest", reference="separable_fuse")
 
 
 def _seed_run(folder, y, pred, seed, precision="float32", **recipe):
@@ -339,6 +341,9 @@ def test_seed_table_gives_each_seed_their_mean_sd_and_ensemble_and_refuses_other
     _seed_run(folders[0], y, preds[0], 0)  # every seed in float32: their minutes are averaged
     alike = S.seed_table(folders, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
     assert alike.loc["mean of 3 seeds", "train minutes"] == 2.0 and alike.loc["sd of 3 seeds", "train minutes"] == 0
+    _seed_run(folders[0], y, preds[0], 0, precision="")  # not recorded: unknown, so not averaged either
+    unknown = S.seed_table(folders, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
+    assert unknown.loc[["mean of 3 seeds", "sd of 3 seeds"], "train minutes"].isna().all()
 
     _seed_run(folders[2], y, preds[2], 2, augment={"flip": True})
     with pytest.raises(ValueError, match=r"e2-s2/full: its recipe differs .*\['augment'\], not only the seed"):
@@ -434,6 +439,9 @@ def test_a_seed_table_needs_two_distinct_integer_seeds_of_trained_variants(value
     assert "--reference 'separable_fuse': expected one of the variants tabled" in capsys.readouterr().err
     assert module.parse_args(["--variants", "separable_fuse,separable_distill", "--teacher", ".",
                               "--reference", "separable_fuse"]).reference == "separable_fuse"
+    with pytest.raises(SystemExit):
+        module.parse_args(["--variants", "full,ema", "--seed-table", "0,1", "--reference", "ema"])
+    assert "a seed table compares each seed with the first seed" in capsys.readouterr().err
 
 
 def test_statistics_leave_the_copies_out_as_a_family_of_their_own(tmp_path):
@@ -524,6 +532,33 @@ def test_distillation_targets_mix_one_hot_and_the_teacher_on_training_rows_only(
         distill.distilled(tiny_fer, teacher, 1.5)
     with pytest.raises(ValueError, match="do not fit this dataset's"):
         distill.distilled(tiny_fer, {"probs": teacher["probs"][1:], "rows": rows[1:]}, 0.5)
+
+
+def test_the_distilled_separable_variant_trains_the_separable_network_on_the_teachers_soft_targets(
+        tiny_fer, tmp_path, monkeypatch):
+    """``separable_distill`` hands run_model the separable network, the distilled labels and their record; ``full``
+    (always trained first) gets neither. run_model is replaced by a recorder: what is asserted is what it is given."""
+    from fer_utils.experiments import running
+
+    given = {}
+    monkeypatch.setattr(running, "run_model", lambda model, ds, folder, **kw: given.setdefault(folder.name,
+                                                                                               (model, ds, kw)))
+    rows = np.flatnonzero(tiny_fer.splits == "Training")
+    k = tiny_fer.num_classes
+    teacher = {"probs": np.full((len(rows), k), 1.0 / k, np.float32), "rows": rows, "members": ["t0"],
+               "model_sha256": ["abc"], "tta": "ten_crop"}
+    recipe = R.recipe_from_profile("cpu", ROOT / "params", ROOT / "notebooks")
+    folders = R.run_ablation(recipe, tiny_fer, tmp_path, variants=["separable_distill"], epochs=2, teacher=teacher)
+    assert list(folders) == [R.FULL, "separable_distill"]
+    model, ds, kw = given["separable_distill"]
+    assert model == "msca_resnet" and kw["model_kwargs"] == {"fuse": "separable"}
+    assert kw["target"] == "distribution" and kw["distillation"]["alpha"] == 0.5
+    assert kw["distillation"]["model_sha256"] == ["abc"]
+    np.testing.assert_allclose(ds.soft_labels[rows], 0.5 * np.eye(k)[tiny_fer.labels[rows]] + 0.5 / k, rtol=1e-6)
+    _, full_ds, full_kw = given[R.FULL]
+    assert "target" not in full_kw and full_ds is tiny_fer and full_kw["model_kwargs"] != {"fuse": "separable"}
+    with pytest.raises(ValueError, match=r"variant\(s\) \['separable_distill'\] need a teacher"):
+        R.run_ablation(recipe, tiny_fer, tmp_path, variants=["separable_distill"], epochs=2)
 
 
 def test_teacher_probabilities_are_the_members_mean_computed_once_and_tied_to_their_teacher(seeded, tiny_fer,

@@ -178,7 +178,7 @@ def run_ablation(recipe: dict, ds: D.FERDataset, out_dir, *, variants, epochs: i
     needs = [n for n in names if n in TEACHER_VARIANTS]
     if needs and teacher is None:
         raise ValueError(f"variant(s) {needs} need a teacher: trained run folders (benchmarks/recipe.py --teacher)")
-    if FULL not in names:  # every variant is compared with the whole recipe
+    if FULL not in names:  # the whole recipe is always trained (or reused): the reference of most tables
         names.insert(0, FULL)
     folders = {}
     for i, name in enumerate(n for n in names if n in VARIANTS):
@@ -244,6 +244,8 @@ def ablation_table(folders: dict, ds: D.FERDataset, *, split: str, reference: st
     macro-F1 as published and deduplicated, the accuracy difference to ``reference`` (a variant of ``folders``:
     ``full``, or e.g. ``separable_fuse`` for its distilled student) and McNemar's p against it on ``split`` (the
     same images; exact binomial below 25 discordant images)."""
+    if reference not in folders:
+        raise ValueError(f"reference {reference!r} is not among the variants tabled, {list(folders)}")
     changes = {}
     for name, folder in folders.items():
         head = runs.read_metrics(folder)["headline"]

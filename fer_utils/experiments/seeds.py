@@ -239,8 +239,9 @@ def seed_table(folders: dict, ds: D.FERDataset, *, split: str, ensemble_dir) -> 
     images) into the run folder ``ensemble_dir``. Columns are :func:`fer_utils.experiments.recipe.compare_runs`'s
     against the first seed (difference and McNemar's p on ``split``) plus each run's ``precision``; the rows
     ``mean of <n> seeds`` and ``sd of <n> seeds`` summarise the seed rows' scores, train minutes and best validation
-    accuracy; train minutes only when every seed trained in the same precision (else they come from unlike
-    machines, e.g. a bf16 CPU and an AVX2-only one, and are left empty).
+    accuracy; train minutes only when every seed recorded the same precision (else they come from unlike or unknown
+    machines, e.g. a bf16 CPU and an AVX2-only one, and are left empty; the precision recorded is the last sitting's,
+    so a run resumed on another CPU kind is not caught).
 
     Raises:
         ValueError: as :func:`check_seed_runs`.
@@ -256,7 +257,8 @@ def seed_table(folders: dict, ds: D.FERDataset, *, split: str, ensemble_dir) -> 
     table.insert(0, "precision", [runs.read_metrics(f)["metadata"].get("precision", "") if name.startswith("seed ")
                                   else "" for name, f in named.items()])
     seeds = table.loc[[f"seed {s}" for s in folders]].select_dtypes("number")
-    mixed = table.loc[[f"seed {s}" for s in folders], "precision"].nunique() > 1  # minutes of unlike machines
+    precisions = table.loc[[f"seed {s}" for s in folders], "precision"].fillna("")
+    mixed = precisions.eq("").any() or precisions.nunique() > 1  # minutes of unlike (or unknown) machines
     seeds = seeds[[c for c in seeds.columns if c.endswith(("_accuracy", "_macro_f1")) or c == "best val acc"
                    or (c == "train minutes" and not mixed)]]
     table.loc[f"mean of {len(folders)} seeds", seeds.columns] = seeds.mean()
