@@ -5,9 +5,9 @@ ingredient (``fer_utils.experiments.recipe.VARIANTS``), on notebook 03's own dat
 
 - ``<out>/recipe_ablation_<profile>.csv``: per variant, train minutes, best validation accuracy, accuracy and
   macro-F1 on each test split as published and deduplicated, the difference to the full recipe (or
-  ``--reference``) and McNemar's p against it (PrivateTest), the validation accuracy with and without the validation images that copy a
-  training image; ``<out>/recipe_ablation_<profile>.md``: the same and the minutes to accuracy as the
-  Markdown tables the README quotes; with ``--tta-matrix``, ``<out>/recipe_tta_matrix_<profile>.csv``: every
+  ``--reference``) and McNemar's p against it (PrivateTest), the validation accuracy with and without the
+  validation images that copy a training image; ``<out>/recipe_ablation_<profile>.md``: the same and the minutes
+  to accuracy as the Markdown tables the README quotes; with ``--tta-matrix``, ``<out>/recipe_tta_matrix_<profile>.csv``: every
   trained variant's test accuracy under every test-time augmentation (they interact with training augmentation);
 - with ``--seed-table 0,1,2`` (trains nothing): ``<out>/recipe_seeds_<profile>_e<epochs>.csv`` and ``.md``, each
   variant's finished runs of those seeds side by side (official and deduplicated scores, McNemar against the first
@@ -58,7 +58,8 @@ def parse_args(argv=None):
                          f"{', '.join(R.TEACHER_VARIANTS)})")
     ap.add_argument("--teacher", default="",
                     help="comma-separated trained run folders whose averaged probabilities the teacher variants "
-                         f"({', '.join(R.TEACHER_VARIANTS)}) learn from (e.g. reports/cpu/03_baselines/msca_resnet/seed0,...seed1,...seed2)")
+                         f"({', '.join(R.TEACHER_VARIANTS)}) learn from "
+                         "(e.g. reports/cpu/03_baselines/msca_resnet/seed0,...seed1,...seed2)")
     ap.add_argument("--teacher-tta", default="ten_crop",
                     help="the teacher's test-time augmentation (default: %(default)s)")
     ap.add_argument("--reference", default="full",
