@@ -7,8 +7,9 @@ ingredient (``fer_utils.experiments.recipe.VARIANTS``), on notebook 03's own dat
   macro-F1 on each test split as published and deduplicated, the difference to the full recipe (or
   ``--reference``) and McNemar's p against it (PrivateTest), the validation accuracy with and without the
   validation images that copy a training image; ``<out>/recipe_ablation_<profile>.md``: the same and the minutes
-  to accuracy as the Markdown tables the README quotes; with ``--tta-matrix``, ``<out>/recipe_tta_matrix_<profile>.csv``: every
-  trained variant's test accuracy under every test-time augmentation (they interact with training augmentation);
+  to accuracy as the Markdown tables the README quotes; with ``--tta-matrix``,
+  ``<out>/recipe_tta_matrix_<profile>.csv``: every trained variant's test accuracy under every test-time
+  augmentation (they interact with training augmentation);
 - with ``--seed-table 0,1,2`` (trains nothing): ``<out>/recipe_seeds_<profile>_e<epochs>.csv`` and ``.md``, each
   variant's finished runs of those seeds side by side (official and deduplicated scores, McNemar against the first
   seed), their mean and sd, and their ensemble (``recipe_ablation/e<epochs>-ensemble-s0-1-2/<variant>/``);
