@@ -894,3 +894,84 @@ def test_the_committed_second_seed_and_the_seed_table_are_the_runs_files():
     assert f"mean of the two seeds {mean['PrivateTest_accuracy']:.4f} (sd " \
            f"{table.loc['sd of 2 seeds', 'PrivateTest_accuracy']:.4f}), {mean['PrivateTest_dedup_accuracy']:.4f}" \
            in section
+
+
+def _ingredients_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ingredients_cli", ROOT / "benchmarks" / "ingredients.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_INGREDIENT_TABLES = ["recipe_ablation_cpu_e26.csv", "recipe_ablation_cpu_e26_candidates.csv",
+                      "recipe_ablation_cpu_e26_distill.csv", "recipe_ablation_cpu_e26_ema.csv",
+                      "recipe_ablation_cpu_e26_erasing.csv", "recipe_ablation_cpu_e26_separable.csv"]
+
+
+def test_the_ingredient_table_is_the_committed_ablation_tables_together_and_the_docs_quote_it(tmp_path):
+    """docs/results.md's one ingredient table (issue 24's closing note) is ``recipe_ingredients_cpu_e26.csv``, which
+    ``benchmarks/ingredients.py`` rebuilds from the six committed ablation CSVs to the last digit: every row's scores
+    are its file's, the Holm-adjusted p of the smallest p is nine times it, and the detectable difference is
+    ``stats.detectable_difference_mcnemar``'s for the row's discordant images."""
+    from fer_utils import stats
+
+    results = ROOT / "benchmarks" / "results"
+    module = _ingredients_module()
+    assert module.main([*(str(results / t) for t in _INGREDIENT_TABLES), "--images", "3589",
+                        "--out", str(tmp_path / "ingredients.csv")]) == 0
+    committed = pd.read_csv(results / "recipe_ingredients_cpu_e26.csv").set_index("variant")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "ingredients.csv").set_index("variant"), committed)
+    assert (tmp_path / "ingredients.md").read_text() == (results / "recipe_ingredients_cpu_e26.md").read_text()
+    for name in _INGREDIENT_TABLES:
+        source = pd.read_csv(results / name).set_index("variant")
+        for variant in source.index.drop("full"):
+            assert committed.loc[variant, "PrivateTest_accuracy"] == source.loc[variant, "PrivateTest_accuracy"]
+            assert committed.loc[variant, "from"] == name
+    tested = committed.dropna(subset=["McNemar p"])
+    assert len(tested) == 9 and tested["McNemar p (Holm)"].min() == pytest.approx(9 * tested["McNemar p"].min())
+    assert (tested["McNemar p (Holm)"] >= tested["McNemar p"]).all()
+    b, c = map(int, committed.loc["ema", "discordant (full right / variant right)"].split(" / "))
+    assert committed.loc["ema", "detectable (80% power)"] == pytest.approx(
+        stats.detectable_difference_mcnemar(3589, b + c))
+    docs = (ROOT / "docs" / "results.md").read_text()
+    rows = [line for line in (results / "recipe_ingredients_cpu_e26.md").read_text().splitlines()
+            if line.startswith("|")]
+    assert len(rows) == 2 + 10 and all(line in docs for line in rows)
+    section = " ".join(docs[docs.index("**Every ingredient at full length, one table**"):].split())
+    holm = committed.loc["no_tta", "McNemar p (Holm)"]
+    assert f"0.0017, {holm:.2g} after Holm's correction" in section
+    rest = committed.drop(index=["full", "no_tta"])
+    assert f"every other p is {rest['McNemar p (Holm)'].min():.2f} or more" in section
+    trained = committed.loc[["candidates", "distill", "ema", "erasing", "separable_fuse"], "detectable (80% power)"]
+    assert f"{100 * trained.min():.1f}-{100 * trained.max():.1f} points" in section
+
+
+def test_the_ingredient_table_refuses_tables_that_cannot_stand_together(tmp_path, capsys):
+    results = ROOT / "benchmarks" / "results"
+    module = _ingredients_module()
+    first, ema = (results / t for t in ("recipe_ablation_cpu_e26.csv", "recipe_ablation_cpu_e26_ema.csv"))
+    table = pd.read_csv(ema).set_index("variant")
+
+    def write(name, frame):
+        frame.to_csv(tmp_path / name)
+        return str(tmp_path / name)
+
+    other = table.copy()
+    other.loc["full", "PrivateTest_accuracy"] += 0.001  # another reference run
+    no_full = table.drop(index="full")
+    longer = table.copy()
+    longer.loc["ema", "epochs"] = 7
+    for tables, says in (([str(first), write("other.csv", other)],
+                          "other.csv: its 'full' row has PrivateTest_accuracy"),
+                         ([str(first), write("no_full.csv", no_full)], "no_full.csv: no 'full' row"),
+                         ([str(first), write("longer.csv", longer)], "rows of different budgets [7, 26] epochs"),
+                         ([str(first), str(ema), str(ema)], "variant(s) ['ema'] appear in more than one table")):
+        assert module.main([*tables, "--out", str(tmp_path / "x.csv")]) == 2, says
+        assert says in capsys.readouterr().err
+        assert not (tmp_path / "x.csv").exists()
+    (tmp_path / "x.csv").write_text("mine")
+    with pytest.raises(SystemExit):
+        module.parse_args([str(first), "--out", str(tmp_path / "x.csv")])
+    assert "exists; give a new name" in capsys.readouterr().err and (tmp_path / "x.csv").read_text() == "mine"
