@@ -112,6 +112,24 @@ def restore_seed_states(model, states: dict) -> None:
             sg.state.assign(np.asarray(states[key], dtype=sg.state.dtype))
 
 
+def _check_precision(meta: Path, model, backup_dir: Path) -> None:
+    """Refuses to go on in another precision than the state was trained in (states written before the precision was
+    recorded, or unreadable ones, pass: the restore judges those). ``precision: auto`` resolves per machine, so a run
+    started on a bf16 CPU and resumed on an AVX2-only one would otherwise switch silently mid-run, and its record
+    (the last sitting's precision) would hide it."""
+    try:
+        saved = json.loads(meta.read_text()).get("precision")
+    except (OSError, ValueError, AttributeError):
+        return
+    now = model.dtype_policy.name
+    if saved and saved != now:
+        raise BackupError(
+            f"{backup_dir}: the run trained in {saved} until this backup; this sitting builds the model in {now} "
+            "(precision 'auto' picks per machine: mixed_bfloat16 on a CPU with bf16, float32 elsewhere). Resume on "
+            "a machine of the kind it started on (on a bf16 CPU, ONEDNN_MAX_CPU_ISA=AVX2 makes 'auto' pick float32 "
+            "as an AVX2-only CPU does), or move the backup folder away to restart the model from epoch 0.")
+
+
 class SafeBackup(keras.callbacks.BackupAndRestore):
     """``BackupAndRestore`` with atomic writes, a previous good state, and a warned fallback.
 
@@ -132,6 +150,7 @@ class SafeBackup(keras.callbacks.BackupAndRestore):
         present = [(w, m) for w, m in _states(backup_dir) if w.exists() and m.exists()]
         problems = []
         for weights, meta in present:
+            _check_precision(meta, self.model, backup_dir)
             try:
                 epoch = int(json.loads(meta.read_text())["epoch"])
                 if self.model.optimizer is not None and not self.model.optimizer.built:
@@ -168,7 +187,8 @@ class SafeBackup(keras.callbacks.BackupAndRestore):
         with self.ema.raw() if self.ema is not None else contextlib.nullcontext():
             self.model.save_weights(str(incoming / STATE_WEIGHTS), overwrite=True)
         (incoming / STATE_META).write_text(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen,
-                                                       "seed_states": seed_states(self.model)}))
+                                                       "seed_states": seed_states(self.model),
+                                                       "precision": self.model.dtype_policy.name}))
         target = backup_dir / f"{STATE_PREFIX}{int(self._current_epoch):05d}"
         if target.exists():  # this epoch was backed up before a restore fell back past it
             shutil.rmtree(target)
