@@ -929,23 +929,34 @@ def test_the_ingredient_table_is_the_committed_ablation_tables_together_and_the_
         for variant in source.index.drop("full"):
             assert committed.loc[variant, "PrivateTest_accuracy"] == source.loc[variant, "PrivateTest_accuracy"]
             assert committed.loc[variant, "from"] == name
-    tested = committed.dropna(subset=["McNemar p"])
-    assert len(tested) == 9 and tested["McNemar p (Holm)"].min() == pytest.approx(9 * tested["McNemar p"].min())
-    assert (tested["McNemar p (Holm)"] >= tested["McNemar p"]).all()
+    rescored = committed.index[committed["family"] == module.RESCORED]
+    trained = committed.index[committed["family"] == module.TRAINED]
+    assert set(rescored) == {"last_epoch", "no_tta", "center_flip_tta", "flip_tta"}
+    assert set(trained) == {"candidates", "distill", "ema", "erasing", "separable_fuse"}
+    for rows in (rescored, trained):  # Holm within each family: the smallest p times the family's size
+        p = committed.loc[rows, "McNemar p"]
+        assert committed.loc[p.idxmin(), "McNemar p (Holm)"] == pytest.approx(len(rows) * p.min())
+    assert committed.loc[["full", "candidates", "ema"], "reference train minutes"].tolist() == [61.3, 59.6, 59.6]
     b, c = map(int, committed.loc["ema", "discordant (full right / variant right)"].split(" / "))
     assert committed.loc["ema", "detectable (80% power)"] == pytest.approx(
         stats.detectable_difference_mcnemar(3589, b + c))
+    d, se = (c - b) / 3589, np.sqrt(b + c - (c - b) ** 2 / 3589) / 3589
+    ema = committed.loc["ema"]
+    assert ema["diff vs full (PrivateTest)"] == pytest.approx(d) and d < 0
+    assert (ema["diff 95% low"], ema["diff 95% high"]) == pytest.approx((d - 1.96 * se, d + 1.96 * se))
     docs = (ROOT / "docs" / "results.md").read_text()
     rows = [line for line in (results / "recipe_ingredients_cpu_e26.md").read_text().splitlines()
             if line.startswith("|")]
     assert len(rows) == 2 + 10 and all(line in docs for line in rows)
     section = " ".join(docs[docs.index("**Every ingredient at full length, one table**"):].split())
-    holm = committed.loc["no_tta", "McNemar p (Holm)"]
-    assert f"0.0017, {holm:.2g} after Holm's correction" in section
-    rest = committed.drop(index=["full", "no_tta"])
-    assert f"every other p is {rest['McNemar p (Holm)'].min():.2f} or more" in section
-    trained = committed.loc[["candidates", "distill", "ema", "erasing", "separable_fuse"], "detectable (80% power)"]
-    assert f"{100 * trained.min():.1f}-{100 * trained.max():.1f} points" in section
+    no_tta = committed.loc["no_tta"]
+    assert f"{100 * no_tta['diff vs full (PrivateTest)']:.2f} points (p = {no_tta['McNemar p']:.2g}, " \
+           f"{no_tta['McNemar p (Holm)']:.1g} after Holm" in section
+    assert f"smallest adjusted p is {committed.loc[trained, 'McNemar p (Holm)'].min():.2f}" in section
+    high = committed.loc[trained, "diff 95% high"]
+    assert f"ends at +{100 * high.max():.2f} points or below (`{high.idxmax()}`'s" in section
+    gap = 0.695 - committed.loc["full", "PrivateTest_accuracy"]
+    assert f"brings the {100 * gap:.1f} points between" in section
 
 
 def test_the_ingredient_table_refuses_tables_that_cannot_stand_together(tmp_path, capsys):
@@ -971,7 +982,13 @@ def test_the_ingredient_table_refuses_tables_that_cannot_stand_together(tmp_path
         assert module.main([*tables, "--out", str(tmp_path / "x.csv")]) == 2, says
         assert says in capsys.readouterr().err
         assert not (tmp_path / "x.csv").exists()
-    (tmp_path / "x.csv").write_text("mine")
-    with pytest.raises(SystemExit):
-        module.parse_args([str(first), "--out", str(tmp_path / "x.csv")])
-    assert "exists; give a new name" in capsys.readouterr().err and (tmp_path / "x.csv").read_text() == "mine"
+    against = table.rename(columns=lambda c: c.replace("full", "separable_fuse"))  # recipe.py --reference
+    assert module.main([str(first), write("against.csv", against), "--out", str(tmp_path / "x.csv")]) == 2
+    assert "against.csv: no column(s) ['diff vs full (PrivateTest)', 'discordant (full right / variant right)']" \
+        in capsys.readouterr().err
+    for existing in ("x.csv", "x.md"):  # neither the table nor its Markdown is overwritten
+        (tmp_path / existing).write_text("mine")
+        with pytest.raises(SystemExit):
+            module.parse_args([str(first), "--out", str(tmp_path / "x.csv")])
+        assert "exist; give a new name" in capsys.readouterr().err and (tmp_path / existing).read_text() == "mine"
+        (tmp_path / existing).unlink()

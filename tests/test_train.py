@@ -469,8 +469,9 @@ def test_unrestorable_backup_is_an_error_and_history_is_not_cut(tmp_path):
 
 def test_a_run_is_not_resumed_in_another_precision(tmp_path):
     """``precision: auto`` resolves per machine: a run started in float32 (an AVX2-only CPU) and resumed where the
-    model is built in mixed bfloat16 (a bf16 CPU) is refused before anything trains, naming both; the same precision
-    resumes. States written before the precision was recorded still restore."""
+    model is built in mixed bfloat16 (a bf16 CPU), or the other way, is refused before anything trains, naming both
+    (same-precision resumes are the other resume tests'). States written before the precision was recorded still
+    restore."""
     train_ds, val_ds, cfg = _interrupted_run(tmp_path, epochs=4, after_epoch=1)
     state = tmp_path / "backup" / "epoch-00002" / "state.json"
     assert json.loads(state.read_text())["precision"] == "float32"
@@ -485,6 +486,14 @@ def test_a_run_is_not_resumed_in_another_precision(tmp_path):
                                                 "in mixed_bfloat16.*ONEDNN_MAX_CPU_ISA=AVX2"):
         train.fit_model(other, train_ds, val_ds, cfg, tmp_path, seed=0)
     assert (tmp_path / "history.csv").read_text() == before and train.backup_epoch(tmp_path) == 2
+    # the other way: a state from a bf16 CPU resumed where the model is float32
+    for folder in (tmp_path / "backup").glob("epoch-*"):
+        meta = json.loads((folder / "state.json").read_text())
+        (folder / "state.json").write_text(json.dumps({**meta, "precision": "mixed_bfloat16"}))
+    with pytest.raises(train.BackupError, match="trained in mixed_bfloat16 until this backup; this sitting builds "
+                                                "the model in float32"):
+        train.fit_model(compiled(tiny_cnn(), cfg), train_ds, val_ds, cfg, tmp_path, seed=0)
+    assert (tmp_path / "history.csv").read_text() == before
     for folder in (tmp_path / "backup").glob("epoch-*"):  # an older state without the record
         meta = json.loads((folder / "state.json").read_text())
         (folder / "state.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "precision"}))

@@ -125,9 +125,10 @@ def _check_precision(meta: Path, model, backup_dir: Path) -> None:
     if saved and saved != now:
         raise BackupError(
             f"{backup_dir}: the run trained in {saved} until this backup; this sitting builds the model in {now} "
-            "(precision 'auto' picks per machine: mixed_bfloat16 on a CPU with bf16, float32 elsewhere). Resume on "
-            "a machine of the kind it started on (on a bf16 CPU, ONEDNN_MAX_CPU_ISA=AVX2 makes 'auto' pick float32 "
-            "as an AVX2-only CPU does), or move the backup folder away to restart the model from epoch 0.")
+            "(precision 'auto' picks per machine: mixed_float16 with a GPU, mixed_bfloat16 on a CPU with bf16, "
+            "float32 elsewhere). Resume on a machine of the kind it started on (on a bf16 CPU, "
+            "ONEDNN_MAX_CPU_ISA=AVX2 makes 'auto' pick float32 as an AVX2-only CPU does), or move the backup folder "
+            "away to restart the model from epoch 0.")
 
 
 class SafeBackup(keras.callbacks.BackupAndRestore):
