@@ -240,8 +240,8 @@ def seed_table(folders: dict, ds: D.FERDataset, *, split: str, ensemble_dir) -> 
     against the first seed (difference and McNemar's p on ``split``) plus each run's ``precision``; the rows
     ``mean of <n> seeds`` and ``sd of <n> seeds`` summarise the seed rows' scores, train minutes and best validation
     accuracy; train minutes only when every seed recorded the same precision (else they come from unlike or unknown
-    machines, e.g. a bf16 CPU and an AVX2-only one, and are left empty; the precision recorded is the last sitting's,
-    so a run resumed on another CPU kind is not caught).
+    machines, e.g. a bf16 CPU and an AVX2-only one, and are left empty; a run is never resumed in another precision
+    than it started in, :mod:`fer_utils.train.backup`).
 
     Raises:
         ValueError: as :func:`check_seed_runs`.

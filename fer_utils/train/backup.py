@@ -8,7 +8,7 @@ not at all (two file renames could leave epoch-N weights next to epoch N-1's met
 two states are kept; a restore takes the newest complete one and falls back to the one before with a
 warning naming the folder. ``history.csv`` is cut back to the restored epoch only after the restore
 succeeded. Backups in the earlier layout (``latest.weights.h5`` + ``training_metadata.json``) are
-still restored.
+still restored. Each state records the precision (dtype policy) it trained in; resuming in another one is refused.
 """
 
 from __future__ import annotations
