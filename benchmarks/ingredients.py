@@ -79,9 +79,9 @@ def ingredient_table(tables, *, images: int = 0):
     ``family``: TTA and weight variants score the reference's own model another way (:data:`RESCORED`), the others
     train with an ingredient (:data:`TRAINED`); ``McNemar p (Holm)`` is Holm-adjusted within each family (the
     questions differ: how to score the model, what to train). ``images``: the split's size; when given,
-    ``diff 95% low`` / ``diff 95% high`` bound each accuracy difference (paired Wald interval from the discordant
-    counts) and ``detectable (80% power)`` is the smallest true difference its test detects at an uncorrected 0.05
-    (``stats.detectable_difference_mcnemar``).
+    ``diff 95% low`` / ``diff 95% high`` bound each accuracy difference (``stats.paired_difference_interval`` of
+    the discordant counts) and ``detectable (80% power)`` is the smallest true difference its test detects at an
+    uncorrected 0.05 (``stats.detectable_difference_mcnemar``).
 
     Raises:
         ValueError: a file that is not an ablation table against ``full`` (columns, rows), a ``full`` row whose
@@ -124,12 +124,12 @@ def ingredient_table(tables, *, images: int = 0):
         together.loc[rows, "McNemar p (Holm)"] = stats.holm(together.loc[rows, "McNemar p"])[0]
     if images:
         counts = together[DISCORDANT].dropna().map(lambda cell: [int(k) for k in str(cell).split("/")])
-        b, c = (np.array([pair[i] for pair in counts], dtype=float) for i in (0, 1))
-        diff, se = (c - b) / images, np.sqrt(b + c - (c - b) ** 2 / images) / images
-        together.loc[counts.index, "diff 95% low"] = diff - 1.96 * se
-        together.loc[counts.index, "diff 95% high"] = diff + 1.96 * se
+        bounds = [stats.paired_difference_interval(images, full_only, variant_only)
+                  for full_only, variant_only in counts]
+        together.loc[counts.index, "diff 95% low"] = [low for low, _ in bounds]
+        together.loc[counts.index, "diff 95% high"] = [high for _, high in bounds]
         together.loc[counts.index, "detectable (80% power)"] = [
-            stats.detectable_difference_mcnemar(images, int(d)) for d in b + c]
+            stats.detectable_difference_mcnemar(images, sum(pair)) for pair in counts]
     return together
 
 

@@ -153,6 +153,18 @@ def detectable_difference_mcnemar(n: int, discordant: int, *, alpha: float = 0.0
     return float((_st.norm.ppf(1 - alpha / 2) + _st.norm.ppf(power)) * np.sqrt(discordant) / n)
 
 
+def paired_difference_interval(n: int, only_a: int, only_b: int, *, z: float = 1.96) -> tuple:
+    """Wald interval of the accuracy difference B - A of two models on the same ``n`` test samples, from the samples
+    only A gets right (``only_a``) and only B gets right (``only_b``): ``d = (only_b - only_a) / n``,
+    ``se = sqrt(only_a + only_b - (only_b - only_a)^2 / n) / n`` (the paired-proportions variance); ``z`` 1.96 for
+    95%. NaN without samples."""
+    n, a, b = int(n), float(only_a), float(only_b)
+    if n <= 0:
+        return float("nan"), float("nan")
+    d, se = (b - a) / n, np.sqrt(max(a + b - (b - a) ** 2 / n, 0.0)) / n
+    return float(d - z * se), float(d + z * se)
+
+
 def t_pvalue(t: float, df: int) -> float:
     """Two-sided p of a t statistic with ``df`` degrees of freedom."""
     return float(2 * _st.t.sf(abs(float(t)), int(df)))

@@ -291,3 +291,20 @@ def test_a_table_xiii_model_trained_as_table_xii_default_reuses_its_folds(tmp_pa
     configs = statistics.configurations(best, [], [["msca_resnet", "msca_resnet_no_se"]], train_config=base,
                                         table_xiii_use_tuned=False)[0]
     assert "msca_resnet" in configs
+
+
+def test_paired_difference_interval_covers_the_true_difference_at_its_stated_rate():
+    """A known case (10 samples only B gets right of 100: d = 0.1, se = sqrt(10 - 1) / 100 = 0.03), the sign turns
+    with the models, and in simulation (B right 5 points more often than A, correlated errors) the 95% interval
+    covers the true difference about 95% of the time."""
+    low, high = stats.paired_difference_interval(100, 0, 10)
+    assert (low, high) == pytest.approx((0.1 - 1.96 * 0.03, 0.1 + 1.96 * 0.03))
+    assert stats.paired_difference_interval(100, 10, 0) == pytest.approx((-high, -low))
+    assert all(np.isnan(stats.paired_difference_interval(0, 1, 1)))
+    rng = np.random.default_rng(1)
+    n, covered = 2000, 0
+    for _ in range(2000):  # per sample: both right 0.6, only A 0.1, only B 0.15, neither 0.15 -> true d = 0.05
+        kind = rng.choice(4, size=n, p=[0.6, 0.1, 0.15, 0.15])
+        low, high = stats.paired_difference_interval(n, int((kind == 1).sum()), int((kind == 2).sum()))
+        covered += low <= 0.05 <= high
+    assert 0.935 <= covered / 2000 <= 0.965  # 95% +- 3 binomial sd of 2,000 intervals
