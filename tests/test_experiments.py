@@ -304,6 +304,28 @@ def test_combine_results_warns_when_earlier_runs_used_other_data(tmp_path, capsy
     assert "WARNING: ['cnn'] were trained on different data" in capsys.readouterr().out
 
 
+def test_a_run_evaluated_on_another_machine_records_the_precision_it_trained_in(tiny_fer, tmp_path, monkeypatch):
+    """A run trained (``precision: auto`` on an AVX2-only CPU: float32) and evaluated later where 'auto' means mixed
+    bfloat16 records float32, what its model computes in, not what the evaluating machine would have trained in."""
+    import keras
+
+    from fer_utils.train import compile as compile_module
+
+    monkeypatch.setattr(compile_module.tf.config, "list_physical_devices", lambda kind=None: [])
+    monkeypatch.setattr(compile_module, "_cpu_supports_bf16", lambda: False)
+    kwargs = dict(train_config={**CFG, "epochs": 1, "precision": "auto"}, model_kwargs=TINY_CNN, seed=0, tta=None)
+    try:
+        first = experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **kwargs)
+        assert first["status"] == "trained" and first["precision"] == "float32"
+        (tmp_path / "cnn" / "metrics.json").unlink()  # a crash after training
+        monkeypatch.setattr(compile_module, "_cpu_supports_bf16", lambda: True)
+        later = experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **kwargs)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert later["status"] == "evaluated" and later["precision"] == "float32"
+    assert runs.read_metrics(tmp_path / "cnn")["headline"]["precision"] == "float32"
+
+
 @pytest.mark.slow
 def test_rerun_reuses_evaluates_or_refuses_by_recipe(tiny_fer, tmp_path):
     kwargs = dict(train_config={**CFG, "epochs": 2}, model_kwargs=TINY_CNN, seed=0, tta=None)

@@ -237,8 +237,30 @@ def test_auto_precision_follows_the_hardware(monkeypatch, gpus, bf16, expected):
     monkeypatch.setattr(compile_module.tf.config, "list_physical_devices", lambda kind=None: list(gpus))
     monkeypatch.setattr(compile_module, "_cpu_supports_bf16", lambda: bf16)
     try:
+        assert train.resolve_precision("auto") == expected  # the choice alone: the global policy is untouched
+        assert keras.mixed_precision.global_policy().name == "float32"
         assert train.set_precision("auto") == expected
         assert keras.mixed_precision.global_policy().name == expected
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_models_precision_is_read_from_its_layers(tmp_path):
+    """What a saved model trained in is read back from it (a mixed model keeps its softmax in float32), whatever the
+    global policy when it is loaded (loaded input layers take that one)."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = tiny_cnn()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    plain = tiny_cnn()
+    assert train.model_precision(mixed) == "mixed_bfloat16" and train.model_precision(plain) == "float32"
+    mixed.save(tmp_path / "mixed.keras")
+    plain.save(tmp_path / "plain.keras")
+    assert train.model_precision(keras.saving.load_model(tmp_path / "mixed.keras")) == "mixed_bfloat16"
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        assert train.model_precision(keras.saving.load_model(tmp_path / "plain.keras")) == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
 

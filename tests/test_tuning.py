@@ -186,6 +186,34 @@ def test_another_search_in_the_folder_is_refused_unless_asked_to_start_over(tmp_
     assert len(moved) == 1 and (moved[0] / "trial_0000" / "trial.json").is_file()  # kept, not deleted
 
 
+def test_a_search_is_not_resumed_in_another_precision(tmp_path, monkeypatch):
+    """``precision: auto`` resolves per machine, and the search records what it resolved to: resumed where its
+    trials would build in another precision (a bf16 CPU after an AVX2-only one), the search is refused before any
+    trial trains, with the way out; a search recorded before the precision was still resumes."""
+    from fer_utils.train import compile as compile_module
+    from fer_utils.tune import search as T
+
+    auto = T.Recipe(model="cnn", train_config={"precision": "auto"})
+    monkeypatch.setattr(compile_module, "_cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(compile_module.tf.config, "list_physical_devices", lambda kind=None: [])
+    assert T.fingerprint("grid", {}, SPACE, auto, "x")["precision"] == "mixed_bfloat16"
+    monkeypatch.setattr(compile_module, "_cpu_supports_bf16", lambda: False)
+    assert T.fingerprint("grid", {}, SPACE, auto, "x")["precision"] == "float32"
+    search = _tiny_search()
+    assert search(tmp_path / "grid", stop_after=1)["status"] == "stopped"
+    meta = tmp_path / "grid" / T.SEARCH_FILE
+    record = json.loads(meta.read_text())
+    assert record["precision"] == "float32"
+    meta.write_text(json.dumps({**record, "precision": "mixed_bfloat16"}))
+    with pytest.raises(FileExistsError, match=r"differs in \['precision'\]: its trials trained in mixed_bfloat16, "
+                                              r"this machine builds them in float32.*ONEDNN_MAX_CPU_ISA=AVX2"):
+        search(tmp_path / "grid", stop_after=1)
+    assert len(list((tmp_path / "grid").glob("trial_*"))) == 1  # nothing trained
+    meta.write_text(json.dumps({k: v for k, v in record.items() if k != "precision"}))  # an older search
+    resumed = search(tmp_path / "grid", stop_after=1)
+    assert resumed["trained_here"] == 1 and len(resumed["trials"]) == 2
+
+
 @pytest.mark.slow
 def test_hyperband_sets_the_epochs_itself(tmp_path):
     out = _tiny_search()(tmp_path / "hb", kind="hyperband", settings={"max_epochs": 2, "factor": 2})

@@ -186,7 +186,8 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
     if state == "trained":
         # Training finished earlier and evaluation did not: evaluate the saved best model; nothing is built.
         progress.report(f"{label}: trained earlier, evaluating without retraining")
-        status, policy = "evaluated", train.set_precision(cfg.precision)
+        train.set_precision(cfg.precision)
+        status, policy = "evaluated", None  # recorded from the saved model: it may have trained on another machine
     else:
         model, policy = train.build_compiled_model(model_name, cfg, input_shape=(size, size, channels),
                                                    num_classes=ds.num_classes, model_kwargs=model_kwargs,
@@ -201,6 +202,7 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
                              normalization=normalization, norm_mean=mean, norm_std=std, tta=tta,
                              model=model_name, dataset=ds.name)
     predictor = load_predictor(run_dir)
+    policy = policy or train.model_precision(predictor.model)
     results = {"model": model_name, "params": int(predictor.model.count_params()), "input": f"{size}x{size}x{channels}",
                "precision": policy, **_whole_run(run_dir), "data_checksum": ds.checksum, "status": status}
     per_split = evaluate_splits(predictor, ds, eval_splits, run_dir)

@@ -47,14 +47,26 @@ def _cpu_supports_bf16() -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
-def set_precision(precision: str = "auto") -> str:
-    """Sets the global Keras dtype policy. Call before building the model.
+def resolve_precision(precision: str = "auto") -> str:
+    """The dtype policy :func:`set_precision` sets for ``precision`` on this machine, without setting it.
 
-    Args:
-        precision: "float32", "mixed_bfloat16", "mixed_float16" or "auto".
-            "auto" picks "mixed_float16" when a GPU is visible, else
-            "mixed_bfloat16" when the CPU has native bf16 matmuls
-            (``avx512_bf16``/``amx_bf16`` in /proc/cpuinfo), else "float32".
+    "auto" picks "mixed_float16" when a GPU is visible, else "mixed_bfloat16" when the CPU has native bf16 matmuls
+    (``avx512_bf16``/``amx_bf16`` in /proc/cpuinfo, and oneDNN not limited below them), else "float32".
+
+    Raises:
+        ValueError: If ``precision`` is not "float32", "mixed_bfloat16", "mixed_float16" or "auto".
+    """
+    if precision not in PRECISIONS:
+        raise choice_error("precision", precision, PRECISIONS)
+    if precision != "auto":
+        return precision
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if _cpu_supports_bf16() else "float32"
+
+
+def set_precision(precision: str = "auto") -> str:
+    """Sets the global Keras dtype policy (:func:`resolve_precision`'s choice). Call before building the model.
 
     Returns:
         The name of the policy that was set.
@@ -62,17 +74,18 @@ def set_precision(precision: str = "auto") -> str:
     Raises:
         ValueError: If ``precision`` is not one of the choices.
     """
-    if precision not in PRECISIONS:
-        raise choice_error("precision", precision, PRECISIONS)
-    if precision == "auto":
-        if tf.config.list_physical_devices("GPU"):
-            precision = "mixed_float16"
-        elif _cpu_supports_bf16():
-            precision = "mixed_bfloat16"
-        else:
-            precision = "float32"
+    precision = resolve_precision(precision)
     keras.mixed_precision.set_global_policy(precision)
     return precision
+
+
+def model_precision(model) -> str:
+    """The dtype policy a built or loaded model computes in: its layers' mixed policy if any has one, else
+    "float32" (a mixed-precision model keeps a few layers, such as its softmax, in float32). Input layers and the
+    model itself are left out: a loaded model gives them the global policy of the moment, not the saved one."""
+    mixed = sorted({layer.dtype_policy.name for layer in model._flatten_layers(include_self=False)
+                    if not isinstance(layer, keras.layers.InputLayer)} - {"float32"})
+    return mixed[0] if mixed else "float32"
 
 
 def get_strategy() -> tf.distribute.Strategy:

@@ -304,15 +304,33 @@ _CLASSES = {"grid": GridTuner, "hyperband": HyperbandTuner, "bayesian": Bayesian
 
 
 def fingerprint(kind: str, settings: Mapping, space: Mapping, recipe: Recipe, data_checksum: str) -> dict:
-    """What a search is; two searches may share state only when these are equal."""
+    """What a search is; two searches may share state only when these are equal.
+
+    ``precision`` is the dtype policy the trials train in on this machine (``precision: auto`` resolves per machine):
+    a search started on a bf16 CPU and resumed on an AVX2-only one would otherwise mix precisions between its trials,
+    and a promoted Hyperband trial would continue its predecessor in another one."""
+    from fer_utils import train
+
     return {"tuner": kind, "tuner_settings": dict(settings), "space": dict(space), "objective": OBJECTIVE,
-            "recipe": dataclasses.asdict(recipe), "data_checksum": data_checksum}
+            "recipe": dataclasses.asdict(recipe), "data_checksum": data_checksum,
+            "precision": train.resolve_precision(recipe.train_config.get("precision", train.TrainConfig.precision))}
 
 
 def _differences(old: Mapping, new: Mapping) -> list:
     norm = lambda d: json.loads(json.dumps(d, sort_keys=True, default=str))  # noqa: E731
     old, new = norm(old), norm(new)
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def _older(old: Mapping, record: Mapping) -> Mapping:
+    """Searches recorded before the precision was stay resumable (their precision is unknown)."""
+    return old if "precision" in old or not isinstance(old, dict) else {**old, "precision": record.get("precision")}
+
+
+def _precision_hint(old: Mapping, record: Mapping) -> str:
+    return (f": its trials trained in {old.get('precision')}, this machine builds them in {record.get('precision')}; "
+            "precision 'auto' picks per machine, and on a bf16 CPU ONEDNN_MAX_CPU_ISA=AVX2 makes it pick float32 as "
+            "an AVX2-only CPU does")
 
 
 def prepare_search_dir(folder, record: Mapping, overwrite: bool = False) -> str:
@@ -331,13 +349,14 @@ def prepare_search_dir(folder, record: Mapping, overwrite: bool = False) -> str:
                 old = json.loads(meta.read_text())
             except (OSError, ValueError) as exc:
                 old = {"unreadable": str(exc)}
-            changed = _differences(old, record)
+            changed = _differences(_older(old, record), record)
         else:
             changed = [f"{SEARCH_FILE} missing"]
         if not changed and not overwrite:
             return "resume"
         if not overwrite:
-            raise FileExistsError(f"{folder} holds the state of another search (differs in {changed}); it is "
+            raise FileExistsError(f"{folder} holds the state of another search (differs in {changed}"
+                                  f"{_precision_hint(old, record) if 'precision' in changed else ''}); it is "
                                   "never reused silently: pass overwrite=True (runner: --fresh) to move it aside, "
                                   "or choose another run folder")
         dest = folder.with_name(f"{folder.name}.{REPLACED}{time.strftime('%Y%m%d-%H%M%S')}")
@@ -362,9 +381,10 @@ def check_same_search(folder, record: Mapping) -> None:
         old = json.loads((Path(folder) / SEARCH_FILE).read_text())
     except (OSError, ValueError) as exc:
         raise RuntimeError(f"{folder}: the chief's {SEARCH_FILE} is unreadable ({exc})") from exc
-    changed = _differences(old, record)
+    changed = _differences(_older(old, record), record)
     if changed:
-        raise RuntimeError(f"{folder}: this worker's search differs from the chief's in {changed}; start every "
+        raise RuntimeError(f"{folder}: this worker's search differs from the chief's in {changed}"
+                           f"{_precision_hint(old, record) if 'precision' in changed else ''}; start every "
                            "process with the same profile and parameters")
 
 
