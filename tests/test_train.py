@@ -236,9 +236,10 @@ def test_auto_precision_follows_the_hardware(monkeypatch, gpus, bf16, expected):
 
     monkeypatch.setattr(compile_module.tf.config, "list_physical_devices", lambda kind=None: list(gpus))
     monkeypatch.setattr(compile_module, "_cpu_supports_bf16", lambda: bf16)
+    before = keras.mixed_precision.global_policy().name
     try:
         assert train.resolve_precision("auto") == expected  # the choice alone: the global policy is untouched
-        assert keras.mixed_precision.global_policy().name == "float32"
+        assert keras.mixed_precision.global_policy().name == before
         assert train.set_precision("auto") == expected
         assert keras.mixed_precision.global_policy().name == expected
     finally:
@@ -248,12 +249,16 @@ def test_auto_precision_follows_the_hardware(monkeypatch, gpus, bf16, expected):
 def test_a_models_precision_is_read_from_its_layers(tmp_path):
     """What a saved model trained in is read back from it (a mixed model keeps its softmax in float32), whatever the
     global policy when it is loaded (loaded input layers take that one)."""
+    from fer_utils import models
+
+    build = lambda: models.build_model("cnn", (16, 16, 1), 3, filters=[4, 4, 4, 4], dense_units=4)  # noqa: E731
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        mixed = tiny_cnn()
+        mixed = build()
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    plain = tiny_cnn()
+    assert mixed.layers[-1].dtype_policy.name == "float32"  # the suite's builders keep their output in float32
+    plain = build()
     assert train.model_precision(mixed) == "mixed_bfloat16" and train.model_precision(plain) == "float32"
     mixed.save(tmp_path / "mixed.keras")
     plain.save(tmp_path / "plain.keras")

@@ -187,31 +187,39 @@ def test_another_search_in_the_folder_is_refused_unless_asked_to_start_over(tmp_
 
 
 def test_a_search_is_not_resumed_in_another_precision(tmp_path, monkeypatch):
-    """``precision: auto`` resolves per machine, and the search records what it resolved to: resumed where its
-    trials would build in another precision (a bf16 CPU after an AVX2-only one), the search is refused before any
-    trial trains, with the way out; a search recorded before the precision was still resumes."""
+    """``precision: auto`` resolves per machine, and a search records what it resolved to: resumed where its trials
+    would build in another precision (a bf16 CPU after an AVX2-only one), the search is refused before any tuner
+    starts, with the way out; a record without a precision (older, or a distributed search's) still resumes and
+    gains this machine's; distributed searches record none (workers train in their own)."""
     from fer_utils.train import compile as compile_module
     from fer_utils.tune import search as T
 
-    auto = T.Recipe(model="cnn", train_config={"precision": "auto"})
-    monkeypatch.setattr(compile_module, "_cpu_supports_bf16", lambda: True)
     monkeypatch.setattr(compile_module.tf.config, "list_physical_devices", lambda kind=None: [])
-    assert T.fingerprint("grid", {}, SPACE, auto, "x")["precision"] == "mixed_bfloat16"
+    monkeypatch.setattr(compile_module, "_cpu_supports_bf16", lambda: True)
+    auto = T.Recipe(model="cnn", train_config={"precision": "auto"})
+    on_bf16 = T.fingerprint("grid", {}, SPACE, auto, "x")
+    tuned = T.fingerprint("grid", {}, {**SPACE, "precision": ["auto", "float32"]}, auto, "x")
+    assert on_bf16["precision"] == "mixed_bfloat16" and tuned["precision"] == ["float32", "mixed_bfloat16"]
+    assert T.fingerprint("grid", {}, SPACE, auto, "x", distributed=True)["precision"] is None
+    folder = tmp_path / "grid"
+    assert T.prepare_search_dir(folder, on_bf16) == "new"
+    (folder / "trial_0000").mkdir()  # a trial on record
     monkeypatch.setattr(compile_module, "_cpu_supports_bf16", lambda: False)
-    assert T.fingerprint("grid", {}, SPACE, auto, "x")["precision"] == "float32"
-    search = _tiny_search()
-    assert search(tmp_path / "grid", stop_after=1)["status"] == "stopped"
-    meta = tmp_path / "grid" / T.SEARCH_FILE
-    record = json.loads(meta.read_text())
-    assert record["precision"] == "float32"
-    meta.write_text(json.dumps({**record, "precision": "mixed_bfloat16"}))
+    on_avx2 = T.fingerprint("grid", {}, SPACE, auto, "x")
+    assert on_avx2["precision"] == "float32"
     with pytest.raises(FileExistsError, match=r"differs in \['precision'\]: its trials trained in mixed_bfloat16, "
                                               r"this machine builds them in float32.*ONEDNN_MAX_CPU_ISA=AVX2"):
-        search(tmp_path / "grid", stop_after=1)
-    assert len(list((tmp_path / "grid").glob("trial_*"))) == 1  # nothing trained
-    meta.write_text(json.dumps({k: v for k, v in record.items() if k != "precision"}))  # an older search
-    resumed = search(tmp_path / "grid", stop_after=1)
-    assert resumed["trained_here"] == 1 and len(resumed["trials"]) == 2
+        T.prepare_search_dir(folder, on_avx2)
+    meta = folder / T.SEARCH_FILE
+    assert json.loads(meta.read_text()) == json.loads(json.dumps(on_bf16))  # refused: nothing rewritten
+    T.check_same_search(folder, T.fingerprint("grid", {}, SPACE, auto, "x", distributed=True))  # a worker
+    meta.write_text(json.dumps({k: v for k, v in on_bf16.items() if k != "precision"}))  # an older record
+    assert T.prepare_search_dir(folder, on_avx2) == "resume"
+    assert json.loads(meta.read_text())["precision"] == "float32"  # checked from now on
+    for broken in ("null", "[1, 2]"):  # not a record: another search, named, not a crash
+        meta.write_text(broken)
+        with pytest.raises(FileExistsError, match=r"differs in .*'unreadable'"):
+            T.prepare_search_dir(folder, on_avx2)
 
 
 @pytest.mark.slow

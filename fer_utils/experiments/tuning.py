@@ -86,7 +86,7 @@ def run_search(ds: D.FERDataset, folder, *, recipe, kind: str, space: dict, sett
     folder = Path(folder)
     role = dist.role()
     port = dist.use_port(position)
-    record = T.fingerprint(kind, settings, tuned, recipe, ds.checksum)
+    record = T.fingerprint(kind, settings, tuned, recipe, ds.checksum, distributed=role != "single")
     if role == "worker":
         dist.wait_for_chief(folder)
         T.check_same_search(folder, record)

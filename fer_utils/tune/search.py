@@ -13,7 +13,8 @@ state on disk and the table of its trials.
   hyperparameter; ``Hyperband`` drops it from the space and uses its own budget (``max_epochs``, ``factor``),
   continuing promoted trials from their predecessor's best checkpoint (:func:`epoch_policy` says so).
 - State: KerasTuner keeps ``oracle.json`` and ``trial_*/`` in the search folder; ``search.json`` there
-  records what the search is (space, tuner settings, model, base recipe, data checksum, seed). A search
+  records what the search is (space, tuner settings, model, base recipe, data checksum, seed, and the precision its
+  trials build in on this machine: ``precision: auto`` resolves per machine; not in distributed mode). A search
   with the same record resumes (finished trials are never re-run; an interrupted one restarts from scratch);
   a different record is an error naming the folder, unless ``overwrite`` moves the old folder aside.
 """
@@ -303,17 +304,25 @@ class RandomTuner(_SuiteTuner, kt.RandomSearch):
 _CLASSES = {"grid": GridTuner, "hyperband": HyperbandTuner, "bayesian": BayesianTuner, "random": RandomTuner}
 
 
-def fingerprint(kind: str, settings: Mapping, space: Mapping, recipe: Recipe, data_checksum: str) -> dict:
+def fingerprint(kind: str, settings: Mapping, space: Mapping, recipe: Recipe, data_checksum: str,
+                distributed: bool = False) -> dict:
     """What a search is; two searches may share state only when these are equal.
 
-    ``precision`` is the dtype policy the trials train in on this machine (``precision: auto`` resolves per machine):
-    a search started on a bf16 CPU and resumed on an AVX2-only one would otherwise mix precisions between its trials,
-    and a promoted Hyperband trial would continue its predecessor in another one."""
+    ``precision`` is the dtype policy the trials train in on this machine (``precision: auto`` resolves per machine;
+    the resolved choices when the space tunes it): a search started on a bf16 CPU and resumed on an AVX2-only one
+    would otherwise mix precisions between its trials, and a promoted Hyperband trial would continue its predecessor
+    in another one. ``distributed``: the chief trains nothing and each worker trains in its own machine's
+    precision, so none is recorded."""
     from fer_utils import train
 
+    if distributed:
+        precision = None
+    elif "precision" in space:
+        precision = sorted({train.resolve_precision(choice) for choice in space["precision"]})
+    else:
+        precision = train.resolve_precision(recipe.train_config.get("precision", train.TrainConfig.precision))
     return {"tuner": kind, "tuner_settings": dict(settings), "space": dict(space), "objective": OBJECTIVE,
-            "recipe": dataclasses.asdict(recipe), "data_checksum": data_checksum,
-            "precision": train.resolve_precision(recipe.train_config.get("precision", train.TrainConfig.precision))}
+            "recipe": dataclasses.asdict(recipe), "data_checksum": data_checksum, "precision": precision}
 
 
 def _differences(old: Mapping, new: Mapping) -> list:
@@ -322,15 +331,21 @@ def _differences(old: Mapping, new: Mapping) -> list:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def _older(old: Mapping, record: Mapping) -> Mapping:
-    """Searches recorded before the precision was stay resumable (their precision is unknown)."""
-    return old if "precision" in old or not isinstance(old, dict) else {**old, "precision": record.get("precision")}
+def _older(old, record: Mapping) -> dict:
+    """A record to compare: one that is not a JSON object is unreadable; one with no precision (written before it was
+    recorded, or by a distributed search) stays resumable, and a distributed search compares none."""
+    if not isinstance(old, dict):
+        return {"unreadable": f"not a JSON object: {old!r}"[:200]}
+    if old.get("precision") is None or record.get("precision") is None:
+        return {**old, "precision": record.get("precision")}
+    return old
 
 
 def _precision_hint(old: Mapping, record: Mapping) -> str:
-    return (f": its trials trained in {old.get('precision')}, this machine builds them in {record.get('precision')}; "
-            "precision 'auto' picks per machine, and on a bf16 CPU ONEDNN_MAX_CPU_ISA=AVX2 makes it pick float32 as "
-            "an AVX2-only CPU does")
+    return (f": its trials trained in {old.get('precision')}, this machine builds them in {record.get('precision')} "
+            "(precision 'auto' picks per machine: mixed_float16 with a GPU, mixed_bfloat16 on a CPU with bf16, "
+            "float32 elsewhere); continue it on a machine of the kind it started on (on a bf16 CPU, "
+            "ONEDNN_MAX_CPU_ISA=AVX2 makes 'auto' pick float32 as an AVX2-only CPU does)")
 
 
 def prepare_search_dir(folder, record: Mapping, overwrite: bool = False) -> str:
@@ -346,13 +361,15 @@ def prepare_search_dir(folder, record: Mapping, overwrite: bool = False) -> str:
     if folder.exists() and any(folder.iterdir()):
         if meta.exists():
             try:
-                old = json.loads(meta.read_text())
+                old = _older(json.loads(meta.read_text()), record)
             except (OSError, ValueError) as exc:
                 old = {"unreadable": str(exc)}
-            changed = _differences(_older(old, record), record)
+            changed = _differences(old, record)
         else:
             changed = [f"{SEARCH_FILE} missing"]
         if not changed and not overwrite:
+            if record.get("precision") is not None and old != json.loads(meta.read_text()):
+                runs.write_json(meta, dict(record))  # a record without a precision gains this machine's
             return "resume"
         if not overwrite:
             raise FileExistsError(f"{folder} holds the state of another search (differs in {changed}"
@@ -372,7 +389,8 @@ def prepare_search_dir(folder, record: Mapping, overwrite: bool = False) -> str:
 
 
 def check_same_search(folder, record: Mapping) -> None:
-    """A worker's check that the chief prepared the same search (same data, space, recipe).
+    """A worker's check that the chief prepared the same search (same data, space, recipe; the precision is each
+    worker's own, see :func:`fingerprint`).
 
     Raises:
         RuntimeError: naming the folder and the keys that differ.
@@ -381,7 +399,8 @@ def check_same_search(folder, record: Mapping) -> None:
         old = json.loads((Path(folder) / SEARCH_FILE).read_text())
     except (OSError, ValueError) as exc:
         raise RuntimeError(f"{folder}: the chief's {SEARCH_FILE} is unreadable ({exc})") from exc
-    changed = _differences(_older(old, record), record)
+    old = _older(old, record)
+    changed = _differences(old, record)
     if changed:
         raise RuntimeError(f"{folder}: this worker's search differs from the chief's in {changed}"
                            f"{_precision_hint(old, record) if 'precision' in changed else ''}; start every "
