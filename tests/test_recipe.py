@@ -752,6 +752,46 @@ def test_the_committed_separable_run_is_the_reference_with_separable_fusion_and_
     assert cells[6].endswith(f"({row['discordant (full right / variant right)']})")
 
 
+def test_the_distilled_separable_network_is_the_committed_run_and_its_rows_the_tables():
+    """docs/results.md's ``separable_distill`` table (issue 24, the AVX2 speed route) comes from
+    ``recipe_e26_s0/separable_distill``: ``separable_fuse``'s recipe plus distillation from seed 1's full model (alpha
+    0.5, ten-crop) and nothing else; its PrivateTest accuracy is its predictions', the McNemar counts are against
+    ``separable_fuse`` (and ``full``) on the same images, and the docs' cells are the tables'."""
+    results = ROOT / "benchmarks" / "results"
+    variants = (R.FULL, "separable_fuse", "separable_distill")
+    sep, run = (runs.read_recipe(results / "recipe_e26_s0" / v) for v in variants[1:])
+    assert run["distillation"]["alpha"] == 0.5 and run["distillation"]["tta"] == "ten_crop"
+    assert [m.split("recipe_ablation/")[-1] for m in run["distillation"]["members"]] == ["e26-s1/full"]
+    assert run["target"] == "distribution" and sep["target"] == "majority"
+    assert {k: v for k, v in run.items() if k not in ("distillation", "target")} == \
+        {k: v for k, v in sep.items() if k not in ("distillation", "target")}
+    assert runs.read_metrics(results / "recipe_e26_s0" / "separable_distill")["metadata"]["precision"] == "float32"
+    table = pd.read_csv(results / "recipe_ablation_cpu_e26_separable_distill.csv").set_index("variant")
+    vs_full = pd.read_csv(results / "recipe_ablation_cpu_e26_separable_distill_vs_full.csv").set_index("variant")
+    preds = {v: runs.load_predictions(results / "recipe_e26_s0" / v) for v in variants}
+    private = preds[R.FULL]["split"] == "PrivateTest"
+    y = preds[R.FULL]["y_true"][private]
+    full, plain, distilled = (preds[v]["y_pred"][private] == y for v in variants)
+    row = table.loc["separable_distill"]
+    assert row["PrivateTest_accuracy"] == pytest.approx(distilled.mean(), abs=1e-9)
+    assert row["discordant (separable_fuse right / variant right)"] == \
+        f"{int((plain & ~distilled).sum())} / {int((~plain & distilled).sum())}"
+    assert vs_full.loc["separable_distill", "discordant (full right / variant right)"] == \
+        f"{int((full & ~distilled).sum())} / {int((~full & distilled).sum())}"
+    text = (ROOT / "docs" / "results.md").read_text()
+    section = text[text.index("**The separable network, distilled**"):]
+    for variant in variants:
+        r, cells = table.loc[variant], docs_row(section, f"`{variant}`")
+        assert cells[2].replace("*", "").startswith(f"{r['best val acc']:.4f} (")
+        assert cells[3].replace("*", "") == f"{r['PrivateTest_accuracy']:.4f} / {r['PrivateTest_macro_f1']:.3f}"
+        assert cells[4].replace("*", "") == \
+            f"{r['PrivateTest_dedup_accuracy']:.4f} / {r['PrivateTest_dedup_macro_f1']:.3f}"
+    assert docs_row(section, "`separable_distill`")[6] == \
+        f"{row['McNemar p']:.2f} ({row['discordant (separable_fuse right / variant right)']})"
+    p_full = vs_full.loc["separable_distill", "McNemar p"]
+    assert f"p = {p_full:.3f}" in section[:section.index("**What averaging")]
+
+
 def test_one_hour_of_the_recipe_on_a_real_avx2_cpu_is_the_committed_run():
     """docs/results.md's 9-epoch AVX2 row (issue 24: training time and accuracy per CPU kind) is
     ``recipe_e9_s0_avx2/full``: the reference's recipe with 9 epochs instead of 26 and nothing else, trained in float32
