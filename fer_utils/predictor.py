@@ -178,7 +178,9 @@ def _float32(model):
     """``model`` computing in float32 (the same weights; a copy when it was built in another precision)."""
     import keras
 
-    if not any(layer.dtype_policy.name != "float32" for layer in model.layers):
+    from fer_utils.models.common import model_precision
+
+    if model_precision(model) == "float32":
         return model
     copy = keras.models.model_from_json(_float32_config(model.to_json()))
     copy.set_weights([np.asarray(w, dtype=np.float32) for w in model.get_weights()])

@@ -249,7 +249,7 @@ def test_auto_precision_follows_the_hardware(monkeypatch, gpus, bf16, expected):
 def test_a_models_precision_is_read_from_its_layers(tmp_path):
     """What a saved model trained in is read back from it (a mixed model keeps its softmax in float32), whatever the
     global policy when it is loaded (loaded input layers take that one)."""
-    from fer_utils import models
+    from fer_utils import models, predictor
 
     build = lambda: models.build_model("cnn", (16, 16, 1), 3, filters=[4, 4, 4, 4], dense_units=4)  # noqa: E731
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -259,13 +259,16 @@ def test_a_models_precision_is_read_from_its_layers(tmp_path):
         keras.mixed_precision.set_global_policy("float32")
     assert mixed.layers[-1].dtype_policy.name == "float32"  # the suite's builders keep their output in float32
     plain = build()
-    assert train.model_precision(mixed) == "mixed_bfloat16" and train.model_precision(plain) == "float32"
+    assert models.model_precision(mixed) == "mixed_bfloat16" and models.model_precision(plain) == "float32"
     mixed.save(tmp_path / "mixed.keras")
     plain.save(tmp_path / "plain.keras")
-    assert train.model_precision(keras.saving.load_model(tmp_path / "mixed.keras")) == "mixed_bfloat16"
+    assert models.model_precision(keras.saving.load_model(tmp_path / "mixed.keras")) == "mixed_bfloat16"
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        assert train.model_precision(keras.saving.load_model(tmp_path / "plain.keras")) == "float32"
+        loaded = keras.saving.load_model(tmp_path / "plain.keras")
+        assert models.model_precision(loaded) == "float32"
+        # what LiteRT conversion relies on: a float32 model is used as it is, a mixed one gets a float32 copy
+        assert predictor._float32(loaded) is loaded and models.model_precision(predictor._float32(mixed)) == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
 

@@ -202,7 +202,7 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
                              normalization=normalization, norm_mean=mean, norm_std=std, tta=tta,
                              model=model_name, dataset=ds.name)
     predictor = load_predictor(run_dir)
-    policy = policy or train.model_precision(predictor.model)
+    policy = policy or models.model_precision(predictor.model)
     results = {"model": model_name, "params": int(predictor.model.count_params()), "input": f"{size}x{size}x{channels}",
                "precision": policy, **_whole_run(run_dir), "data_checksum": ds.checksum, "status": status}
     per_split = evaluate_splits(predictor, ds, eval_splits, run_dir)

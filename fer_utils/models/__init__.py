@@ -27,7 +27,7 @@ from fer_utils.models.attention import (
     se_param_count,
 )
 from fer_utils.models.cnn import build_cnn
-from fer_utils.models.common import HEAD_CHOICES, multiply_adds
+from fer_utils.models.common import HEAD_CHOICES, model_precision, multiply_adds
 from fer_utils.models.inception_v3 import build_inception_v3
 from fer_utils.models.msca_resnet import build_msca_resnet
 from fer_utils.models.registry import (
@@ -50,6 +50,6 @@ __all__ = [
     "ATTENTION_CHOICES", "HEAD_CHOICES", "IMAGENET_NORMALIZATION", "MODEL_REGISTRY", "SPATIAL_ATTENTION_SUFFIX",
     "ChannelPool", "ModelInput", "ModelSpec", "attention_map_layers", "attention_pairs", "available_models",
     "build_cnn", "build_inception_v3", "build_model", "build_msca_resnet", "build_resnet50", "build_vgg19",
-    "cbam_block", "cbam_param_count", "default_normalization", "model_info", "multiply_adds", "resolve_input",
-    "resolve_normalization", "se_block", "se_param_count",
+    "cbam_block", "cbam_param_count", "default_normalization", "model_info", "model_precision", "multiply_adds",
+    "resolve_input", "resolve_normalization", "se_block", "se_param_count",
 ]

@@ -1,4 +1,5 @@
-"""Argument checks, classifier heads and the multiply-add count shared by every model family."""
+"""Argument checks, classifier heads, the multiply-add count and the compute precision shared by every model
+family."""
 
 from __future__ import annotations
 
@@ -82,3 +83,12 @@ def multiply_adds(model) -> int:
         elif isinstance(layer, layers.Dense):
             total += layer.kernel.shape[0] * layer.kernel.shape[1]
     return int(total)
+
+
+def model_precision(model) -> str:
+    """The dtype policy a built or loaded model computes in: its layers' mixed policy if any has one, else
+    "float32" (a mixed-precision model keeps a few layers, such as its softmax, in float32). Input layers and the
+    model itself are left out: a loaded model gives them the global policy of the moment, not the saved one."""
+    mixed = sorted({layer.dtype_policy.name for layer in model._flatten_layers(include_self=False)
+                    if not isinstance(layer, layers.InputLayer)} - {"float32"})
+    return mixed[0] if mixed else "float32"

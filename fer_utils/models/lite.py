@@ -114,9 +114,10 @@ def lite_model(model, *, int8: bool = False, cache_dir=None, num_threads: int | 
         ValueError: a model that computes in another precision (convert the float32 form: ``load_exported``'s
             ``precision="float32"``).
     """
-    policies = sorted({layer.dtype_policy.name for layer in model.layers} - {"float32"})
-    if policies:
-        raise ValueError(f"lite_model: the model computes in {policies}; LiteRT gets the float32 form")
+    from fer_utils.models.common import model_precision
+
+    if model_precision(model) != "float32":
+        raise ValueError(f"lite_model: the model computes in {model_precision(model)}; LiteRT gets the float32 form")
     key, suffix = model_key(model), SUFFIXES[bool(int8)]
     path = cache_folder(cache_dir) / f"{key}{suffix}"
     if not path.is_file():

@@ -20,7 +20,6 @@ from fer_utils.train.compile import (
     make_loss,
     make_optimizer,
     make_regularizer,
-    model_precision,
     resolve_precision,
     set_precision,
     steps_per_epoch,
@@ -44,6 +43,6 @@ __all__ = [
     "CLASS_WEIGHTS", "LOSSES", "OPTIMIZERS", "PRECISIONS", "SCHEDULES", "STEP_TABLE_SCALES", "STUDY_C_EPOCHS",
     "STUDY_C_STEP_TABLE", "LearningRateLogger", "ProgressReporter", "TrainConfig", "balanced_class_weights",
     "build_compiled_model", "compile_model", "effective_step_table", "fit_arguments", "fit_model", "get_strategy",
-    "make_callbacks", "make_loss", "make_optimizer", "make_regularizer", "model_precision", "resolve_precision",
+    "make_callbacks", "make_loss", "make_optimizer", "make_regularizer", "resolve_precision",
     "scale_step_table", "set_precision", "step_schedule", "steps_per_epoch",
 ]

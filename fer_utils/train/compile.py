@@ -79,15 +79,6 @@ def set_precision(precision: str = "auto") -> str:
     return precision
 
 
-def model_precision(model) -> str:
-    """The dtype policy a built or loaded model computes in: its layers' mixed policy if any has one, else
-    "float32" (a mixed-precision model keeps a few layers, such as its softmax, in float32). Input layers and the
-    model itself are left out: a loaded model gives them the global policy of the moment, not the saved one."""
-    mixed = sorted({layer.dtype_policy.name for layer in model._flatten_layers(include_self=False)
-                    if not isinstance(layer, keras.layers.InputLayer)} - {"float32"})
-    return mixed[0] if mixed else "float32"
-
-
 def get_strategy() -> tf.distribute.Strategy:
     """The distribution strategy training builds and compiles under.
 
