@@ -200,6 +200,10 @@ def test_a_search_is_not_resumed_in_another_precision(tmp_path, monkeypatch):
     on_bf16 = T.fingerprint("grid", {}, SPACE, auto, "x")
     tuned = T.fingerprint("grid", {}, {**SPACE, "precision": ["auto", "float32"]}, auto, "x")
     assert on_bf16["precision"] == "mixed_bfloat16" and tuned["precision"] == ["float32", "mixed_bfloat16"]
+    setups = {"setup": {"plain": {"precision": "float32"}, "fast": {"learning_rate": 0.1}}}  # named settings
+    assert T.fingerprint("grid", {}, setups, auto, "x")["precision"] == ["float32", "mixed_bfloat16"]
+    setups["setup"]["fast"]["precision"] = "float32"  # every setting sets it: the recipe's is never used
+    assert T.fingerprint("grid", {}, setups, auto, "x")["precision"] == ["float32"]
     assert T.fingerprint("grid", {}, SPACE, auto, "x", distributed=True)["precision"] is None
     folder = tmp_path / "grid"
     assert T.prepare_search_dir(folder, on_bf16) == "new"

@@ -4,7 +4,7 @@ One module per family, builder functions in the style of ``keras.applications`` 
 named, errors that say what was received):
 
 - ``attention``    SE and CBAM blocks, :class:`ChannelPool` (the one custom layer), attention-map lookup
-- ``common``       argument checks and classifier heads shared by the families
+- ``common``       argument checks, classifier heads, the multiply-add count and the precision a model computes in
 - ``weights``      ImageNet / ``.keras`` / legacy ``.h5`` weight loading
 - ``vgg19``, ``resnet50``, ``inception_v3``   Study A's backbones with optional attention
 - ``cnn``          Study B's VGG-style CNN (optional SE/CBAM)

@@ -315,14 +315,29 @@ def fingerprint(kind: str, settings: Mapping, space: Mapping, recipe: Recipe, da
     precision, so none is recorded."""
     from fer_utils import train
 
-    if distributed:
-        precision = None
-    elif "precision" in space:
-        precision = sorted({train.resolve_precision(choice) for choice in space["precision"]})
-    else:
-        precision = train.resolve_precision(recipe.train_config.get("precision", train.TrainConfig.precision))
+    base = recipe.train_config.get("precision", train.TrainConfig.precision)
+    precision = None if distributed else _trial_precisions(space, base)
     return {"tuner": kind, "tuner_settings": dict(settings), "space": dict(space), "objective": OBJECTIVE,
             "recipe": dataclasses.asdict(recipe), "data_checksum": data_checksum, "precision": precision}
+
+
+def _trial_precisions(space: Mapping, base: str):
+    """The dtype policy trials build in on this machine (``base``, the recipe's precision, resolved), or the sorted
+    policies they can build in when the space sets ``precision`` (as a list of values, or in named settings)."""
+    from fer_utils import train
+
+    named, always = set(), False
+    for name, values in space.items():
+        if isinstance(values, Mapping):
+            sets = [setting["precision"] for setting in values.values() if "precision" in setting]
+            named.update(sets)
+            always = always or len(sets) == len(values)
+        elif name == "precision":
+            named.update(values)
+            always = True
+    if not named:
+        return train.resolve_precision(base)
+    return sorted({train.resolve_precision(p) for p in (named if always else named | {base})})
 
 
 def _differences(old: Mapping, new: Mapping) -> list:
@@ -399,11 +414,9 @@ def check_same_search(folder, record: Mapping) -> None:
         old = json.loads((Path(folder) / SEARCH_FILE).read_text())
     except (OSError, ValueError) as exc:
         raise RuntimeError(f"{folder}: the chief's {SEARCH_FILE} is unreadable ({exc})") from exc
-    old = _older(old, record)
-    changed = _differences(old, record)
+    changed = _differences(_older(old, record), record)  # a worker's record has no precision: none is compared
     if changed:
-        raise RuntimeError(f"{folder}: this worker's search differs from the chief's in {changed}"
-                           f"{_precision_hint(old, record) if 'precision' in changed else ''}; start every "
+        raise RuntimeError(f"{folder}: this worker's search differs from the chief's in {changed}; start every "
                            "process with the same profile and parameters")
 
 
