@@ -5,7 +5,8 @@ A model run folder (one per trained model, e.g. ``reports/cpu/03_baselines/cnn/`
     run_dir/
         train_config.json   the TrainConfig used (round-trips via TrainConfig.from_dict)
         history.csv         one row per finished epoch, with the learning rate (same seed -> same bytes)
-        timings.csv         wall seconds of each finished epoch (kept apart: timings never repeat)
+        timings.csv         wall seconds of each finished epoch, its end, CPU kind, boot id and the cores other
+                            processes used (kept apart: timings never repeat)
         model.keras         best checkpoint on validation
         preprocessing.json  what a face goes through before the model: classes, input size, channels,
                             normalization and its statistics, TTA used at evaluation

@@ -8,6 +8,7 @@ import csv  # noqa: E402
 import json  # noqa: E402
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
@@ -482,9 +483,41 @@ def test_backup_keeps_the_previous_state_and_a_truncated_latest_falls_back(tmp_p
     assert f"warning: {backup}: the latest backup cannot be restored" in console.read_text()  # said on the console
     rows = read_history(tmp_path)
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3, 4]  # continuous: re-run epochs replaced their rows
-    timings = [line.split(",") for line in (tmp_path / "timings.csv").read_text().split()[1:]]
-    assert [int(e) for e, _ in timings] == [0, 1, 2, 3, 4] and all(float(s) > 0 for _, s in timings)
+    timings = pd.read_csv(tmp_path / "timings.csv")
+    assert timings["epoch"].tolist() == [0, 1, 2, 3, 4] and (timings["seconds"] > 0).all()
     assert not backup.exists()
+
+
+def test_epoch_timings_say_what_they_can_be_read_against(tmp_path):
+    """Each epoch's seconds come with the CPU kind, the machine's boot id and the cores other processes kept busy
+    meanwhile: a known case (a second process spinning through the whole epoch) shows as at least half a core; a
+    file of the earlier two-column layout gains the columns and keeps its rows."""
+    import subprocess
+    import sys
+    import time
+
+    from fer_utils.cost import cpu_kind
+    from fer_utils.train.callbacks import TIMING_COLUMNS, EpochTimer
+
+    (tmp_path / "timings.csv").write_text("epoch,seconds\n0,12.5\n")
+    timer = EpochTimer(tmp_path)
+    timer.on_train_begin()
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # the spinner is up
+        timer.on_epoch_begin(1)
+        time.sleep(1.5)
+        timer.on_epoch_end(1)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    rows = pd.read_csv(tmp_path / "timings.csv", dtype=str, keep_default_na=False)
+    assert list(rows.columns) == list(TIMING_COLUMNS)
+    assert rows.iloc[0].tolist() == ["0", "12.5", "", "", "", ""]  # the earlier row, kept
+    new = rows.iloc[1]
+    assert new["epoch"] == "1" and 1.4 < float(new["seconds"]) < 5 and new["cpu"] == cpu_kind()
+    assert len(new["boot"]) == 8 and new["ended"].endswith("Z")
+    assert 0.5 <= float(new["others_cores"]) <= os.cpu_count() + 0.1
 
 
 def test_unrestorable_backup_is_an_error_and_history_is_not_cut(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -33,25 +34,81 @@ class LearningRateLogger(keras.callbacks.Callback):
         logs["lr"] = float(lr.numpy() if hasattr(lr, "numpy") else lr)
 
 
+#: ``timings.csv``'s columns: what an epoch's wall seconds can be read against.
+TIMING_COLUMNS = ("epoch", "seconds", "ended", "cpu", "boot", "others_cores")
+
+
+def _machine_ticks() -> Optional[float]:
+    """Busy CPU seconds of the whole machine since boot, every core and process (/proc/stat; None without it)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    busy = sum(fields[:3]) + sum(fields[5:8])  # user nice system + irq softirq steal (not idle, not iowait)
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _boot_id() -> str:
+    """A random id of this boot of this machine (the same for every sitting on it, another on another machine)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        return ""
+
+
 class EpochTimer(keras.callbacks.Callback):
-    """Appends each finished epoch's wall seconds (training + validation) to ``timings.csv``.
+    """Appends each finished epoch's wall seconds (training + validation) to ``timings.csv``, with what they can be
+    read against: when the epoch ended (UTC), the CPU kind (:func:`fer_utils.cost.cpu_kind`), the machine's boot id
+    (tells sittings on different machines apart without naming them) and ``others_cores``, the cores other processes
+    kept busy meanwhile on average (the machine's busy time from /proc/stat less this process's; empty without it).
 
     Kept apart from ``history.csv`` so that the history of two runs with the same seed is
-    byte-identical; whole-run training time after interruptions is the sum of these rows.
+    byte-identical; whole-run training time after interruptions is the sum of these rows. A file of the earlier
+    two-column layout (``epoch,seconds``) gains the columns, its rows left empty there.
     """
 
     def __init__(self, run_dir):
         super().__init__()
         self.path = Path(run_dir) / runs.TIMINGS_FILE
 
+    def on_train_begin(self, logs=None):
+        from fer_utils.cost import cpu_kind
+
+        self._cpu, self._boot = cpu_kind(), _boot_id()
+        if self.path.exists() and self.path.stat().st_size:
+            rows = runs.history_rows(self.path.parent, runs.TIMINGS_FILE)
+            if rows and list(rows[0]) != list(TIMING_COLUMNS):
+                self._write(rows, mode="w")
+
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+        self._start, self._machine, self._own = time.perf_counter(), _machine_ticks(), _own_seconds()
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - getattr(self, "_start", time.perf_counter())
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(("epoch,seconds\n" if new else "") + f"{epoch},{seconds:.3f}\n")
+        machine, others = _machine_ticks(), ""
+        if machine is not None and getattr(self, "_machine", None) is not None and seconds > 0:
+            busy_elsewhere = (machine - self._machine) - (_own_seconds() - self._own)
+            others = f"{max(0.0, busy_elsewhere / seconds):.2f}"
+        ended = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self._write([{"epoch": epoch, "seconds": f"{seconds:.3f}", "ended": ended, "cpu": getattr(self, "_cpu", ""),
+                      "boot": getattr(self, "_boot", ""), "others_cores": others}], mode="a")
+
+    def _write(self, rows, mode):
+        import csv
+
+        new = mode == "w" or not self.path.exists() or self.path.stat().st_size == 0
+        with open(self.path, mode, newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=TIMING_COLUMNS, restval="", extrasaction="ignore",
+                                    lineterminator="\n")
+            if new:
+                writer.writeheader()
+            writer.writerows(rows)
 
 
 class ProgressReporter(keras.callbacks.Callback):
