@@ -395,19 +395,6 @@ def speed(t: Training, here: bool = True) -> dict:
                   json.dumps(key, sort_keys=True))
 
 
-def cpu_kind() -> str:
-    """This machine as the estimate's speeds depend on it: cores, AVX2 / AVX-512 / bf16 / AMX, a oneDNN limit."""
-    import os
-
-    from fer_utils.train.compile import cpu_flags
-
-    flags = cpu_flags()
-    kind = ("AMX" if "amx_bf16" in flags else "AVX-512 + bf16" if "avx512_bf16" in flags
-            else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "unknown ISA")
-    limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    return f"{os.cpu_count()} cores, {kind}" + (f", oneDNN limited to {limit}" if limit else "")
-
-
 @functools.lru_cache(maxsize=8)
 def _gan_step_seconds(config_key: str, image_size: int, classes: int) -> float:
     """Seconds per GAN step here: the profile's GAN trained 12 steps on random faces (median of the last ten)."""

@@ -135,6 +135,7 @@ def copy_earlier_session(source, out_dir: Path, profile: str) -> int:
 def _print_estimate(args, notebooks, resolved) -> None:
     """``--check``'s cost estimate (:mod:`fer_utils.cost`): timed here, and for GPU classes from FLOPs."""
     from fer_utils import cost
+    from fer_utils.train.compile import cpu_kind
 
     t0 = time.perf_counter()
     busy = busy_warning()
@@ -148,7 +149,7 @@ def _print_estimate(args, notebooks, resolved) -> None:
         say(f"[cost] no estimate: {type(exc).__name__}: {exc}")
         return
     stolen = steal_warning(before, cpu_times())
-    say(f"[cost] profile {args.profile} on this machine ({cost.cpu_kind()}; speeds timed just now, "
+    say(f"[cost] profile {args.profile} on this machine ({cpu_kind()}; speeds timed just now, "
         f"{time.perf_counter() - t0:.0f} s) and on GPU classes (sustained "
         + ", ".join(f"{g} {f / 1e12:.0f} TFLOP/s" for g, f in cost.GPU_CLASSES.items()) + "):")
     for line in cost.summary(table):

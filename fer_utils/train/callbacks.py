@@ -64,7 +64,7 @@ def _boot_id() -> str:
 
 class EpochTimer(keras.callbacks.Callback):
     """Appends each finished epoch's wall seconds (training + validation) to ``timings.csv``, with what they can be
-    read against: when the epoch ended (UTC), the CPU kind (:func:`fer_utils.cost.cpu_kind`), the machine's boot id
+    read against: when the epoch ended (UTC), the CPU kind (:func:`.compile.cpu_kind`), the machine's boot id
     (tells sittings on different machines apart without naming them) and ``others_cores``, the cores other processes
     kept busy meanwhile on average (the machine's busy time from /proc/stat less this process's; empty without it).
 
@@ -78,7 +78,7 @@ class EpochTimer(keras.callbacks.Callback):
         self.path = Path(run_dir) / runs.TIMINGS_FILE
 
     def on_train_begin(self, logs=None):
-        from fer_utils.cost import cpu_kind
+        from fer_utils.train.compile import cpu_kind
 
         self._cpu, self._boot = cpu_kind(), _boot_id()
         if self.path.exists() and self.path.stat().st_size:

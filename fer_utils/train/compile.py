@@ -35,6 +35,15 @@ def cpu_flags() -> set:
     return set()
 
 
+def cpu_kind() -> str:
+    """This machine as the estimate's speeds depend on it: cores, AVX2 / AVX-512 / bf16 / AMX, a oneDNN limit."""
+    flags = cpu_flags()
+    kind = ("AMX" if "amx_bf16" in flags else "AVX-512 + bf16" if "avx512_bf16" in flags
+            else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "unknown ISA")
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return f"{os.cpu_count()} cores, {kind}" + (f", oneDNN limited to {limit}" if limit else "")
+
+
 def _cpu_supports_bf16() -> bool:
     """True if /proc/cpuinfo advertises native bf16 matmuls (AVX512-BF16/AMX) and oneDNN may use them.
 
