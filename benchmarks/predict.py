@@ -280,7 +280,7 @@ def tta_on_validation(ds, runtime: str = "litert_int8", detectors=("blazeface", 
 
 def cpu_kind() -> str:
     """The CPU's class as the docs name it: AMX, AVX512-BF16, AVX-512 or AVX2 (from /proc/cpuinfo)."""
-    from fer_utils.train.compile import cpu_flags
+    from fer_utils.artifacts import cpu_flags
 
     flags = cpu_flags()
     for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"), ("avx2", "AVX2")):

@@ -3,7 +3,8 @@
 This module owns what every notebook records next to its results: the notebook's run folder,
 seeding (one seed drives Python, NumPy and TensorFlow), the reproducibility record (versions,
 seed, data checksum, every parameter of the notebook) that goes into ``metrics.json`` (written
-by :mod:`fer_utils.runs`), and the banners a report shows (``SYNTHETIC DATA``, the data card).
+by :mod:`fer_utils.runs`), what the machine is (CPU flags and kind, cumulative CPU times), and the banners a
+report shows (``SYNTHETIC DATA``, the data card).
 Nothing happens at import time.
 """
 
@@ -38,6 +39,40 @@ def set_seed(seed: int, *, tensorflow: bool = True) -> int:
 
         keras.utils.set_random_seed(seed)
     return seed
+
+
+# ----------------------------------------------------------------------------- the machine
+
+def cpu_flags() -> set:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none: not Linux, no procfs)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_times() -> list:
+    """This machine's cumulative CPU times from ``/proc/stat`` (user, nice, system, idle, iowait, irq, softirq, steal);
+    empty where there is no ``/proc/stat``."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return []
+    return [int(v) for v in fields[1:9]] if fields and fields[0] == "cpu" and len(fields) >= 9 else []
+
+
+def cpu_kind() -> str:
+    """This machine's CPU as speeds depend on it: cores, AVX2 / AVX-512 / bf16 / AMX, a oneDNN limit."""
+    flags = cpu_flags()
+    kind = ("AMX" if "amx_bf16" in flags else "AVX-512 + bf16" if "avx512_bf16" in flags
+            else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "unknown ISA")
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return f"{os.cpu_count()} cores, {kind}" + (f", oneDNN limited to {limit}" if limit else "")
 
 
 def versions() -> dict:

@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 from fer_utils import index, progress
+from fer_utils.artifacts import cpu_kind, cpu_times
 from fer_utils import params as P
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,7 +136,6 @@ def copy_earlier_session(source, out_dir: Path, profile: str) -> int:
 def _print_estimate(args, notebooks, resolved) -> None:
     """``--check``'s cost estimate (:mod:`fer_utils.cost`): timed here, and for GPU classes from FLOPs."""
     from fer_utils import cost
-    from fer_utils.train.compile import cpu_kind
 
     t0 = time.perf_counter()
     busy = busy_warning()
@@ -182,17 +182,6 @@ def busy_warning(load=None, cores=None) -> str:
         return ""
     return (f"warning: load average {load:.1f} on {cores} cores before timing: other work shares the cores, so the "
             "minutes below will be too high; the estimate assumes an idle machine")
-
-
-def cpu_times() -> list:
-    """This machine's cumulative CPU times from ``/proc/stat`` (user, nice, system, idle, iowait, irq, softirq, steal);
-    empty where there is no ``/proc/stat``."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-    except OSError:
-        return []
-    return [int(v) for v in fields[1:9]] if fields and fields[0] == "cpu" and len(fields) >= 9 else []
 
 
 def steal_warning(before: list, after: list) -> str:

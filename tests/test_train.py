@@ -496,7 +496,7 @@ def test_epoch_timings_say_what_they_can_be_read_against(tmp_path):
     import sys
     import time
 
-    from fer_utils.train.compile import cpu_kind
+    from fer_utils.artifacts import cpu_kind
     from fer_utils.train.callbacks import TIMING_COLUMNS, EpochTimer
 
     (tmp_path / "timings.csv").write_text("epoch,seconds\n0,12.5\n")

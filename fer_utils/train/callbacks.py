@@ -38,15 +38,15 @@ class LearningRateLogger(keras.callbacks.Callback):
 TIMING_COLUMNS = ("epoch", "seconds", "ended", "cpu", "boot", "others_cores")
 
 
-def _machine_ticks() -> Optional[float]:
-    """Busy CPU seconds of the whole machine since boot, every core and process (/proc/stat; None without it)."""
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
+def _machine_busy_seconds() -> Optional[float]:
+    """Busy CPU seconds of the whole machine since boot, every core and process (None without /proc/stat): all of
+    :func:`fer_utils.artifacts.cpu_times` but idle and iowait."""
+    from fer_utils.artifacts import cpu_times
+
+    times = cpu_times()
+    if not times:
         return None
-    busy = sum(fields[:3]) + sum(fields[5:8])  # user nice system + irq softirq steal (not idle, not iowait)
-    return busy / os.sysconf("SC_CLK_TCK")
+    return (sum(times) - times[3] - times[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _own_seconds() -> float:
@@ -64,7 +64,7 @@ def _boot_id() -> str:
 
 class EpochTimer(keras.callbacks.Callback):
     """Appends each finished epoch's wall seconds (training + validation) to ``timings.csv``, with what they can be
-    read against: when the epoch ended (UTC), the CPU kind (:func:`.compile.cpu_kind`), the machine's boot id
+    read against: when the epoch ended (UTC), the CPU kind (:func:`.artifacts.cpu_kind`), the machine's boot id
     (tells sittings on different machines apart without naming them) and ``others_cores``, the cores other processes
     kept busy meanwhile on average (the machine's busy time from /proc/stat less this process's; empty without it).
 
@@ -78,7 +78,7 @@ class EpochTimer(keras.callbacks.Callback):
         self.path = Path(run_dir) / runs.TIMINGS_FILE
 
     def on_train_begin(self, logs=None):
-        from fer_utils.train.compile import cpu_kind
+        from fer_utils.artifacts import cpu_kind
 
         self._cpu, self._boot = cpu_kind(), _boot_id()
         if self.path.exists() and self.path.stat().st_size:
@@ -87,11 +87,11 @@ class EpochTimer(keras.callbacks.Callback):
                 self._write(rows, mode="w")
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._machine, self._own = time.perf_counter(), _machine_ticks(), _own_seconds()
+        self._start, self._machine, self._own = time.perf_counter(), _machine_busy_seconds(), _own_seconds()
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - getattr(self, "_start", time.perf_counter())
-        machine, others = _machine_ticks(), ""
+        machine, others = _machine_busy_seconds(), ""
         if machine is not None and getattr(self, "_machine", None) is not None and seconds > 0:
             busy_elsewhere = (machine - self._machine) - (_own_seconds() - self._own)
             others = f"{max(0.0, busy_elsewhere / seconds):.2f}"

@@ -14,6 +14,7 @@ from typing import Any, Optional
 import keras
 import tensorflow as tf
 
+from fer_utils.artifacts import cpu_flags
 from fer_utils.train.config import LOSSES, PRECISIONS, TrainConfig, choice_error
 from fer_utils.train.schedules import effective_step_table, step_schedule
 
@@ -21,27 +22,6 @@ from fer_utils.train.schedules import effective_step_table, step_schedule
 #: oneDNN ISA limits (``ONEDNN_MAX_CPU_ISA``) under which bf16 convolutions and matmuls still run natively.
 _ONEDNN_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
                      "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "ALL", "DEFAULT")
-
-
-def cpu_flags() -> set:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none: not Linux, no procfs)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_kind() -> str:
-    """This machine as the estimate's speeds depend on it: cores, AVX2 / AVX-512 / bf16 / AMX, a oneDNN limit."""
-    flags = cpu_flags()
-    kind = ("AMX" if "amx_bf16" in flags else "AVX-512 + bf16" if "avx512_bf16" in flags
-            else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "unknown ISA")
-    limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    return f"{os.cpu_count()} cores, {kind}" + (f", oneDNN limited to {limit}" if limit else "")
 
 
 def _cpu_supports_bf16() -> bool:
