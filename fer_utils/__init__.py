@@ -25,7 +25,8 @@ generators or touch the file system. One package or module per stage:
 - ``eda``          the exploratory analysis of notebook 01
 - ``plots``        every figure the notebooks show
 - ``params``       parameter profiles and their check against the notebooks
-- ``artifacts``    notebook run folders, seeding, reproducibility metadata, report banners
+- ``artifacts``    notebook run folders, seeding, reproducibility metadata, the machine (CPU flags, kind, times),
+                   report banners
 - ``progress``     progress lines from a notebook to the runner's console
 - ``run``          the papermill runner (``python -m fer_utils.run``): resume or archive, then run each notebook
 - ``check``        every parameter checked before a run, and the ``--check`` dry run

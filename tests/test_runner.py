@@ -453,7 +453,7 @@ def test_the_estimate_warns_when_other_work_shares_the_cores():
 
 def test_the_estimate_warns_when_the_host_steals_cpu_time_while_timing():
     """A virtual machine whose host takes CPU time (steal) while the steps are timed gets a warning, not silence."""
-    from fer_utils import run
+    from fer_utils import artifacts, run
 
     before = [1000, 0, 100, 5000, 0, 0, 0, 200]  # user nice system idle iowait irq softirq steal
     calm = [1900, 0, 120, 5070, 0, 0, 0, 210]  # 10 of 1,000 ticks stolen: 1%
@@ -463,7 +463,7 @@ def test_the_estimate_warns_when_the_host_steals_cpu_time_while_timing():
     assert warning.startswith("warning: the host took 12% of this machine's CPU time (steal)") and "too high" in warning
     assert run.steal_warning([], stolen) == "" and run.steal_warning(before, before) == ""
     assert run.steal_share(before, stolen) == pytest.approx(110 / 900) and np.isnan(run.steal_share(before, []))
-    now = run.cpu_times()
+    now = artifacts.cpu_times()
     if sys.platform.startswith("linux"):
         assert len(now) == 8 and all(isinstance(v, int) and v >= 0 for v in now)
 

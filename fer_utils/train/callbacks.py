@@ -35,18 +35,20 @@ class LearningRateLogger(keras.callbacks.Callback):
 
 
 #: ``timings.csv``'s columns: what an epoch's wall seconds can be read against.
-TIMING_COLUMNS = ("epoch", "seconds", "ended", "cpu", "boot", "others_cores")
+TIMING_COLUMNS = ("epoch", "seconds", "ended", "cpu", "boot", "others_cores", "steal_cores")
 
 
-def _machine_busy_seconds() -> Optional[float]:
-    """Busy CPU seconds of the whole machine since boot, every core and process (None without /proc/stat): all of
-    :func:`fer_utils.artifacts.cpu_times` but idle and iowait."""
+def _machine_seconds() -> Optional[tuple]:
+    """``(busy, steal)`` CPU seconds of the whole machine since boot, every core and process (None without
+    /proc/stat): busy is all of :func:`fer_utils.artifacts.cpu_times` but idle, iowait and steal; steal is the time the
+    hypervisor gave to other guests."""
     from fer_utils.artifacts import cpu_times
 
     times = cpu_times()
     if not times:
         return None
-    return (sum(times) - times[3] - times[4]) / os.sysconf("SC_CLK_TCK")
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(times) - times[3] - times[4] - times[7]) / hz, times[7] / hz
 
 
 def _own_seconds() -> float:
@@ -66,7 +68,9 @@ class EpochTimer(keras.callbacks.Callback):
     """Appends each finished epoch's wall seconds (training + validation) to ``timings.csv``, with what they can be
     read against: when the epoch ended (UTC), the CPU kind (:func:`.artifacts.cpu_kind`), the machine's boot id
     (tells sittings on different machines apart without naming them) and ``others_cores``, the cores other processes
-    kept busy meanwhile on average (the machine's busy time from /proc/stat less this process's; empty without it).
+    kept busy meanwhile on average (the machine's busy time from /proc/stat less this process's; empty without it),
+    and ``steal_cores``, the cores' time the hypervisor gave to other guests meanwhile. In a container /proc/stat and
+    the boot id are the host's.
 
     Kept apart from ``history.csv`` so that the history of two runs with the same seed is
     byte-identical; whole-run training time after interruptions is the sum of these rows. A file of the earlier
@@ -82,28 +86,33 @@ class EpochTimer(keras.callbacks.Callback):
 
         self._cpu, self._boot = cpu_kind(), _boot_id()
         if self.path.exists() and self.path.stat().st_size:
-            rows = runs.history_rows(self.path.parent, runs.TIMINGS_FILE)
-            if rows and list(rows[0]) != list(TIMING_COLUMNS):
-                self._write(rows, mode="w")
+            with open(self.path, encoding="utf-8") as f:
+                header = f.readline().strip()
+            if header != ",".join(TIMING_COLUMNS):  # the earlier layout: rewritten whole or not at all
+                partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
+                self._write(runs.history_rows(self.path.parent, runs.TIMINGS_FILE), partial, mode="w")
+                os.replace(partial, self.path)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._machine, self._own = time.perf_counter(), _machine_busy_seconds(), _own_seconds()
+        self._start, self._machine, self._own = time.perf_counter(), _machine_seconds(), _own_seconds()
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - getattr(self, "_start", time.perf_counter())
-        machine, others = _machine_busy_seconds(), ""
+        machine, others, steal = _machine_seconds(), "", ""
         if machine is not None and getattr(self, "_machine", None) is not None and seconds > 0:
-            busy_elsewhere = (machine - self._machine) - (_own_seconds() - self._own)
+            busy_elsewhere = (machine[0] - self._machine[0]) - (_own_seconds() - self._own)
             others = f"{max(0.0, busy_elsewhere / seconds):.2f}"
+            steal = f"{max(0.0, (machine[1] - self._machine[1]) / seconds):.2f}"
         ended = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self._write([{"epoch": epoch, "seconds": f"{seconds:.3f}", "ended": ended, "cpu": getattr(self, "_cpu", ""),
-                      "boot": getattr(self, "_boot", ""), "others_cores": others}], mode="a")
+                      "boot": getattr(self, "_boot", ""), "others_cores": others, "steal_cores": steal}], self.path)
 
-    def _write(self, rows, mode):
+    @staticmethod
+    def _write(rows, path: Path, mode: str = "a"):
         import csv
 
-        new = mode == "w" or not self.path.exists() or self.path.stat().st_size == 0
-        with open(self.path, mode, newline="", encoding="utf-8") as f:
+        new = mode == "w" or not path.exists() or path.stat().st_size == 0
+        with open(path, mode, newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=TIMING_COLUMNS, restval="", extrasaction="ignore",
                                     lineterminator="\n")
             if new:
