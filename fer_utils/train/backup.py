@@ -112,6 +112,12 @@ def restore_seed_states(model, states: dict) -> None:
             sg.state.assign(np.asarray(states[key], dtype=sg.state.dtype))
 
 
+#: Why a run or search built in one precision must not continue in another, and the way out (ends mid-sentence).
+AUTO_PRECISION_HELP = ("(precision 'auto' picks per machine: mixed_float16 with a GPU, mixed_bfloat16 on a CPU with "
+                       "bf16, float32 elsewhere); continue it on a machine of the kind it started on (on a bf16 CPU, "
+                       "ONEDNN_MAX_CPU_ISA=AVX2 makes 'auto' pick float32 as an AVX2-only CPU does)")
+
+
 def _check_precision(meta: Path, model, backup_dir: Path) -> None:
     """Refuses to go on in another precision than the state was trained in (states written before the precision was
     recorded, or unreadable ones, pass: the restore judges those). ``precision: auto`` resolves per machine, so a run
@@ -125,10 +131,7 @@ def _check_precision(meta: Path, model, backup_dir: Path) -> None:
     if saved and saved != now:
         raise BackupError(
             f"{backup_dir}: the run trained in {saved} until this backup; this sitting builds the model in {now} "
-            "(precision 'auto' picks per machine: mixed_float16 with a GPU, mixed_bfloat16 on a CPU with bf16, "
-            "float32 elsewhere). Resume on a machine of the kind it started on (on a bf16 CPU, "
-            "ONEDNN_MAX_CPU_ISA=AVX2 makes 'auto' pick float32 as an AVX2-only CPU does), or move the backup folder "
-            "away to restart the model from epoch 0.")
+            f"{AUTO_PRECISION_HELP}, or move the backup folder away to restart the model from epoch 0.")
 
 
 class SafeBackup(keras.callbacks.BackupAndRestore):

@@ -357,10 +357,10 @@ def _older(old, record: Mapping) -> dict:
 
 
 def _precision_hint(old: Mapping, record: Mapping) -> str:
-    return (f": its trials trained in {old.get('precision')}, this machine builds them in {record.get('precision')} "
-            "(precision 'auto' picks per machine: mixed_float16 with a GPU, mixed_bfloat16 on a CPU with bf16, "
-            "float32 elsewhere); continue it on a machine of the kind it started on (on a bf16 CPU, "
-            "ONEDNN_MAX_CPU_ISA=AVX2 makes 'auto' pick float32 as an AVX2-only CPU does)")
+    from fer_utils.train.backup import AUTO_PRECISION_HELP
+
+    return f": its trials trained in {old.get('precision')}, this machine builds them in {record.get('precision')} " \
+        + AUTO_PRECISION_HELP
 
 
 def prepare_search_dir(folder, record: Mapping, overwrite: bool = False) -> str:
@@ -376,14 +376,15 @@ def prepare_search_dir(folder, record: Mapping, overwrite: bool = False) -> str:
     if folder.exists() and any(folder.iterdir()):
         if meta.exists():
             try:
-                old = _older(json.loads(meta.read_text()), record)
+                saved = json.loads(meta.read_text())
+                old = _older(saved, record)
             except (OSError, ValueError) as exc:
-                old = {"unreadable": str(exc)}
+                saved = old = {"unreadable": str(exc)}
             changed = _differences(old, record)
         else:
             changed = [f"{SEARCH_FILE} missing"]
         if not changed and not overwrite:
-            if record.get("precision") is not None and old != json.loads(meta.read_text()):
+            if record.get("precision") is not None and old != saved:
                 runs.write_json(meta, dict(record))  # a record without a precision gains this machine's
             return "resume"
         if not overwrite:
