@@ -40,11 +40,14 @@ PRECISIONS = ("auto", "recorded", "float32")
 #: ``litert_int8``: the same float32 model converted with dynamic-range quantization (int8 weights).
 RUNTIMES = ("keras", "litert", "litert_int8")
 _BF16_POLICY = '"config": {"name": "mixed_bfloat16"}'
+_F16_POLICY = '"config": {"name": "mixed_float16"}'  # a GPU run's
 
 
 def _float32_config(config_json: str) -> str:
-    """A model's JSON config computing in float32 (mixed bfloat16 layers switched)."""
-    return config_json.replace(_BF16_POLICY, '"config": {"name": "float32"}')
+    """A model's JSON config computing in float32 (mixed bfloat16 and mixed float16 layers switched)."""
+    for policy in (_BF16_POLICY, _F16_POLICY):
+        config_json = config_json.replace(policy, '"config": {"name": "float32"}')
+    return config_json
 
 
 # ----------------------------------------------------------------------------- predictors
@@ -233,11 +236,16 @@ def is_exported(folder) -> bool:
 
 def _keep_bf16() -> bool:
     """bfloat16 compute pays off only with native bf16 matmuls (or a GPU); elsewhere it is emulated, slowly."""
-    import tensorflow as tf
-
     from fer_utils.train.compile import _cpu_supports_bf16
 
-    return _cpu_supports_bf16() or bool(tf.config.list_physical_devices("GPU"))
+    return _cpu_supports_bf16() or _gpu_visible()
+
+
+def _gpu_visible() -> bool:
+    """float16 compute pays off only on a GPU; CPUs emulate most of it."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def load_exported(folder, *, precision: str = "auto", runtime: str = "keras") -> Predictor:
@@ -245,8 +253,9 @@ def load_exported(folder, *, precision: str = "auto", runtime: str = "keras") ->
 
     ``precision``: ``"recorded"`` computes as the model was trained and scored (the shipped model: mixed
     bfloat16); ``"float32"`` computes in float32; ``"auto"`` keeps bfloat16 only where it is native (CPUs with
-    AVX512-BF16/AMX, GPUs) and uses float32 elsewhere, where emulated bfloat16 would be slow. ``runtime="litert"``
-    runs the float32 model with LiteRT, ``"litert_int8"`` its int8-weight form (:mod:`fer_utils.models.lite`).
+    AVX512-BF16/AMX, GPUs) and mixed float16 (a GPU run's) only on a GPU, and uses float32 elsewhere, where
+    emulated 16-bit compute would be slow. ``runtime="litert"`` runs the float32 model with LiteRT,
+    ``"litert_int8"`` its int8-weight form (:mod:`fer_utils.models.lite`).
 
     Raises:
         FileNotFoundError: a file of the folder is missing (names it).
@@ -264,7 +273,8 @@ def load_exported(folder, *, precision: str = "auto", runtime: str = "keras") ->
             raise FileNotFoundError(f"{folder / name} is missing; an exported model folder holds "
                                     f"{list(EXPORTED_FILES)}")
     config = (folder / ARCHITECTURE_FILE).read_text(encoding="utf-8")
-    if precision == "float32" or (precision == "auto" and _BF16_POLICY in config and not _keep_bf16()):
+    if precision == "float32" or (precision == "auto" and (_BF16_POLICY in config and not _keep_bf16()
+                                                           or _F16_POLICY in config and not _gpu_visible())):
         config = _float32_config(config)
     model = keras.models.model_from_json(config)
     with np.load(folder / WEIGHTS_FILE) as data:

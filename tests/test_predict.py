@@ -592,6 +592,35 @@ def test_shipped_model_in_float32_agrees_with_its_recorded_bfloat16(fixture_face
         shipped.load_exported(precision="half")
 
 
+def test_an_export_trained_in_mixed_float16_computes_in_float32_on_a_cpu(fixture_faces, tmp_path):
+    """A GPU run's export (mixed float16) loaded on a CPU: ``auto`` and ``float32`` switch every layer to float32,
+    as for mixed bfloat16 (CPUs emulate most float16 compute), and ``recorded`` keeps float16; the float32 forms agree
+    with the shipped model's float32 form, which has the same weights."""
+    import shutil
+
+    import tensorflow as tf
+
+    from fer_utils import predictor
+    from fer_utils.models import model_precision
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("auto keeps mixed float16 where a GPU is visible")
+    folder = tmp_path / "f16"
+    shutil.copytree(shipped.DEFAULT_DIR, folder)
+    arch = folder / predictor.ARCHITECTURE_FILE
+    arch.write_text(arch.read_text().replace(predictor._BF16_POLICY, predictor._F16_POLICY))
+    assert predictor._F16_POLICY in arch.read_text() and predictor._BF16_POLICY not in arch.read_text()
+    recorded = predictor.load_exported(folder, precision="recorded")
+    assert "mixed_float16" in {layer.dtype_policy.name for layer in recorded.model.layers}
+    reference = shipped.load_exported(precision="float32").predict(fixture_faces.images[:8])
+    for precision in ("auto", "float32"):
+        p = predictor.load_exported(folder, precision=precision)
+        assert {layer.dtype_policy.name for layer in p.model.layers} == {"float32"}, precision
+        np.testing.assert_allclose(p.predict(fixture_faces.images[:8]), reference, atol=1e-5)
+    # a model held in memory (LiteRT conversion's way in) gets the same float32 copy
+    assert model_precision(predictor._float32(recorded.model)) == "float32"
+
+
 def test_ordered_map_keeps_input_order_across_threads():
     import time
 
