@@ -67,12 +67,16 @@ def cpu_times() -> list:
 
 
 def cpu_kind() -> str:
-    """This machine's CPU as speeds depend on it: cores, AVX2 / AVX-512 / bf16 / AMX, a oneDNN limit."""
+    """This machine's CPU as speeds depend on it: cores (those this process may run on, "2 of 8 cores" when fewer
+    than the machine's), AVX2 / AVX-512 / bf16 / AMX, a oneDNN limit."""
     flags = cpu_flags()
     kind = ("AMX" if "amx_bf16" in flags else "AVX-512 + bf16" if "avx512_bf16" in flags
             else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "unknown ISA")
     limit = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    return f"{os.cpu_count()} cores, {kind}" + (f", oneDNN limited to {limit}" if limit else "")
+    total = os.cpu_count() or 1
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else total
+    cores = f"{usable} cores" if usable >= total else f"{usable} of {total} cores"
+    return f"{cores}, {kind}" + (f", oneDNN limited to {limit}" if limit else "")
 
 
 def versions() -> dict:

@@ -523,6 +523,27 @@ def test_epoch_timings_count_other_processes_and_steal_from_the_machines_times(t
         assert not list(tmp_path.glob("*.partial"))
 
 
+@pytest.mark.parametrize("flags, usable, total, limit, says", [
+    ({"avx2"}, {0, 1}, 2, None, "2 cores, AVX2"),
+    ({"avx2", "avx512f", "avx512_bf16"}, {0, 1}, 8, None, "2 of 8 cores, AVX-512 + bf16"),
+    ({"avx2", "avx512f", "avx512_bf16", "amx_bf16"}, {0, 1}, 2, "AVX2", "2 cores, AMX, oneDNN limited to AVX2"),
+    ({"avx2", "avx512f"}, {0, 1, 2, 3}, 4, None, "4 cores, AVX-512"),
+])
+def test_cpu_kind_names_the_cores_this_process_may_use_and_the_best_isa(monkeypatch, flags, usable, total, limit, says):
+    """Speeds depend on the cores a run may use (a container or taskset may allow fewer than the machine has) and on
+    the best instruction set; both are in the label every timings row carries."""
+    from fer_utils import artifacts
+
+    monkeypatch.setattr(artifacts, "cpu_flags", lambda: set(flags))
+    monkeypatch.setattr(artifacts.os, "cpu_count", lambda: total)
+    monkeypatch.setattr(artifacts.os, "sched_getaffinity", lambda pid: set(usable), raising=False)
+    if limit:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", limit)
+    else:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert artifacts.cpu_kind() == says
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads the machine's CPU times from /proc/stat")
 def test_epoch_timings_see_a_process_spinning_beside_the_run(tmp_path):
     """The real reading: a second process spinning through the whole epoch shows as at least half a core, and the
