@@ -230,7 +230,7 @@ def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
     half = R.variant_settings(recipe, "cnn_half", 7)
     assert half["model_name"] == "cnn" and half["normalization"] == "per_image"  # the recipe model's input
     for name in R.VARIANTS:
-        if name in (R.FULL, "cnn_half", "old_cpu", "candidates", *R.TEACHER_VARIANTS):
+        if name in (R.FULL, "cnn_half", "old_cpu", "candidates", "longer", *R.TEACHER_VARIANTS):
             continue
         v = R.variant_settings(recipe, name, 7)
         changed = [k for k in full if v[k] != full[k]]
@@ -255,6 +255,11 @@ def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
     assert R.VARIANTS["separable_distill"][1] == {"model_kwargs": {"fuse": "separable"}, "distill": 0.5}
     assert "separable_distill" in R.TEACHER_VARIANTS
     assert R.variant_settings(recipe, "old_cpu", 7)["train_config"]["epochs"] == 14
+    longer = R.variant_settings(recipe, "longer", 26)  # the schedule's length and nothing else
+    assert longer["train_config"] == {**R.variant_settings(recipe, R.FULL, 26)["train_config"], "epochs": 36}
+    assert {k: v for k, v in longer.items() if k != "train_config"} == {
+        k: v for k, v in R.variant_settings(recipe, R.FULL, 26).items() if k != "train_config"}
+    assert R.variant_settings(recipe, "longer", 7)["train_config"]["epochs"] == 10
     assert R.variant_settings(recipe, R.FULL, 1)["train_config"]["warmup_epochs"] == 0  # must stay < epochs
     with pytest.raises(ValueError, match="Unknown ablation variant.*no_dropout"):
         R.check_variants(["full", "no_dropout"])
