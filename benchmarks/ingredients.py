@@ -5,7 +5,8 @@ Issue 24 measured its ingredients one run at a time, each written by ``benchmark
 same test images. This script reads those files and writes them as one table (the reference once, then every other
 row in the order given, the file it came from in ``from``), after checking that they can stand together: every file
 has a ``full`` row with the same scores as the first file's (one reference run, or a rerun that matched it to the
-last digit; each row's ``reference train minutes`` says which), every row the same epochs, and no variant twice.
+last digit; each row's ``reference train minutes`` says which), every row the reference's epochs (times the
+variant's own factor: ``longer``), and no variant twice.
 McNemar's p is Holm-adjusted within two families: the reference model scored another way (TTA, last epoch) and the
 ingredients trained anew. With ``--images``, each difference gets its 95% interval and the smallest difference its
 test detects. Nothing is trained or scored again; the Markdown is ``recipe.markdown_tables``'s.
@@ -109,10 +110,12 @@ def ingredient_table(tables, *, images: int = 0):
         parts.append(table.drop(index="full").assign(**{"from": path.name,
                                                         "reference train minutes": float(full["train minutes"])}))
     together = pd.concat(parts)
-    epochs = together["epochs"].unique()
-    if len(epochs) != 1:
-        raise ValueError(f"rows of different budgets {sorted(int(e) for e in epochs)} epochs: "
-                         f"{ {v: int(e) for v, e in together['epochs'].items()} }")
+    budget = int(together.loc["full", "epochs"])  # the first table's reference (the others' are dropped)
+    expected = {v: round(budget * R.VARIANTS.get(v, ("", {}))[1].get("epochs_factor", 1)) for v in together.index}
+    wrong = {v: int(e) for v, e in together["epochs"].items() if int(e) != expected[v]}
+    if wrong:
+        raise ValueError(f"rows of other budgets than the reference's {budget} epochs (a variant's own factor, e.g. "
+                         f"'longer', allowed): {wrong}")
     twice = together.index[together.index.duplicated()].unique().tolist()
     if twice:
         where = together.loc[twice, "from"].groupby(level=0).apply(list).to_dict()

@@ -15,7 +15,8 @@ ingredient (``fer_utils.experiments.recipe.VARIANTS``), on notebook 03's own dat
   seed), their mean and sd, and their ensemble (``recipe_ablation/e<epochs>-ensemble-s0-1-2/<variant>/``);
 - ``<out>/time_to_accuracy_<profile>.csv`` and ``.png``: validation accuracy against training minutes for
   notebook 03's recipe runs (``reports/<profile>/03_baselines/<model>/seed*``, when they exist), the short full
-  recipe and the old ``cpu`` setting (variant ``old_cpu``), with minutes to reach 55/60/65% validation accuracy.
+  recipe, the old ``cpu`` setting (variant ``old_cpu``) and the longer schedule (``longer``), with minutes to
+  reach 55/60/65% validation accuracy.
 
 Every variant is a resumable run folder ``reports/<profile>/recipe_ablation/e<epochs>-s<seed>/<variant>/``: run the
 same command again after an interruption and finished variants are reused, an interrupted one resumes. A variant
@@ -52,7 +53,9 @@ def parse_args(argv=None):
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="cpu", help="params/<profile>.yaml whose notebook 03 holds the recipe")
-    ap.add_argument("--epochs", type=int, default=7, help="epochs of every variant but old_cpu (default: %(default)s)")
+    ap.add_argument("--epochs", type=int, default=7,
+                    help="epochs of every variant but old_cpu (its own 14) and longer (1.4x these) "
+                         "(default: %(default)s)")
     ap.add_argument("--variants", default=",".join([*(v for v in R.VARIANTS if v not in R.TEACHER_VARIANTS),
                                                     *R.TTA_VARIANTS, *R.WEIGHT_VARIANTS]),
                     help="comma-separated variants, trained in this order (default: all but those needing a teacher: "
@@ -156,7 +159,7 @@ def main(argv=None) -> int:
         model = recipe["models"][0]
         curves_from = {f"recipe seed {p.name[4:]} ({p.parent.name})": p
                        for p in sorted((root / "03_baselines" / model).glob("seed*")) if (p / "timings.csv").exists()}
-        curves_from.update({f"ablation {n}": f for n, f in folders.items() if n in (R.FULL, "old_cpu")})
+        curves_from.update({f"ablation {n}": f for n, f in folders.items() if n in (R.FULL, "old_cpu", "longer")})
         curves = R.time_to_accuracy(curves_from)
         curves.to_csv(out / f"time_to_accuracy_{args.profile}.csv", index=False)
         peer = published_table()

@@ -67,8 +67,9 @@ def cpu_times() -> list:
 
 
 def cpu_kind() -> str:
-    """This machine's CPU as speeds depend on it: cores (those this process may run on, "2 of 8 cores" when fewer
-    than the machine's), AVX2 / AVX-512 / bf16 / AMX, a oneDNN limit."""
+    """This machine's CPU as speeds depend on it: cores (those this process may run on, "2 of 8 cores" when its
+    affinity allows fewer than the machine's; a cgroup CPU quota is not seen), AVX2 / AVX-512 / bf16 / AMX, a oneDNN
+    limit."""
     flags = cpu_flags()
     kind = ("AMX" if "amx_bf16" in flags else "AVX-512 + bf16" if "avx512_bf16" in flags
             else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "unknown ISA")

@@ -39,15 +39,33 @@ PRECISIONS = ("auto", "recorded", "float32")
 #: What computes a predictor's probabilities: Keras (TensorFlow) or LiteRT (:mod:`fer_utils.models.lite`).
 #: ``litert_int8``: the same float32 model converted with dynamic-range quantization (int8 weights).
 RUNTIMES = ("keras", "litert", "litert_int8")
-_BF16_POLICY = '"config": {"name": "mixed_bfloat16"}'
-_F16_POLICY = '"config": {"name": "mixed_float16"}'  # a GPU run's
+def _policies(node, found: set | None = None, *, to_float32: bool = False) -> set:
+    """The dtype policy names in a model's parsed JSON config (``DTypePolicy`` objects and plain ``"dtype":
+    "mixed_..."`` strings); with ``to_float32``, every mixed one (bfloat16 or float16) is set to float32 in place."""
+    found = set() if found is None else found
+    if isinstance(node, dict):
+        if node.get("class_name") == "DTypePolicy" and isinstance(node.get("config"), dict):
+            found.add(node["config"].get("name"))
+            if to_float32 and str(node["config"].get("name")).startswith("mixed_"):
+                node["config"]["name"] = "float32"
+        for key, value in node.items():
+            if key == "dtype" and isinstance(value, str) and value.startswith("mixed_"):
+                found.add(value)
+                if to_float32:
+                    node[key] = "float32"
+            else:
+                _policies(value, found, to_float32=to_float32)
+    elif isinstance(node, list):
+        for value in node:
+            _policies(value, found, to_float32=to_float32)
+    return found
 
 
 def _float32_config(config_json: str) -> str:
     """A model's JSON config computing in float32 (mixed bfloat16 and mixed float16 layers switched)."""
-    for policy in (_BF16_POLICY, _F16_POLICY):
-        config_json = config_json.replace(policy, '"config": {"name": "float32"}')
-    return config_json
+    config = json.loads(config_json)
+    _policies(config, to_float32=True)
+    return json.dumps(config)
 
 
 # ----------------------------------------------------------------------------- predictors
@@ -273,8 +291,9 @@ def load_exported(folder, *, precision: str = "auto", runtime: str = "keras") ->
             raise FileNotFoundError(f"{folder / name} is missing; an exported model folder holds "
                                     f"{list(EXPORTED_FILES)}")
     config = (folder / ARCHITECTURE_FILE).read_text(encoding="utf-8")
-    if precision == "float32" or (precision == "auto" and (_BF16_POLICY in config and not _keep_bf16()
-                                                           or _F16_POLICY in config and not _gpu_visible())):
+    policies = _policies(json.loads(config))
+    if precision == "float32" or (precision == "auto" and ("mixed_bfloat16" in policies and not _keep_bf16()
+                                                           or "mixed_float16" in policies and not _gpu_visible())):
         config = _float32_config(config)
     model = keras.models.model_from_json(config)
     with np.load(folder / WEIGHTS_FILE) as data:

@@ -297,6 +297,7 @@ def test_export_round_trip_keeps_predictions_and_never_overwrites(tiny_fer, tmp_
     card = export.export_model(run, out, dataset=tiny_fer, tta="none", commands=["train"])
     assert card["tta"] == "none" and card["source_tta"] == "flip"
     assert set(card["scores_by_tta"]) == set(TTA_NAMES)
+    assert card["precision"] == card["scores_precision"] == "float32"  # trained and scored in float32
     with np.load(out / shipped.WEIGHTS_FILE) as w:
         assert {w[k].dtype for k in w.files} == {np.dtype(np.float16)}
     faces = tiny_fer.split("PrivateTest").images
@@ -592,24 +593,29 @@ def test_shipped_model_in_float32_agrees_with_its_recorded_bfloat16(fixture_face
         shipped.load_exported(precision="half")
 
 
-def test_an_export_trained_in_mixed_float16_computes_in_float32_on_a_cpu(fixture_faces, tmp_path):
-    """A GPU run's export (mixed float16) loaded on a CPU: ``auto`` and ``float32`` switch every layer to float32,
-    as for mixed bfloat16 (CPUs emulate most float16 compute), and ``recorded`` keeps float16; the float32 forms agree
-    with the shipped model's float32 form, which has the same weights."""
+@pytest.mark.parametrize("pretty", [False, True])
+def test_an_export_trained_in_mixed_float16_computes_in_float32_without_a_gpu(fixture_faces, tmp_path, monkeypatch,
+                                                                            pretty):
+    """A GPU run's export (mixed float16) loaded where no GPU is visible, even on a CPU with native bf16: ``auto`` and
+    ``float32`` switch every layer to float32 (CPUs emulate most float16 compute), ``recorded`` keeps float16, and
+    with a GPU visible ``auto`` keeps it; the float32 forms agree with the shipped model's float32 form (the same
+    weights). The architecture file is re-labelled as a float16 run writes it (policies and tensor dtypes), once as
+    Keras writes it and once pretty-printed (the switch reads the JSON, not its spacing)."""
     import shutil
-
-    import tensorflow as tf
 
     from fer_utils import predictor
     from fer_utils.models import model_precision
+    from fer_utils.train import compile as compile_module
 
-    if tf.config.list_physical_devices("GPU"):
-        pytest.skip("auto keeps mixed float16 where a GPU is visible")
+    monkeypatch.setattr(compile_module, "_cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(predictor, "_gpu_visible", lambda: False)
     folder = tmp_path / "f16"
     shutil.copytree(shipped.DEFAULT_DIR, folder)
     arch = folder / predictor.ARCHITECTURE_FILE
-    arch.write_text(arch.read_text().replace(predictor._BF16_POLICY, predictor._F16_POLICY))
-    assert predictor._F16_POLICY in arch.read_text() and predictor._BF16_POLICY not in arch.read_text()
+    config = json.loads(arch.read_text().replace('"mixed_bfloat16"', '"mixed_float16"')
+                        .replace('"dtype": "bfloat16"', '"dtype": "float16"'))
+    arch.write_text(json.dumps(config, indent=2 if pretty else None))
+    assert predictor._policies(config) == {"mixed_float16", "float32"}
     recorded = predictor.load_exported(folder, precision="recorded")
     assert "mixed_float16" in {layer.dtype_policy.name for layer in recorded.model.layers}
     reference = shipped.load_exported(precision="float32").predict(fixture_faces.images[:8])
@@ -619,6 +625,19 @@ def test_an_export_trained_in_mixed_float16_computes_in_float32_on_a_cpu(fixture
         np.testing.assert_allclose(p.predict(fixture_faces.images[:8]), reference, atol=1e-5)
     # a model held in memory (LiteRT conversion's way in) gets the same float32 copy
     assert model_precision(predictor._float32(recorded.model)) == "float32"
+    monkeypatch.setattr(predictor, "_gpu_visible", lambda: True)
+    on_gpu = predictor.load_exported(folder, precision="auto")
+    assert "mixed_float16" in {layer.dtype_policy.name for layer in on_gpu.model.layers}
+
+
+def test_a_plain_string_policy_is_switched_to_float32_too():
+    """Configs that name a layer's policy as a plain string (``"dtype": "mixed_bfloat16"``) are switched as well."""
+    from fer_utils import predictor
+
+    config = {"layers": [{"config": {"dtype": "mixed_bfloat16"}}, {"config": {"dtype": "float32"}}]}
+    assert predictor._policies(config) == {"mixed_bfloat16"}
+    switched = json.loads(predictor._float32_config(json.dumps(config)))
+    assert [layer["config"]["dtype"] for layer in switched["layers"]] == ["float32", "float32"]
 
 
 def test_ordered_map_keeps_input_order_across_threads():

@@ -1021,14 +1021,22 @@ def test_the_ingredient_table_refuses_tables_that_cannot_stand_together(tmp_path
     no_full = table.drop(index="full")
     longer = table.copy()
     longer.loc["ema", "epochs"] = 7
+    stretched = table.rename(index={"ema": "longer"})
+    stretched.loc["longer", "epochs"] = 26  # 'longer' trains 1.4x the reference's epochs: 36, not 26
     for tables, says in (([str(first), write("other.csv", other)],
                           "other.csv: its 'full' row has PrivateTest_accuracy"),
                          ([str(first), write("no_full.csv", no_full)], "no_full.csv: no 'full' row"),
-                         ([str(first), write("longer.csv", longer)], "rows of different budgets [7, 26] epochs"),
+                         ([str(first), write("longer.csv", longer)],
+                          "other budgets than the reference's 26 epochs (a variant's own factor, e.g. 'longer', "
+                          "allowed): {'ema': 7}"),
+                         ([str(first), write("stretched.csv", stretched)], "allowed): {'longer': 26}"),
                          ([str(first), str(ema), str(ema)], "variant(s) ['ema'] appear in more than one table")):
         assert module.main([*tables, "--out", str(tmp_path / "x.csv")]) == 2, says
         assert says in capsys.readouterr().err
         assert not (tmp_path / "x.csv").exists()
+    stretched.loc["longer", "epochs"] = 36
+    assert module.main([str(first), write("stretched.csv", stretched), "--out", str(tmp_path / "ok.csv")]) == 0
+    assert pd.read_csv(tmp_path / "ok.csv").set_index("variant").loc["longer", "epochs"] == 36
     against = table.rename(columns=lambda c: c.replace("full", "separable_fuse"))  # recipe.py --reference
     assert module.main([str(first), write("against.csv", against), "--out", str(tmp_path / "x.csv")]) == 2
     assert "against.csv: no column(s) ['diff vs full (PrivateTest)', 'discordant (full right / variant right)']" \

@@ -181,7 +181,9 @@ def test_every_profile_passes_the_dry_run_check(profile, tmp_path):
     assert "one step ok" in result.stdout and "FAILED" not in result.stdout
     assert f"profile {profile}: every notebook's parameters, data and models are fine" in result.stdout
     if profile == "smoke":
-        assert f"[cost] profile smoke on this machine ({os.cpu_count()} cores" in result.stdout
+        from fer_utils.artifacts import cpu_kind
+
+        assert f"[cost] profile smoke on this machine ({cpu_kind()}" in result.stdout
         assert "[cost]   all: " in result.stdout and "training(s)" in result.stdout and "T4 " in result.stdout
     else:
         assert "[cost]" not in result.stdout

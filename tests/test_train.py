@@ -530,8 +530,8 @@ def test_epoch_timings_count_other_processes_and_steal_from_the_machines_times(t
     ({"avx2", "avx512f"}, {0, 1, 2, 3}, 4, None, "4 cores, AVX-512"),
 ])
 def test_cpu_kind_names_the_cores_this_process_may_use_and_the_best_isa(monkeypatch, flags, usable, total, limit, says):
-    """Speeds depend on the cores a run may use (a container or taskset may allow fewer than the machine has) and on
-    the best instruction set; both are in the label every timings row carries."""
+    """Speeds depend on the cores a run may use (taskset or a container's cpuset may allow fewer than the machine
+    has) and on the best instruction set; both are in the label every timings row carries."""
     from fer_utils import artifacts
 
     monkeypatch.setattr(artifacts, "cpu_flags", lambda: set(flags))

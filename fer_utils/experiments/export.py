@@ -139,6 +139,10 @@ def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Opt
                     shutil.copyfile(folder / runs.PREDICTIONS_FILE, out_dir / runs.PREDICTIONS_FILE)
         card["scores"] = by_tta[card["tta"]]
         card["scores_by_tta"] = by_tta
+        # what the scores were computed in: load_exported's "auto" (float32 where 16-bit compute would be emulated)
+        from fer_utils.models import model_precision
+
+        card["scores_precision"] = model_precision(exported.model)
         card["dataset"] = {"name": dataset.name, "checksum": dataset.checksum, "n": int(len(dataset)),
                            "file_sha256": _file_sha256(dataset.path)}
     card["files_kb"] = {n: _size_kb(out_dir / n) for n in PR.EXPORTED_FILES if (out_dir / n).exists()}

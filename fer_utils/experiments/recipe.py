@@ -63,7 +63,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
                 {"distill": 0.5}),
     # A longer schedule: the reference's 26 epochs took 59.6 min on the first bf16 CPU, 41 on a faster one (Zen 4,
     # 94 s per epoch), where 60 minutes train 36.
-    "longer": ("1.4x the epochs (26 -> 36: an hour on the faster bf16 CPU)", {"epochs_factor": 1.4}),
+    "longer": ("1.4x the epochs, the cosine stretched over them (26 -> 36: an hour on the faster bf16 CPU)",
+               {"epochs_factor": 1.4}),
     # A cheaper network (issue 24, part 4): on AVX2-only CPUs the classifier's float32 arithmetic bounds predict.
     "separable_fuse": ("3x3 fusion convolutions -> depthwise-separable (110M -> 54M multiply-adds per face)",
                        {"model_kwargs": {"fuse": "separable"}}),
