@@ -731,17 +731,25 @@ def test_docs_training_time_on_a_real_avx2_cpu_is_the_committed_throughput():
     """docs/results.md's AVX2-only rows of the training-time table (issue 24, part 4) are
     ``throughput_msca_resnet_b128_avx2.csv``'s train images/s, and their hours are one recipe seed's images (26
     epochs x 25,838) at that speed."""
-    table = pd.read_csv(ROOT / "benchmarks" / "results" / "throughput_msca_resnet_b128_avx2.csv").set_index("precision")
+    _training_time_rows("throughput_msca_resnet_b128_avx2.csv", {
+        "**an AVX2-only 2-core CPU, measured** (AMD EPYC Zen 3, no AVX-512; 2026-12-03 21:53, idle, commit "
+        "`49caafd`)": "float32", "the same": "mixed_bfloat16"}, lambda seconds: f"{seconds / 3600:.1f} h")
+
+
+def _training_time_rows(csv_name: str, labels: dict, duration) -> dict:
+    """The rows of docs/results.md's training-time table named by ``labels`` (first cell -> precision): their
+    images/s are ``csv_name``'s train images/s and their time one recipe seed's images (26 epochs x 25,838) at that
+    speed, written by ``duration(seconds)``. Returns the rows' cells by label."""
+    table = pd.read_csv(ROOT / "benchmarks" / "results" / csv_name).set_index("precision")
     assert set(table["model"]) == {"msca_resnet"} and set(table["batch"]) == {128} and set(table["cpu_count"]) == {2}
     text = (ROOT / "docs" / "results.md").read_text()
     section = text[text.index("## Training time of one recipe seed, by CPU kind"):]
-    measured = docs_row(section, "**an AVX2-only 2-core CPU, measured** (AMD EPYC Zen 3, no AVX-512; 2026-12-03 "
-                                 "21:53, idle, commit `49caafd`)")
-    emulated = docs_row(section, "the same")
-    for row, precision in ((measured, "float32"), (emulated, "mixed_bfloat16")):
+    rows = {label: docs_row(section, label) for label in labels}
+    for label, precision in labels.items():
         speed = float(table.loc[precision, "train_img_s"])
-        assert float(row[2].strip("*")) == speed, precision
-        assert row[3] == f"{26 * 25_838 / speed / 3600:.1f} h", precision
+        assert float(rows[label][2].strip("*")) == speed, precision
+        assert rows[label][3] == duration(26 * 25_838 / speed), precision
+    return rows
 
 
 def test_docs_recipe_epochs_on_a_real_avx2_cpu_are_the_committed_runs():
@@ -1002,17 +1010,11 @@ def test_docs_training_time_on_the_faster_bf16_cpu_is_the_committed_throughput_a
     """docs/results.md's Zen 4 rows of the training-time table are ``throughput_msca_resnet_b128_zen4.csv``'s train
     images/s, their minutes one recipe seed's images at that speed, and the measured seed is seed 2's timings."""
     results = ROOT / "benchmarks" / "results"
-    table = pd.read_csv(results / "throughput_msca_resnet_b128_zen4.csv").set_index("precision")
-    assert set(table["model"]) == {"msca_resnet"} and set(table["batch"]) == {128} and set(table["cpu_count"]) == {2}
-    text = (ROOT / "docs" / "results.md").read_text()
-    section = text[text.index("## Training time of one recipe seed, by CPU kind"):]
-    first = docs_row(section, "**a faster bf16 CPU** (AMD EPYC Zen 4, family 25 model 17, AVX-512 + AVX512-BF16, no "
-                              "AMX; 2026-12-04 23:32, commit `4ef6caa`)")
-    second = docs_row(section, "the same Zen 4 CPU")
-    for row, precision in ((first, "mixed_bfloat16"), (second, "float32")):
-        speed = float(table.loc[precision, "train_img_s"])
-        assert float(row[2].strip("*")) == speed, precision
-        assert row[3] == f"{26 * 25_838 / speed / 60:.0f} min", precision
+    label = ("**a faster bf16 CPU** (AMD EPYC Zen 4, family 25 model 17, AVX-512 + AVX512-BF16, no AMX; 2026-12-04 "
+             "23:32, commit `4ef6caa`)")
+    first = _training_time_rows("throughput_msca_resnet_b128_zen4.csv",
+                                {label: "mixed_bfloat16", "the same Zen 4 CPU": "float32"},
+                                lambda seconds: f"{seconds / 60:.0f} min")[label]
     timings = pd.read_csv(results / "recipe_e26_s2" / R.FULL / "timings.csv")
     assert set(timings["cpu"]) == {"2 cores, AVX-512 + bf16"}
     minutes = round(timings["seconds"].sum() / 60, 1)
