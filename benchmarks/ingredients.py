@@ -14,7 +14,7 @@ test detects. Nothing is trained or scored again; the Markdown is ``recipe.markd
 Usage (a new ``--out``: an existing table is not overwritten)::
 
     cd benchmarks/results && python ../ingredients.py \\
-        recipe_ablation_cpu_e26{,_candidates,_distill,_ema,_erasing,_separable}.csv \\
+        recipe_ablation_cpu_e26{,_candidates,_distill,_ema,_erasing,_separable,_longer}.csv \\
         --images 3589 --out /tmp/recipe_ingredients_cpu_e26.csv
 """
 
