@@ -39,6 +39,8 @@ PRECISIONS = ("auto", "recorded", "float32")
 #: What computes a predictor's probabilities: Keras (TensorFlow) or LiteRT (:mod:`fer_utils.models.lite`).
 #: ``litert_int8``: the same float32 model converted with dynamic-range quantization (int8 weights).
 RUNTIMES = ("keras", "litert", "litert_int8")
+
+
 def _policies(node, found: set | None = None, *, to_float32: bool = False) -> set:
     """The dtype policy names in a model's parsed JSON config (``DTypePolicy`` objects and plain ``"dtype":
     "mixed_..."`` strings); with ``to_float32``, every mixed one (bfloat16 or float16) is set to float32 in place."""
