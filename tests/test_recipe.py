@@ -631,6 +631,13 @@ def test_the_committed_26_epoch_reference_is_the_cpu_recipes_full_variant():
         headline["PrivateTest_accuracy"], abs=1e-9)
 
 
+def _private_accuracy(run_dir) -> float:
+    """A committed run's PrivateTest accuracy, from its saved predictions."""
+    pred = runs.load_predictions(run_dir)
+    private = pred["split"] == "PrivateTest"
+    return float(np.mean(pred["y_pred"][private] == pred["y_true"][private]))
+
+
 def test_the_committed_erasing_run_is_the_reference_plus_erasing_and_its_table_reads_its_files():
     """docs/results.md's random-erasing row (issue 24) comes from ``recipe_e26_s0/erasing``: the reference's recipe
     with erasing added and nothing else, and the ablation table's numbers are that run's metrics and predictions."""
@@ -642,10 +649,8 @@ def test_the_committed_erasing_run_is_the_reference_plus_erasing_and_its_table_r
     assert {k: v for k, v in run.items() if k not in ("augment", "variant")} == \
         {k: v for k, v in ref.items() if k not in ("augment", "variant")}
     table = pd.read_csv(results / "recipe_ablation_cpu_e26_erasing.csv").set_index("variant")
-    pred = runs.load_predictions(results / "recipe_e26_s0" / "erasing")
-    private = pred["split"] == "PrivateTest"
     assert table.loc["erasing", "PrivateTest_accuracy"] == pytest.approx(
-        np.mean(pred["y_pred"][private] == pred["y_true"][private]), abs=1e-9)
+        _private_accuracy(results / "recipe_e26_s0" / "erasing"), abs=1e-9)
     assert table.loc["erasing", "PrivateTest_accuracy"] < table.loc[R.FULL, "PrivateTest_accuracy"]
 
 
@@ -664,11 +669,9 @@ def test_the_committed_longer_run_is_the_reference_with_36_epochs_and_the_docs_r
     assert {**run, "train_config": {**run["train_config"], "epochs": 26}} == ref
     assert runs.read_metrics(results / "recipe_e26_s0" / "longer")["metadata"]["precision"] == "mixed_bfloat16"
     table = pd.read_csv(results / "recipe_ablation_cpu_e26_longer.csv").set_index("variant")
-    pred = runs.load_predictions(results / "recipe_e26_s0" / "longer")
-    private = pred["split"] == "PrivateTest"
     longer = table.loc["longer"]
     assert longer["PrivateTest_accuracy"] == pytest.approx(
-        np.mean(pred["y_pred"][private] == pred["y_true"][private]), abs=1e-9)
+        _private_accuracy(results / "recipe_e26_s0" / "longer"), abs=1e-9)
     timings = pd.read_csv(results / "recipe_e26_s0" / "longer" / "timings.csv")
     history = pd.read_csv(results / "recipe_e26_s0" / "longer" / "history.csv")
     assert len(timings) == len(history) == 36
@@ -801,11 +804,9 @@ def test_the_committed_separable_run_is_the_reference_with_separable_fusion_and_
                  for v in (R.FULL, "separable_fuse")}
     assert precision == {R.FULL: "mixed_bfloat16", "separable_fuse": "float32"}
     table = pd.read_csv(results / "recipe_ablation_cpu_e26_separable.csv").set_index("variant")
-    pred = runs.load_predictions(results / "recipe_e26_s0" / "separable_fuse")
-    private = pred["split"] == "PrivateTest"
     row = table.loc["separable_fuse"]
     assert row["PrivateTest_accuracy"] == pytest.approx(
-        np.mean(pred["y_pred"][private] == pred["y_true"][private]), abs=1e-9)
+        _private_accuracy(results / "recipe_e26_s0" / "separable_fuse"), abs=1e-9)
     text = (ROOT / "docs" / "results.md").read_text()
     section = text[text.index("**The separable network at full length**"):]
     cells = docs_row(section, "`separable_fuse`")
@@ -868,10 +869,8 @@ def test_one_hour_of_the_recipe_on_a_real_avx2_cpu_is_the_committed_run():
     assert metrics["metadata"]["precision"] == "float32" and metrics["headline"]["epochs_run"] == 9
     assert metrics["headline"]["train_seconds"] <= 3600
     row = pd.read_csv(results / "recipe_ablation_cpu_e9_avx2.csv").set_index("variant").loc[R.FULL]
-    pred = runs.load_predictions(results / "recipe_e9_s0_avx2" / R.FULL)
-    private = pred["split"] == "PrivateTest"
     assert row["PrivateTest_accuracy"] == pytest.approx(
-        np.mean(pred["y_pred"][private] == pred["y_true"][private]), abs=1e-9)
+        _private_accuracy(results / "recipe_e9_s0_avx2" / R.FULL), abs=1e-9)
     text = (ROOT / "docs" / "results.md").read_text()
     section = text[text.index("**One hour of the recipe on the AVX2-only CPU**"):]
     cells = docs_row(section, "`full`, 9 epochs (AVX2 CPU)")
