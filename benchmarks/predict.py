@@ -211,8 +211,9 @@ def runtime_accuracy(ds, runtimes, split: str = "PrivateTest"):
 
 
 def clean_validation(ds) -> tuple:
-    """``(faces, labels)`` of the shipped model's own validation rows (its model card's split) that have no
-    near-duplicate in its training rows: where ``predict``'s choices are made, never on a test split."""
+    """``(faces, labels)`` of the shipped model's own validation rows (its model card's split: whole near-duplicate
+    families where the card records ``group``, row by row for the models trained before families existed) that have
+    no near-duplicate in its training rows: where ``predict``'s choices are made, never on a test split."""
     import json
 
     import numpy as np
@@ -221,7 +222,7 @@ def clean_validation(ds) -> tuple:
     from fer_utils.predict.shipped import DEFAULT_DIR
 
     sp = json.loads((DEFAULT_DIR / "model_card.json").read_text())["split_params"]
-    split = D.train_val_split(ds, sp["val_fraction"], sp["seed"], group=False)
+    split = D.train_val_split(ds, sp["val_fraction"], sp["seed"], group=sp.get("group", False))
     rows = np.flatnonzero((split.splits == "Validation") & ~D.leaked_rows(split, train_split="Training"))
     return split.images[rows], split.labels[rows]
 

@@ -294,8 +294,9 @@ def test_export_round_trip_keeps_predictions_and_never_overwrites(tiny_fer, tmp_
                           model_kwargs={"filters": [8, 8, 8, 8], "dense_units": 8, "dropout": 0.0}, seed=0,
                           tta="flip")
     out = tmp_path / "exported"
-    card = export.export_model(run, out, dataset=tiny_fer, tta="none", commands=["train"])
+    card = export.export_model(run, out, dataset=tiny_fer, tta="none", commands=["train"], group=True)
     assert card["tta"] == "none" and card["source_tta"] == "flip"
+    assert card["split_params"]["group"] is True
     assert set(card["scores_by_tta"]) == set(TTA_NAMES)
     assert card["precision"] == card["scores_precision"] == "float32"  # trained and scored in float32
     with np.load(out / shipped.WEIGHTS_FILE) as w:
@@ -330,6 +331,39 @@ def test_export_checks_its_arguments_before_anything_loads(tmp_path, capsys):
     assert "no model.keras" in capsys.readouterr().err
     assert export.training_command(ROOT / "reports/cpu/03_baselines/cnn/seed2") == \
         "python -m fer_utils.run --profile cpu --only 03"
+    # a recipe run is trained by benchmarks/recipe.py beside its reference
+    assert export.training_command(ROOT / "reports/cpu/recipe_ablation/e26-s1/longer") == \
+        "python benchmarks/recipe.py --profile cpu --epochs 26 --seed 1 --variants full,longer"
+    assert export.training_command(ROOT / "reports/cpu/recipe_ablation/e26-s2/full").endswith(
+        "--seed 2 --variants full")
+    assert export.training_command(ROOT / "reports/cpu/recipe_ablation/ensemble/full") is None
+    assert export.training_command(tmp_path / "elsewhere") is None
+
+
+def test_an_export_card_records_the_validation_carve_out_and_it_is_used_again(monkeypatch):
+    from types import SimpleNamespace
+
+    from fer_utils.experiments import running
+
+    assert export.split_params({}) == {"seed": 42, "val_fraction": 0.1, "max_per_class": 0}
+    assert export.split_params({"seed": 3, "group": 1})["group"] is True
+    carved = []
+
+    def prepare(raw, *, group=True, **kwargs):
+        carved.append((group, kwargs["seed"], kwargs["val_fraction"]))
+        return SimpleNamespace(checksum="families" if group else "rows")
+
+    monkeypatch.setattr("fer_utils.data.load_dataset", lambda name, data_dir="auto": object())
+    monkeypatch.setattr(running, "prepare", prepare)
+    params = {"seed": 1, "val_fraction": 0.2}
+    # Without a record, the carve-out that reproduces the run's checksum is found (families when neither does) ...
+    assert [export.training_split("x", params, checksum=c)[1] for c in ("rows", "families", "other")] == \
+        [False, True, True]
+    assert export.training_data("x", params, checksum="rows").checksum == "rows"
+    # ... and a recorded one is used as it is, with the recorded seed and fraction.
+    carved.clear()
+    ds, group = export.training_split("x", {**params, "group": False}, checksum="families")
+    assert (ds.checksum, group, carved) == ("rows", False, [(False, 1, 0.2)])
 
 
 def test_the_tta_of_predictors_and_the_recognizer_is_checked_once(default_rec, fixture_faces):

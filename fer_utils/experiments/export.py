@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -50,7 +51,7 @@ def _size_kb(path: Path) -> float:
 
 
 def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Optional[list] = None,
-                 overwrite: bool = False, note: str = "") -> dict:
+                 overwrite: bool = False, note: str = "", group: Optional[bool] = None) -> dict:
     """Export the model of ``run_dir`` to ``out_dir`` with float16 weights, score it, write its card.
 
     Args:
@@ -62,6 +63,10 @@ def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Opt
         tta: the exported model's test-time augmentation (``"default"``: the run's own; ``"none"``, ``"flip"``,
             ``"center_flip"``, ``"ten_crop"``); the card scores every TTA, ``scores`` being those of this one.
         commands: the commands that reproduce the run and the export (recorded in the card).
+        group: how the run's validation split was carved (True: whole near-duplicate families, False: row by row),
+            recorded in the card's ``split_params`` so that choices made later on the model's validation rows
+            (``benchmarks/predict.py --tta-choice``) use the same rows; None records nothing (row by row is then
+            assumed, as for the runs trained before families existed).
         overwrite: replace an existing export (its files are moved aside to ``replaced-<time>/`` first).
 
     Returns:
@@ -108,7 +113,8 @@ def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Opt
         "source_run": os.path.relpath(run_dir.resolve(), Path.cwd()) if run_dir.is_absolute() else str(run_dir),
         "data_checksum": checksum,
         "seed": metrics.get("metadata", {}).get("seed"),
-        "split_params": split_params(metrics.get("metadata", {}).get("params", {})),
+        "split_params": {**split_params(metrics.get("metadata", {}).get("params", {})),
+                         **({} if group is None else {"group": bool(group)})},
         "epochs_run": headline.get("epochs_run"),
         "train_seconds": headline.get("train_seconds"),
         "best_val_accuracy": headline.get("best_val_accuracy"),
@@ -153,38 +159,58 @@ def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Opt
 
 
 def split_params(params: dict) -> dict:
-    """The notebook parameters that decide a run's data split (``seed``, ``val_fraction``, ``max_per_class``)."""
-    return {"seed": params.get("seed", 42), "val_fraction": params.get("val_fraction", 0.1),
-            "max_per_class": params.get("max_per_class", 0)}
+    """The notebook parameters that decide a run's data split (``seed``, ``val_fraction``, ``max_per_class``;
+    ``group`` too where recorded, as in an export's card)."""
+    out = {"seed": params.get("seed", 42), "val_fraction": params.get("val_fraction", 0.1),
+           "max_per_class": params.get("max_per_class", 0)}
+    return {**out, "group": bool(params["group"])} if "group" in params else out
 
 
 def training_data(dataset: str, params: dict, data_dir="auto", checksum: str | None = None):
     """The dataset a notebook-03/04 run was trained on: loaded, then split as the notebook did
-    (:func:`split_params` of its parameters).
+    (:func:`split_params` of its parameters); :func:`training_split` also says which carve-out that was."""
+    return training_split(dataset, params, data_dir, checksum)[0]
 
-    The validation carve-out keeps near-duplicate families together; runs trained before it (such as the shipped
-    model) carved row by row. With the run's recorded ``checksum``, the carve-out that reproduces it is returned
-    (the family one when neither does: the caller's checksum check then names the mismatch)."""
+
+def training_split(dataset: str, params: dict, data_dir="auto", checksum: str | None = None) -> tuple:
+    """``(dataset, group)``: the data a run was trained on and whether its validation carve-out kept near-duplicate
+    families together (``group``).
+
+    Runs trained before families existed (such as the first shipped model) carved row by row. A recorded ``group``
+    (an export card's ``split_params``) is used as it is; otherwise, with the run's recorded ``checksum``, the
+    carve-out that reproduces it is returned (the family one when neither does: the caller's checksum check then
+    names the mismatch)."""
     from fer_utils.data import load_dataset
     from fer_utils.experiments.running import prepare
 
     split = split_params(params)
     raw = load_dataset(dataset, data_dir)
     kwargs = {"max_per_class": split["max_per_class"], "val_fraction": split["val_fraction"], "seed": split["seed"]}
+    if "group" in split:
+        return prepare(raw, group=split["group"], **kwargs), split["group"]
     ds = prepare(raw, **kwargs)
     if checksum is not None and ds.checksum != checksum:
         rowwise = prepare(raw, group=False, **kwargs)
         if rowwise.checksum == checksum:
-            return rowwise
-    return ds
+            return rowwise, False
+    return ds, True
 
 
 def training_command(run_dir) -> Optional[str]:
-    """The runner command that trains ``run_dir`` (``reports/<profile>/<NN>_<name>/...``), or None."""
+    """The command that trains ``run_dir``, or None: the runner's for a notebook run
+    (``reports/<profile>/<NN>_<name>/...``), ``benchmarks/recipe.py``'s for a recipe run
+    (``reports/<profile>/recipe_ablation/e<epochs>-s<seed>/<variant>``, trained beside the reference ``full``)."""
     parts = Path(run_dir).resolve().parts
     if "reports" not in parts:
         return None
     i = len(parts) - 1 - parts[::-1].index("reports")
+    if len(parts) == i + 5 and parts[i + 2] == "recipe_ablation":
+        m = re.fullmatch(r"e(\d+)-s(\d+)", parts[i + 3])
+        if not m:
+            return None
+        variants = "full" if parts[i + 4] == "full" else f"full,{parts[i + 4]}"
+        return (f"python benchmarks/recipe.py --profile {parts[i + 1]} --epochs {m[1]} --seed {m[2]} "
+                f"--variants {variants}")
     if len(parts) < i + 3 or not parts[i + 2][:2].isdigit():
         return None
     return f"python -m fer_utils.run --profile {parts[i + 1]} --only {parts[i + 2][:2]}"
@@ -210,12 +236,12 @@ def main(argv=None) -> int:
     if not (run_dir / runs.MODEL_FILE).is_file():
         p.error(f"{run_dir}: no {runs.MODEL_FILE}; expected a finished model run folder")
     metrics = runs.read_metrics(run_dir)
-    ds = training_data(args.dataset, metrics.get("metadata", {}).get("params", {}),
-                       checksum=metrics.get("headline", {}).get("data_checksum"))
+    ds, group = training_split(args.dataset, metrics.get("metadata", {}).get("params", {}),
+                               checksum=metrics.get("headline", {}).get("data_checksum"))
     command = f"{COMMAND} " + " ".join(argv if argv is not None else sys.argv[1:])
     reproduce = training_command(run_dir)
     card = export_model(run_dir, args.out, dataset=ds, tta=args.tta, overwrite=args.overwrite,
-                        commands=[c for c in (reproduce, command) if c])
+                        commands=[c for c in (reproduce, command) if c], group=group)
     print(json.dumps({k: card[k] for k in ("model", "params", "tta", "scores", "files_kb") if k in card}, indent=1))
     return 0
 
