@@ -697,6 +697,11 @@ def test_the_committed_longer_run_is_the_reference_with_36_epochs_and_the_docs_r
     full = table.loc[R.FULL]
     assert f"+{100 * (longer['PrivateTest_macro_f1'] - full['PrivateTest_macro_f1']):.1f} points of macro-F1" in section
     assert f"validation {100 * (longer['best val acc'] - full['best val acc']):.2f}" in section
+    public = [100 * (longer[f"PublicTest{k}_accuracy"] - full[f"PublicTest{k}_accuracy"]) for k in ("", "_dedup")]
+    assert f"PublicTest {public[0]:+.1f} ({public[1]:+.1f} without near-duplicates)" in section
+    dedup = 100 * (longer["PrivateTest_dedup_accuracy"] - full["PrivateTest_dedup_accuracy"])
+    assert f"{dedup:+.1f} without near-duplicates, where macro-F1 is unchanged" in section
+    assert abs(longer["PrivateTest_dedup_macro_f1"] - full["PrivateTest_dedup_macro_f1"]) < 0.002  # "unchanged"
     per_epoch = full["train minutes"] / 26  # the reference's minutes per epoch on the first bf16 CPU
     assert f"these 36 epochs would take about {36 * per_epoch:.0f} minutes" in section
 
@@ -1028,6 +1033,12 @@ def test_docs_training_time_on_the_faster_bf16_cpu_is_the_committed_throughput_a
     assert set(timings["cpu"]) == {"2 cores, AVX-512 + bf16"}
     minutes = round(timings["seconds"].sum() / 60, 1)
     assert first[4].startswith(f"**{minutes} min** (seed 2 of the seed table")
+    # "16-17% faster": the two CSVs' train images/s, precision by precision
+    zen4, first_cpu = (pd.read_csv(results / name).set_index("precision")["train_img_s"]
+                       for name in ("throughput_msca_resnet_b128_zen4.csv", "throughput_msca_resnet_b128.csv"))
+    gains = sorted(round(100 * (zen4[p] / first_cpu[p] - 1)) for p in ("float32", "mixed_bfloat16"))
+    text = " ".join((ROOT / "docs" / "results.md").read_text().split())
+    assert f"the same flags as the first bf16 CPU, {gains[0]}-{gains[1]}% faster (float32, bfloat16;" in text
 
 
 def _ingredients_module():
