@@ -12,7 +12,10 @@ ingredient (``fer_utils.experiments.recipe.VARIANTS``), on notebook 03's own dat
   augmentation (they interact with training augmentation);
 - with ``--seed-table 0,1,2`` (trains nothing): ``<out>/recipe_seeds_<profile>_e<epochs>.csv`` and ``.md``, each
   variant's finished runs of those seeds side by side (official and deduplicated scores, McNemar against the first
-  seed), their mean and sd, and their ensemble (``recipe_ablation/e<epochs>-ensemble-s0-1-2/<variant>/``);
+  seed), their mean and sd, and their ensemble (``recipe_ablation/e<epochs>-ensemble-s0-1-2/<variant>/``); with
+  ``full`` and another variant, ``<out>/recipe_seeds_<profile>_e<epochs>_<variant>_vs_full.csv`` and ``.md``: the
+  variant against ``full`` seed by seed (McNemar per seed and between the ensembles, a paired t-test over seeds and
+  the smallest mean difference it could detect);
 - ``<out>/time_to_accuracy_<profile>.csv`` and ``.png``: validation accuracy against training minutes for
   notebook 03's recipe runs (``reports/<profile>/03_baselines/<model>/seed*``, when they exist), the short full
   recipe, the old ``cpu`` setting (variant ``old_cpu``) and the longer schedule (``longer``), with minutes to
@@ -184,7 +187,9 @@ def main(argv=None) -> int:
 def seed_tables(args, ds, root: Path, recipe: dict) -> int:
     """``--seed-table``: each variant's finished seed runs side by side with their mean, sd and ensemble, in
     ``recipe_seeds_<profile>_e<epochs>.csv`` / ``.md`` (every variant's seed runs checked before anything is
-    written)."""
+    written); with ``full`` among the variants, each other variant against it seed by seed (McNemar per seed and
+    between the ensembles, a paired t-test over seeds) in ``recipe_seeds_<profile>_e<epochs>_<variant>_vs_full.csv``
+    / ``.md``."""
     import pandas as pd
 
     from fer_utils import experiments
@@ -194,14 +199,18 @@ def seed_tables(args, ds, root: Path, recipe: dict) -> int:
     split = experiments.evaluation_splits(ds, recipe.get("eval_splits") or (), recipe.get("report_split") or "")[1]
     base = root / R.ABLATION_DIR
     folders = {v: {s: base / f"e{args.epochs}-s{s}" / v for s in args.seed_table} for v in args.variants}
-    tables = []
+    tables, ensembles, by_seed = [], {}, {}
     try:
         for variant in args.variants:  # all checked first: a refused variant leaves no ensemble folder behind
             S.check_seed_runs(folders[variant])
         for variant in args.variants:
-            ensemble = base / f"e{args.epochs}-ensemble-s{'-'.join(map(str, args.seed_table))}" / variant
-            tables.append(S.seed_table(folders[variant], ds, split=split, ensemble_dir=ensemble)
+            ensembles[variant] = base / f"e{args.epochs}-ensemble-s{'-'.join(map(str, args.seed_table))}" / variant
+            tables.append(S.seed_table(folders[variant], ds, split=split, ensemble_dir=ensembles[variant])
                           .assign(variant=variant))
+        for variant in (v for v in args.variants if R.FULL in args.variants and v != R.FULL):
+            by_seed[variant] = S.variant_by_seed(folders[R.FULL], folders[variant], ds, split=split,
+                                                 ensembles=(ensembles[R.FULL], ensembles[variant]),
+                                                 names=(R.FULL, variant))
     except (ValueError, FileNotFoundError) as err:  # a seed not trained, trained with another recipe, or scored on
         print(f"error: {err}", file=sys.stderr)     # other images than the others
         return 2
@@ -212,10 +221,16 @@ def seed_tables(args, ds, root: Path, recipe: dict) -> int:
     table.to_csv(out / f"{name}.csv")
     (out / f"{name}.md").write_text("\n".join(f"`{v}`:\n\n" + S.seed_markdown(t.droplevel(0), split=split)
                                               for v, t in table.groupby(level=0, sort=False)))
+    for variant, t in by_seed.items():  # each variant against the reference, seed by seed
+        t.to_csv(out / f"{name}_{variant}_vs_{R.FULL}.csv")
+        (out / f"{name}_{variant}_vs_{R.FULL}.md").write_text(S.variant_by_seed_markdown(t, names=(R.FULL, variant)))
     if args.seed or args.tta_matrix or args.teacher:
         print("note: --seed, --tta-matrix and --teacher do nothing with --seed-table", file=sys.stderr)
     print(table.to_string(float_format="{:.4f}".format))
-    print(f"\nwritten: {out / f'{name}.csv'}, {out / f'{name}.md'}")
+    for variant, t in by_seed.items():
+        print(f"\n{variant} against {R.FULL}, seed by seed:\n{t.to_string(float_format='{:.4f}'.format)}")
+    print(f"\nwritten: {out / f'{name}.csv'}, {out / f'{name}.md'}"
+          + "".join(f", {out / f'{name}_{v}_vs_{R.FULL}.csv'} (.md)" for v in by_seed))
     return 0
 
 

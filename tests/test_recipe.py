@@ -366,6 +366,94 @@ def test_seed_table_gives_each_seed_their_mean_sd_and_ensemble_and_refuses_other
         S.seed_table({0: folders[0]}, ds, split="PrivateTest", ensemble_dir=tmp_path / "ens" / "full")
 
 
+def test_a_variant_against_the_reference_seed_by_seed_on_known_answers(tmp_path):
+    """The reference gets images 0-19 of 40 right at every seed. A variant identical to it differs by nothing (p = 1,
+    nothing detectable); a variant that also gets 10 / 8 / 12 more right at seeds 0-2 gains 0.25 +- 0.05, which a
+    paired t-test over three seeds finds (t = 8.66, two degrees of freedom: p = 0.013) and McNemar finds per seed."""
+    from scipy import stats as st
+
+    y = np.zeros(40, int)
+    ref_pred = np.r_[np.zeros(20, int), np.ones(20, int)]
+    ds = D.FERDataset(images=np.zeros((40, 4, 4), np.uint8), labels=y, class_names=("a", "b"),
+                      splits=np.array(["PrivateTest"] * 40), source_ids=np.array([f"r{i}" for i in range(40)]),
+                      name="t")
+    ref = {s: tmp_path / f"e2-s{s}" / "full" for s in range(3)}
+    same = {s: tmp_path / f"e2-s{s}" / "same" for s in range(3)}
+    better = {s: tmp_path / f"e2-s{s}" / "better" for s in range(3)}
+    for s in range(3):
+        _seed_run(ref[s], y, ref_pred, s)
+        _seed_run(same[s], y, ref_pred, s)
+        pred = ref_pred.copy()
+        pred[20: 20 + (10, 8, 12)[s]] = 0
+        _seed_run(better[s], y, pred, s, epochs_factor=1.4)
+    null = S.variant_by_seed(ref, same, ds, split="PrivateTest", names=("full", "same"))
+    seeds = ["seed 0", "seed 1", "seed 2"]
+    assert (null.loc[[*seeds, "mean over 3 seeds", "sd over 3 seeds"], "diff"] == 0).all()
+    assert (null.loc[seeds, "McNemar p"] == 1).all()
+    assert null.loc["paired t-test over seeds: p", "diff"] == 1.0
+    assert null.loc["detectable (smallest significant mean)", "diff"] == 0
+    table = S.variant_by_seed(ref, better, ds, split="PrivateTest", names=("full", "better"),
+                              ensembles=(ref[0], better[0]))
+    assert list(table.index[:4]) == ["seed 0", "seed 1", "seed 2", "ensemble of 3"]
+    assert list(table["diff"][:3]) == pytest.approx([0.25, 0.2, 0.3])
+    assert table.loc["seed 1", "discordant (full right / better right)"] == "0 / 8"
+    assert table.loc["seed 1", "McNemar p"] == pytest.approx(2 * 0.5 ** 8)  # exact binomial below 25 discordant
+    assert table.loc["mean over 3 seeds", "diff"] == pytest.approx(0.25)
+    assert table.loc["sd over 3 seeds", "diff"] == pytest.approx(0.05)
+    p = table.loc["paired t-test over seeds: p", "diff"]
+    assert p == pytest.approx(2 * st.t.sf(0.25 / (0.05 / np.sqrt(3)), 2)) and 0.01 < p < 0.02
+    half = st.t.ppf(0.975, 2) * 0.05 / np.sqrt(3)
+    assert table.loc["detectable (smallest significant mean)", "diff"] == pytest.approx(half)
+    assert table.loc["95% interval of the mean: low", "diff"] == pytest.approx(0.25 - half)
+    md = S.variant_by_seed_markdown(table, names=("full", "better")).splitlines()
+    assert md[0] == ("|  | `full` acc (dedup) | `better` acc (dedup) | diff (dedup) | "
+                     "McNemar p (full right / better right) |")
+    assert md[3] == "| seed 1 | 0.5000 (0.5000) | 0.7000 (0.7000) | +0.2000 (+0.2000) | 0.0078 (0 / 8) |"
+    assert "| mean over 3 seeds |  |  | +0.2500 (+0.2500) |  |" in md
+    assert "| sd over 3 seeds |  |  | 0.0500 (0.0500) |  |" in md
+    with pytest.raises(ValueError, match=r"the reference has seeds \[0, 1, 2\], the variant \[0, 1\]"):
+        S.variant_by_seed(ref, {0: better[0], 1: better[1]}, ds, split="PrivateTest")
+    _seed_run(better[2], y, ref_pred, 2)  # another recipe on one side
+    with pytest.raises(ValueError, match="e2-s2/better: its recipe differs"):
+        S.variant_by_seed(ref, better, ds, split="PrivateTest")
+
+
+def test_the_seed_table_command_writes_each_variant_against_full_seed_by_seed(tmp_path, capsys):
+    """``benchmarks/recipe.py --seed-table`` with ``full`` and another variant: besides the seed table, the variant
+    against ``full`` seed by seed (``..._<variant>_vs_full.csv`` / ``.md``), its ensemble row the two ensembles'."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("recipe_cli", ROOT / "benchmarks" / "recipe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    y = np.zeros(40, int)
+    base = tmp_path / "reports" / R.ABLATION_DIR
+    for s in (0, 1):
+        _seed_run(base / f"e2-s{s}" / "full", y, np.r_[np.zeros(20, int), np.ones(20, int)], s)
+        _seed_run(base / f"e2-s{s}" / "longer", y, np.r_[np.zeros(25 + s, int), np.ones(15 - s, int)], s,
+                  epochs_factor=1.4)
+    ds = D.FERDataset(images=np.zeros((40, 4, 4), np.uint8), labels=y, class_names=("a", "b"),
+                      splits=np.array(["PrivateTest"] * 40), source_ids=np.array([f"r{i}" for i in range(40)]),
+                      name="t")
+    args = argparse.Namespace(variants=["full", "longer"], seed_table=[0, 1], epochs=2, profile="t",
+                              out=str(tmp_path / "out"), seed=0, tta_matrix=False, teacher=None)
+    assert module.seed_tables(args, ds, tmp_path / "reports", {}) == 0
+    by_seed = pd.read_csv(tmp_path / "out" / "recipe_seeds_t_e2_longer_vs_full.csv", index_col=0)
+    ens = {v: runs.read_metrics(base / "e2-ensemble-s0-1" / v)["headline"]["PrivateTest_accuracy"]
+           for v in ("full", "longer")}
+    assert list(by_seed["diff"][:3]) == pytest.approx([0.125, 0.15, ens["longer"] - ens["full"]])
+    assert by_seed.index[2] == "ensemble of 2" and ens["full"] == 0.5
+    assert by_seed.loc["mean over 2 seeds", "diff"] == pytest.approx(0.1375)
+    md = (tmp_path / "out" / "recipe_seeds_t_e2_longer_vs_full.md").read_text()
+    assert "| seed 1 | 0.5000 (0.5000) | 0.6500 (0.6500) | +0.1500 (+0.1500) |" in md
+    assert "longer against full, seed by seed" in capsys.readouterr().out
+    args.variants = ["longer"]  # nothing to compare with: the seed table only
+    (tmp_path / "out" / "recipe_seeds_t_e2_longer_vs_full.csv").unlink()
+    assert module.seed_tables(args, ds, tmp_path / "reports", {}) == 0
+    assert not (tmp_path / "out" / "recipe_seeds_t_e2_longer_vs_full.csv").exists()
+
+
 def test_time_to_accuracy_accumulates_epoch_minutes(tmp_path):
     _fake_run(tmp_path / "a", np.zeros(2, int), np.zeros(2, int), [30, 90, 60], [0.5, 0.62, 0.66])
     curves = R.time_to_accuracy({"recipe": tmp_path / "a"})

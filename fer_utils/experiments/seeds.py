@@ -7,7 +7,9 @@ scores: every run of ``run_model``):
   stays the notebook's: only initialisation, shuffling and augmentation change), summarised as mean and
   sample standard deviation over seeds (:func:`seed_summary`); seed runs of one recipe kept in folders of their own
   (``benchmarks/recipe.py``'s ``e<epochs>-s<k>/<variant>/``) side by side with McNemar against the first seed, their
-  mean, sd and ensemble (:func:`seed_table`, refusing runs whose recipes differ in more than the seed).
+  mean, sd and ensemble (:func:`seed_table`, refusing runs whose recipes differ in more than the seed); a variant
+  against the reference seed by seed, with a paired t-test over seeds and what it could have detected
+  (:func:`variant_by_seed`).
 - **Ensembles**: ``<run>/<model>/ensemble/`` averages the seed runs' probabilities (each member with its own
   preprocessing and TTA); it is an ordinary run folder for every reader (``metrics.json``, ``predictions.npz``)
   and a first-class model for users (``predictor.load_predictor`` on the folder or on a list of run folders).
@@ -294,5 +296,79 @@ def seed_markdown(table: pd.DataFrame, *, split: str = "PrivateTest") -> str:
                  f"{p:.2g} ({r.get(disc)})" if compared and not summary else "-"]
         if other:
             cells.append(f"{_cell(r.get(f'{other}_accuracy'))} ({_cell(r.get(f'{other}{DEDUP}_accuracy'))})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def variant_by_seed(reference: dict, variant: dict, ds: D.FERDataset, *, split: str,
+                    ensembles: tuple | None = None, names: tuple = ("full", "variant")) -> pd.DataFrame:
+    """A variant against the reference recipe seed by seed: one row per seed pair (both accuracies on ``split``,
+    the difference as published and deduplicated, McNemar's p with its discordant counts), the pair of ensembles
+    (``ensembles``: the two ensemble run folders of :func:`seed_table`, when given), then over the seed pairs the
+    mean difference, its sample sd, a paired t-test's p (H0: the mean difference over seeds is 0; n - 1 degrees of
+    freedom, so with three seeds it detects only differences large against their spread), the 95% interval of the
+    mean difference, and the smallest mean difference that test would call significant at 0.05 with this spread
+    (``detectable``).
+
+    ``reference`` and ``variant``: ``{seed: finished run folder}`` with the same seeds, each side one recipe (checked
+    as :func:`check_seed_runs`). Columns ``<names[0]>`` / ``<names[1]>`` hold the accuracies.
+
+    Raises:
+        ValueError: different seeds on the two sides; a side as :func:`check_seed_runs`; runs scored on other images.
+    """
+    from scipy import stats as st
+
+    from fer_utils.experiments.recipe import compare_runs
+
+    if sorted(map(int, reference)) != sorted(map(int, variant)):
+        raise ValueError(f"variant_by_seed: the reference has seeds {sorted(reference)}, the variant "
+                         f"{sorted(variant)}; compare the same seeds")
+    reference, _ = check_seed_runs(reference)
+    variant, _ = check_seed_runs(variant)
+    a, b = names
+    pairs = {f"seed {s}": (reference[s], variant[s]) for s in sorted(reference)}
+    if ensembles is not None:
+        pairs[f"ensemble of {len(reference)}"] = tuple(Path(e) for e in ensembles)
+    acc, dacc = f"{split}_accuracy", f"{split}{DEDUP}_accuracy"
+    rows = {}
+    for name, (ref_dir, var_dir) in pairs.items():
+        t = compare_runs({a: ref_dir, b: var_dir}, ds, split=split, reference=a)
+        rows[name] = {a: t.loc[a, acc], b: t.loc[b, acc], "diff": t.loc[b, acc] - t.loc[a, acc],
+                      f"{a} dedup": t.loc[a, dacc], f"{b} dedup": t.loc[b, dacc],
+                      "diff dedup": t.loc[b, dacc] - t.loc[a, dacc], "McNemar p": t.loc[b, "McNemar p"],
+                      f"discordant ({a} right / {b} right)": t.loc[b, f"discordant ({a} right / run right)"]}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    diffs = table.loc[[f"seed {s}" for s in sorted(reference)], ["diff", "diff dedup"]]
+    n = len(diffs)
+    crit = float(st.t.ppf(0.975, n - 1))
+    mean, sd = diffs.mean(), diffs.std(ddof=1)
+    half = crit * sd / np.sqrt(n)
+    table.loc[f"mean over {n} seeds", ["diff", "diff dedup"]] = mean
+    table.loc[f"sd over {n} seeds", ["diff", "diff dedup"]] = sd
+    for col in ("diff", "diff dedup"):
+        p = float(st.ttest_1samp(diffs[col], 0.0).pvalue) if sd[col] > 0 else (1.0 if mean[col] == 0 else 0.0)
+        table.loc["paired t-test over seeds: p", col] = p
+        table.loc["95% interval of the mean: low", col] = mean[col] - half[col]
+        table.loc["95% interval of the mean: high", col] = mean[col] + half[col]
+        table.loc["detectable (smallest significant mean)", col] = half[col]
+    return table
+
+
+def variant_by_seed_markdown(table: pd.DataFrame, *, names: tuple = ("full", "variant")) -> str:
+    """:func:`variant_by_seed` as Markdown: the seed and ensemble rows with both accuracies (dedup), the difference
+    (dedup) and McNemar's p (discordant counts); then the summary rows with the difference columns only."""
+    a, b = names
+    disc = f"discordant ({a} right / {b} right)"
+    head = ["", f"`{a}` acc (dedup)", f"`{b}` acc (dedup)", "diff (dedup)", f"McNemar p ({a} right / {b} right)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in table.iterrows():
+        if isinstance(r.get(disc), str):  # a seed or ensemble pair
+            cells = [str(name), f"{r[a]:.4f} ({r[f'{a} dedup']:.4f})", f"{r[b]:.4f} ({r[f'{b} dedup']:.4f})",
+                     f"{r['diff']:+.4f} ({r['diff dedup']:+.4f})", f"{r['McNemar p']:.2g} ({r[disc]})"]
+        elif str(name).startswith("paired t-test"):
+            cells = [str(name), "", "", f"{r['diff']:.2g} ({r['diff dedup']:.2g})", ""]
+        else:
+            signed = "{:+.4f}" if "sd over" not in str(name) and "detectable" not in str(name) else "{:.4f}"
+            cells = [str(name), "", "", f"{signed.format(r['diff'])} ({signed.format(r['diff dedup'])})", ""]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
