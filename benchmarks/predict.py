@@ -212,17 +212,26 @@ def runtime_accuracy(ds, runtimes, split: str = "PrivateTest"):
 
 def clean_validation(ds) -> tuple:
     """``(faces, labels)`` of the shipped model's own validation rows (its model card's split: whole near-duplicate
-    families where the card records ``group``, row by row for the models trained before families existed) that have
-    no near-duplicate in its training rows: where ``predict``'s choices are made, never on a test split."""
+    families where the card records ``group``, else the carve-out that reproduces the card's data checksum) that have
+    no near-duplicate in its training rows: where ``predict``'s choices are made, never on a test split.
+
+    Raises:
+        ValueError: no carve-out of ``ds`` reproduces the card's data checksum (names the card).
+    """
     import json
 
     import numpy as np
 
     from fer_utils import data as D
+    from fer_utils.experiments import export
     from fer_utils.predict.shipped import DEFAULT_DIR
 
-    sp = json.loads((DEFAULT_DIR / "model_card.json").read_text())["split_params"]
-    split = D.train_val_split(ds, sp["val_fraction"], sp["seed"], group=sp.get("group", False))
+    card = json.loads((DEFAULT_DIR / "model_card.json").read_text())
+    split, _ = export.training_split(ds, card["split_params"], checksum=card["data_checksum"])
+    if split.checksum != card["data_checksum"]:
+        raise ValueError(f"{DEFAULT_DIR / 'model_card.json'}: its split_params {card['split_params']} do not "
+                         f"reproduce its data checksum {card['data_checksum'][:12]}... on this dataset "
+                         f"({split.checksum[:12]}...)")
     rows = np.flatnonzero((split.splits == "Validation") & ~D.leaked_rows(split, train_split="Training"))
     return split.images[rows], split.labels[rows]
 

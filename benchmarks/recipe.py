@@ -76,7 +76,8 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0, help="training seed of every variant (default: %(default)s)")
     ap.add_argument("--seed-table", default="",
                     help="comma-separated seeds (e.g. 0,1,2) whose finished runs of each variant are tabled with their "
-                         "mean, sd and ensemble (recipe_seeds_<profile>_e<epochs>.csv / .md); trains nothing")
+                         "mean, sd and ensemble (recipe_seeds_<profile>_e<epochs>.csv / .md), and each variant "
+                         "against full seed by seed (..._<variant>_vs_full.csv / .md); trains nothing")
     ap.add_argument("--tta-matrix", action="store_true",
                     help="also score every trained variant under every TTA (recipe_tta_matrix_<profile>.csv)")
     ap.add_argument("--reports-dir", default="reports", help="where reports/<profile>/ lives")
@@ -201,7 +202,7 @@ def seed_tables(args, ds, root: Path, recipe: dict) -> int:
     folders = {v: {s: base / f"e{args.epochs}-s{s}" / v for s in args.seed_table} for v in args.variants}
     tables, ensembles, by_seed = [], {}, {}
     try:
-        for variant in args.variants:  # all checked first: a refused variant leaves no ensemble folder behind
+        for variant in args.variants:  # all checked first: a refused seed run leaves no ensemble folder behind
             S.check_seed_runs(folders[variant])
         for variant in args.variants:
             ensembles[variant] = base / f"e{args.epochs}-ensemble-s{'-'.join(map(str, args.seed_table))}" / variant

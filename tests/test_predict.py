@@ -336,7 +336,13 @@ def test_export_checks_its_arguments_before_anything_loads(tmp_path, capsys):
         "python benchmarks/recipe.py --profile cpu --epochs 26 --seed 1 --variants full,longer"
     assert export.training_command(ROOT / "reports/cpu/recipe_ablation/e26-s2/full").endswith(
         "--seed 2 --variants full")
-    assert export.training_command(ROOT / "reports/cpu/recipe_ablation/ensemble/full") is None
+    assert export.training_command(ROOT / "reports/cpu/recipe_ablation/e26-ensemble-s0-1-2/full") is None
+    # a distilled run needs its teacher, which the folder path does not name
+    distilled = tmp_path / "reports/cpu/recipe_ablation/e26-s0/distill"
+    distilled.mkdir(parents=True)
+    assert export.training_command(distilled).endswith("--seed 0 --variants full,distill")  # no record: a plain run
+    runs.write_recipe(distilled, {"seed": 0, "distillation": {"members": ["a"], "tta": "ten_crop"}})
+    assert export.training_command(distilled) is None
     assert export.training_command(tmp_path / "elsewhere") is None
 
 
@@ -356,14 +362,52 @@ def test_an_export_card_records_the_validation_carve_out_and_it_is_used_again(mo
     monkeypatch.setattr("fer_utils.data.load_dataset", lambda name, data_dir="auto": object())
     monkeypatch.setattr(running, "prepare", prepare)
     params = {"seed": 1, "val_fraction": 0.2}
-    # Without a record, the carve-out that reproduces the run's checksum is found (families when neither does) ...
-    assert [export.training_split("x", params, checksum=c)[1] for c in ("rows", "families", "other")] == \
-        [False, True, True]
+    # Without a record, the carve-out that reproduces the run's checksum is found (None: nothing says which) ...
+    assert [export.training_split("x", params, checksum=c)[1] for c in ("rows", "families", "other", None)] == \
+        [False, True, None, None]
+    assert export.training_split("x", params, checksum="other")[0].checksum == "families"  # the caller's check names it
     assert export.training_data("x", params, checksum="rows").checksum == "rows"
     # ... and a recorded one is used as it is, with the recorded seed and fraction.
     carved.clear()
     ds, group = export.training_split("x", {**params, "group": False}, checksum="families")
     assert (ds.checksum, group, carved) == ("rows", False, [(False, 1, 0.2)])
+
+
+def test_tta_choice_uses_the_shipped_models_own_validation_rows_and_refuses_another_split(tmp_path, monkeypatch):
+    """``benchmarks/predict.py --tta-choice`` chooses on the validation rows of the shipped model's own split: the one
+    its card records (or, without a record, the one that reproduces its data checksum); a card whose split does not
+    reproduce its checksum is refused, naming the card, rather than choosing on rows the model may have trained on."""
+    import importlib.util
+
+    from fer_utils.experiments import running
+
+    spec = importlib.util.spec_from_file_location("predict_bench", ROOT / "benchmarks" / "predict.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(0)
+    photos = rng.integers(0, 256, (30, 48, 48), dtype=np.uint8)  # each twice in Training, six also in PublicTest
+    raw = D.FERDataset(images=np.concatenate([photos, photos, photos[:6]]),
+                       labels=np.r_[np.arange(30) % 3, np.arange(30) % 3, np.arange(6) % 3],
+                       class_names=("a", "b", "c"),
+                       splits=np.array(["Training"] * 60 + ["PublicTest"] * 6),
+                       source_ids=np.array([f"r{i}" for i in range(66)]), name="fer2013")
+    params = {"seed": 3, "val_fraction": 0.3, "max_per_class": 0}
+    monkeypatch.setattr(shipped, "DEFAULT_DIR", tmp_path)
+    carve = {g: running.prepare(raw, group=g, seed=3, val_fraction=0.3) for g in (False, True)}
+    assert carve[False].checksum != carve[True].checksum  # row by row splits some pairs; families keep them whole
+    assert D.leaked_rows(carve[False], train_split="Training")[carve[False].splits == "Validation"].any()
+    for group, carved in carve.items():
+        val = carved.splits == "Validation"
+        for recorded in ({"group": group}, {}):
+            card = {"split_params": {**params, **recorded}, "data_checksum": carved.checksum}
+            (tmp_path / "model_card.json").write_text(json.dumps(card))
+            faces, labels = module.clean_validation(raw)
+            keep = val & ~D.leaked_rows(carved, train_split="Training")
+            assert np.array_equal(faces, carved.images[keep]) and np.array_equal(labels, carved.labels[keep])
+    card["data_checksum"] = "0" * 64
+    (tmp_path / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="model_card.json: its split_params .* do not reproduce its data checksum"):
+        module.clean_validation(raw)
 
 
 def test_the_tta_of_predictors_and_the_recognizer_is_checked_once(default_rec, fixture_faces):

@@ -15,6 +15,7 @@ import pytest
 
 from fer_utils import data as D
 from fer_utils import experiments, runs
+from fer_utils.experiments import export
 from fer_utils.experiments import recipe as R
 from fer_utils.experiments import seeds as S
 from fer_utils.predictor import EnsemblePredictor, load_predictor
@@ -367,16 +368,19 @@ def test_seed_table_gives_each_seed_their_mean_sd_and_ensemble_and_refuses_other
 
 
 def test_a_variant_against_the_reference_seed_by_seed_on_known_answers(tmp_path):
-    """The reference gets images 0-19 of 40 right at every seed. A variant identical to it differs by nothing (p = 1,
-    nothing detectable); a variant that also gets 10 / 8 / 12 more right at seeds 0-2 gains 0.25 +- 0.05, which a
-    paired t-test over three seeds finds (t = 8.66, two degrees of freedom: p = 0.013) and McNemar finds per seed."""
+    """The reference gets images 0-19 of 40 right at every seed. A variant identical to it differs by nothing (p = 1;
+    the spread is 0, so any difference would have been significant); a variant that also gets 10 / 8 / 12 more right
+    at seeds 0-2 gains 0.25 +- 0.05, which a paired t-test over three seeds finds (t = 8.66, two degrees of freedom:
+    p = 0.013) and McNemar finds per seed. Image 20 copies a Training image, so the dedup columns leave it out: 39
+    images, and the variant's gain there is one image smaller."""
     from scipy import stats as st
 
     y = np.zeros(40, int)
     ref_pred = np.r_[np.zeros(20, int), np.ones(20, int)]
-    ds = D.FERDataset(images=np.zeros((40, 4, 4), np.uint8), labels=y, class_names=("a", "b"),
-                      splits=np.array(["PrivateTest"] * 40), source_ids=np.array([f"r{i}" for i in range(40)]),
-                      name="t")
+    faces = np.random.default_rng(0).integers(0, 256, (40, 48, 48), dtype=np.uint8)
+    ds = D.FERDataset(images=np.concatenate([faces, faces[20:21]]), labels=np.r_[y, 0], class_names=("a", "b"),
+                      splits=np.array(["PrivateTest"] * 40 + ["Training"]),
+                      source_ids=np.array([f"r{i}" for i in range(41)]), name="t")
     ref = {s: tmp_path / f"e2-s{s}" / "full" for s in range(3)}
     same = {s: tmp_path / f"e2-s{s}" / "same" for s in range(3)}
     better = {s: tmp_path / f"e2-s{s}" / "better" for s in range(3)}
@@ -391,11 +395,13 @@ def test_a_variant_against_the_reference_seed_by_seed_on_known_answers(tmp_path)
     assert (null.loc[[*seeds, "mean over 3 seeds", "sd over 3 seeds"], "diff"] == 0).all()
     assert (null.loc[seeds, "McNemar p"] == 1).all()
     assert null.loc["paired t-test over seeds: p", "diff"] == 1.0
-    assert null.loc["detectable (smallest significant mean)", "diff"] == 0
+    assert null.loc[S.SIGNIFICANT, "diff"] == 0 and null.loc[S.POWER80, "diff"] == 0
     table = S.variant_by_seed(ref, better, ds, split="PrivateTest", names=("full", "better"),
                               ensembles=(ref[0], better[0]))
     assert list(table.index[:4]) == ["seed 0", "seed 1", "seed 2", "ensemble of 3"]
     assert list(table["diff"][:3]) == pytest.approx([0.25, 0.2, 0.3])
+    assert list(table["diff dedup"][:3]) == pytest.approx([9 / 39, 7 / 39, 11 / 39])  # image 20 left out
+    assert table.loc["seed 0", "full dedup"] == pytest.approx(20 / 39) and table.loc["seed 0", "full"] == 0.5
     assert table.loc["seed 1", "discordant (full right / better right)"] == "0 / 8"
     assert table.loc["seed 1", "McNemar p"] == pytest.approx(2 * 0.5 ** 8)  # exact binomial below 25 discordant
     assert table.loc["mean over 3 seeds", "diff"] == pytest.approx(0.25)
@@ -403,14 +409,22 @@ def test_a_variant_against_the_reference_seed_by_seed_on_known_answers(tmp_path)
     p = table.loc["paired t-test over seeds: p", "diff"]
     assert p == pytest.approx(2 * st.t.sf(0.25 / (0.05 / np.sqrt(3)), 2)) and 0.01 < p < 0.02
     half = st.t.ppf(0.975, 2) * 0.05 / np.sqrt(3)
-    assert table.loc["detectable (smallest significant mean)", "diff"] == pytest.approx(half)
+    assert table.loc[S.SIGNIFICANT, "diff"] == pytest.approx(half)
+    assert table.loc[S.POWER80, "diff"] == pytest.approx((st.t.ppf(0.975, 2) + st.t.ppf(0.8, 2)) * 0.05 / np.sqrt(3))
     assert table.loc["95% interval of the mean: low", "diff"] == pytest.approx(0.25 - half)
     md = S.variant_by_seed_markdown(table, names=("full", "better")).splitlines()
     assert md[0] == ("|  | `full` acc (dedup) | `better` acc (dedup) | diff (dedup) | "
                      "McNemar p (full right / better right) |")
-    assert md[3] == "| seed 1 | 0.5000 (0.5000) | 0.7000 (0.7000) | +0.2000 (+0.2000) | 0.0078 (0 / 8) |"
-    assert "| mean over 3 seeds |  |  | +0.2500 (+0.2500) |  |" in md
-    assert "| sd over 3 seeds |  |  | 0.0500 (0.0500) |  |" in md
+    assert md[3] == "| seed 1 | 0.5000 (0.5128) | 0.7000 (0.6923) | +0.2000 (+0.1795) | 0.0078 (0 / 8) |"
+    assert "| mean over 3 seeds |  |  | +0.2500 (+0.2308) |  |" in md
+    assert "| sd over 3 seeds |  |  | 0.0500 (0.0513) |  |" in md
+    # every difference the same and not 0: no spread to test against, so no p
+    for s in range(3):
+        pred = ref_pred.copy()
+        pred[20:30] = 0
+        _seed_run(better[s], y, pred, s, epochs_factor=1.4)
+    flat = S.variant_by_seed(ref, better, ds, split="PrivateTest")
+    assert flat.loc["sd over 3 seeds", "diff"] == 0 and np.isnan(flat.loc["paired t-test over seeds: p", "diff"])
     with pytest.raises(ValueError, match=r"the reference has seeds \[0, 1, 2\], the variant \[0, 1\]"):
         S.variant_by_seed(ref, {0: better[0], 1: better[1]}, ds, split="PrivateTest")
     _seed_run(better[2], y, ref_pred, 2)  # another recipe on one side
@@ -650,6 +664,10 @@ def test_the_distilled_separable_variant_trains_the_separable_network_on_the_tea
     np.testing.assert_allclose(ds.soft_labels[rows], 0.5 * np.eye(k)[tiny_fer.labels[rows]] + 0.5 / k, rtol=1e-6)
     _, full_ds, full_kw = given[R.FULL]
     assert "target" not in full_kw and full_ds is tiny_fer and full_kw["model_kwargs"] != {"fuse": "separable"}
+    # every run records the data split's parameters (the profile's, not the training seed), which an export re-creates
+    assert full_kw["params"] == kw["params"] == {"seed": recipe["seed"], "val_fraction": recipe["val_fraction"],
+                                                 "max_per_class": recipe["max_per_class"]}
+    assert export.split_params(full_kw["params"]) == full_kw["params"]
     with pytest.raises(ValueError, match=r"variant\(s\) \['separable_distill'\] need a teacher"):
         R.run_ablation(recipe, tiny_fer, tmp_path, variants=["separable_distill"], epochs=2)
 
@@ -1126,7 +1144,12 @@ def test_docs_training_time_on_the_faster_bf16_cpu_is_the_committed_throughput_a
                        for name in ("throughput_msca_resnet_b128_zen4.csv", "throughput_msca_resnet_b128.csv"))
     gains = sorted(round(100 * (zen4[p] / first_cpu[p] - 1)) for p in ("float32", "mixed_bfloat16"))
     text = " ".join((ROOT / "docs" / "results.md").read_text().split())
-    assert f"the same flags as the first bf16 CPU, {gains[0]}-{gains[1]}% faster (float32, bfloat16;" in text
+    assert f"and {gains[0]}-{gains[1]}% faster (float32, bfloat16;" in text
+    assert gains == [round(100 * (zen4[p] / first_cpu[p] - 1)) for p in ("float32", "mixed_bfloat16")]  # in order
+    steps = [int(pd.read_csv(results / n)["steps"].iloc[0])
+             for n in ("throughput_msca_resnet_b128_zen4.csv", "throughput_msca_resnet_b128.csv")]
+    assert f"{steps[0]} timed steps after 2 warm-up steps where the first bf16 CPU's rows timed {steps[1]}" in text
+    assert f"A measured seed of the recipe took {minutes} minutes there" in text
 
 
 def _ingredients_module():

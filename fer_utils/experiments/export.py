@@ -65,8 +65,8 @@ def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Opt
         commands: the commands that reproduce the run and the export (recorded in the card).
         group: how the run's validation split was carved (True: whole near-duplicate families, False: row by row),
             recorded in the card's ``split_params`` so that choices made later on the model's validation rows
-            (``benchmarks/predict.py --tta-choice``) use the same rows; None records nothing (row by row is then
-            assumed, as for the runs trained before families existed).
+            (``benchmarks/predict.py --tta-choice``) use the same rows; None records nothing (readers then find the
+            carve-out that reproduces the card's data checksum). :func:`main` passes :func:`training_split`'s.
         overwrite: replace an existing export (its files are moved aside to ``replaced-<time>/`` first).
 
     Returns:
@@ -172,41 +172,44 @@ def training_data(dataset: str, params: dict, data_dir="auto", checksum: str | N
     return training_split(dataset, params, data_dir, checksum)[0]
 
 
-def training_split(dataset: str, params: dict, data_dir="auto", checksum: str | None = None) -> tuple:
+def training_split(dataset, params: dict, data_dir="auto", checksum: str | None = None) -> tuple:
     """``(dataset, group)``: the data a run was trained on and whether its validation carve-out kept near-duplicate
-    families together (``group``).
+    families together (``group``; None when nothing says which). ``dataset``: a name to load from ``data_dir``, or
+    the loaded dataset before its validation carve-out.
 
     Runs trained before families existed (such as the first shipped model) carved row by row. A recorded ``group``
     (an export card's ``split_params``) is used as it is; otherwise, with the run's recorded ``checksum``, the
-    carve-out that reproduces it is returned (the family one when neither does: the caller's checksum check then
-    names the mismatch)."""
+    carve-out that reproduces it is returned (the family one, with ``group`` None, when neither does or there is no
+    checksum: the caller's checksum check then names any mismatch)."""
     from fer_utils.data import load_dataset
     from fer_utils.experiments.running import prepare
 
     split = split_params(params)
-    raw = load_dataset(dataset, data_dir)
+    raw = load_dataset(dataset, data_dir) if isinstance(dataset, str) else dataset
     kwargs = {"max_per_class": split["max_per_class"], "val_fraction": split["val_fraction"], "seed": split["seed"]}
     if "group" in split:
         return prepare(raw, group=split["group"], **kwargs), split["group"]
     ds = prepare(raw, **kwargs)
-    if checksum is not None and ds.checksum != checksum:
+    if checksum is None:
+        return ds, None
+    if ds.checksum != checksum:
         rowwise = prepare(raw, group=False, **kwargs)
-        if rowwise.checksum == checksum:
-            return rowwise, False
+        return (rowwise, False) if rowwise.checksum == checksum else (ds, None)
     return ds, True
 
 
 def training_command(run_dir) -> Optional[str]:
     """The command that trains ``run_dir``, or None: the runner's for a notebook run
     (``reports/<profile>/<NN>_<name>/...``), ``benchmarks/recipe.py``'s for a recipe run
-    (``reports/<profile>/recipe_ablation/e<epochs>-s<seed>/<variant>``, trained beside the reference ``full``)."""
+    (``reports/<profile>/recipe_ablation/e<epochs>-s<seed>/<variant>``, trained beside the reference ``full``; None
+    for a distilled student, whose command needs its teacher's run folders)."""
     parts = Path(run_dir).resolve().parts
     if "reports" not in parts:
         return None
     i = len(parts) - 1 - parts[::-1].index("reports")
     if len(parts) == i + 5 and parts[i + 2] == "recipe_ablation":
         m = re.fullmatch(r"e(\d+)-s(\d+)", parts[i + 3])
-        if not m:
+        if not m or "distillation" in (runs.read_recipe(run_dir) or {}):  # a student needs its teacher's folders
             return None
         variants = "full" if parts[i + 4] == "full" else f"full,{parts[i + 4]}"
         return (f"python benchmarks/recipe.py --profile {parts[i + 1]} --epochs {m[1]} --seed {m[2]} "

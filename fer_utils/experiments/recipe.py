@@ -186,6 +186,9 @@ def run_ablation(recipe: dict, ds: D.FERDataset, out_dir, *, variants, epochs: i
         raise ValueError(f"variant(s) {needs} need a teacher: trained run folders (benchmarks/recipe.py --teacher)")
     if FULL not in names:  # the whole recipe is always trained (or reused): the reference of most tables
         names.insert(0, FULL)
+    # the data split's parameters, recorded in each run's metrics.json (what an export needs to re-create its data)
+    split = {"seed": recipe["seed"], "val_fraction": recipe.get("val_fraction", 0.1),
+             "max_per_class": recipe.get("max_per_class", 0)}
     folders = {}
     for i, name in enumerate(n for n in names if n in VARIANTS):
         progress.report(f"ablation {name}: {VARIANTS[name][0]}")
@@ -194,7 +197,8 @@ def run_ablation(recipe: dict, ds: D.FERDataset, out_dir, *, variants, epochs: i
         extra = ({} if alpha is None else
                  {"target": "distribution", "distillation": distill.record(teacher, alpha)})
         run_model(settings.pop("model_name"), ds if alpha is None else distill.distilled(ds, teacher, alpha),
-                  out_dir / name, seed=seed, eval_splits=eval_splits, label=f"ablation {name}", **settings, **extra)
+                  out_dir / name, seed=seed, eval_splits=eval_splits, label=f"ablation {name}", params=split,
+                  **settings, **extra)
         folders[name] = out_dir / name
     for name in (n for n in names if n in TTA_VARIANTS):
         folders[name] = rescore_tta(out_dir / FULL, ds, out_dir / name, TTA_VARIANTS[name][1], eval_splits)

@@ -300,6 +300,11 @@ def seed_markdown(table: pd.DataFrame, *, split: str = "PrivateTest") -> str:
     return "\n".join(lines) + "\n"
 
 
+#: :func:`variant_by_seed`'s rows of what its paired t-test could detect.
+SIGNIFICANT = "smallest significant mean (95% half-width)"
+POWER80 = "found with 80% power (t approximation)"
+
+
 def variant_by_seed(reference: dict, variant: dict, ds: D.FERDataset, *, split: str,
                     ensembles: tuple | None = None, names: tuple = ("full", "variant")) -> pd.DataFrame:
     """A variant against the reference recipe seed by seed: one row per seed pair (both accuracies on ``split``,
@@ -307,8 +312,10 @@ def variant_by_seed(reference: dict, variant: dict, ds: D.FERDataset, *, split: 
     (``ensembles``: the two ensemble run folders of :func:`seed_table`, when given), then over the seed pairs the
     mean difference, its sample sd, a paired t-test's p (H0: the mean difference over seeds is 0; n - 1 degrees of
     freedom, so with three seeds it detects only differences large against their spread), the 95% interval of the
-    mean difference, and the smallest mean difference that test would call significant at 0.05 with this spread
-    (``detectable``).
+    mean difference, the smallest mean difference that test would call significant at 0.05 with this spread (the
+    interval's half-width: a true difference of that size is found only about half the time) and the true difference
+    it would find with about 80% power ((t_0.975 + t_0.80) x sd / sqrt(n), the usual t approximation). With sd 0 the
+    p is 1 for a mean of 0 and undefined (NaN) otherwise.
 
     ``reference`` and ``variant``: ``{seed: finished run folder}`` with the same seeds, each side one recipe (checked
     as :func:`check_seed_runs`). Columns ``<names[0]>`` / ``<names[1]>`` hold the accuracies.
@@ -345,12 +352,14 @@ def variant_by_seed(reference: dict, variant: dict, ds: D.FERDataset, *, split: 
     half = crit * sd / np.sqrt(n)
     table.loc[f"mean over {n} seeds", ["diff", "diff dedup"]] = mean
     table.loc[f"sd over {n} seeds", ["diff", "diff dedup"]] = sd
+    power80 = (crit + float(st.t.ppf(0.80, n - 1))) * sd / np.sqrt(n)
     for col in ("diff", "diff dedup"):
-        p = float(st.ttest_1samp(diffs[col], 0.0).pvalue) if sd[col] > 0 else (1.0 if mean[col] == 0 else 0.0)
+        p = float(st.ttest_1samp(diffs[col], 0.0).pvalue) if sd[col] > 0 else (1.0 if mean[col] == 0 else np.nan)
         table.loc["paired t-test over seeds: p", col] = p
         table.loc["95% interval of the mean: low", col] = mean[col] - half[col]
         table.loc["95% interval of the mean: high", col] = mean[col] + half[col]
-        table.loc["detectable (smallest significant mean)", col] = half[col]
+        table.loc[SIGNIFICANT, col] = half[col]
+        table.loc[POWER80, col] = power80[col]
     return table
 
 
@@ -368,7 +377,7 @@ def variant_by_seed_markdown(table: pd.DataFrame, *, names: tuple = ("full", "va
         elif str(name).startswith("paired t-test"):
             cells = [str(name), "", "", f"{r['diff']:.2g} ({r['diff dedup']:.2g})", ""]
         else:
-            signed = "{:+.4f}" if "sd over" not in str(name) and "detectable" not in str(name) else "{:.4f}"
+            signed = "{:.4f}" if str(name).startswith("sd over") or name in (SIGNIFICANT, POWER80) else "{:+.4f}"
             cells = [str(name), "", "", f"{signed.format(r['diff'])} ({signed.format(r['diff dedup'])})", ""]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
