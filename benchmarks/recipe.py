@@ -14,8 +14,8 @@ ingredient (``fer_utils.experiments.recipe.VARIANTS``), on notebook 03's own dat
   variant's finished runs of those seeds side by side (official and deduplicated scores, McNemar against the first
   seed), their mean and sd, and their ensemble (``recipe_ablation/e<epochs>-ensemble-s0-1-2/<variant>/``); with
   ``full`` and another variant, ``<out>/recipe_seeds_<profile>_e<epochs>_<variant>_vs_full.csv`` and ``.md``: the
-  variant against ``full`` seed by seed (McNemar per seed and between the ensembles, a paired t-test over seeds and
-  the smallest mean difference it could detect);
+  variant against ``full`` seed by seed (McNemar per seed and between the ensembles, a paired t-test over seeds, the
+  smallest mean difference it calls significant and the one it finds with 80% power);
 - ``<out>/time_to_accuracy_<profile>.csv`` and ``.png``: validation accuracy against training minutes for
   notebook 03's recipe runs (``reports/<profile>/03_baselines/<model>/seed*``, when they exist), the short full
   recipe, the old ``cpu`` setting (variant ``old_cpu``) and the longer schedule (``longer``), with minutes to
