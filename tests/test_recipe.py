@@ -260,6 +260,10 @@ def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
     assert longer["train_config"] == {**R.variant_settings(recipe, R.FULL, 26)["train_config"], "epochs": 36}
     assert {k: v for k, v in longer.items() if k != "train_config"} == {
         k: v for k, v in R.variant_settings(recipe, R.FULL, 26).items() if k != "train_config"}
+    # the longer schedule as a student: longer's settings, and the teacher's weight in its targets
+    assert R.variant_settings(recipe, "longer_distill", 26) == longer
+    assert R.VARIANTS["longer_distill"][1] == {"epochs_factor": 1.4, "distill": 0.5}
+    assert "longer_distill" in R.TEACHER_VARIANTS
     assert R.variant_settings(recipe, "longer", 7)["train_config"]["epochs"] == 10
     assert R.variant_settings(recipe, R.FULL, 1)["train_config"]["warmup_epochs"] == 0  # must stay < epochs
     with pytest.raises(ValueError, match="Unknown ablation variant.*no_dropout"):

@@ -85,8 +85,11 @@ def _together(names, what: str) -> tuple[str, dict]:
 VARIANTS["candidates"] = _together(CANDIDATES, "the three 7-epoch candidates together")
 #: The cheaper network as a student of a teacher (compare it with ``separable_fuse``: distillation is the one change).
 VARIANTS["separable_distill"] = _together(("separable_fuse", "distill"), "the cheaper network distilled")
+#: The longer schedule as a student (compare it with ``longer``: distillation is the one change; the teacher meant is
+#: the three-seed ``longer`` ensemble, the only teacher near 0.70 on this split).
+VARIANTS["longer_distill"] = _together(("longer", "distill"), "the longer schedule distilled")
 #: Variants that need teacher run folders (``run_ablation(teacher=...)``, ``benchmarks/recipe.py --teacher``).
-TEACHER_VARIANTS = ("distill", "separable_distill")
+TEACHER_VARIANTS = ("distill", "separable_distill", "longer_distill")
 #: TTA variants: the full variant's model scored with another test-time augmentation (no training).
 TTA_VARIANTS = {"ten_crop_tta": ("TTA {} -> ten-crop", "ten_crop"), "flip_tta": ("TTA {} -> flip", "flip"),
                 "center_flip_tta": ("TTA {} -> centre crop + flip", "center_flip"), "no_tta": ("TTA {} -> none", None)}
