@@ -337,12 +337,23 @@ def test_export_checks_its_arguments_before_anything_loads(tmp_path, capsys):
     assert export.training_command(ROOT / "reports/cpu/recipe_ablation/e26-s2/full").endswith(
         "--seed 2 --variants full")
     assert export.training_command(ROOT / "reports/cpu/recipe_ablation/e26-ensemble-s0-1-2/full") is None
-    # a distilled run needs its teacher, which the folder path does not name
-    distilled = tmp_path / "reports/cpu/recipe_ablation/e26-s0/distill"
+    # a distilled run needs its teacher: the members' commands first, then its own naming them (the recipe records them)
+    distilled = tmp_path / "reports/cpu/recipe_ablation/e26-s0/longer_distill"
     distilled.mkdir(parents=True)
-    assert export.training_command(distilled).endswith("--seed 0 --variants full,distill")  # no record: a plain run
-    runs.write_recipe(distilled, {"seed": 0, "distillation": {"members": ["a"], "tta": "ten_crop"}})
-    assert export.training_command(distilled) is None
+    assert export.training_command(distilled).endswith("--seed 0 --variants full,longer_distill")  # no record: plain
+    members = [str(tmp_path / f"reports/cpu/recipe_ablation/e26-s{s}/longer") for s in (0, 1, 0)]
+    runs.write_recipe(distilled, {"seed": 0, "distillation": {"members": members, "tta": "ten_crop"}})
+    assert export.training_command(distilled).split(" && ") == [
+        "python benchmarks/recipe.py --profile cpu --epochs 26 --seed 0 --variants full,longer",
+        "python benchmarks/recipe.py --profile cpu --epochs 26 --seed 1 --variants full,longer",
+        "python benchmarks/recipe.py --profile cpu --epochs 26 --seed 0 --variants full,longer_distill --teacher "
+        "reports/cpu/recipe_ablation/e26-s0/longer,reports/cpu/recipe_ablation/e26-s1/longer,"
+        "reports/cpu/recipe_ablation/e26-s0/longer"]
+    runs.write_recipe(distilled, {"seed": 0, "distillation": {"members": members[:1], "tta": "flip"}})
+    assert export.training_command(distilled).endswith("--teacher reports/cpu/recipe_ablation/e26-s0/longer "
+                                                       "--teacher-tta flip")
+    runs.write_recipe(distilled, {"seed": 0, "distillation": {"members": [str(tmp_path / "a")], "tta": "ten_crop"}})
+    assert export.training_command(distilled) is None  # a member outside reports/: its command is not known
     assert export.training_command(tmp_path / "elsewhere") is None
 
 

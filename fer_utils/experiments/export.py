@@ -198,25 +198,43 @@ def training_split(dataset, params: dict, data_dir="auto", checksum: str | None 
     return ds, True
 
 
-def training_command(run_dir) -> Optional[str]:
-    """The command that trains ``run_dir``, or None: the runner's for a notebook run
-    (``reports/<profile>/<NN>_<name>/...``), ``benchmarks/recipe.py``'s for a recipe run
-    (``reports/<profile>/recipe_ablation/e<epochs>-s<seed>/<variant>``, trained beside the reference ``full``; None
-    for a distilled student, whose command needs its teacher's run folders)."""
+def _under_reports(run_dir) -> Optional[tuple]:
+    """``run_dir``'s path parts from its last ``reports`` folder on (``("reports", profile, ...)``), or None."""
     parts = Path(run_dir).resolve().parts
     if "reports" not in parts:
         return None
-    i = len(parts) - 1 - parts[::-1].index("reports")
-    if len(parts) == i + 5 and parts[i + 2] == "recipe_ablation":
-        m = re.fullmatch(r"e(\d+)-s(\d+)", parts[i + 3])
-        if not m or "distillation" in (runs.read_recipe(run_dir) or {}):  # a student needs its teacher's folders
-            return None
-        variants = "full" if parts[i + 4] == "full" else f"full,{parts[i + 4]}"
-        return (f"python benchmarks/recipe.py --profile {parts[i + 1]} --epochs {m[1]} --seed {m[2]} "
-                f"--variants {variants}")
-    if len(parts) < i + 3 or not parts[i + 2][:2].isdigit():
+    return parts[len(parts) - 1 - parts[::-1].index("reports"):]
+
+
+def training_command(run_dir) -> Optional[str]:
+    """The command that trains ``run_dir``, or None: the runner's for a notebook run
+    (``reports/<profile>/<NN>_<name>/...``), ``benchmarks/recipe.py``'s for a recipe run
+    (``reports/<profile>/recipe_ablation/e<epochs>-s<seed>/<variant>``, trained beside the reference ``full``). A
+    distilled student's is its teacher members' commands, then its own with ``--teacher`` naming them under
+    ``reports/`` (None when a member's command is not known)."""
+    parts = _under_reports(run_dir)
+    if parts is None:
         return None
-    return f"python -m fer_utils.run --profile {parts[i + 1]} --only {parts[i + 2][:2]}"
+    if len(parts) == 5 and parts[2] == "recipe_ablation":
+        m = re.fullmatch(r"e(\d+)-s(\d+)", parts[3])
+        if not m:
+            return None
+        variants = "full" if parts[4] == "full" else f"full,{parts[4]}"
+        own = f"python benchmarks/recipe.py --profile {parts[1]} --epochs {m[1]} --seed {m[2]} --variants {variants}"
+        teacher = (runs.read_recipe(run_dir) or {}).get("distillation")
+        if teacher is None:
+            return own
+        members = [_under_reports(t) for t in teacher.get("members", [])]
+        first = [training_command(t) for t in teacher.get("members", [])]
+        if not members or None in members or None in first:
+            return None
+        own += " --teacher " + ",".join("/".join(t) for t in members)
+        if teacher.get("tta", "ten_crop") != "ten_crop":
+            own += f" --teacher-tta {teacher['tta']}"
+        return " && ".join([*dict.fromkeys(first), own])
+    if len(parts) < 3 or not parts[2][:2].isdigit():
+        return None
+    return f"python -m fer_utils.run --profile {parts[1]} --only {parts[2][:2]}"
 
 
 def main(argv=None) -> int:
