@@ -13,9 +13,11 @@ ingredient (``fer_utils.experiments.recipe.VARIANTS``), on notebook 03's own dat
 - with ``--seed-table 0,1,2`` (trains nothing): ``<out>/recipe_seeds_<profile>_e<epochs>.csv`` and ``.md``, each
   variant's finished runs of those seeds side by side (official and deduplicated scores, McNemar against the first
   seed), their mean and sd, and their ensemble (``recipe_ablation/e<epochs>-ensemble-s0-1-2/<variant>/``); with
-  ``full`` and another variant, ``<out>/recipe_seeds_<profile>_e<epochs>_<variant>_vs_full.csv`` and ``.md``: the
-  variant against ``full`` seed by seed (McNemar per seed and between the ensembles, a paired t-test over seeds, the
-  smallest mean difference it calls significant and the one it finds with 80% power);
+  ``--reference`` (default ``full``) and another variant,
+  ``<out>/recipe_seeds_<profile>_e<epochs>_<variant>_vs_<reference>.csv`` and ``.md``: the variant against the
+  reference seed by seed (McNemar per seed and between the ensembles, a paired t-test over seeds, the smallest mean
+  difference it calls significant and the one it finds with 80% power), and against ``full`` too when it is tabled
+  (``--variants full,longer,longer_distill --reference longer``);
 - ``<out>/time_to_accuracy_<profile>.csv`` and ``.png``: validation accuracy against training minutes for
   notebook 03's recipe runs (``reports/<profile>/03_baselines/<model>/seed*``, when they exist), the short full
   recipe, the old ``cpu`` setting (variant ``old_cpu``) and the longer schedule (``longer``), with minutes to
@@ -70,9 +72,9 @@ def parse_args(argv=None):
     ap.add_argument("--teacher-tta", default="ten_crop",
                     help="the teacher's test-time augmentation (default: %(default)s)")
     ap.add_argument("--reference", default="full",
-                    help="the variant every other is compared with (difference, McNemar), one of --variants "
-                         "(default: %(default)s; e.g. separable_fuse for separable_distill; full is trained or "
-                         "reused either way)")
+                    help="the variant every other is compared with (difference, McNemar; seed by seed with "
+                         "--seed-table), one of --variants (default: %(default)s; e.g. separable_fuse for "
+                         "separable_distill; full is trained or reused, and compared with, either way)")
     ap.add_argument("--seed", type=int, default=0, help="training seed of every variant (default: %(default)s)")
     ap.add_argument("--seed-table", default="",
                     help="comma-separated seeds (e.g. 0,1,2) whose finished runs of each variant are tabled with their "
@@ -102,8 +104,6 @@ def parse_args(argv=None):
     if args.reference not in {R.FULL, *args.variants}:
         tabled = list(dict.fromkeys([R.FULL, *args.variants]))
         ap.error(f"--reference {args.reference!r}: expected one of the variants tabled, {tabled}")
-    if args.seed_table and args.reference != R.FULL:
-        ap.error("--reference: a seed table compares each seed with the first seed, not with another variant")
     args.teacher = [t.strip() for t in args.teacher.split(",") if t.strip()]
     needs = [v for v in args.variants if v in R.TEACHER_VARIANTS]
     if needs and not args.teacher and not args.seed_table:
@@ -185,12 +185,23 @@ def main(argv=None) -> int:
     return 0
 
 
+def _seed_pairs(variants, reference: str) -> list:
+    """(reference, variant) pairs a seed table compares: every other variant against ``reference``, then, when
+    ``full`` is tabled and is not the reference, every variant against ``full`` too."""
+    from fer_utils.experiments import recipe as R
+
+    pairs = [(reference, v) for v in variants if reference in variants and v not in (reference, R.FULL)]
+    if R.FULL in variants:
+        pairs += [(R.FULL, v) for v in variants if v != R.FULL and (R.FULL, v) not in pairs]
+    return pairs
+
+
 def seed_tables(args, ds, root: Path, recipe: dict) -> int:
     """``--seed-table``: each variant's finished seed runs side by side with their mean, sd and ensemble, in
     ``recipe_seeds_<profile>_e<epochs>.csv`` / ``.md`` (every variant's seed runs checked before anything is
-    written); with ``full`` among the variants, each other variant against it seed by seed (McNemar per seed and
-    between the ensembles, a paired t-test over seeds) in ``recipe_seeds_<profile>_e<epochs>_<variant>_vs_full.csv``
-    / ``.md``."""
+    written); each other variant against ``--reference`` seed by seed (McNemar per seed and between the ensembles, a
+    paired t-test over seeds) in ``recipe_seeds_<profile>_e<epochs>_<variant>_vs_<reference>.csv`` / ``.md``, and
+    against ``full`` too when it is tabled and is not the reference."""
     import pandas as pd
 
     from fer_utils import experiments
@@ -208,10 +219,10 @@ def seed_tables(args, ds, root: Path, recipe: dict) -> int:
             ensembles[variant] = base / f"e{args.epochs}-ensemble-s{'-'.join(map(str, args.seed_table))}" / variant
             tables.append(S.seed_table(folders[variant], ds, split=split, ensemble_dir=ensembles[variant])
                           .assign(variant=variant))
-        for variant in (v for v in args.variants if R.FULL in args.variants and v != R.FULL):
-            by_seed[variant] = S.variant_by_seed(folders[R.FULL], folders[variant], ds, split=split,
-                                                 ensembles=(ensembles[R.FULL], ensembles[variant]),
-                                                 names=(R.FULL, variant))
+        for ref, variant in _seed_pairs(args.variants, getattr(args, "reference", R.FULL)):
+            by_seed[ref, variant] = S.variant_by_seed(folders[ref], folders[variant], ds, split=split,
+                                                      ensembles=(ensembles[ref], ensembles[variant]),
+                                                      names=(ref, variant))
     except (ValueError, FileNotFoundError) as err:  # a seed not trained, trained with another recipe, or scored on
         print(f"error: {err}", file=sys.stderr)     # other images than the others
         return 2
@@ -222,16 +233,16 @@ def seed_tables(args, ds, root: Path, recipe: dict) -> int:
     table.to_csv(out / f"{name}.csv")
     (out / f"{name}.md").write_text("\n".join(f"`{v}`:\n\n" + S.seed_markdown(t.droplevel(0), split=split)
                                               for v, t in table.groupby(level=0, sort=False)))
-    for variant, t in by_seed.items():  # each variant against the reference, seed by seed
-        t.to_csv(out / f"{name}_{variant}_vs_{R.FULL}.csv")
-        (out / f"{name}_{variant}_vs_{R.FULL}.md").write_text(S.variant_by_seed_markdown(t, names=(R.FULL, variant)))
+    for (ref, variant), t in by_seed.items():  # each variant against the reference, seed by seed
+        t.to_csv(out / f"{name}_{variant}_vs_{ref}.csv")
+        (out / f"{name}_{variant}_vs_{ref}.md").write_text(S.variant_by_seed_markdown(t, names=(ref, variant)))
     if args.seed or args.tta_matrix or args.teacher:
         print("note: --seed, --tta-matrix and --teacher do nothing with --seed-table", file=sys.stderr)
     print(table.to_string(float_format="{:.4f}".format))
-    for variant, t in by_seed.items():
-        print(f"\n{variant} against {R.FULL}, seed by seed:\n{t.to_string(float_format='{:.4f}'.format)}")
+    for (ref, variant), t in by_seed.items():
+        print(f"\n{variant} against {ref}, seed by seed:\n{t.to_string(float_format='{:.4f}'.format)}")
     print(f"\nwritten: {out / f'{name}.csv'}, {out / f'{name}.md'}"
-          + "".join(f", {out / f'{name}_{v}_vs_{R.FULL}.csv'} (.md)" for v in by_seed))
+          + "".join(f", {out / f'{name}_{v}_vs_{r}.csv'} (.md)" for r, v in by_seed))
     return 0
 
 

@@ -466,7 +466,17 @@ def test_the_seed_table_command_writes_each_variant_against_full_seed_by_seed(tm
     md = (tmp_path / "out" / "recipe_seeds_t_e2_longer_vs_full.md").read_text()
     assert "| seed 1 | 0.5000 (0.5000) | 0.6500 (0.6500) | +0.1500 (+0.1500) |" in md
     assert "longer against full, seed by seed" in capsys.readouterr().out
-    args.variants = ["longer"]  # nothing to compare with: the seed table only
+    # another reference: the variant against it seed by seed, and against full too
+    for s in (0, 1):
+        _seed_run(base / f"e2-s{s}" / "longer_distill", y, np.r_[np.zeros(30, int), np.ones(10, int)], s,
+                  epochs_factor=1.4)
+    args.variants, args.reference = ["full", "longer", "longer_distill"], "longer"
+    assert module.seed_tables(args, ds, tmp_path / "reports", {}) == 0
+    for ref, diffs in {"longer": [0.125, 0.1], "full": [0.25, 0.25]}.items():
+        vs = pd.read_csv(tmp_path / "out" / f"recipe_seeds_t_e2_longer_distill_vs_{ref}.csv", index_col=0)
+        assert list(vs["diff"][:2]) == pytest.approx(diffs)
+    assert "longer_distill against longer, seed by seed" in capsys.readouterr().out
+    args.variants, args.reference = ["longer"], "full"  # nothing to compare with: the seed table only
     (tmp_path / "out" / "recipe_seeds_t_e2_longer_vs_full.csv").unlink()
     assert module.seed_tables(args, ds, tmp_path / "reports", {}) == 0
     assert not (tmp_path / "out" / "recipe_seeds_t_e2_longer_vs_full.csv").exists()
@@ -550,9 +560,12 @@ def test_a_seed_table_needs_two_distinct_integer_seeds_of_trained_variants(value
     assert "--reference 'separable_fuse': expected one of the variants tabled" in capsys.readouterr().err
     assert module.parse_args(["--variants", "separable_fuse,separable_distill", "--teacher", ".",
                               "--reference", "separable_fuse"]).reference == "separable_fuse"
-    with pytest.raises(SystemExit):
-        module.parse_args(["--variants", "full,ema", "--seed-table", "0,1", "--reference", "ema"])
-    assert "a seed table compares each seed with the first seed" in capsys.readouterr().err
+    assert module.parse_args(["--variants", "full,ema", "--seed-table", "0,1", "--reference", "ema"]).reference == "ema"
+    # a seed table compares every other variant with the reference, and with full too when it is tabled
+    assert module._seed_pairs(["full", "longer", "longer_distill"], "longer") == [
+        ("longer", "longer_distill"), ("full", "longer"), ("full", "longer_distill")]
+    assert module._seed_pairs(["full", "longer"], "full") == [("full", "longer")]
+    assert module._seed_pairs(["longer", "longer_distill"], "full") == []
 
 
 def test_statistics_leave_the_copies_out_as_a_family_of_their_own(tmp_path):
