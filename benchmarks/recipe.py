@@ -145,6 +145,10 @@ def main(argv=None) -> int:
                 print(f"teacher: {len(args.teacher)} model(s), {args.teacher_tta} TTA on {len(teacher['rows'])} "
                       f"Training rows: {teacher['seconds'] / 60:.1f} min of inference"
                       + (" (computed earlier, reused)" if teacher["reused"] else ""))
+                said = distill.summary(ds, teacher)
+                print(f"teacher on the Training rows it labels: accuracy {said['train_accuracy']:.4f}, mean top "
+                      f"probability {said['mean_top_probability']:.3f} ({said['share_top_above_90']:.1%} above 0.9), "
+                      f"mean entropy {said['mean_entropy']:.3f} nats")
             folders = R.run_ablation(recipe, ds, budget, variants=args.variants, epochs=args.epochs, seed=args.seed,
                                      teacher=teacher)
         except (FileExistsError, FileNotFoundError, ValueError) as err:  # another recipe in a variant folder; a

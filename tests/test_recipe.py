@@ -709,6 +709,13 @@ def test_teacher_probabilities_are_the_members_mean_computed_once_and_tied_to_th
         distill.teacher_probabilities(other, members, tmp_path / "other.npz")
     with pytest.raises(FileNotFoundError, match="no model.keras"):
         distill.check_members([tmp_path], tiny_fer)
+    # what the soft targets carry, on known probabilities: one row one-hot and right, one uniform (its argmax 0)
+    k = tiny_fer.num_classes
+    two = {"probs": np.r_[np.eye(k)[[tiny_fer.labels[rows[0]]]], np.full((1, k), 1 / k)], "rows": rows[:2]}
+    said = distill.summary(tiny_fer, two)
+    assert said["train_accuracy"] == (1 + (tiny_fer.labels[rows[1]] == 0)) / 2
+    assert said["mean_top_probability"] == pytest.approx((1 + 1 / k) / 2) and said["share_top_above_90"] == 0.5
+    assert said["mean_entropy"] == pytest.approx(np.log(k) / 2)
 
 
 def test_a_distilled_student_records_its_teacher_and_is_not_reused_for_another_alpha(seeded, tiny_fer, tmp_path):

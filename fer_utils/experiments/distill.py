@@ -93,6 +93,17 @@ def teacher_probabilities(ds: D.FERDataset, members, out_file, *, tta="ten_crop"
             "model_sha256": list(record["model_sha256"]), "reused": False}
 
 
+def summary(ds: D.FERDataset, teacher: dict) -> dict:
+    """What the soft targets carry: the teacher's accuracy on the Training rows it labels (its members trained on
+    them, so this is a fit, not a test), its mean top probability and mean entropy in nats (0 = one-hot,
+    ln K = uniform), and the share of rows whose top probability exceeds 0.9."""
+    probs, rows = np.asarray(teacher["probs"], dtype=np.float64), np.asarray(teacher["rows"])
+    top = probs.max(axis=1)
+    return {"train_accuracy": float((probs.argmax(axis=1) == ds.labels[rows]).mean()),
+            "mean_top_probability": float(top.mean()), "share_top_above_90": float((top > 0.9).mean()),
+            "mean_entropy": float(-(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1).mean())}
+
+
 def distilled(ds: D.FERDataset, teacher: dict, alpha: float) -> D.FERDataset:
     """``ds`` with soft labels: Training rows ``(1 - alpha) * one_hot + alpha * teacher``, every other row one-hot.
 
