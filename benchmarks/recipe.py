@@ -59,7 +59,7 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="cpu", help="params/<profile>.yaml whose notebook 03 holds the recipe")
     ap.add_argument("--epochs", type=int, default=7,
-                    help="epochs of every variant but old_cpu (its own 14) and longer (1.4x these) "
+                    help="epochs of every variant but old_cpu (its own 14), longer and longer_distill (1.4x these) "
                          "(default: %(default)s)")
     ap.add_argument("--variants", default=",".join([*(v for v in R.VARIANTS if v not in R.TEACHER_VARIANTS),
                                                     *R.TTA_VARIANTS, *R.WEIGHT_VARIANTS]),
@@ -74,12 +74,14 @@ def parse_args(argv=None):
     ap.add_argument("--reference", default="full",
                     help="the variant every other is compared with (difference, McNemar; seed by seed with "
                          "--seed-table), one of --variants (default: %(default)s; e.g. separable_fuse for "
-                         "separable_distill; full is trained or reused, and compared with, either way)")
+                         "separable_distill; full is trained or reused either way, and with --seed-table every "
+                         "variant is compared with full too when it is tabled)")
     ap.add_argument("--seed", type=int, default=0, help="training seed of every variant (default: %(default)s)")
     ap.add_argument("--seed-table", default="",
                     help="comma-separated seeds (e.g. 0,1,2) whose finished runs of each variant are tabled with their "
                          "mean, sd and ensemble (recipe_seeds_<profile>_e<epochs>.csv / .md), and each variant "
-                         "against full seed by seed (..._<variant>_vs_full.csv / .md); trains nothing")
+                         "against --reference, and against full when tabled, seed by seed "
+                         "(..._<variant>_vs_<reference>.csv / .md); trains nothing")
     ap.add_argument("--tta-matrix", action="store_true",
                     help="also score every trained variant under every TTA (recipe_tta_matrix_<profile>.csv)")
     ap.add_argument("--reports-dir", default="reports", help="where reports/<profile>/ lives")
@@ -190,8 +192,9 @@ def main(argv=None) -> int:
 
 
 def _seed_pairs(variants, reference: str) -> list:
-    """(reference, variant) pairs a seed table compares: every other variant against ``reference``, then, when
-    ``full`` is tabled and is not the reference, every variant against ``full`` too."""
+    """(reference, variant) pairs a seed table compares: every variant but the reference and ``full`` against
+    ``reference``, then, when ``full`` is tabled, every other variant against ``full`` (the reference included:
+    ``full`` is the baseline of every pair it is in)."""
     from fer_utils.experiments import recipe as R
 
     pairs = [(reference, v) for v in variants if reference in variants and v not in (reference, R.FULL)]

@@ -340,7 +340,7 @@ def test_export_checks_its_arguments_before_anything_loads(tmp_path, capsys):
     # a distilled run needs its teacher: the members' commands first, then its own naming them (the recipe records them)
     distilled = tmp_path / "reports/cpu/recipe_ablation/e26-s0/longer_distill"
     distilled.mkdir(parents=True)
-    assert export.training_command(distilled).endswith("--seed 0 --variants full,longer_distill")  # no record: plain
+    assert export.training_command(distilled) is None  # a teacher variant that records no teacher
     members = [str(tmp_path / f"reports/cpu/recipe_ablation/e26-s{s}/longer") for s in (0, 1, 0)]
     runs.write_recipe(distilled, {"seed": 0, "distillation": {"members": members, "tta": "ten_crop"}})
     assert export.training_command(distilled).split(" && ") == [
@@ -354,6 +354,18 @@ def test_export_checks_its_arguments_before_anything_loads(tmp_path, capsys):
                                                        "--teacher-tta flip")
     runs.write_recipe(distilled, {"seed": 0, "distillation": {"members": [str(tmp_path / "a")], "tta": "ten_crop"}})
     assert export.training_command(distilled) is None  # a member outside reports/: its command is not known
+    # a student of a student: each command once, in the order they must run; a loop of teachers has no command
+    plain = tmp_path / "reports/cpu/recipe_ablation/e26-s0/longer"
+    runs.write_recipe(distilled, {"seed": 0, "distillation": {"members": [str(plain)], "tta": "ten_crop"}})
+    second = tmp_path / "reports/cpu/recipe_ablation/e26-s1/distill"
+    second.mkdir(parents=True)
+    runs.write_recipe(second, {"seed": 1, "distillation": {"members": [str(distilled), str(plain)], "tta": "ten_crop"}})
+    assert [c.split(" --variants ")[1] for c in export.training_command(second).split(" && ")] == [
+        "full,longer", "full,longer_distill --teacher reports/cpu/recipe_ablation/e26-s0/longer",
+        "full,distill --teacher reports/cpu/recipe_ablation/e26-s0/longer_distill,"
+        "reports/cpu/recipe_ablation/e26-s0/longer"]
+    runs.write_recipe(distilled, {"seed": 0, "distillation": {"members": [str(second)], "tta": "ten_crop"}})
+    assert export.training_command(second) is None
     assert export.training_command(tmp_path / "elsewhere") is None
 
 

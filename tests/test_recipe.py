@@ -436,9 +436,10 @@ def test_a_variant_against_the_reference_seed_by_seed_on_known_answers(tmp_path)
         S.variant_by_seed(ref, better, ds, split="PrivateTest")
 
 
-def test_the_seed_table_command_writes_each_variant_against_full_seed_by_seed(tmp_path, capsys):
+def test_the_seed_table_command_writes_each_variant_against_the_reference_seed_by_seed(tmp_path, capsys):
     """``benchmarks/recipe.py --seed-table`` with ``full`` and another variant: besides the seed table, the variant
-    against ``full`` seed by seed (``..._<variant>_vs_full.csv`` / ``.md``), its ensemble row the two ensembles'."""
+    against ``full`` seed by seed (``..._<variant>_vs_full.csv`` / ``.md``), its ensemble row the two ensembles'; with
+    ``--reference longer``, a third variant against ``longer`` and against ``full``."""
     import argparse
     import importlib.util
 
@@ -561,11 +562,20 @@ def test_a_seed_table_needs_two_distinct_integer_seeds_of_trained_variants(value
     assert module.parse_args(["--variants", "separable_fuse,separable_distill", "--teacher", ".",
                               "--reference", "separable_fuse"]).reference == "separable_fuse"
     assert module.parse_args(["--variants", "full,ema", "--seed-table", "0,1", "--reference", "ema"]).reference == "ema"
-    # a seed table compares every other variant with the reference, and with full too when it is tabled
+
+
+def test_a_seed_table_compares_each_variant_with_the_reference_and_with_full():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("recipe_cli", ROOT / "benchmarks" / "recipe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     assert module._seed_pairs(["full", "longer", "longer_distill"], "longer") == [
         ("longer", "longer_distill"), ("full", "longer"), ("full", "longer_distill")]
     assert module._seed_pairs(["full", "longer"], "full") == [("full", "longer")]
-    assert module._seed_pairs(["longer", "longer_distill"], "full") == []
+    assert module._seed_pairs(["full", "ema"], "ema") == [("full", "ema")]  # full is the baseline of its pairs
+    assert module._seed_pairs(["longer", "longer_distill"], "full") == []  # nothing to compare with
+    assert module._seed_pairs(["longer", "longer_distill"], "longer") == [("longer", "longer_distill")]
 
 
 def test_statistics_leave_the_copies_out_as_a_family_of_their_own(tmp_path):
@@ -709,13 +719,18 @@ def test_teacher_probabilities_are_the_members_mean_computed_once_and_tied_to_th
         distill.teacher_probabilities(other, members, tmp_path / "other.npz")
     with pytest.raises(FileNotFoundError, match="no model.keras"):
         distill.check_members([tmp_path], tiny_fer)
-    # what the soft targets carry, on known probabilities: one row one-hot and right, one uniform (its argmax 0)
+    # what the soft targets carry, on known probabilities: one row one-hot and right, one 0.6 on a wrong class
     k = tiny_fer.num_classes
-    two = {"probs": np.r_[np.eye(k)[[tiny_fer.labels[rows[0]]]], np.full((1, k), 1 / k)], "rows": rows[:2]}
+    wrong = (tiny_fer.labels[rows[1]] + 1) % k
+    soft = np.full(k, 0.4 / (k - 1))
+    soft[wrong] = 0.6
+    two = {"probs": np.r_[np.eye(k)[[tiny_fer.labels[rows[0]]]], soft[None]], "rows": rows[:2]}
     said = distill.summary(tiny_fer, two)
-    assert said["train_accuracy"] == (1 + (tiny_fer.labels[rows[1]] == 0)) / 2
-    assert said["mean_top_probability"] == pytest.approx((1 + 1 / k) / 2) and said["share_top_above_90"] == 0.5
-    assert said["mean_entropy"] == pytest.approx(np.log(k) / 2)
+    assert said["train_accuracy"] == 0.5
+    assert said["mean_top_probability"] == pytest.approx(0.8) and said["share_top_above_90"] == 0.5
+    assert said["mean_entropy"] == pytest.approx(-(soft * np.log(soft)).sum() / 2)
+    with pytest.raises(ValueError, match="do not fit 1 rows"):
+        distill.summary(tiny_fer, {"probs": two["probs"], "rows": rows[:1]})
 
 
 def test_a_distilled_student_records_its_teacher_and_is_not_reused_for_another_alpha(seeded, tiny_fer, tmp_path):

@@ -98,6 +98,9 @@ def summary(ds: D.FERDataset, teacher: dict) -> dict:
     them, so this is a fit, not a test), its mean top probability and mean entropy in nats (0 = one-hot,
     ln K = uniform), and the share of rows whose top probability exceeds 0.9."""
     probs, rows = np.asarray(teacher["probs"], dtype=np.float64), np.asarray(teacher["rows"])
+    if probs.shape != (len(rows), ds.num_classes):
+        raise ValueError(f"teacher probabilities {probs.shape} do not fit {len(rows)} rows and "
+                         f"{ds.num_classes} classes")
     top = probs.max(axis=1)
     return {"train_accuracy": float((probs.argmax(axis=1) == ds.labels[rows]).mean()),
             "mean_top_probability": float(top.mean()), "share_top_above_90": float((top > 0.9).mean()),

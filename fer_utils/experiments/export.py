@@ -206,14 +206,17 @@ def _under_reports(run_dir) -> Optional[tuple]:
     return parts[len(parts) - 1 - parts[::-1].index("reports"):]
 
 
-def training_command(run_dir) -> Optional[str]:
+def training_command(run_dir, _seen: frozenset = frozenset()) -> Optional[str]:
     """The command that trains ``run_dir``, or None: the runner's for a notebook run
     (``reports/<profile>/<NN>_<name>/...``), ``benchmarks/recipe.py``'s for a recipe run
     (``reports/<profile>/recipe_ablation/e<epochs>-s<seed>/<variant>``, trained beside the reference ``full``). A
-    distilled student's is its teacher members' commands, then its own with ``--teacher`` naming them under
-    ``reports/`` (None when a member's command is not known)."""
+    distilled student's is its teacher members' commands (each once), then its own with ``--teacher`` naming them
+    from ``reports/`` on, as the default ``--reports-dir`` finds them; None when a member's command is not known, when
+    a teacher variant records no teacher, or when the teachers loop back to the student."""
+    from fer_utils.experiments.recipe import TEACHER_VARIANTS
+
     parts = _under_reports(run_dir)
-    if parts is None:
+    if parts is None or parts in _seen:
         return None
     if len(parts) == 5 and parts[2] == "recipe_ablation":
         m = re.fullmatch(r"e(\d+)-s(\d+)", parts[3])
@@ -222,16 +225,16 @@ def training_command(run_dir) -> Optional[str]:
         variants = "full" if parts[4] == "full" else f"full,{parts[4]}"
         own = f"python benchmarks/recipe.py --profile {parts[1]} --epochs {m[1]} --seed {m[2]} --variants {variants}"
         teacher = (runs.read_recipe(run_dir) or {}).get("distillation")
-        if teacher is None:
-            return own
+        if teacher is None:  # a teacher variant without its record cannot name its teacher
+            return None if parts[4] in TEACHER_VARIANTS else own
         members = [_under_reports(t) for t in teacher.get("members", [])]
-        first = [training_command(t) for t in teacher.get("members", [])]
+        first = [training_command(t, _seen | {parts}) for t in teacher.get("members", [])]
         if not members or None in members or None in first:
             return None
         own += " --teacher " + ",".join("/".join(t) for t in members)
         if teacher.get("tta", "ten_crop") != "ten_crop":
             own += f" --teacher-tta {teacher['tta']}"
-        return " && ".join([*dict.fromkeys(first), own])
+        return " && ".join([*dict.fromkeys(c for chain in first for c in chain.split(" && ")), own])
     if len(parts) < 3 or not parts[2][:2].isdigit():
         return None
     return f"python -m fer_utils.run --profile {parts[1]} --only {parts[2][:2]}"
