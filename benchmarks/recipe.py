@@ -18,6 +18,8 @@ ingredient (``fer_utils.experiments.recipe.VARIANTS``), on notebook 03's own dat
   reference seed by seed (McNemar per seed and between the ensembles, a paired t-test over seeds, the smallest mean
   difference it calls significant and the one it finds with 80% power), and against ``full`` too when it is tabled
   (``--variants full,longer,longer_distill --reference longer``);
+- with a teacher variant, ``<out>/teacher_<profile>.json``: the teacher's members, their model checksums, its TTA, its
+  inference minutes and what its targets carry (``distill.summary``);
 - ``<out>/time_to_accuracy_<profile>.csv`` and ``.png``: validation accuracy against training minutes for
   notebook 03's recipe runs (``reports/<profile>/03_baselines/<model>/seed*``, when they exist), the short full
   recipe, the old ``cpu`` setting (variant ``old_cpu``) and the longer schedule (``longer``), with minutes to
@@ -42,6 +44,7 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -137,7 +140,7 @@ def main(argv=None) -> int:
         if args.seed_table:
             return seed_tables(args, ds, root, recipe)
         budget = root / R.ABLATION_DIR / f"e{args.epochs}-s{args.seed}"  # another budget or seed: another folder
-        teacher = None
+        teacher = said = None
         try:
             if any(v in R.TEACHER_VARIANTS for v in args.variants):
                 from fer_utils.experiments import distill
@@ -166,6 +169,11 @@ def main(argv=None) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / f"recipe_ablation_{args.profile}.csv")
+        if teacher is not None:  # what the students learned from, with its cost and what its targets carry
+            (out / f"teacher_{args.profile}.json").write_text(json.dumps(
+                {"members": list(teacher["members"]), "model_sha256": list(teacher["model_sha256"]),
+                 "tta": teacher["tta"], "training_rows": len(teacher["rows"]),
+                 "inference_minutes": teacher["seconds"] / 60, **said}, indent=2) + "\n")
         model = recipe["models"][0]
         curves_from = {f"recipe seed {p.name[4:]} ({p.parent.name})": p
                        for p in sorted((root / "03_baselines" / model).glob("seed*")) if (p / "timings.csv").exists()}
@@ -187,7 +195,8 @@ def main(argv=None) -> int:
     print()
     print(reach.to_string(float_format="{:.2f}".format))
     print(f"\nwritten: {out / f'recipe_ablation_{args.profile}.csv'}, {out / f'recipe_ablation_{args.profile}.md'}, "
-          f"{out / f'time_to_accuracy_{args.profile}.csv'}, {out / f'time_to_accuracy_{args.profile}.png'}")
+          f"{out / f'time_to_accuracy_{args.profile}.csv'}, {out / f'time_to_accuracy_{args.profile}.png'}"
+          + (f", {out / f'teacher_{args.profile}.json'}" if teacher is not None else ""))
     return 0
 
 

@@ -1267,7 +1267,7 @@ def _ingredients_module():
 _INGREDIENT_TABLES = ["recipe_ablation_cpu_e26.csv", "recipe_ablation_cpu_e26_candidates.csv",
                       "recipe_ablation_cpu_e26_distill.csv", "recipe_ablation_cpu_e26_ema.csv",
                       "recipe_ablation_cpu_e26_erasing.csv", "recipe_ablation_cpu_e26_separable.csv",
-                      "recipe_ablation_cpu_e26_longer.csv"]
+                      "recipe_ablation_cpu_e26_longer.csv", "recipe_ablation_cpu_e26_longer_distill_vs_full.csv"]
 
 
 def test_the_ingredient_table_is_the_committed_ablation_tables_together_and_the_docs_quote_it(tmp_path):
@@ -1292,13 +1292,16 @@ def test_the_ingredient_table_is_the_committed_ablation_tables_together_and_the_
     rescored = committed.index[committed["family"] == module.RESCORED]
     trained = committed.index[committed["family"] == module.TRAINED]
     assert set(rescored) == {"last_epoch", "no_tta", "center_flip_tta", "flip_tta"}
-    assert set(trained) == {"candidates", "distill", "ema", "erasing", "separable_fuse", "longer"}
+    assert set(trained) == {"candidates", "distill", "ema", "erasing", "separable_fuse", "longer", "longer_distill"}
     for rows in (rescored, trained):  # Holm within each family: the smallest p times the family's size
         p = committed.loc[rows, "McNemar p"]
         assert committed.loc[p.idxmin(), "McNemar p (Holm)"] == pytest.approx(len(rows) * p.min())
-    assert committed.loc[["full", "candidates", "ema", "longer"], "reference train minutes"].tolist() == [
-        61.3, 59.6, 59.6, 59.6]
-    assert committed.loc["longer", "epochs"] == 36 and set(committed.drop(index="longer")["epochs"]) == {26}
+    compared = ["full", "candidates", "ema", "longer", "longer_distill"]
+    assert committed.loc[compared, "reference train minutes"].tolist() == [61.3, 59.6, 59.6, 59.6, 59.6]
+    assert committed.loc[["longer", "longer_distill"], "epochs"].tolist() == [36, 36]
+    assert set(committed.drop(index=["longer", "longer_distill"])["epochs"]) == {26}
+    teachers = committed["teacher inference minutes"].dropna().round(1).to_dict()
+    assert teachers == {"distill": 6.0, "longer_distill": 11.3}
     b, c = map(int, committed.loc["ema", "discordant (full right / variant right)"].split(" / "))
     assert committed.loc["ema", "detectable (80% power)"] == pytest.approx(
         stats.detectable_difference_mcnemar(3589, b + c))
@@ -1309,7 +1312,7 @@ def test_the_ingredient_table_is_the_committed_ablation_tables_together_and_the_
     docs = (ROOT / "docs" / "results.md").read_text()
     rows = [line for line in (results / "recipe_ingredients_cpu_e26.md").read_text().splitlines()
             if line.startswith("|")]
-    assert len(rows) == 2 + 11 and all(line in docs for line in rows)
+    assert len(rows) == 2 + 12 and all(line in docs for line in rows)
     section = " ".join(docs[docs.index("**Every ingredient at full length, one table**"):].split())
     no_tta = committed.loc["no_tta"]
     assert f"{100 * no_tta['diff vs full (PrivateTest)']:.2f} points (p = {no_tta['McNemar p']:.2g}, " \
@@ -1320,7 +1323,10 @@ def test_the_ingredient_table_is_the_committed_ablation_tables_together_and_the_
     assert f"smallest adjusted p is {holm.min():.2f} (`longer`: +{100 * best['diff vs full (PrivateTest)']:.2f} " \
            f"points, p = {best['McNemar p']:.2g} alone, its 95% interval +{100 * best['diff 95% low']:.2f} to " \
            f"+{100 * best['diff 95% high']:.2f} points" in section
-    high = committed.loc[trained.drop("longer"), "diff 95% high"]
+    high = committed.loc[trained.drop(["longer", "longer_distill"]), "diff 95% high"]
+    student = committed.loc["longer_distill"]
+    assert f"`longer_distill` ({100 * student['diff vs full (PrivateTest)']:+.2f}, p = {student['McNemar p']:.2g} " \
+           "alone) is `longer` plus distillation" in section
     assert f"every other ingredient's interval ends at +{100 * high.max():.2f} points or below " \
            f"(`{high.idxmax()}`'s" in section
     gap = 0.695 - committed.loc["full", "PrivateTest_accuracy"]
