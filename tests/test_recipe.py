@@ -1374,3 +1374,65 @@ def test_the_ingredient_table_refuses_tables_that_cannot_stand_together(tmp_path
             module.parse_args([str(first), "--out", str(tmp_path / "x.csv")])
         assert "exist; give a new name" in capsys.readouterr().err and (tmp_path / existing).read_text() == "mine"
         (tmp_path / existing).unlink()
+
+
+def test_the_longer_schedule_distilled_is_longer_plus_the_ensembles_targets_and_the_docs_read_its_files():
+    """docs/results.md's "The longer schedule distilled from its three-seed ensemble" (issue 24): the student's recipe
+    is ``longer``'s (seed 0) plus distillation (alpha 0.5, ten-crop) from the three ``longer`` seeds and nothing else;
+    the teacher record names those members and says what its targets carry; the table's accuracies and McNemar counts
+    are the runs' predictions'; every quoted number is in the section."""
+    results = ROOT / "benchmarks" / "results"
+    student_dir, longer_dir = (results / "recipe_e26_s0" / v for v in ("longer_distill", "longer"))
+    student, longer = runs.read_recipe(student_dir), runs.read_recipe(longer_dir)
+    taught = student.pop("distillation")
+    assert student == {**longer, "target": "distribution"}
+    teacher = json.loads((results / "recipe_e26_teacher_longer_s012.json").read_text())
+    assert [m.split("recipe_ablation/")[1] for m in taught["members"]] == [f"e26-s{k}/longer" for k in (0, 1, 2)]
+    assert (taught["alpha"], taught["tta"]) == (0.5, "ten_crop")
+    assert (teacher["members"], teacher["model_sha256"]) == (taught["members"], taught["model_sha256"])
+    assert runs.read_metrics(student_dir)["metadata"]["precision"] == "mixed_bfloat16"
+    pred = {d.name: runs.load_predictions(d) for d in (longer_dir, student_dir)}
+    private = pred["longer"]["split"] == "PrivateTest"
+    right = {k: (p["y_pred"] == p["y_true"])[private] for k, p in pred.items()}
+    table = pd.read_csv(results / "recipe_ablation_cpu_e26_longer_distill.csv", index_col=0)
+    vs_full = pd.read_csv(results / "recipe_ablation_cpu_e26_longer_distill_vs_full.csv", index_col=0)
+    row = table.loc["longer_distill"]
+    assert row["PrivateTest_accuracy"] == pytest.approx(right["longer_distill"].mean(), abs=1e-9)
+    b = int((right["longer"] & ~right["longer_distill"]).sum())
+    c = int((~right["longer"] & right["longer_distill"]).sum())
+    assert row["discordant (longer right / variant right)"] == f"{b} / {c}"
+    docs = (ROOT / "docs" / "results.md").read_text()
+    rows = [line for line in (results / "recipe_ablation_cpu_e26_longer_distill.md").read_text().splitlines()
+            if line.startswith("| `longer")]
+    assert len(rows) == 2 and all(line in docs for line in rows)
+    section = docs[docs.index("**The longer schedule distilled from its three-seed ensemble**"):]
+    section = " ".join(section[: section.index("\n\n**Every ingredient", 10)].split())
+    ref = table.loc["longer"]
+    assert f"the student scores {row['PrivateTest_accuracy']:.4f}, {100 * row['diff vs longer (PrivateTest)']:+.2f} " \
+           f"points against `longer` (McNemar p = {row['McNemar p']:.2g}, {b} / {c} discordant images)" in section
+    assert f"Without near-duplicates it is {100 * row['diff vs longer (PrivateTest, dedup)']:+.2f} points " \
+           f"({row['PrivateTest_dedup_accuracy']:.4f} against {ref['PrivateTest_dedup_accuracy']:.4f}), " \
+           "on PublicTest " \
+           f"{100 * (row['PublicTest_accuracy'] - ref['PublicTest_accuracy']):+.2f}, on validation " \
+           f"{100 * (row['best val acc'] - ref['best val acc']):+.2f}" in section
+    full = vs_full.loc["longer_distill"]
+    assert f"Against `full` it is {100 * full['diff vs full (PrivateTest)']:+.2f} points " \
+           f"(p = {full['McNemar p']:.2g}, " \
+           f"{full['discordant (full right / variant right)']})" in section
+    ensemble = pd.read_csv(results / "recipe_seeds_cpu_e26.csv", index_col=[0, 1]).loc[("longer", "ensemble of 3")]
+    assert f"the teacher is the three `longer` seeds' ensemble ({ensemble['PrivateTest_accuracy']:.4f} PrivateTest, " \
+           f"{ensemble['PrivateTest_dedup_accuracy']:.4f} without near-duplicates)" in section
+    assert f"{100 * (ensemble['PrivateTest_accuracy'] - row['PrivateTest_accuracy']):.1f} point below its teacher" \
+           in section
+    assert f"{teacher['inference_minutes']:.1f} min of ten-crop inference on the {teacher['training_rows']:,} " \
+           "Training rows" in section
+    assert f"the teacher is right on {100 * teacher['train_accuracy']:.1f}%, with a mean top probability of " \
+           f"{teacher['mean_top_probability']:.3f} ({100 * teacher['share_top_above_90']:.1f}% of rows above 0.9) " \
+           "and " \
+           f"a mean entropy of {teacher['mean_entropy']:.3f} nats" in section
+    timings = pd.read_csv(student_dir / "timings.csv")
+    quiet = timings[timings["others_cores"] <= _QUIET_CORES]
+    assert list(timings.drop(quiet.index)["epoch"]) == [5, 15]  # "epochs 5 and 15 shared the cores"
+    assert f"The student trained {timings['seconds'].sum() / 60:.1f} min" in section
+    assert f"a median of {quiet['seconds'].median():.1f} s (36 x {quiet['seconds'].median():.1f} s = " \
+           f"{36 * quiet['seconds'].median() / 60:.1f} min)" in section
