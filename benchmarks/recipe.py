@@ -171,9 +171,11 @@ def main(argv=None) -> int:
         table.to_csv(out / f"recipe_ablation_{args.profile}.csv")
         if teacher is not None:  # what the students learned from, with its cost and what its targets carry
             (out / f"teacher_{args.profile}.json").write_text(json.dumps(
-                {"members": list(teacher["members"]), "model_sha256": list(teacher["model_sha256"]),
-                 "tta": teacher["tta"], "training_rows": len(teacher["rows"]),
-                 "inference_minutes": teacher["seconds"] / 60, **said}, indent=2) + "\n")
+                {"members": [str(m) for m in teacher["members"]],
+                 "model_sha256": [str(s) for s in teacher["model_sha256"]], "tta": str(teacher["tta"]),
+                 "data_checksum": ds.checksum, "training_rows": len(teacher["rows"]),
+                 "inference_minutes": float(teacher["seconds"]) / 60, "reused": bool(teacher["reused"]), **said},
+                indent=2) + "\n")
         model = recipe["models"][0]
         curves_from = {f"recipe seed {p.name[4:]} ({p.parent.name})": p
                        for p in sorted((root / "03_baselines" / model).glob("seed*")) if (p / "timings.csv").exists()}

@@ -1381,6 +1381,8 @@ def test_the_longer_schedule_distilled_is_longer_plus_the_ensembles_targets_and_
     is ``longer``'s (seed 0) plus distillation (alpha 0.5, ten-crop) from the three ``longer`` seeds and nothing else;
     the teacher record names those members and says what its targets carry; the table's accuracies and McNemar counts
     are the runs' predictions'; every quoted number is in the section."""
+    from fer_utils import stats
+
     results = ROOT / "benchmarks" / "results"
     student_dir, longer_dir = (results / "recipe_e26_s0" / v for v in ("longer_distill", "longer"))
     student, longer = runs.read_recipe(student_dir), runs.read_recipe(longer_dir)
@@ -1390,8 +1392,14 @@ def test_the_longer_schedule_distilled_is_longer_plus_the_ensembles_targets_and_
     assert [m.split("recipe_ablation/")[1] for m in taught["members"]] == [f"e26-s{k}/longer" for k in (0, 1, 2)]
     assert (taught["alpha"], taught["tta"]) == (0.5, "ten_crop")
     assert (teacher["members"], teacher["model_sha256"]) == (taught["members"], taught["model_sha256"])
-    assert runs.read_metrics(student_dir)["metadata"]["precision"] == "mixed_bfloat16"
-    pred = {d.name: runs.load_predictions(d) for d in (longer_dir, student_dir)}
+    metrics = runs.read_metrics(student_dir)
+    assert metrics["metadata"]["precision"] == "mixed_bfloat16"
+    assert teacher["data_checksum"] == student["data_checksum"] and teacher["reused"] is True  # seed 0's file, reused
+    assert teacher["training_rows"] == metrics["metadata"]["data"]["splits"]["Training"]
+    pred = {d.name: runs.load_predictions(d) for d in (longer_dir, student_dir, results / "recipe_e26_s0" / R.FULL)}
+    for p in pred.values():  # the same test images in the same order
+        assert np.array_equal(p["y_true"], pred["longer"]["y_true"])
+        assert np.array_equal(p["source_ids"], pred["longer"]["source_ids"])
     private = pred["longer"]["split"] == "PrivateTest"
     right = {k: (p["y_pred"] == p["y_true"])[private] for k, p in pred.items()}
     table = pd.read_csv(results / "recipe_ablation_cpu_e26_longer_distill.csv", index_col=0)
@@ -1416,6 +1424,19 @@ def test_the_longer_schedule_distilled_is_longer_plus_the_ensembles_targets_and_
            f"{100 * (row['PublicTest_accuracy'] - ref['PublicTest_accuracy']):+.2f}, on validation " \
            f"{100 * (row['best val acc'] - ref['best val acc']):+.2f}" in section
     full = vs_full.loc["longer_distill"]
+    n = int(private.sum())
+    f_b = int((right[R.FULL] & ~right["longer_distill"]).sum())
+    f_c = int((~right[R.FULL] & right["longer_distill"]).sum())
+    assert full["discordant (full right / variant right)"] == f"{f_b} / {f_c}"
+    assert full["diff vs full (PrivateTest)"] == pytest.approx((f_c - f_b) / n, abs=1e-9)
+    d, se = (c - b) / n, np.sqrt(b + c - (c - b) ** 2 / n) / n  # the interval and power quoted against longer
+    assert "95% interval {:+.2f} to {:+.2f} points; this test finds {:.1f} points with 80% power".format(
+        100 * (d - 1.96 * se), 100 * (d + 1.96 * se), 100 * stats.detectable_difference_mcnemar(n, b + c)) in section
+    seeds = pd.read_csv(results / "recipe_seeds_cpu_e26.csv", index_col=[0, 1]).loc["longer"]
+    sd = seeds.loc["sd of 3 seeds"]
+    assert "about one sd of the `longer` seeds on each measure ({:.2f}, {:.2f} and {:.2f} points)".format(
+        100 * sd["PrivateTest_dedup_accuracy"], 100 * sd["PublicTest_accuracy"], 100 * sd["best val acc"]) in section
+    assert " + ".join(f"{m:.1f}" for m in seeds["train minutes"][:3]) + " min" in section
     assert f"Against `full` it is {100 * full['diff vs full (PrivateTest)']:+.2f} points " \
            f"(p = {full['McNemar p']:.2g}, " \
            f"{full['discordant (full right / variant right)']})" in section
@@ -1432,7 +1453,9 @@ def test_the_longer_schedule_distilled_is_longer_plus_the_ensembles_targets_and_
            f"a mean entropy of {teacher['mean_entropy']:.3f} nats" in section
     timings = pd.read_csv(student_dir / "timings.csv")
     quiet = timings[timings["others_cores"] <= _QUIET_CORES]
-    assert list(timings.drop(quiet.index)["epoch"]) == [5, 15]  # "epochs 5 and 15 shared the cores"
+    assert list(timings.drop(quiet.index)["epoch"]) == [5, 15] and "epochs 5 and 15 shared the cores" in section
+    assert len(timings) == student["train_config"]["epochs"] == 36
     assert f"The student trained {timings['seconds'].sum() / 60:.1f} min" in section
-    assert f"a median of {quiet['seconds'].median():.1f} s (36 x {quiet['seconds'].median():.1f} s = " \
-           f"{36 * quiet['seconds'].median() / 60:.1f} min)" in section
+    median = quiet["seconds"].median()
+    assert f"the other {len(quiet)} a median of {median:.1f} s ({len(timings)} x {median:.1f} s = " \
+           f"{len(timings) * median / 60:.1f} min)" in section
