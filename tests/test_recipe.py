@@ -1417,7 +1417,7 @@ def test_the_longer_schedule_distilled_is_longer_plus_the_ensembles_targets_and_
     section = " ".join(section[: section.index("\n\n**Every ingredient", 10)].split())
     ref = table.loc["longer"]
     assert f"the student scores {row['PrivateTest_accuracy']:.4f}, {100 * row['diff vs longer (PrivateTest)']:+.2f} " \
-           f"points against `longer` (McNemar p = {row['McNemar p']:.2g}, {b} / {c} discordant images)" in section
+           f"points against `longer` (McNemar p = {row['McNemar p']:.2g}, {b} / {c} discordant images;" in section
     assert f"Without near-duplicates it is {100 * row['diff vs longer (PrivateTest, dedup)']:+.2f} points " \
            f"({row['PrivateTest_dedup_accuracy']:.4f} against {ref['PrivateTest_dedup_accuracy']:.4f}), " \
            "on PublicTest " \
