@@ -1453,9 +1453,46 @@ def test_the_longer_schedule_distilled_is_longer_plus_the_ensembles_targets_and_
            f"a mean entropy of {teacher['mean_entropy']:.3f} nats" in section
     timings = pd.read_csv(student_dir / "timings.csv")
     quiet = timings[timings["others_cores"] <= _QUIET_CORES]
-    assert list(timings.drop(quiet.index)["epoch"]) == [5, 15] and "epochs 5 and 15 shared the cores" in section
+    assert list(timings.drop(quiet.index)["epoch"] + 1) == [6, 16] and "epochs 6 and 16 shared the cores" in section
     assert len(timings) == student["train_config"]["epochs"] == 36
     assert f"The student trained {timings['seconds'].sum() / 60:.1f} min" in section
     median = quiet["seconds"].median()
     assert f"the other {len(quiet)} a median of {median:.1f} s ({len(timings)} x {median:.1f} s = " \
            f"{len(timings) * median / 60:.1f} min)" in section
+
+
+def test_the_second_distilled_seed_and_the_seed_by_seed_comparison_are_the_runs_files():
+    """docs/results.md's seed 1 of ``longer_distill``: seed 0's recipe with seed 1 (the same teacher), the
+    seed-by-seed table's differences are the runs' predictions, its rows and the quoted numbers are in the docs."""
+    from scipy import stats as st
+
+    results = ROOT / "benchmarks" / "results"
+    students = [results / f"recipe_e26_s{k}" / "longer_distill" for k in (0, 1)]
+    longer = [results / f"recipe_e26_s{k}" / "longer" for k in (0, 1)]
+    assert runs.read_recipe(students[1]) == {**runs.read_recipe(students[0]), "seed": 1}
+    folder = results / "recipe_seeds_s01_longer_distill"
+    by_seed = pd.read_csv(folder / "recipe_seeds_cpu_e26_longer_distill_vs_longer.csv", index_col=0)
+    diffs = np.array([_private_accuracy(s) for s in students]) - [_private_accuracy(x) for x in longer]
+    assert list(by_seed["diff"][:2]) == pytest.approx(diffs, abs=1e-9)
+    assert by_seed.loc["paired t-test over seeds: p", "diff"] == pytest.approx(st.ttest_1samp(diffs, 0).pvalue)
+    docs = (ROOT / "docs" / "results.md").read_text()
+    rows = [line for line in (folder / "recipe_seeds_cpu_e26_longer_distill_vs_longer.md").read_text().splitlines()
+            if line.startswith("|")]
+    assert len(rows) == 2 + 10 and all(line in docs for line in rows)
+    section = docs[docs.index("**Seed 1** (`--seed 1`, the same command otherwise"):]
+    section = " ".join(section[: section.index("\n\n**Every ingredient", 10)].split())
+    table = pd.read_csv(folder / "recipe_seeds_cpu_e26.csv", index_col=[0, 1])
+    mean = table.loc[("longer_distill", "mean of 2 seeds")]
+    assert f"Mean of the two students {mean['PrivateTest_accuracy']:.4f} ({mean['PrivateTest_dedup_accuracy']:.4f} " \
+           "without near-duplicates)" in section
+    assert f"against {table.loc[('longer', 'mean of 2 seeds'), 'PrivateTest_accuracy']:.4f} for the same two" in section
+    third = 3 * 0.695 - table.loc["longer_distill"].loc[["seed 0", "seed 1"], "PrivateTest_accuracy"].sum()
+    assert f"unless it scored above {third:.3f}" in section
+    vals = [runs.read_metrics(s)["headline"]["best_val_accuracy"] for s in students]
+    assert vals[1] > vals[0] and f"the students score {vals[0]:.4f} and {vals[1]:.4f}" in section
+    assert f"scores {_private_accuracy(students[1]):.4f}: below 0.69" in section
+    timings = pd.read_csv(students[1] / "timings.csv")
+    quiet = timings[timings["others_cores"] <= _QUIET_CORES]
+    assert list(timings.drop(quiet.index)["epoch"] + 1) == list(range(1, 12)) and "epochs 1-11 shared" in section
+    assert f"Seed 1 trained {timings['seconds'].sum() / 60:.1f} min" in section
+    assert f"its other {len(quiet)} a median of {quiet['seconds'].median():.1f} s" in section
