@@ -436,16 +436,23 @@ def test_a_variant_against_the_reference_seed_by_seed_on_known_answers(tmp_path)
         S.variant_by_seed(ref, better, ds, split="PrivateTest")
 
 
-def test_the_seed_table_command_writes_each_variant_against_the_reference_seed_by_seed(tmp_path, capsys):
-    """``benchmarks/recipe.py --seed-table`` with ``full`` and another variant: besides the seed table, the variant
-    against ``full`` seed by seed (``..._<variant>_vs_full.csv`` / ``.md``), its ensemble row the two ensembles'; with
-    ``--reference longer``, a third variant against ``longer`` and against ``full``."""
-    import argparse
+def _recipe_cli():
+    """``benchmarks/recipe.py`` loaded as a module (it is a script, not a package member)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("recipe_cli", ROOT / "benchmarks" / "recipe.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_the_seed_table_command_writes_each_variant_against_the_reference_seed_by_seed(tmp_path, capsys):
+    """``benchmarks/recipe.py --seed-table`` with ``full`` and another variant: besides the seed table, the variant
+    against ``full`` seed by seed (``..._<variant>_vs_full.csv`` / ``.md``), its ensemble row the two ensembles'; with
+    ``--reference longer``, a third variant against ``longer`` and against ``full``."""
+    import argparse
+
+    module = _recipe_cli()
     y = np.zeros(40, int)
     base = tmp_path / "reports" / R.ABLATION_DIR
     for s in (0, 1):
@@ -547,11 +554,7 @@ def test_recipe_benchmark_runs_resumes_and_refuses_a_typo(tmp_path):
                                                     ("1,1", "full", "at least two distinct seeds"),
                                                     ("0,1", "full,no_tta", "variant(s) ['no_tta'] rescore")])
 def test_a_seed_table_needs_two_distinct_integer_seeds_of_trained_variants(value, variants, says, capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("recipe_cli", ROOT / "benchmarks" / "recipe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _recipe_cli()
     with pytest.raises(SystemExit) as err:
         module.parse_args(["--variants", variants, "--seed-table", value])
     assert err.value.code == 2 and says in capsys.readouterr().err
@@ -565,11 +568,7 @@ def test_a_seed_table_needs_two_distinct_integer_seeds_of_trained_variants(value
 
 
 def test_a_seed_table_compares_each_variant_with_the_reference_and_with_full():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("recipe_cli", ROOT / "benchmarks" / "recipe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _recipe_cli()
     assert module._seed_pairs(["full", "longer", "longer_distill"], "longer") == [
         ("longer", "longer_distill"), ("full", "longer"), ("full", "longer_distill")]
     assert module._seed_pairs(["full", "longer"], "full") == [("full", "longer")]
