@@ -414,6 +414,22 @@ def test_msca_separable_fuse_cuts_the_fusion_multiply_adds_and_round_trips(tmp_p
         M.build_msca_resnet(fuse="depthwise")
 
 
+def test_msca_fourth_block_adds_the_multiply_adds_counted_by_hand():
+    """The recipe's ``deeper`` variant (issue 24: a deeper network that still trains in the hour) is
+    ``filters=(64, 128, 256, 512)``: one more block at 3x3 from 256 channels. By hand, per position (9): the four
+    branches of 128 (1x1, 3x3, 5x5, pool + 1x1: 256*128*(1+9+25+1)), the 3x3 fusion 512*512*9, the 1x1 projection
+    256*512; the SE layers of the four branches (2*128*16 each) and of the fusion (2*512*64); the classifier reads
+    512 features instead of 256. The variant's description quotes these counts."""
+    default = M.build_model("msca_resnet", (48, 48, 1), 7)
+    deeper = M.build_model("msca_resnet", (48, 48, 1), 7, filters=(64, 128, 256, 512))
+    convs = 9 * (256 * 128 * (1 + 9 + 25 + 1) + 512 * 512 * 9 + 256 * 512)
+    se = 4 * 2 * 128 * 16 + 2 * 512 * 64
+    assert M.multiply_adds(deeper) - M.multiply_adds(default) == convs + se + (512 - 256) * 7
+    assert (round(M.multiply_adds(default) / 1e6), round(M.multiply_adds(deeper) / 1e6)) == (110, 143)
+    assert round(deeper.count_params() / 1e6, 2) == 5.02
+    assert {"block4_fuse_conv", "pool3"} <= {layer.name for layer in deeper.layers}
+
+
 # --------------------------------------------------------------------------- serialization
 
 

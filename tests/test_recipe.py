@@ -251,6 +251,9 @@ def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
     assert [k for k in full if both[k] != full[k]] == ["train_config", "normalization"]
     assert R.variant_settings(recipe, "distill", 7) == full  # the targets change (run_ablation), nothing else
     assert R.variant_settings(recipe, "separable_fuse", 7)["model_kwargs"] == {"fuse": "separable"}
+    deeper = R.variant_settings(recipe, "deeper", 7)  # the network's depth and nothing else
+    assert deeper["model_kwargs"] == {"filters": [64, 128, 256, 512]}
+    assert [k for k in full if deeper[k] != full[k]] == ["model_kwargs"]
     # the distilled cheaper network is the cheaper network's settings, and the distillation's teacher weight
     assert R.variant_settings(recipe, "separable_distill", 7) == R.variant_settings(recipe, "separable_fuse", 7)
     assert R.VARIANTS["separable_distill"][1] == {"model_kwargs": {"fuse": "separable"}, "distill": 0.5}

@@ -68,6 +68,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     # A cheaper network (issue 24, part 4): on AVX2-only CPUs the classifier's float32 arithmetic bounds predict.
     "separable_fuse": ("3x3 fusion convolutions -> depthwise-separable (110M -> 54M multiply-adds per face)",
                        {"model_kwargs": {"fuse": "separable"}}),
+    # A deeper network that still trains in the hour: a fourth block at 3x3 costs 1.18x the reference's step time on
+    # the Zen 4 bf16 CPU (26 epochs in about 50 minutes there), where 1.25x the width costs 1.53x.
+    "deeper": ("+ a fourth block of 512 filters at 3x3 (1.26M -> 5.02M parameters, 110M -> 143M multiply-adds)",
+               {"model_kwargs": {"filters": [64, 128, 256, 512]}}),
 }
 #: The three ablation candidates of the 7-epoch table (each +0.7 to +0.9 points PrivateTest there, p 0.10-0.17),
 #: trained together by the ``candidates`` variant: one full-length run asks whether they win at all.
