@@ -1498,3 +1498,60 @@ def test_the_second_distilled_seed_and_the_seed_by_seed_comparison_are_the_runs_
     assert list(timings.drop(quiet.index)["epoch"] + 1) == list(range(1, 12)) and "epochs 1-11 shared" in section
     assert f"Seed 1 trained {timings['seconds'].sum() / 60:.1f} min" in section
     assert f"its other {len(quiet)} a median of {quiet['seconds'].median():.1f} s" in section
+
+
+#: Committed one-change runs of issue 24 on the faster bf16 CPU: variant -> (docs section title, the recipe key that
+#: differs from the reference's, its value).
+_ONE_CHANGE_RUNS = {
+    "deeper": ("**A deeper network at full length**", "model_kwargs", {"filters": [64, 128, 256, 512]}),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(_ONE_CHANGE_RUNS))
+def test_a_committed_one_change_run_is_the_reference_plus_that_change_and_the_docs_read_its_files(variant):
+    """docs/results.md's section on each one-change run (issue 24) comes from ``recipe_e26_s0/<variant>``: the
+    reference's recipe with one key changed, its row's cells are its ablation table's, its accuracy its predictions',
+    its train minutes its timings', its best epoch its history's, and the quoted differences, quiet-epoch median and
+    training accuracy are those files' too."""
+    from fer_utils import stats
+
+    title, key, value = _ONE_CHANGE_RUNS[variant]
+    results = ROOT / "benchmarks" / "results"
+    folder = results / "recipe_e26_s0" / variant
+    ref, run = (runs.read_recipe(results / "recipe_e26_s0" / v) for v in (R.FULL, variant))
+    assert run[key] == value and ref[key] != value
+    assert {k: v for k, v in run.items() if k != key} == {k: v for k, v in ref.items() if k != key}
+    assert runs.read_metrics(folder)["metadata"]["precision"] == "mixed_bfloat16"
+    table = pd.read_csv(results / f"recipe_ablation_cpu_e26_{variant}.csv").set_index("variant")
+    row, full = table.loc[variant], table.loc[R.FULL]
+    assert row["PrivateTest_accuracy"] == pytest.approx(_private_accuracy(folder), abs=1e-9)
+    timings, history = pd.read_csv(folder / "timings.csv"), pd.read_csv(folder / "history.csv")
+    assert len(timings) == len(history) == 26
+    assert row["train minutes"] == round(timings["seconds"].sum() / 60, 1)
+    docs = (ROOT / "docs" / "results.md").read_text()
+    section = docs[docs.index(title):]
+    section = " ".join(section[: section.index("\n\n**", 10)].split())
+    cells = [c.replace("*", "") for c in docs_row(docs[docs.index(title):], f"`{variant}`")]
+    assert cells[2] == f"{row['train minutes']:.1f}"
+    assert cells[3] == f"{row['best val acc']:.4f} ({int(history['val_accuracy'].idxmax()) + 1})"
+    assert cells[4] == f"{row['PrivateTest_accuracy']:.4f} / {row['PrivateTest_macro_f1']:.3f}"
+    assert cells[5] == f"{row['PrivateTest_dedup_accuracy']:.4f} / {row['PrivateTest_dedup_macro_f1']:.3f}"
+    assert cells[6] == f"{row['diff vs full (PrivateTest)']:+.4f} ({row['diff vs full (PrivateTest, dedup)']:+.4f})"
+    assert cells[7] == f"{row['McNemar p']:.2g} ({row['discordant (full right / variant right)']})"
+    assert cells[8] == f"{row['PublicTest_accuracy']:.4f} ({row['PublicTest_dedup_accuracy']:.4f})"
+    points = {k: 100 * (row[k] - full[k]) for k in ("PrivateTest_accuracy", "PrivateTest_dedup_accuracy",
+                                                    "PublicTest_accuracy", "PublicTest_dedup_accuracy",
+                                                    "best val acc", "PrivateTest_dedup_macro_f1")}
+    assert f"{points['PrivateTest_accuracy']:+.2f} points on PrivateTest (p = {row['McNemar p']:.2g};" in section
+    low, high = stats.paired_difference_interval(3589, *map(int, row["discordant (full right / variant right)"]
+                                                            .split(" / ")))
+    assert f"95% interval {100 * low:+.2f} to {100 * high:+.2f} points" in section
+    assert f"{points['PrivateTest_dedup_accuracy']:+.2f} without near-duplicates, PublicTest " \
+           f"{points['PublicTest_accuracy']:+.1f} ({points['PublicTest_dedup_accuracy']:+.1f} without" in section
+    assert f"validation {points['best val acc']:+.2f}" in section
+    assert f"macro-F1 without near-duplicates {points['PrivateTest_dedup_macro_f1']:+.1f} points" in section
+    assert f"training accuracy at the last epoch {history['accuracy'].iloc[-1]:.3f}" in section
+    quiet = timings[timings["others_cores"] <= _QUIET_CORES]
+    median = float(np.median(quiet["seconds"]))
+    assert f"median of {median:.1f} s" in section and f"({len(quiet)} of 26;" in section
+    assert f"{26 * median / 60:.1f} minutes for 26 epochs" in section
