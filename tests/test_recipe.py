@@ -1504,6 +1504,8 @@ def test_the_second_distilled_seed_and_the_seed_by_seed_comparison_are_the_runs_
 #: differs from the reference's, its value).
 _ONE_CHANGE_RUNS = {
     "deeper": ("**A deeper network at full length**", "model_kwargs", {"filters": [64, 128, 256, 512]}),
+    "mixup": ("**Mixup at full length**", "augment", {"flip": True, "shift": 0.1, "rotation_deg": 10, "zoom": 0.1,
+                                                      "mixup": 0.2}),
 }
 
 
