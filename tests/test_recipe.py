@@ -1269,12 +1269,13 @@ def _ingredients_module():
 _INGREDIENT_TABLES = ["recipe_ablation_cpu_e26.csv", "recipe_ablation_cpu_e26_candidates.csv",
                       "recipe_ablation_cpu_e26_distill.csv", "recipe_ablation_cpu_e26_ema.csv",
                       "recipe_ablation_cpu_e26_erasing.csv", "recipe_ablation_cpu_e26_separable.csv",
-                      "recipe_ablation_cpu_e26_longer.csv", "recipe_ablation_cpu_e26_longer_distill_vs_full.csv"]
+                      "recipe_ablation_cpu_e26_longer.csv", "recipe_ablation_cpu_e26_longer_distill_vs_full.csv",
+                      "recipe_ablation_cpu_e26_deeper.csv", "recipe_ablation_cpu_e26_mixup.csv"]
 
 
 def test_the_ingredient_table_is_the_committed_ablation_tables_together_and_the_docs_quote_it(tmp_path):
     """docs/results.md's one ingredient table (issue 24's closing note) is ``recipe_ingredients_cpu_e26.csv``, which
-    ``benchmarks/ingredients.py`` rebuilds from the seven committed ablation CSVs to the last digit: every row's
+    ``benchmarks/ingredients.py`` rebuilds from the ten committed ablation CSVs to the last digit: every row's
     scores are its file's, the Holm-adjusted p of the smallest p is its family's size times it, and the detectable
     difference is ``stats.detectable_difference_mcnemar``'s for the row's discordant images."""
     from fer_utils import stats
@@ -1294,12 +1295,13 @@ def test_the_ingredient_table_is_the_committed_ablation_tables_together_and_the_
     rescored = committed.index[committed["family"] == module.RESCORED]
     trained = committed.index[committed["family"] == module.TRAINED]
     assert set(rescored) == {"last_epoch", "no_tta", "center_flip_tta", "flip_tta"}
-    assert set(trained) == {"candidates", "distill", "ema", "erasing", "separable_fuse", "longer", "longer_distill"}
+    assert set(trained) == {"candidates", "distill", "ema", "erasing", "separable_fuse", "longer", "longer_distill",
+                            "deeper", "mixup"}
     for rows in (rescored, trained):  # Holm within each family: the smallest p times the family's size
         p = committed.loc[rows, "McNemar p"]
         assert committed.loc[p.idxmin(), "McNemar p (Holm)"] == pytest.approx(len(rows) * p.min())
-    compared = ["full", "candidates", "ema", "longer", "longer_distill"]
-    assert committed.loc[compared, "reference train minutes"].tolist() == [61.3, 59.6, 59.6, 59.6, 59.6]
+    compared = ["full", "candidates", "ema", "longer", "longer_distill", "deeper", "mixup"]
+    assert committed.loc[compared, "reference train minutes"].tolist() == [61.3] + [59.6] * 6
     assert committed.loc[["longer", "longer_distill"], "epochs"].tolist() == [36, 36]
     assert set(committed.drop(index=["longer", "longer_distill"])["epochs"]) == {26}
     teachers = committed["teacher inference minutes"].dropna().round(1).to_dict()
@@ -1314,7 +1316,7 @@ def test_the_ingredient_table_is_the_committed_ablation_tables_together_and_the_
     docs = (ROOT / "docs" / "results.md").read_text()
     rows = [line for line in (results / "recipe_ingredients_cpu_e26.md").read_text().splitlines()
             if line.startswith("|")]
-    assert len(rows) == 2 + 12 and all(line in docs for line in rows)
+    assert len(rows) == 2 + 14 and all(line in docs for line in rows)
     section = " ".join(docs[docs.index("**Every ingredient at full length, one table**"):].split())
     no_tta = committed.loc["no_tta"]
     assert f"{100 * no_tta['diff vs full (PrivateTest)']:.2f} points (p = {no_tta['McNemar p']:.2g}, " \
@@ -1325,7 +1327,11 @@ def test_the_ingredient_table_is_the_committed_ablation_tables_together_and_the_
     assert f"smallest adjusted p is {holm.min():.2f} (`longer`: +{100 * best['diff vs full (PrivateTest)']:.2f} " \
            f"points, p = {best['McNemar p']:.2g} alone, its 95% interval +{100 * best['diff 95% low']:.2f} to " \
            f"+{100 * best['diff 95% high']:.2f} points" in section
-    high = committed.loc[trained.drop(["longer", "longer_distill"]), "diff 95% high"]
+    deeper = committed.loc["deeper"]
+    assert f"`deeper`'s interval reaches +{100 * deeper['diff 95% high']:.2f} points, but its estimate, " \
+           f"+{100 * deeper['diff vs full (PrivateTest)']:.2f} (p = {deeper['McNemar p']:.2g} alone), is below " \
+           "`longer`'s" in section and deeper["diff vs full (PrivateTest)"] < best["diff vs full (PrivateTest)"]
+    high = committed.loc[trained.drop(["longer", "longer_distill", "deeper"]), "diff 95% high"]
     student = committed.loc["longer_distill"]
     assert f"`longer_distill` ({100 * student['diff vs full (PrivateTest)']:+.2f}, p = {student['McNemar p']:.2g} " \
            "alone) is `longer` plus distillation" in section
