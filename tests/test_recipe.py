@@ -1316,8 +1316,9 @@ def test_the_ingredient_table_is_the_committed_ablation_tables_together_and_the_
     docs = (ROOT / "docs" / "results.md").read_text()
     rows = [line for line in (results / "recipe_ingredients_cpu_e26.md").read_text().splitlines()
             if line.startswith("|")]
-    assert len(rows) == 2 + 14 and all(line in docs for line in rows)
-    section = " ".join(docs[docs.index("**Every ingredient at full length, one table**"):].split())
+    ingredients = docs[docs.index("**Every ingredient at full length, one table**"):]
+    assert len(rows) == 2 + 14 and "\n".join(rows) in ingredients  # the table whole, in its own section
+    section = " ".join(ingredients.split())
     no_tta = committed.loc["no_tta"]
     assert f"{100 * no_tta['diff vs full (PrivateTest)']:.2f} points (p = {no_tta['McNemar p']:.2g}, " \
            f"{no_tta['McNemar p (Holm)']:.1g} after Holm" in section
@@ -1328,16 +1329,16 @@ def test_the_ingredient_table_is_the_committed_ablation_tables_together_and_the_
            f"points, p = {best['McNemar p']:.2g} alone, its 95% interval +{100 * best['diff 95% low']:.2f} to " \
            f"+{100 * best['diff 95% high']:.2f} points" in section
     deeper = committed.loc["deeper"]
+    gap = 0.695 - committed.loc["full", "PrivateTest_accuracy"]  # what the issue's 69.5% asks of an ingredient
     assert f"`deeper`'s interval reaches +{100 * deeper['diff 95% high']:.2f} points, but its estimate, " \
-           f"+{100 * deeper['diff vs full (PrivateTest)']:.2f} (p = {deeper['McNemar p']:.2g} alone), is below " \
-           "`longer`'s" in section and deeper["diff vs full (PrivateTest)"] < best["diff vs full (PrivateTest)"]
+           f"+{100 * deeper['diff vs full (PrivateTest)']:.2f} (p = {deeper['McNemar p']:.2g} alone), falls short" \
+           in section and 100 * deeper["diff vs full (PrivateTest)"] < 100 * gap
     high = committed.loc[trained.drop(["longer", "longer_distill", "deeper"]), "diff 95% high"]
     student = committed.loc["longer_distill"]
     assert f"`longer_distill` ({100 * student['diff vs full (PrivateTest)']:+.2f}, p = {student['McNemar p']:.2g} " \
            "alone) is `longer` plus distillation" in section
     assert f"every other ingredient's interval ends at +{100 * high.max():.2f} points or below " \
            f"(`{high.idxmax()}`'s" in section
-    gap = 0.695 - committed.loc["full", "PrivateTest_accuracy"]
     assert f"brings the {100 * gap:.1f} points between" in section
 
 
@@ -1540,6 +1541,10 @@ def test_a_committed_one_change_run_is_the_reference_plus_that_change_and_the_do
     section = docs[docs.index(title):]
     section = " ".join(section[: section.index("\n\n**", 10)].split())
     cells = [c.replace("*", "") for c in docs_row(docs[docs.index(title):], f"`{variant}`")]
+    reference = [c.replace("*", "") for c in docs_row(docs[docs.index(title):], f"`{R.FULL}`")]
+    assert reference[2:6] == [f"{full['train minutes']:.1f}", f"{full['best val acc']:.4f} (25)",
+                              f"{full['PrivateTest_accuracy']:.4f} / {full['PrivateTest_macro_f1']:.3f}",
+                              f"{full['PrivateTest_dedup_accuracy']:.4f} / {full['PrivateTest_dedup_macro_f1']:.3f}"]
     assert cells[2] == f"{row['train minutes']:.1f}"
     assert cells[3] == f"{row['best val acc']:.4f} ({int(history['val_accuracy'].idxmax()) + 1})"
     assert cells[4] == f"{row['PrivateTest_accuracy']:.4f} / {row['PrivateTest_macro_f1']:.3f}"
@@ -1551,8 +1556,8 @@ def test_a_committed_one_change_run_is_the_reference_plus_that_change_and_the_do
                                                     "PublicTest_accuracy", "PublicTest_dedup_accuracy",
                                                     "best val acc", "PrivateTest_dedup_macro_f1")}
     assert f"{points['PrivateTest_accuracy']:+.2f} points on PrivateTest (p = {row['McNemar p']:.2g};" in section
-    low, high = stats.paired_difference_interval(3589, *map(int, row["discordant (full right / variant right)"]
-                                                            .split(" / ")))
+    discordant = [int(n) for n in row["discordant (full right / variant right)"].split(" / ")]
+    low, high = stats.paired_difference_interval(3589, *discordant)
     assert f"95% interval {100 * low:+.2f} to {100 * high:+.2f} points" in section
     assert f"{points['PrivateTest_dedup_accuracy']:+.2f} without near-duplicates, PublicTest " \
            f"{points['PublicTest_accuracy']:+.1f} ({points['PublicTest_dedup_accuracy']:+.1f} without" in section
@@ -1563,3 +1568,9 @@ def test_a_committed_one_change_run_is_the_reference_plus_that_change_and_the_do
     median = float(np.median(quiet["seconds"]))
     assert f"median of {median:.1f} s" in section and f"({len(quiet)} of 26;" in section
     assert f"{26 * median / 60:.1f} minutes for 26 epochs" in section
+    busy = timings.drop(quiet.index)["seconds"]  # the epochs that shared the cores, as the section words them
+    assert (f"{busy.iloc[0]:.1f} s" if len(busy) == 1 else f"{busy.min():.0f}-{busy.max():.0f} s") in section
+    same_cpu = pd.read_csv(results / "recipe_e26_s2" / R.FULL / "timings.csv")  # the reference on this CPU kind
+    assert f"{np.median(same_cpu[same_cpu['others_cores'] <= _QUIET_CORES]['seconds']):.1f} s" in section
+    detectable = stats.detectable_difference_mcnemar(3589, sum(discordant))
+    assert f"this test finds {100 * detectable:.1f} points with 80% power" in section

@@ -69,7 +69,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "separable_fuse": ("3x3 fusion convolutions -> depthwise-separable (110M -> 54M multiply-adds per face)",
                        {"model_kwargs": {"fuse": "separable"}}),
     # A deeper network that still trains in the hour: a fourth block at 3x3 costs 1.18x the reference's step time on
-    # the Zen 4 bf16 CPU (26 epochs in about 50 minutes there), where 1.25x the width costs 1.53x.
+    # the Zen 4 bf16 CPU (15 steps timed), 1.25x the width 1.53x. Its full run: 1.27x per epoch, 26 in 52.8 minutes.
     "deeper": ("+ a fourth block of 512 filters at 3x3 (1.26M -> 5.02M parameters, 110M -> 143M multiply-adds)",
                {"model_kwargs": {"filters": [64, 128, 256, 512]}}),
 }
