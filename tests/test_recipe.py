@@ -1147,8 +1147,8 @@ def test_the_committed_seeds_and_the_seed_table_are_the_runs_files():
     docs = (ROOT / "docs" / "results.md").read_text()
     full_md = (results / "recipe_seeds_cpu_e26.md").read_text().split("`longer`:")[0]  # the full variant's table
     rows = [line for line in full_md.splitlines() if line.startswith("|")]
-    assert len(rows) == 2 + 6 and all(line in docs for line in rows)
     section = docs[docs.index("**Three seeds of the reference recipe**"):]
+    assert len(rows) == 2 + 6 and "\n".join(rows) in section  # the table whole, in its own section
     section = " ".join(section[: section.index("\n\n**", 10)].split())
     median = float(np.median(timings[1]["seconds"].iloc[13:22]))
     assert f"(median {median:.1f} s)" in section and f"26 x {median:.1f} s = {26 * median / 60:.0f} min" in section
@@ -1193,10 +1193,10 @@ def test_the_longer_seeds_and_their_comparison_with_full_are_the_runs_files():
     docs = (ROOT / "docs" / "results.md").read_text()
     longer_md = (results / "recipe_seeds_cpu_e26.md").read_text().split("`longer`:")[1]
     vs_md = (results / "recipe_seeds_cpu_e26_longer_vs_full.md").read_text()
+    section = docs[docs.index("**The longer schedule at three seeds**"):]
     for md, n in ((longer_md, 2 + 6), (vs_md, 2 + 11)):
         rows = [line for line in md.splitlines() if line.startswith("|")]
-        assert len(rows) == n and all(line in docs for line in rows)
-    section = docs[docs.index("**The longer schedule at three seeds**"):]
+        assert len(rows) == n and "\n".join(rows) in section
     section = " ".join(section[: section.index("\n\n**Every ingredient", 10)].split())
     mean, sd = table.loc["mean of 3 seeds"], table.loc["sd of 3 seeds"]
     assert f"Mean of the three `longer` seeds {mean['PrivateTest_accuracy']:.4f} " \
@@ -1421,8 +1421,8 @@ def test_the_longer_schedule_distilled_is_longer_plus_the_ensembles_targets_and_
     docs = (ROOT / "docs" / "results.md").read_text()
     rows = [line for line in (results / "recipe_ablation_cpu_e26_longer_distill.md").read_text().splitlines()
             if line.startswith("| `longer")]
-    assert len(rows) == 2 and all(line in docs for line in rows)
     section = docs[docs.index("**The longer schedule distilled from its three-seed ensemble**"):]
+    assert len(rows) == 2 and "\n".join(rows) in section
     section = " ".join(section[: section.index("\n\n**Every ingredient", 10)].split())
     ref = table.loc["longer"]
     assert f"the student scores {row['PrivateTest_accuracy']:.4f}, {100 * row['diff vs longer (PrivateTest)']:+.2f} " \
@@ -1487,8 +1487,8 @@ def test_the_second_distilled_seed_and_the_seed_by_seed_comparison_are_the_runs_
     docs = (ROOT / "docs" / "results.md").read_text()
     rows = [line for line in (folder / "recipe_seeds_cpu_e26_longer_distill_vs_longer.md").read_text().splitlines()
             if line.startswith("|")]
-    assert len(rows) == 2 + 10 and all(line in docs for line in rows)
     section = docs[docs.index("**Seed 1** (`--seed 1`, the same command otherwise"):]
+    assert len(rows) == 2 + 10 and "\n".join(rows) in section
     section = " ".join(section[: section.index("\n\n**Every ingredient", 10)].split())
     table = pd.read_csv(folder / "recipe_seeds_cpu_e26.csv", index_col=[0, 1])
     mean = table.loc[("longer_distill", "mean of 2 seeds")]
