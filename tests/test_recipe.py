@@ -1513,6 +1513,8 @@ _ONE_CHANGE_RUNS = {
     "deeper": ("**A deeper network at full length**", "model_kwargs", {"filters": [64, 128, 256, 512]}),
     "mixup": ("**Mixup at full length**", "augment", {"flip": True, "shift": 0.1, "rotation_deg": 10, "zoom": 0.1,
                                                       "mixup": 0.2}),
+    "cutmix": ("**CutMix at full length**", "augment", {"flip": True, "shift": 0.1, "rotation_deg": 10, "zoom": 0.1,
+                                                        "cutmix": 1.0}),
 }
 
 
