@@ -254,6 +254,8 @@ def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
     deeper = R.variant_settings(recipe, "deeper", 7)  # the network's depth and nothing else
     assert deeper["model_kwargs"] == {"filters": [64, 128, 256, 512]}
     assert [k for k in full if deeper[k] != full[k]] == ["model_kwargs"]
+    decayed = R.variant_settings(recipe, "weight_decay", 7)["train_config"]  # AdamW's decay and nothing else
+    assert {k: v for k, v in decayed.items() if full["train_config"][k] != v} == {"weight_decay": 0.05}
     # the distilled cheaper network is the cheaper network's settings, and the distillation's teacher weight
     assert R.variant_settings(recipe, "separable_distill", 7) == R.variant_settings(recipe, "separable_fuse", 7)
     assert R.VARIANTS["separable_distill"][1] == {"model_kwargs": {"fuse": "separable"}, "distill": 0.5}

@@ -19,6 +19,10 @@ from fer_utils.train.config import LOSSES, PRECISIONS, TrainConfig, choice_error
 from fer_utils.train.schedules import effective_step_table, step_schedule
 
 
+#: Variable names (Keras' ``variable.name``, a regular-expression search) that ``weight_decay`` leaves alone:
+#: biases and batch-norm scales and offsets, as is usual for decoupled weight decay.
+NO_WEIGHT_DECAY = ("bias", "gamma", "beta")
+
 #: oneDNN ISA limits (``ONEDNN_MAX_CPU_ISA``) under which bf16 convolutions and matmuls still run natively.
 _ONEDNN_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
                      "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "ALL", "DEFAULT")
@@ -203,14 +207,18 @@ def make_optimizer(
                 decay_steps=max(total, 1),
             )
 
-    ema = {"use_ema": True, "ema_momentum": float(cfg.ema_momentum)} if cfg.ema_momentum else {}
+    extra = {"use_ema": True, "ema_momentum": float(cfg.ema_momentum)} if cfg.ema_momentum else {}
+    if cfg.weight_decay:
+        extra["weight_decay"] = float(cfg.weight_decay)
     if cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(
-            learning_rate=lr, momentum=float(cfg.momentum), nesterov=cfg.nesterov, **ema
-        )
-    if cfg.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=lr, **ema)
-    return keras.optimizers.RMSprop(learning_rate=lr, **ema)
+        opt = keras.optimizers.SGD(learning_rate=lr, momentum=float(cfg.momentum), nesterov=cfg.nesterov, **extra)
+    elif cfg.optimizer == "adam":
+        opt = keras.optimizers.Adam(learning_rate=lr, **extra)
+    else:
+        opt = keras.optimizers.RMSprop(learning_rate=lr, **extra)
+    if cfg.weight_decay:
+        opt.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
+    return opt
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:

@@ -99,6 +99,10 @@ class TrainConfig:
         ema_momentum: Exponential moving average of the weights (Polyak averaging; 0 = off, e.g. 0.999):
             validation, the best checkpoint and the final model use the averaged weights, training the raw ones
             (Keras' optimizer ``use_ema``; batch-norm statistics are the raw model's).
+        weight_decay: Decoupled weight decay (AdamW's, Loshchilov & Hutter 2019; 0 = off, e.g. 0.05): each step
+            shrinks every kernel by ``weight_decay * lr`` of itself, apart from the loss's gradient (Keras' optimizer
+            ``weight_decay``). Biases and batch-norm scales and offsets are not decayed. Unlike ``l2`` it is not
+            divided away by Adam's per-weight step size.
         keep_last: Also keep the last epoch's model as ``last.keras`` beside the best checkpoint (``model.keras``),
             so the two can be compared without training twice (a schedule that decays to 0 ends on its best
             weights more often than a noisy validation split says).
@@ -131,6 +135,7 @@ class TrainConfig:
     run_eagerly: bool = False
     steps_per_epoch: int = 0
     ema_momentum: float = 0.0
+    weight_decay: float = 0.0
     keep_last: bool = False
 
     def __post_init__(self):
@@ -218,6 +223,7 @@ class TrainConfig:
         check("momentum", lambda v: is_num(v) and 0 <= v < 1, "a number in [0, 1)")
         check("l1", lambda v: is_num(v) and v >= 0, "a number >= 0")
         check("l2", lambda v: is_num(v) and v >= 0, "a number >= 0")
+        check("weight_decay", lambda v: is_num(v) and 0 <= v < 1, "a number in [0, 1)")
         check("batch_size", lambda v: is_int(v) and v >= 1, "an integer >= 1")
         check("epochs", lambda v: is_int(v) and v >= 1, "an integer >= 1")
         check(
