@@ -1585,3 +1585,82 @@ def test_a_committed_one_change_run_is_the_reference_plus_that_change_and_the_do
     assert f"{np.median(same_cpu[same_cpu['others_cores'] <= _QUIET_CORES]['seconds']):.1f} s" in section
     detectable = stats.detectable_difference_mcnemar(3589, sum(discordant))
     assert f"this test finds {100 * detectable:.1f} points with 80% power" in section
+
+
+def test_the_third_distilled_seed_and_the_three_seed_tables_are_the_runs_files():
+    """docs/results.md's seed 2 of ``longer_distill``: seed 0's recipe with seed 2 (the same teacher); the three-seed
+    tables' seed-by-seed differences and t-tests are the runs' predictions; their ``full`` and ``longer`` rows are the
+    committed seed table's; the docs hold the tables whole and quote their numbers, the validation tie-break and the
+    shared epochs."""
+    from scipy import stats as st
+
+    results = ROOT / "benchmarks" / "results"
+    students = [results / f"recipe_e26_s{k}" / "longer_distill" for k in (0, 1, 2)]
+    assert runs.read_recipe(students[2]) == {**runs.read_recipe(students[0]), "seed": 2}
+    folder = results / "recipe_seeds_s012_longer_distill"
+    table = pd.read_csv(folder / "recipe_seeds_cpu_e26.csv", index_col=[0, 1])
+    committed = pd.read_csv(results / "recipe_seeds_cpu_e26.csv", index_col=[0, 1])
+    pd.testing.assert_frame_equal(table.loc[["full", "longer"]], committed)
+    mine = np.array([_private_accuracy(s) for s in students])
+    docs = (ROOT / "docs" / "results.md").read_text()
+    section = docs[docs.index("**Seed 2** (`--seed 2`, the same command otherwise"):]
+    section = section[: section.index("\n\n**", 10)]
+    seed_rows = (folder / "recipe_seeds_cpu_e26.md").read_text().split("`longer_distill`:")[1]
+    assert "\n".join(line for line in seed_rows.splitlines() if line.startswith("|")) in section
+    quoted = {}
+    for other in ("longer", R.FULL):
+        name = f"recipe_seeds_cpu_e26_longer_distill_vs_{other}"
+        by_seed = pd.read_csv(folder / f"{name}.csv", index_col=0)
+        diffs = mine - [_private_accuracy(results / f"recipe_e26_s{k}" / other) for k in (0, 1, 2)]
+        assert list(by_seed["diff"][:3]) == pytest.approx(diffs, abs=1e-9)
+        assert by_seed.loc["mean over 3 seeds", "diff"] == pytest.approx(diffs.mean(), abs=1e-12)
+        assert by_seed.loc["paired t-test over seeds: p", "diff"] == pytest.approx(st.ttest_1samp(diffs, 0).pvalue)
+        rows = [line for line in (folder / f"{name}.md").read_text().splitlines() if line.startswith("|")]
+        assert len(rows) == 2 + 11 and "\n".join(rows) in section
+        quoted[other] = by_seed
+    section = " ".join(section.split())
+    mean, sd = table.loc[("longer_distill", "mean of 3 seeds")], table.loc[("longer_distill", "sd of 3 seeds")]
+    assert mean["PrivateTest_accuracy"] == pytest.approx(mine.mean(), abs=1e-12)
+    assert f"**Mean of the three students {mean['PrivateTest_accuracy']:.4f} (sd {sd['PrivateTest_accuracy']:.4f}), " \
+           f"{mean['PrivateTest_dedup_accuracy']:.4f} without near-duplicates, macro-F1 " \
+           f"{mean['PrivateTest_macro_f1']:.3f}**" in section
+    longer, full = quoted["longer"], quoted[R.FULL]
+    assert f"seed 2's student scores {mine[2]:.4f}, {100 * longer['diff'].iloc[2]:+.2f} points against `longer` " \
+           f"seed 2 (p = {longer['McNemar p'].iloc[2]:.2g}; {100 * longer['diff dedup'].iloc[2]:+.2f} without" \
+           in section
+    t = longer.loc[["mean over 3 seeds", "paired t-test over seeds: p", "95% interval of the mean: low",
+                    "95% interval of the mean: high"]]
+    assert f"{100 * t['diff'].iloc[0]:+.2f} points over the three `longer` seeds (paired t-test over seeds p = " \
+           f"{t['diff'].iloc[1]:.2f}, 95% interval {100 * t['diff'].iloc[2]:+.2f} to {100 * t['diff'].iloc[3]:+.2f} " \
+           f"points; {100 * t['diff dedup'].iloc[0]:+.2f} without near-duplicates, p = {t['diff dedup'].iloc[1]:.2f})" \
+           in section
+    assert f"{100 * full.loc['mean over 3 seeds', 'diff']:+.2f} over the three `full` seeds (p = " \
+           f"{full.loc['paired t-test over seeds: p', 'diff']:.2f})" in section
+    assert f"and {100 * (0.695 - mean['PrivateTest_accuracy']):.2f} points short of the issue's 0.695" in section
+    ens = longer.loc["ensemble of 3"]
+    assert f"ensemble scores {ens['longer_distill']:.4f}, {100 * (ens['longer'] - ens['longer_distill']):.2f} points " \
+           f"below the `longer` ensemble that taught them (p = {ens['McNemar p']:.2f})" in section
+    spreads = [100 * table.loc[(v, "sd of 3 seeds"), "PrivateTest_accuracy"] for v in ("longer_distill", "longer",
+                                                                                        R.FULL)]
+    assert "(sd {:.2f} points against `longer`'s {:.2f} and `full`'s {:.2f})".format(*spreads) in section
+    # the validation choice: seed 2's student is one validation image below longer seed 1
+    n_val = runs.read_metrics(students[2])["metadata"]["data"]["splits"]["Validation"]
+    val = runs.read_metrics(students[2])["headline"]["best_val_accuracy"]
+    best = runs.read_metrics(results / "recipe_e26_s1" / "longer")["headline"]["best_val_accuracy"]
+    assert round((best - val) * n_val, 3) == 1
+    assert f"one image of {n_val:,} below `longer` seed 1's {best:.4f}" in section
+    history = pd.read_csv(students[2] / "history.csv")
+    assert f"scores {val:.4f} (best at epoch {int(history['val_accuracy'].idxmax()) + 1})" in section
+    others = [table.loc[(v, f"seed {k}"), "best val acc"] for v in ("full", "longer", "longer_distill")
+              for k in (0, 1, 2)]
+    chosen = _private_accuracy(results / "recipe_e26_s1" / "longer")
+    assert max(others) == pytest.approx(best) and f"`longer` seed 1 ({chosen:.4f} PrivateTest" in section
+    timings = pd.read_csv(students[2] / "timings.csv")
+    quiet = timings[timings["others_cores"] <= _QUIET_CORES]
+    busy = timings.drop(quiet.index)
+    assert list(busy["epoch"] + 1) == list(range(1, 8)) and "epochs 1-7 shared the cores" in section
+    assert f"({busy['seconds'].min():.0f}-{busy['seconds'].max():.0f} s)" in section
+    assert f"Seed 2 trained {timings['seconds'].sum() / 60:.1f} min" in section
+    median = quiet["seconds"].median()
+    assert f"its other {len(quiet)} a median of {median:.1f} s (36 x {median:.1f} s = {36 * median / 60:.1f} min)" \
+           in section
