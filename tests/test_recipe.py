@@ -1273,12 +1273,12 @@ _INGREDIENT_TABLES = ["recipe_ablation_cpu_e26.csv", "recipe_ablation_cpu_e26_ca
                       "recipe_ablation_cpu_e26_erasing.csv", "recipe_ablation_cpu_e26_separable.csv",
                       "recipe_ablation_cpu_e26_longer.csv", "recipe_ablation_cpu_e26_longer_distill_vs_full.csv",
                       "recipe_ablation_cpu_e26_deeper.csv", "recipe_ablation_cpu_e26_mixup.csv",
-                      "recipe_ablation_cpu_e26_cutmix.csv"]
+                      "recipe_ablation_cpu_e26_cutmix.csv", "recipe_ablation_cpu_e26_weight_decay.csv"]
 
 
 def test_the_ingredient_table_is_the_committed_ablation_tables_together_and_the_docs_quote_it(tmp_path):
     """docs/results.md's one ingredient table (issue 24's closing note) is ``recipe_ingredients_cpu_e26.csv``, which
-    ``benchmarks/ingredients.py`` rebuilds from the eleven committed ablation CSVs to the last digit: every row's
+    ``benchmarks/ingredients.py`` rebuilds from the twelve committed ablation CSVs to the last digit: every row's
     scores are its file's, the Holm-adjusted p of the smallest p is its family's size times it, and the detectable
     difference is ``stats.detectable_difference_mcnemar``'s for the row's discordant images."""
     from fer_utils import stats
@@ -1299,12 +1299,12 @@ def test_the_ingredient_table_is_the_committed_ablation_tables_together_and_the_
     trained = committed.index[committed["family"] == module.TRAINED]
     assert set(rescored) == {"last_epoch", "no_tta", "center_flip_tta", "flip_tta"}
     assert set(trained) == {"candidates", "distill", "ema", "erasing", "separable_fuse", "longer", "longer_distill",
-                            "deeper", "mixup", "cutmix"}
+                            "deeper", "mixup", "cutmix", "weight_decay"}
     for rows in (rescored, trained):  # Holm within each family: the smallest p times the family's size
         p = committed.loc[rows, "McNemar p"]
         assert committed.loc[p.idxmin(), "McNemar p (Holm)"] == pytest.approx(len(rows) * p.min())
-    compared = ["full", "candidates", "ema", "longer", "longer_distill", "deeper", "mixup", "cutmix"]
-    assert committed.loc[compared, "reference train minutes"].tolist() == [61.3] + [59.6] * 7
+    compared = ["full", "candidates", "ema", "longer", "longer_distill", "deeper", "mixup", "cutmix", "weight_decay"]
+    assert committed.loc[compared, "reference train minutes"].tolist() == [61.3] + [59.6] * 8
     assert committed.loc[["longer", "longer_distill"], "epochs"].tolist() == [36, 36]
     assert set(committed.drop(index=["longer", "longer_distill"])["epochs"]) == {26}
     teachers = committed["teacher inference minutes"].dropna().round(1).to_dict()
@@ -1320,7 +1320,7 @@ def test_the_ingredient_table_is_the_committed_ablation_tables_together_and_the_
     rows = [line for line in (results / "recipe_ingredients_cpu_e26.md").read_text().splitlines()
             if line.startswith("|")]
     ingredients = docs[docs.index("**Every ingredient at full length, one table**"):]
-    assert len(rows) == 2 + 15 and "\n".join(rows) in ingredients  # the table whole, in its own section
+    assert len(rows) == 2 + 16 and "\n".join(rows) in ingredients  # the table whole, in its own section
     section = " ".join(ingredients.split())
     no_tta = committed.loc["no_tta"]
     assert f"{100 * no_tta['diff vs full (PrivateTest)']:.2f} points (p = {no_tta['McNemar p']:.2g}, " \
@@ -1516,13 +1516,14 @@ def test_the_second_distilled_seed_and_the_seed_by_seed_comparison_are_the_runs_
 
 
 #: Committed one-change runs of issue 24 on the faster bf16 CPU: variant -> (docs section title, the recipe key that
-#: differs from the reference's, its value).
+#: differs from the reference's, its value; for ``train_config`` the training keys that differ and their values).
 _ONE_CHANGE_RUNS = {
     "deeper": ("**A deeper network at full length**", "model_kwargs", {"filters": [64, 128, 256, 512]}),
     "mixup": ("**Mixup at full length**", "augment", {"flip": True, "shift": 0.1, "rotation_deg": 10, "zoom": 0.1,
                                                       "mixup": 0.2}),
     "cutmix": ("**CutMix at full length**", "augment", {"flip": True, "shift": 0.1, "rotation_deg": 10, "zoom": 0.1,
                                                         "cutmix": 1.0}),
+    "weight_decay": ("**Decoupled weight decay at full length**", "train_config", {"weight_decay": 0.05}),
 }
 
 
@@ -1538,7 +1539,13 @@ def test_a_committed_one_change_run_is_the_reference_plus_that_change_and_the_do
     results = ROOT / "benchmarks" / "results"
     folder = results / "recipe_e26_s0" / variant
     ref, run = (runs.read_recipe(results / "recipe_e26_s0" / v) for v in (R.FULL, variant))
-    assert run[key] == value and ref[key] != value
+    if key == "train_config":  # the keys that differ, the reference read with the runner's defaults filled in
+        from fer_utils.experiments.running import recipe_train_config
+
+        ref = {**ref, key: recipe_train_config(ref[key])}
+        assert {k: v for k, v in run[key].items() if ref[key][k] != v} == value
+    else:
+        assert run[key] == value and ref[key] != value
     assert {k: v for k, v in run.items() if k != key} == {k: v for k, v in ref.items() if k != key}
     assert runs.read_metrics(folder)["metadata"]["precision"] == "mixed_bfloat16"
     table = pd.read_csv(results / f"recipe_ablation_cpu_e26_{variant}.csv").set_index("variant")
