@@ -792,12 +792,14 @@ def test_move_aside_keeps_every_archive_of_one_second_with_files_and_folders(tmp
 
 def test_weight_decay_shrinks_kernels_by_decay_times_rate_and_leaves_biases_and_batch_norm():
     """Decoupled weight decay with zero gradients: Adam's own step is then 0, so one step multiplies every kernel
-    by exactly ``1 - weight_decay * lr`` and leaves biases and batch-norm scales and offsets as they were; without
-    ``weight_decay`` nothing moves. A typo'd value is refused with the key's name."""
+    by exactly ``1 - weight_decay * lr`` (also in a layer whose name contains "beta") and leaves biases and
+    batch-norm scales and offsets as they were; without ``weight_decay`` nothing moves. A typo'd value is refused
+    with the key's name."""
     x = keras.Input((4, 4, 1))
     y = keras.layers.Conv2D(2, 3, name="conv")(x)
     y = keras.layers.BatchNormalization(name="bn")(y)
     y = keras.layers.Dense(3, name="head")(keras.layers.Flatten(name="flat")(y))
+    y = keras.layers.Dense(2, name="beta_head")(y)
     model = keras.Model(x, y)
     for w in model.trainable_variables:
         w.assign(np.full(w.shape, 0.5, "float32"))
@@ -808,7 +810,8 @@ def test_weight_decay_shrinks_kernels_by_decay_times_rate_and_leaves_biases_and_
         opt.apply_gradients([(tf.zeros_like(w), w) for w in model.trainable_variables])
         moved[wd] = {w.path: float(w.numpy().mean() / b.mean()) for w, b in zip(model.trainable_variables, before)}
     assert moved[0.25] == pytest.approx({"conv/kernel": 0.975, "conv/bias": 1.0, "bn/gamma": 1.0, "bn/beta": 1.0,
-                                         "head/kernel": 0.975, "head/bias": 1.0})
+                                         "head/kernel": 0.975, "head/bias": 1.0, "beta_head/kernel": 0.975,
+                                         "beta_head/bias": 1.0})
     assert set(moved[0.0].values()) == {1.0}
     with pytest.raises(ValueError, match="weight_decay"):
         TrainConfig(weight_decay=-0.01)

@@ -19,9 +19,11 @@ from fer_utils.train.config import LOSSES, PRECISIONS, TrainConfig, choice_error
 from fer_utils.train.schedules import effective_step_table, step_schedule
 
 
-#: Variable names (Keras' ``variable.name``, a regular-expression search) that ``weight_decay`` leaves alone:
-#: biases and batch-norm scales and offsets, as is usual for decoupled weight decay.
-NO_WEIGHT_DECAY = ("bias", "gamma", "beta")
+#: What ``weight_decay`` leaves alone, as is usual for decoupled weight decay: biases and batch-norm scales and
+#: offsets. A regular expression searched in the variable's name, which on the TensorFlow backend is its whole path
+#: (``bn/gamma:0``, ``.../bias/replica_1:0`` under MirroredStrategy), so it matches a whole path part, not a layer
+#: name that merely contains one of the words.
+NO_WEIGHT_DECAY = r"(^|/)(bias|gamma|beta)(:\d+|/|$)"
 
 #: oneDNN ISA limits (``ONEDNN_MAX_CPU_ISA``) under which bf16 convolutions and matmuls still run natively.
 _ONEDNN_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
@@ -217,7 +219,7 @@ def make_optimizer(
     else:
         opt = keras.optimizers.RMSprop(learning_rate=lr, **extra)
     if cfg.weight_decay:
-        opt.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
+        opt.exclude_from_weight_decay(var_names=[NO_WEIGHT_DECAY])
     return opt
 
 

@@ -102,7 +102,8 @@ class TrainConfig:
         weight_decay: Decoupled weight decay (AdamW's, Loshchilov & Hutter 2019; 0 = off, e.g. 0.05): each step
             shrinks every kernel by ``weight_decay * lr`` of itself, apart from the loss's gradient (Keras' optimizer
             ``weight_decay``). Biases and batch-norm scales and offsets are not decayed. Unlike ``l2`` it is not
-            divided away by Adam's per-weight step size.
+            divided away by Adam's per-weight step size. Keras does not save that exclusion with the optimizer:
+            to train a saved model further, compile it with :func:`fer_utils.train.compile_model`, not Keras' loader.
         keep_last: Also keep the last epoch's model as ``last.keras`` beside the best checkpoint (``model.keras``),
             so the two can be compared without training twice (a schedule that decays to 0 ends on its best
             weights more often than a noisy validation split says).
