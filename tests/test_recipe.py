@@ -231,7 +231,7 @@ def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
     half = R.variant_settings(recipe, "cnn_half", 7)
     assert half["model_name"] == "cnn" and half["normalization"] == "per_image"  # the recipe model's input
     for name in R.VARIANTS:
-        if name in (R.FULL, "cnn_half", "old_cpu", "candidates", "longer", *R.TEACHER_VARIANTS):
+        if name in (R.FULL, "cnn_half", "old_cpu", "candidates", "longer", "longer_batch_64", *R.TEACHER_VARIANTS):
             continue
         v = R.variant_settings(recipe, name, 7)
         changed = [k for k in full if v[k] != full[k]]
@@ -254,6 +254,12 @@ def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
     deeper = R.variant_settings(recipe, "deeper", 7)  # the network's depth and nothing else
     assert deeper["model_kwargs"] == {"filters": [64, 128, 256, 512]}
     assert [k for k in full if deeper[k] != full[k]] == ["model_kwargs"]
+    # the longer schedule at batch 64 is ``longer``'s settings with the batch and its learning rate, nothing else
+    longer, small = R.variant_settings(recipe, "longer", 7), R.variant_settings(recipe, "longer_batch_64", 7)
+    assert {k: v for k, v in small["train_config"].items() if longer["train_config"][k] != v} == {
+        "batch_size": 64, "learning_rate": 0.001}
+    assert small["train_config"]["epochs"] == longer["train_config"]["epochs"] == 10
+    assert [k for k in full if small[k] != longer[k]] == ["train_config"]
     decayed = R.variant_settings(recipe, "weight_decay", 7)["train_config"]  # AdamW's decay and nothing else
     assert {k: v for k, v in decayed.items() if full["train_config"].get(k) != v} == {"weight_decay": 0.05}
     # the distilled cheaper network is the cheaper network's settings, and the distillation's teacher weight
