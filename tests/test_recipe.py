@@ -1679,3 +1679,109 @@ def test_the_third_distilled_seed_and_the_three_seed_tables_are_the_runs_files()
     median = quiet["seconds"].median()
     assert f"its other {len(quiet)} a median of {median:.1f} s (36 x {median:.1f} s = {36 * median / 60:.1f} min)" \
            in section
+
+
+def test_ten_crop_fractions_map_to_distinct_pixel_sides_and_bad_ones_are_named():
+    from fer_utils.experiments import tta_crop as T
+
+    assert T.crop_pixels([0.875, 0.9, 0.92, 0.94, 0.95, 0.98], 48) == {0.875: 42, 0.9: 43, 0.92: 44, 0.94: 45,
+                                                                        0.95: 46, 0.98: 47}
+    with pytest.raises(ValueError, match=r"0.95 and 0.96 both crop 46 of 48 pixels"):
+        T.crop_pixels([0.95, 0.96], 48)
+    for bad in (1.0, 0.0, 1.2):
+        with pytest.raises(ValueError, match=rf"crop fraction {bad}: expected a number in \(0, 1\)"):
+            T.crop_pixels([0.875, bad], 48)
+
+
+def test_the_crop_fraction_chosen_is_the_best_mean_over_runs_scored_at_every_fraction():
+    from fer_utils.experiments import tta_crop as T
+
+    def grid(rows):
+        return pd.DataFrame([{"run": r, "crop fraction": f, "accuracy": a} for r, f, a in rows])
+
+    # run b alone would pick 0.95, run a 0.875; the mean picks 0.9; 0.98 is not scored on b and cannot win
+    rows = [("a", 0.875, 0.70), ("a", 0.9, 0.69), ("a", 0.95, 0.60), ("a", 0.98, 0.99),
+            ("b", 0.875, 0.60), ("b", 0.9, 0.65), ("b", 0.95, 0.66)]
+    assert T.choose(grid(rows)) == 0.9
+    assert T.choose(grid([("a", 0.875, 0.7), ("a", 0.95, 0.7)])) == 0.95  # a tie: the larger crop
+    with pytest.raises(ValueError, match="no crop fraction was scored on all 2 runs"):
+        T.choose(grid([("a", 0.875, 0.7), ("b", 0.95, 0.7)]))
+
+
+def test_the_crop_grid_scores_each_fraction_resumes_from_its_cache_and_the_test_table_compares_on_one_split(
+        seeded, tiny_fer, tmp_path, monkeypatch):
+    import shutil
+
+    from fer_utils.experiments import tta_crop as T
+    from fer_utils.predictor import Predictor
+
+    root, _ = seeded
+    folders = {"s3": root / "cnn/seed3", "s4": tmp_path / "s4"}
+    shutil.copytree(root / "cnn/seed4", folders["s4"])
+    rows = np.flatnonzero(tiny_fer.splits == "Validation")
+    cache = tmp_path / "grid.csv"
+    grid = T.validation_grid(folders, tiny_fer, [0.5, 0.875], cache=cache)
+    assert list(grid.columns) == T.GRID_COLUMNS and len(grid) == 4 and set(grid["crop px"]) == {16, 28}  # of 32
+    own = load_predictor(folders["s4"])
+    assert own.preprocessing["crop_fraction"] == 0.875  # the run's record, untouched by the grid
+    for f in (0.5, 0.875):
+        want = (T.with_crop(own, f).predict(tiny_fer.images[rows], tta="ten_crop").argmax(1)
+                == tiny_fer.labels[rows]).mean()
+        got = grid.set_index(["run", "crop fraction"]).loc[("s4", f), "accuracy"]
+        assert got == pytest.approx(want)
+    half = T.with_crop(own, 0.5).predict(tiny_fer.images[rows], tta="ten_crop")
+    assert not np.allclose(half, own.predict(tiny_fer.images[rows], tta="ten_crop"))  # the fraction reaches the views
+    assert own.preprocessing["crop_fraction"] == 0.875
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cached fraction was scored again")
+
+    with monkeypatch.context() as m:  # resumed: every row comes from the cache
+        m.setattr(Predictor, "predict", refuse)
+        pd.testing.assert_frame_equal(T.validation_grid(folders, tiny_fer, [0.5, 0.875], cache=cache), grid,
+                                      check_dtype=False)
+    shutil.copyfile(root / "cnn/seed5" / runs.MODEL_FILE, folders["s4"] / runs.MODEL_FILE)  # another model: rescored
+    again = T.validation_grid(folders, tiny_fer, [0.5, 0.875], cache=cache).set_index(["run", "crop fraction"])
+    assert again.loc[("s4", 0.5), "model_sha256"] != grid.set_index(["run", "crop fraction"]).loc[
+        ("s4", 0.5), "model_sha256"]
+    assert len(pd.read_csv(cache)) == 4  # the stale rows were replaced, not kept beside
+
+    test_rows = np.flatnonzero(tiny_fer.splits == "PrivateTest")
+    images = tiny_fer.images.copy()
+    images[test_rows[0]] = images[np.flatnonzero(tiny_fer.splits == "Training")[0]]  # one test copy of training
+    ds = tiny_fer.replace(images=images)
+    table = T.test_table({"s3": folders["s3"]}, ds, 0.5).iloc[0]
+    y = ds.labels[test_rows]
+    p3 = load_predictor(folders["s3"])
+    for name, f in (("own", 0.875), ("chosen", 0.5)):
+        right = T.with_crop(p3, f).predict(images[test_rows], tta="ten_crop").argmax(1) == y
+        assert table[f"{name} accuracy"] == pytest.approx(right.mean())
+        assert table[f"{name} dedup accuracy"] == pytest.approx(right[1:].mean())
+    assert table["images"] == len(test_rows) and table["images dedup"] == len(test_rows) - 1
+    assert table["diff"] == pytest.approx(table["chosen accuracy"] - table["own accuracy"])
+    same = T.test_table({"s3": folders["s3"]}, ds, 0.875).iloc[0]  # the own fraction against itself
+    assert (same["diff"], same["McNemar p"], same["own right only"], same["chosen right only"]) == (0, 1.0, 0, 0)
+    md = T.markdown(grid, T.test_table(folders, ds, 0.5), 0.5).splitlines()
+    assert md[0] == "| run | 0.5 (16 px) chosen | 0.875 (28 px) |" and md[4].startswith("| mean | ")
+
+
+def test_the_crop_command_names_bad_fractions_missing_models_and_outputs_it_would_overwrite(seeded, tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tta_crop_cli", ROOT / "benchmarks" / "tta_crop.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    root, _ = seeded
+    run = str(root / "cnn/seed3")
+    (tmp_path / "taken.md").write_text("an earlier table")
+    for argv, says in (([run, "--fractions", "0.875,0.95,0.96"], "0.95 and 0.96 both crop 46 of 48 pixels"),
+                       ([run, "--fractions", "0.875,1"], "crop fraction 1.0: expected a number in (0, 1)"),
+                       ([run, "--fractions", "0.875"], "expected two or more"),
+                       ([run, "--fractions", "0.9,x"], "expected comma-separated numbers"),
+                       ([str(tmp_path)], "no model.keras in"),
+                       ([run, run], "the same last two path parts"),
+                       ([run, "--out", str(tmp_path / "taken")], "taken.md'] exist; give a new name")):
+        with pytest.raises(SystemExit):
+            module.parse_args([*argv, *([] if "--out" in argv else ["--out", str(tmp_path / "new")])])
+        assert says in capsys.readouterr().err, argv
+    assert (tmp_path / "taken.md").read_text() == "an earlier table"
