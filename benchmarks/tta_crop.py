@@ -91,6 +91,7 @@ def main(argv=None) -> int:
                   f"(checksum {ds.checksum[:8]}; theirs {other}); set FER_DATA_DIR to the data they used",
                   file=sys.stderr)
             return 2
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         try:
             grid = tta_crop.validation_grid(folders, ds, args.fractions, split=args.validation_split,
                                             cache=f"{args.out}_validation.csv")
@@ -99,7 +100,6 @@ def main(argv=None) -> int:
         except ValueError as err:  # a split the data lacks, an unreadable grid
             print(f"error: {err}", file=sys.stderr)
             return 2
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(f"{args.out}.csv", index=False)
     Path(f"{args.out}.md").write_text(tta_crop.markdown(grid, table, chosen))
     print(Path(f"{args.out}.md").read_text())
