@@ -364,6 +364,25 @@ def test_rerun_reuses_evaluates_or_refuses_by_recipe(tiny_fer, tmp_path):
     assert runs.read_preprocessing(kept)["tta"] is None and runs.read_recipe(kept)["tta"] is None
     assert runs.read_metrics(kept)["headline"]["PrivateTest_accuracy"] == first["PrivateTest_accuracy"]
     assert experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **dict(kwargs, tta="flip"))["status"] == "reused"
+    # Another ten-crop side only: evaluated again with it, not retrained; the default is not written to the recipe,
+    # so runs recorded before the key exist are the same recipe.
+    assert "crop_fraction" not in runs.read_recipe(tmp_path / "cnn")
+    ten = dict(kwargs, tta="ten_crop")
+    assert experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **ten)["status"] == "evaluated"
+    probs = runs.load_predictions(tmp_path / "cnn")["y_prob"]
+    wide = experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **dict(ten, crop_fraction=0.5))
+    assert wide["status"] == "evaluated" and (tmp_path / "cnn" / runs.MODEL_FILE).read_bytes() == model_bytes
+    assert runs.read_preprocessing(tmp_path / "cnn")["crop_fraction"] == 0.5
+    assert runs.read_recipe(tmp_path / "cnn")["crop_fraction"] == 0.5
+    assert not np.allclose(runs.load_predictions(tmp_path / "cnn")["y_prob"], probs)  # the crop reached the views
+    assert experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **dict(ten, crop_fraction=0.5))["status"] == \
+        "reused"
+    for bad in (0, 1.5, "0.9", True):  # refused before anything is read or trained
+        with pytest.raises(ValueError, match=r"crop_fraction=.*expected a number in \(0, 1\]"):
+            experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **dict(ten, crop_fraction=bad))
+    assert experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **dict(kwargs, tta="flip"))["status"] == \
+        "evaluated"  # back to flip at the default side: the recipe has no crop_fraction again
+    assert "crop_fraction" not in runs.read_recipe(tmp_path / "cnn")
     # Another TTA and another training: refused, naming both.
     with pytest.raises(FileExistsError, match=r"differs in \['train_config', 'tta'\]"):
         experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", train_config={**CFG, "epochs": 3},

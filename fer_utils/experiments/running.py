@@ -28,7 +28,9 @@ TARGETS = ("majority", "distribution")
 NOT_RECIPE = ("keep_last",)
 #: Recipe keys that change how a trained model is evaluated, not how it trains: a finished run that differs only
 #: in them is evaluated again, not retrained (:func:`_check_earlier_run`).
-EVALUATION_KEYS = ("tta", "eval_splits")
+EVALUATION_KEYS = ("tta", "eval_splits", "crop_fraction")
+#: The side of the TTA crops as a fraction of the input's when a run does not say (every run before issue 24's choice).
+DEFAULT_CROP = 0.875
 
 
 def _recipe_config(config: dict) -> dict:
@@ -108,8 +110,9 @@ def _whole_run(run_dir: Path) -> dict:
 def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict, input_size: int = 48,
               normalization: str = "auto", augment: dict | None = None, eval_splits=("PublicTest", "PrivateTest"),
               tta: str | None = "flip", seed: int = 0, model_kwargs: dict | None = None,
-              target: str = "majority", overwrite: bool = False, params: dict | None = None,
-              label: str | None = None, copies: tuple | None = None, distillation: dict | None = None) -> dict:
+              crop_fraction: float = DEFAULT_CROP, target: str = "majority", overwrite: bool = False,
+              params: dict | None = None, label: str | None = None, copies: tuple | None = None,
+              distillation: dict | None = None) -> dict:
     """Train one registry model on ``ds`` and evaluate it on ``eval_splits``.
 
     Args:
@@ -124,6 +127,9 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
         eval_splits: splits to evaluate; none of them is ever used for training or checkpoint selection.
         tta: test-time augmentation for evaluation: None (or ``"none"``), ``"flip"``, ``"center_flip"`` or
             ``"ten_crop"`` (:func:`fer_utils.evaluate.tta.resolve_tta`; recorded as None for no TTA).
+        crop_fraction: side of the ``ten_crop`` and ``center_flip`` crops as a fraction of the input's, in (0, 1]
+            (``benchmarks/tta_crop.py`` chooses it on validation); recorded in the recipe only when not the default,
+            so a run evaluated with another crop is evaluated again, not trained again.
         seed: drives subsampling, shuffling, augmentation and weight initialisation.
         model_kwargs: extra builder arguments (e.g. ``{"filters": [32, 64, 128, 256]}``).
         target: ``"majority"`` (one-hot) or ``"distribution"`` (``ds.soft_labels``, FER+ votes).
@@ -153,6 +159,8 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
     if target not in TARGETS:
         raise ValueError(f"target={target!r}: expected one of {list(TARGETS)}")
     tta = resolve_tta(tta, allow_default=False)
+    if not isinstance(crop_fraction, (int, float)) or isinstance(crop_fraction, bool) or not 0 < crop_fraction <= 1:
+        raise ValueError(f"crop_fraction={crop_fraction!r}: expected a number in (0, 1], e.g. {DEFAULT_CROP}")
     missing = [s for s in ("Training", "Validation", *eval_splits) if s not in ds.split_names]
     if missing:
         raise D.DataError(f"{ds.name}: split(s) {missing} not present (splits: {ds.split_names}); eval_splits must "
@@ -166,6 +174,8 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
               "input_size": size,
               "normalization": normalization, "augment": augment or {}, "eval_splits": list(eval_splits), "tta": tta,
               "seed": int(seed), "model_kwargs": model_kwargs or {}, "target": target}
+    if crop_fraction != DEFAULT_CROP:  # runs recorded before the key had the default
+        recipe["crop_fraction"] = float(crop_fraction)
     if distillation:  # what made the soft labels (they are not in the data checksum)
         recipe["distillation"] = dict(distillation)
     state = _check_earlier_run(run_dir, recipe, overwrite)
@@ -200,7 +210,7 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
                         class_counts=np.bincount(tr.labels, minlength=ds.num_classes))
     runs.write_preprocessing(run_dir, class_names=ds.class_names, input_size=size, channels=channels,
                              normalization=normalization, norm_mean=mean, norm_std=std, tta=tta,
-                             model=model_name, dataset=ds.name)
+                             crop_fraction=crop_fraction, model=model_name, dataset=ds.name)
     predictor = load_predictor(run_dir)
     policy = policy or models.model_precision(predictor.model)
     results = {"model": model_name, "params": int(predictor.model.count_params()), "input": f"{size}x{size}x{channels}",
@@ -245,7 +255,7 @@ def evaluate_splits(predictor, ds: D.FERDataset, eval_splits, out_dir, *, tta="d
 def _check_earlier_run(run_dir: Path, recipe: dict, overwrite: bool) -> str:
     """The state to continue from: resume or reuse a run with the same recipe, refuse or move aside another.
 
-    A run whose recipe differs only in :data:`EVALUATION_KEYS` (another TTA or test splits) is not trained again:
+    A run whose recipe differs only in :data:`EVALUATION_KEYS` (another TTA, crop or test splits) is not trained again:
     a finished one is evaluated again (``"trained"``) after its evaluation files move to ``replaced-<stamp>/``.
 
     Raises:
