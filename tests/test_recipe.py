@@ -1785,3 +1785,39 @@ def test_the_crop_command_names_bad_fractions_missing_models_and_outputs_it_woul
             module.parse_args([*argv, *([] if "--out" in argv else ["--out", str(tmp_path / "new")])])
         assert says in capsys.readouterr().err, argv
     assert (tmp_path / "taken.md").read_text() == "an earlier table"
+
+
+def test_the_committed_crop_choice_is_the_grids_and_the_docs_and_cpu_profile_quote_it():
+    """``benchmarks/results/tta_crop_e26_longer*`` (``benchmarks/tta_crop.py`` on the six 36-epoch runs): the fraction
+    chosen is the validation grid's best mean, the one the ``cpu`` profile sets; each run's own-crop score is its
+    committed predictions' own; the Markdown is the CSVs' and docs/results.md quotes the means and the verdict."""
+    from fer_utils import params as P
+    from fer_utils.experiments import tta_crop as T
+
+    results = ROOT / "benchmarks" / "results"
+    grid = pd.read_csv(results / "tta_crop_e26_longer_validation.csv")
+    table = pd.read_csv(results / "tta_crop_e26_longer.csv")
+    names = [f"e26-s{k}/{v}" for v in ("longer", "longer_distill") for k in (0, 1, 2)]
+    assert list(table["run"]) == names and sorted(set(grid["run"])) == sorted(names) and len(grid) == 36
+    checksum = runs.read_metrics(results / "recipe_e26_s0/longer")["headline"]["data_checksum"]
+    assert set(grid["data_checksum"]) == {checksum} and set(grid["images"]) == {2872}
+    chosen = T.choose(grid)
+    assert chosen == 0.98 and set(table["chosen fraction"]) == {chosen} and set(table["own fraction"]) == {0.875}
+    assert P.load_profile("cpu", ROOT / "params")["notebooks"]["03_baselines"]["crop_fraction"] == chosen
+    for _, r in table.iterrows():  # the rescoring at 0.875 reproduces each run's saved PrivateTest predictions
+        seed, variant = r["run"].split("/")
+        pred = runs.load_predictions(results / f"recipe_e26_{seed.split('-')[1]}" / variant)
+        private = pred["split"] == "PrivateTest"
+        assert r["own accuracy"] == pytest.approx(float((pred["y_pred"] == pred["y_true"])[private].mean()), abs=1e-12)
+    assert (results / "tta_crop_e26_longer.md").read_text() == T.markdown(grid, table, chosen)
+    docs = (ROOT / "docs" / "results.md").read_text()
+    section = docs[docs.index("**Ten-crop's crop side, chosen on validation**"):docs.index("**Time to accuracy**")]
+    means = grid.groupby("crop fraction")["accuracy"].mean()
+    assert docs_row(section, "mean of the six runs")[1:] == [
+        f"**{v:.4f}**" if f == chosen else f"{v:.4f}" for f, v in means.items()]
+    by = table.assign(variant=table["run"].str.split("/").str[1]).groupby("variant")
+    for variant, g in by:
+        assert f"`{variant}` {g['chosen accuracy'].mean():.4f} +- {g['chosen accuracy'].std():.4f}" in section
+        assert f"{g['chosen dedup accuracy'].mean():.4f}" in section
+    assert f"{100 * table['diff dedup'].mean():+.2f} points over the six runs" in section.replace("\n", " ")
+    assert "**Without near-duplicates the gain is gone**" in section and table["diff dedup"].mean() < 0
