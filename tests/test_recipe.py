@@ -1821,3 +1821,44 @@ def test_the_committed_crop_choice_is_the_grids_and_the_docs_and_cpu_profile_quo
         assert f"{g['chosen dedup accuracy'].mean():.4f}" in section
     assert f"{100 * table['diff dedup'].mean():+.2f} points over the six runs" in section.replace("\n", " ")
     assert "**Without near-duplicates the gain is gone**" in section and table["diff dedup"].mean() < 0
+
+
+def test_the_longer_schedule_at_batch_64_is_longer_with_the_batch_changed_and_the_docs_read_its_files():
+    """docs/results.md's "The longer schedule at batch 64" comes from ``recipe_e26_s0/longer_batch_64``: ``longer``'s
+    recipe with the batch and its learning rate changed, its table row the ablation CSV's, its accuracy its
+    predictions', its quiet-epoch median its timings'."""
+    from fer_utils import stats
+    from fer_utils.experiments.running import recipe_train_config
+
+    results = ROOT / "benchmarks" / "results"
+    folder = results / "recipe_e26_s0" / "longer_batch_64"
+    ref, run = (runs.read_recipe(results / "recipe_e26_s0" / v) for v in ("longer", "longer_batch_64"))
+    ref = {**ref, "train_config": recipe_train_config(ref["train_config"])}
+    assert {k: v for k, v in run["train_config"].items() if ref["train_config"][k] != v} == {
+        "batch_size": 64, "learning_rate": 0.001}
+    rest = [{k: v for k, v in r.items() if k != "train_config"} for r in (run, ref)]
+    assert rest[0] == rest[1]
+    table = pd.read_csv(results / "recipe_ablation_cpu_e26_longer_batch_64.csv").set_index("variant")
+    row, longer = table.loc["longer_batch_64"], table.loc["longer"]
+    assert row["PrivateTest_accuracy"] == pytest.approx(_private_accuracy(folder), abs=1e-9)
+    timings, history = pd.read_csv(folder / "timings.csv"), pd.read_csv(folder / "history.csv")
+    assert len(timings) == len(history) == 36 and row["train minutes"] == round(timings["seconds"].sum() / 60, 1)
+    docs = (ROOT / "docs" / "results.md").read_text()
+    title = "**The longer schedule at batch 64**"
+    section = docs[docs.index(title):docs.index("**Every ingredient at full length, one table**")]
+    cells = [c.replace("*", "") for c in docs_row(section, "`longer_batch_64`")]
+    assert cells[2:9] == [
+        f"{row['train minutes']:.1f}", f"{row['best val acc']:.4f} ({int(history['val_accuracy'].idxmax()) + 1})",
+        f"{row['PrivateTest_accuracy']:.4f} / {row['PrivateTest_macro_f1']:.3f}",
+        f"{row['PrivateTest_dedup_accuracy']:.4f} / {row['PrivateTest_dedup_macro_f1']:.3f}",
+        f"{row['diff vs longer (PrivateTest)']:+.4f} ({row['diff vs longer (PrivateTest, dedup)']:+.4f})",
+        f"{row['McNemar p']:.2g} ({row['discordant (longer right / variant right)']})",
+        f"{row['PublicTest_accuracy']:.4f} ({row['PublicTest_dedup_accuracy']:.4f})"]
+    text = " ".join(section.split())
+    low, high = stats.paired_difference_interval(
+        3589, *[int(n) for n in row["discordant (longer right / variant right)"].split(" / ")])
+    assert f"95% interval {100 * low:+.2f} to {100 * high:+.2f} points" in text
+    assert f"+{100 * (row['best val acc'] - longer['best val acc']):.2f} points over `longer`'s" in text
+    quiet = timings[timings["others_cores"] <= _QUIET_CORES]
+    assert f"the {len(quiet)} quiet epochs" in text and f"median of {np.median(quiet['seconds']):.1f} s" in text
+    assert f"accuracy at the last epoch {history['accuracy'].iloc[-1]:.3f}" in text
