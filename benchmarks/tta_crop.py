@@ -6,10 +6,12 @@ split at every ``--fractions`` value, chooses the fraction with the best mean va
 (``fer_utils.experiments.tta_crop``), then scores each run on ``--split`` with the chosen fraction against its own.
 Nothing is trained; the test split takes no part in the choice.
 
-Writes ``<out>_validation.csv`` (the grid; a killed run resumes from it), ``<out>.csv`` (the test table) and
-``<out>.md`` (both as Markdown). Usage (from the repository root)::
+Writes ``<out>_<validation split>.csv`` (the grid, e.g. ``_validation.csv``; a killed run resumes from it),
+``<out>.csv`` (the test table) and ``<out>.md`` (both as Markdown). Usage (from the repository root; the committed
+``benchmarks/results/tta_crop_e26_longer*``)::
 
     python benchmarks/tta_crop.py reports/cpu/recipe_ablation/e26-s{0,1,2}/longer \\
+        reports/cpu/recipe_ablation/e26-s{0,1,2}/longer_distill \\
         --fractions 0.875,0.9,0.92,0.94,0.95,0.98 --out benchmarks/results/tta_crop_e26_longer
 """
 
@@ -63,6 +65,8 @@ def parse_args(argv=None):
         tta_crop.crop_pixels(args.fractions, 48)  # the range and distinctness; the model's side is checked again
     except ValueError as err:
         ap.error(f"--fractions: {err}")
+    if args.split == args.validation_split:
+        ap.error(f"--split {args.split!r}: the split the fraction is chosen on cannot also judge it")
     taken = [str(p) for p in (Path(f"{args.out}.csv"), Path(f"{args.out}.md")) if p.exists()]
     if taken:
         ap.error(f"--out {args.out}: {taken} exist; give a new name (earlier results are not overwritten)")
@@ -94,7 +98,7 @@ def main(argv=None) -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         try:
             grid = tta_crop.validation_grid(folders, ds, args.fractions, split=args.validation_split,
-                                            cache=f"{args.out}_validation.csv")
+                                            cache=f"{args.out}_{args.validation_split.lower()}.csv")
             chosen = tta_crop.choose(grid)
             table = tta_crop.test_table(folders, ds, chosen, split=args.split)
         except ValueError as err:  # a split the data lacks, an unreadable grid
@@ -103,8 +107,8 @@ def main(argv=None) -> int:
     table.to_csv(f"{args.out}.csv", index=False)
     Path(f"{args.out}.md").write_text(tta_crop.markdown(grid, table, chosen))
     print(Path(f"{args.out}.md").read_text())
-    print(f"chosen on {args.validation_split}: {chosen:g}\nwritten: {args.out}_validation.csv, {args.out}.csv, "
-          f"{args.out}.md")
+    print(f"chosen on {args.validation_split}: {chosen:g}\nwritten: {args.out}_{args.validation_split.lower()}.csv, "
+          f"{args.out}.csv, {args.out}.md")
     return 0
 
 

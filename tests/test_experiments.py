@@ -377,9 +377,11 @@ def test_rerun_reuses_evaluates_or_refuses_by_recipe(tiny_fer, tmp_path):
     assert not np.allclose(runs.load_predictions(tmp_path / "cnn")["y_prob"], probs)  # the crop reached the views
     assert experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **dict(ten, crop_fraction=0.5))["status"] == \
         "reused"
+    before = {f.name: f.read_bytes() for f in (tmp_path / "cnn").iterdir() if f.is_file()}
     for bad in (0, 1.5, "0.9", True):  # refused before anything is read or trained
         with pytest.raises(ValueError, match=r"crop_fraction=.*expected a number in \(0, 1\]"):
             experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **dict(ten, crop_fraction=bad))
+    assert {f.name: f.read_bytes() for f in (tmp_path / "cnn").iterdir() if f.is_file()} == before
     assert experiments.run_model("cnn", tiny_fer, tmp_path / "cnn", **dict(kwargs, tta="flip"))["status"] == \
         "evaluated"  # back to flip at the default side: the recipe has no crop_fraction again
     assert "crop_fraction" not in runs.read_recipe(tmp_path / "cnn")

@@ -228,6 +228,8 @@ def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
     full = R.variant_settings(recipe, R.FULL, 7)
     assert full["model_name"] == recipe["models"][0] == "msca_resnet"
     assert full["train_config"]["epochs"] == 7 and full["tta"] == recipe["tta"]
+    # the profile's ten-crop side is notebook 03's, not the ablation's: every variant is scored at run_model's default
+    assert recipe["crop_fraction"] == 0.98 and "crop_fraction" not in full
     half = R.variant_settings(recipe, "cnn_half", 7)
     assert half["model_name"] == "cnn" and half["normalization"] == "per_image"  # the recipe model's input
     for name in R.VARIANTS:
@@ -1716,8 +1718,11 @@ def test_the_crop_grid_scores_each_fraction_resumes_from_its_cache_and_the_test_
     from fer_utils.predictor import Predictor
 
     root, _ = seeded
-    folders = {"s3": root / "cnn/seed3", "s4": tmp_path / "s4"}
-    shutil.copytree(root / "cnn/seed4", folders["s4"])
+    folders = {"s3": tmp_path / "s3", "s4": tmp_path / "s4"}
+    for name, seed in (("s3", 3), ("s4", 4)):  # the runs as if trained with ten-crop (the table's own TTA)
+        shutil.copytree(root / f"cnn/seed{seed}", folders[name])
+        record = json.loads((folders[name] / runs.PREPROCESSING_FILE).read_text())
+        (folders[name] / runs.PREPROCESSING_FILE).write_text(json.dumps({**record, "tta": "ten_crop"}))
     rows = np.flatnonzero(tiny_fer.splits == "Validation")
     cache = tmp_path / "grid.csv"
     grid = T.validation_grid(folders, tiny_fer, [0.5, 0.875], cache=cache)
@@ -1759,6 +1764,12 @@ def test_the_crop_grid_scores_each_fraction_resumes_from_its_cache_and_the_test_
         assert table[f"{name} dedup accuracy"] == pytest.approx(right[1:].mean())
     assert table["images"] == len(test_rows) and table["images dedup"] == len(test_rows) - 1
     assert table["diff"] == pytest.approx(table["chosen accuracy"] - table["own accuracy"])
+    own_right, chosen_right = (T.with_crop(p3, f).predict(images[test_rows], tta="ten_crop").argmax(1) == y
+                               for f in (0.875, 0.5))
+    assert (table["own right only"], table["chosen right only"]) == (
+        int((own_right & ~chosen_right).sum()), int((~own_right & chosen_right).sum()))
+    with pytest.raises(ValueError, match="its TTA is 'flip', not ten_crop"):  # its own score is not ten-crop's
+        T.test_table({"flip": root / "cnn/seed5"}, ds, 0.5)
     same = T.test_table({"s3": folders["s3"]}, ds, 0.875).iloc[0]  # the own fraction against itself
     assert (same["diff"], same["McNemar p"], same["own right only"], same["chosen right only"]) == (0, 1.0, 0, 0)
     md = T.markdown(grid, T.test_table(folders, ds, 0.5), 0.5).splitlines()
@@ -1780,7 +1791,8 @@ def test_the_crop_command_names_bad_fractions_missing_models_and_outputs_it_woul
                        ([run, "--fractions", "0.9,x"], "expected comma-separated numbers"),
                        ([str(tmp_path)], "no model.keras in"),
                        ([run, run], "the same last two path parts"),
-                       ([run, "--out", str(tmp_path / "taken")], "taken.md'] exist; give a new name")):
+                       ([run, "--out", str(tmp_path / "taken")], "taken.md'] exist; give a new name"),
+                       ([run, "--split", "Validation"], "the split the fraction is chosen on cannot also judge it")):
         with pytest.raises(SystemExit):
             module.parse_args([*argv, *([] if "--out" in argv else ["--out", str(tmp_path / "new")])])
         assert says in capsys.readouterr().err, argv
@@ -1791,6 +1803,8 @@ def test_the_committed_crop_choice_is_the_grids_and_the_docs_and_cpu_profile_quo
     """``benchmarks/results/tta_crop_e26_longer*`` (``benchmarks/tta_crop.py`` on the six 36-epoch runs): the fraction
     chosen is the validation grid's best mean, the one the ``cpu`` profile sets; each run's own-crop score is its
     committed predictions' own; the Markdown is the CSVs' and docs/results.md quotes the means and the verdict."""
+    from scipy.stats import ttest_rel
+
     from fer_utils import params as P
     from fer_utils.experiments import tta_crop as T
 
@@ -1815,10 +1829,22 @@ def test_the_committed_crop_choice_is_the_grids_and_the_docs_and_cpu_profile_quo
     means = grid.groupby("crop fraction")["accuracy"].mean()
     assert docs_row(section, "mean of the six runs")[1:] == [
         f"**{v:.4f}**" if f == chosen else f"{v:.4f}" for f, v in means.items()]
-    by = table.assign(variant=table["run"].str.split("/").str[1]).groupby("variant")
-    for variant, g in by:
-        assert f"`{variant}` {g['chosen accuracy'].mean():.4f} +- {g['chosen accuracy'].std():.4f}" in section
-        assert f"{g['chosen dedup accuracy'].mean():.4f}" in section
+    by = dict(list(table.assign(variant=table["run"].str.split("/").str[1]).groupby("variant")))
+    text = " ".join(section.split())
+    for variant, g in by.items():
+        p = ttest_rel(g["chosen accuracy"], g["own accuracy"]).pvalue
+        assert f"`{variant}` {g['chosen accuracy'].mean():.4f} +- {g['chosen accuracy'].std():.4f}" in text
+        assert f"{100 * g['diff'].mean():+.2f}" in text and f"p = {p:.2g}" in text
+    dedup = {v: (g["chosen dedup accuracy"].mean(), 100 * g["diff dedup"].mean(),
+                 ttest_rel(g["chosen dedup accuracy"], g["own dedup accuracy"]).pvalue) for v, g in by.items()}
+    d, lo = dedup["longer_distill"], dedup["longer"]
+    assert f"{d[0]:.4f} and {lo[0]:.4f} (were" in text
+    assert f"{d[1]:+.2f} and {lo[1]:+.2f} points, p = {d[2]:.2f} and {lo[2]:.2f}" in text
+    copies = table["images"] - table["images dedup"]
+    on_copies = {n: ((table[f"{n} accuracy"] * table["images"] - table[f"{n} dedup accuracy"] * table["images dedup"])
+                     / copies).mean() for n in ("own", "chosen")}
+    assert set(copies) == {882} and f"{100 * on_copies['own']:.1f}% of them at 0.875 and " \
+        f"{100 * on_copies['chosen']:.1f}% at 0.98" in text
     assert f"{100 * table['diff dedup'].mean():+.2f} points over the six runs" in section.replace("\n", " ")
     assert "**Without near-duplicates the gain is gone**" in section and table["diff dedup"].mean() < 0
 

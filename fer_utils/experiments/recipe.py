@@ -147,7 +147,9 @@ def variant_settings(recipe: dict, variant: str, epochs: int) -> dict:
     """``run_model`` keyword arguments of one variant: the recipe with the variant's one change, ``epochs`` long.
 
     The warm-up stays at most ``epochs - 1`` epochs (a config rule); ``old_cpu`` keeps its own length, ``longer``
-    and ``longer_distill`` train 1.4x ``epochs``.
+    and ``longer_distill`` train 1.4x ``epochs``. The profile's ``crop_fraction`` is not passed: every variant is
+    scored with ``run_model``'s default crop (0.875), the one of every committed ablation and seed table, so they stay
+    comparable (``benchmarks/tta_crop.py`` rescores finished runs at another).
     """
     change = VARIANTS[check_variants([variant])[0]][1]
     model = recipe["models"][0]

@@ -128,8 +128,8 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
         tta: test-time augmentation for evaluation: None (or ``"none"``), ``"flip"``, ``"center_flip"`` or
             ``"ten_crop"`` (:func:`fer_utils.evaluate.tta.resolve_tta`; recorded as None for no TTA).
         crop_fraction: side of the ``ten_crop`` and ``center_flip`` crops as a fraction of the input's, in (0, 1]
-            (``benchmarks/tta_crop.py`` chooses it on validation); recorded in the recipe only when not the default,
-            so a run evaluated with another crop is evaluated again, not trained again.
+            (``benchmarks/tta_crop.py`` chooses it on validation); recorded in the recipe only when not the default
+            and ``tta`` takes crops, so a run evaluated with another crop is evaluated again, not trained again.
         seed: drives subsampling, shuffling, augmentation and weight initialisation.
         model_kwargs: extra builder arguments (e.g. ``{"filters": [32, 64, 128, 256]}``).
         target: ``"majority"`` (one-hot) or ``"distribution"`` (``ds.soft_labels``, FER+ votes).
@@ -174,8 +174,8 @@ def run_model(model_name: str, ds: D.FERDataset, run_dir, *, train_config: dict,
               "input_size": size,
               "normalization": normalization, "augment": augment or {}, "eval_splits": list(eval_splits), "tta": tta,
               "seed": int(seed), "model_kwargs": model_kwargs or {}, "target": target}
-    if crop_fraction != DEFAULT_CROP:  # runs recorded before the key had the default
-        recipe["crop_fraction"] = float(crop_fraction)
+    if crop_fraction != DEFAULT_CROP and tta in ("ten_crop", "center_flip"):  # earlier runs: the default
+        recipe["crop_fraction"] = float(crop_fraction)  # (the other TTAs take no crop: nothing to evaluate again)
     if distillation:  # what made the soft labels (they are not in the data checksum)
         recipe["distillation"] = dict(distillation)
     state = _check_earlier_run(run_dir, recipe, overwrite)

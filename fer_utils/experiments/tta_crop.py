@@ -73,8 +73,8 @@ def validation_grid(folders: dict, ds: D.FERDataset, fractions, *, split: str = 
                     cache=None) -> pd.DataFrame:
     """Ten-crop accuracy on ``split`` of every run's model (``{label: run folder}``) at every fraction.
 
-    ``cache``: a CSV of earlier rows (:data:`GRID_COLUMNS`), rewritten after each new row, so a killed run resumes
-    where it stopped; rows of another model file or another dataset are not reused.
+    ``cache``: a CSV of earlier rows (:data:`GRID_COLUMNS`) of this split, rewritten after each new row, so a killed
+    run resumes where it stopped; rows of another model file, dataset or number of images are not reused.
     """
     rows = _rows(ds, split)
     cache = Path(cache) if cache else None
@@ -86,7 +86,7 @@ def validation_grid(folders: dict, ds: D.FERDataset, fractions, *, split: str = 
         predictor, sha = load_predictor(folder), _model_sha(folder)
         for f, px in crop_pixels(fractions, int(predictor.preprocessing["input_size"][0])).items():
             hit = done[(done["run"] == label) & np.isclose(done["crop fraction"], f) & (done["model_sha256"] == sha)
-                       & (done["data_checksum"] == ds.checksum)]
+                       & (done["data_checksum"] == ds.checksum) & (done["images"] == len(rows))]
             if len(hit):
                 out.append(hit.iloc[0].to_dict())
                 continue
@@ -109,7 +109,7 @@ def choose(grid: pd.DataFrame) -> float:
     """
     runs_n = grid["run"].nunique()
     by = grid.groupby("crop fraction")["accuracy"].agg(["mean", "count"])
-    by = by[by["count"] == runs_n]
+    by = by[by["count"] == runs_n].round({"mean": 12})  # equal means tie, whatever the summation order
     if by.empty:
         raise ValueError(f"no crop fraction was scored on all {runs_n} runs; the grid has {sorted(grid['run'])}")
     return float(by.reset_index().sort_values(["mean", "crop fraction"], ascending=False).iloc[0]["crop fraction"])
@@ -118,13 +118,20 @@ def choose(grid: pd.DataFrame) -> float:
 def test_table(folders: dict, ds: D.FERDataset, fraction: float, *, split: str = "PrivateTest") -> pd.DataFrame:
     """Each run on ``split`` with ten-crop at its own fraction and at ``fraction``: accuracy and macro-F1 as published
     and without near-duplicates of training images (``data.leaked_rows``), the difference, McNemar's p and the
-    discordant counts (images only the own crop gets right / only the chosen one)."""
+    discordant counts (images only the own crop gets right / only the chosen one).
+
+    Raises:
+        ValueError: a run whose own TTA is not ten-crop (its own score would not be its published one).
+    """
     rows = _rows(ds, split)
     keep = ~D.leaked_rows(ds)[rows]
     y = ds.labels[rows]
     out = []
     for label, folder in folders.items():
         predictor = load_predictor(folder)
+        if predictor.preprocessing["tta"] != "ten_crop":
+            raise ValueError(f"{folder}: its TTA is {predictor.preprocessing['tta']!r}, not ten_crop; the table "
+                             "compares a run's own ten-crop with the chosen crop")
         own = float(predictor.preprocessing["crop_fraction"])
         pred = {name: with_crop(predictor, f).predict(ds.images[rows], tta="ten_crop").argmax(1)
                 for name, f in (("own", own), ("chosen", fraction))}
