@@ -28,7 +28,7 @@ from fer_utils.evaluate import compute_metrics
 from fer_utils.evaluate.tta import crop_boxes
 from fer_utils.predictor import load_predictor
 
-#: Columns of :func:`validation_grid`; a cached row is reused only when its model and data checksums match.
+#: Columns of :func:`validation_grid`; a cached row is reused only when its model, data and image count match.
 GRID_COLUMNS = ["run", "crop fraction", "crop px", "accuracy", "images", "model_sha256", "data_checksum"]
 
 
