@@ -16,7 +16,6 @@ line.
 from __future__ import annotations
 
 import copy
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -58,10 +57,6 @@ def _rows(ds: D.FERDataset, split: str) -> np.ndarray:
     return rows
 
 
-def _model_sha(folder) -> str:
-    return hashlib.sha256((Path(folder) / runs.MODEL_FILE).read_bytes()).hexdigest()
-
-
 def with_crop(predictor, fraction: float):
     """A shallow copy of ``predictor`` whose ten-crop takes ``fraction`` of the side (the model is shared)."""
     out = copy.copy(predictor)
@@ -83,7 +78,7 @@ def validation_grid(folders: dict, ds: D.FERDataset, fractions, *, split: str = 
         raise ValueError(f"{cache}: expected the columns {GRID_COLUMNS}; got {list(done.columns)}")
     out = []
     for label, folder in folders.items():
-        predictor, sha = load_predictor(folder), _model_sha(folder)
+        predictor, sha = load_predictor(folder), D.file_sha256(Path(folder) / runs.MODEL_FILE)
         for f, px in crop_pixels(fractions, int(predictor.preprocessing["input_size"][0])).items():
             hit = done[(done["run"] == label) & np.isclose(done["crop fraction"], f) & (done["model_sha256"] == sha)
                        & (done["data_checksum"] == ds.checksum) & (done["images"] == len(rows))]
