@@ -337,7 +337,7 @@ def validation_copies(folders: dict, ds: D.FERDataset, *, split: str = "Validati
     without its model (the committed 26-epoch reference) shows its recorded best validation accuracy, split only
     when there is nothing to split (no copies).
     """
-    rows = _split_rows(ds, split)
+    rows = split_rows(ds, split)
     copy = D.leaked_rows(ds, train_split)[rows]
     scored = {}  # model folder -> scores: the TTA variants share the full variant's model
     out = {}
@@ -359,7 +359,7 @@ def validation_copies(folders: dict, ds: D.FERDataset, *, split: str = "Validati
     return pd.DataFrame(out).T.rename_axis("variant")
 
 
-def _split_rows(ds: D.FERDataset, split: str) -> np.ndarray:
+def split_rows(ds: D.FERDataset, split: str) -> np.ndarray:
     """Row indices of ``split``; an error naming the splits present when there are none."""
     rows = np.flatnonzero(ds.splits == split)
     if len(rows) == 0:
@@ -375,7 +375,7 @@ def tta_matrix(folders: dict, ds: D.FERDataset, *, split: str, ttas=(None, "flip
     and zooms), so removing one of them alone can misstate what either buys; this table shows the pairs.
     Variants without a model of their own (the TTA rescorings) are left out.
     """
-    rows = _split_rows(ds, split)
+    rows = split_rows(ds, split)
     keep = ~D.leaked_rows(ds)[rows]
     out = {}
     for name, folder in folders.items():

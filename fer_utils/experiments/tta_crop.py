@@ -25,6 +25,7 @@ from fer_utils import runs, stats
 from fer_utils import data as D
 from fer_utils.evaluate import compute_metrics
 from fer_utils.evaluate.tta import crop_boxes
+from fer_utils.experiments.recipe import split_rows
 from fer_utils.predictor import load_predictor
 
 #: Columns of :func:`validation_grid`; a cached row is reused only when its model, data and image count match.
@@ -50,13 +51,6 @@ def crop_pixels(fractions, side: int) -> dict:
     return out
 
 
-def _rows(ds: D.FERDataset, split: str) -> np.ndarray:
-    rows = np.flatnonzero(ds.splits == split)
-    if not len(rows):
-        raise ValueError(f"split {split!r} has no rows; the dataset has {sorted(set(ds.splits))}")
-    return rows
-
-
 def with_crop(predictor, fraction: float):
     """A shallow copy of ``predictor`` whose ten-crop takes ``fraction`` of the side (the model is shared)."""
     out = copy.copy(predictor)
@@ -71,7 +65,7 @@ def validation_grid(folders: dict, ds: D.FERDataset, fractions, *, split: str = 
     ``cache``: a CSV of earlier rows (:data:`GRID_COLUMNS`) of this split, rewritten after each new row, so a killed
     run resumes where it stopped; rows of another model file, dataset or number of images are not reused.
     """
-    rows = _rows(ds, split)
+    rows = split_rows(ds, split)
     cache = Path(cache) if cache else None
     done = pd.read_csv(cache) if cache and cache.exists() else pd.DataFrame(columns=GRID_COLUMNS)
     if list(done.columns) != GRID_COLUMNS:
@@ -118,7 +112,7 @@ def test_table(folders: dict, ds: D.FERDataset, fraction: float, *, split: str =
     Raises:
         ValueError: a run whose own TTA is not ten-crop (its own score would not be its published one).
     """
-    rows = _rows(ds, split)
+    rows = split_rows(ds, split)
     keep = ~D.leaked_rows(ds)[rows]
     y = ds.labels[rows]
     out = []
