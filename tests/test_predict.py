@@ -911,7 +911,7 @@ def test_cli_runtime_litert_writes_the_rows_keras_writes(fixture_faces, tmp_path
     assert np.mean(a.emotion == b.emotion) >= 5 / 6 and np.abs(a[probs].to_numpy() - b[probs].to_numpy()).max() < 0.05
     assert len(a) == len(b) == 6 and (b.status == "ok").all()
     # Without --runtime and --tta the command runs the int8-weight model without TTA (its CLI_TTA): the rows of
-    # --runtime litert_int8 --tta none, converted once; --tta default is the model's own (center_flip), not these.
+    # --runtime litert_int8 --tta none, converted once; --tta default is the model's own (its card's `tta`), not these.
     for name, extra in (("default", []), ("int8", ["--runtime", "litert_int8", "--tta", "none"]),
                         ("own", ["--tta", "default"])):
         assert cli_main([str(folder), "--detector", "none", "--out", str(tmp_path / f"{name}.csv"), "--quiet",
@@ -920,7 +920,7 @@ def test_cli_runtime_litert_writes_the_rows_keras_writes(fixture_faces, tmp_path
     pd.testing.assert_frame_equal(d, q)
     own = pd.read_csv(tmp_path / "own.csv")
     rec = R.EmotionRecognizer("default", detector="none", runtime="litert_int8")
-    assert rec.tta == "default" and rec.predictor.preprocessing["tta"] == "center_flip"
+    assert rec.tta == "default" and rec.predictor.preprocessing["tta"] == shipped.read_card()["tta"] != "none"
     assert np.abs(own[probs].to_numpy() - d[probs].to_numpy()).max() > 1e-3
     np.testing.assert_allclose(own[probs].to_numpy(), rec.predict(sorted(folder.glob("*.png")))[probs].to_numpy(),
                                atol=1e-4)
