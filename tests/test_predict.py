@@ -1055,3 +1055,25 @@ def test_docs_quote_the_committed_detector_setups_on_avx2():
     assert f"gets {gap:.1f} points fewer right" in section
     default = table[(table["job"] == "threads") & (table["default"] == True)]  # noqa: E712 - a CSV column
     assert len(default) == 1 and f"(the default) {default['per_s'].iloc[0]:.1f} images/s" in " ".join(section.split())
+
+
+def test_predict_command_benchmark_scores_the_commands_rows_and_counts_a_missing_face_wrong():
+    """``benchmarks/predict_command.py`` (issue 24's done-when check) scores the command's rows by file name, in any
+    order; a face without an ``ok`` row is wrong; rows naming other or repeated files are refused."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("predict_command", ROOT / "benchmarks" / "predict_command.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    names = ("a", "b", "c")
+    labels = np.array([0, 1, 2, 0, 1])
+    keep = np.array([True, True, False, True, False])
+    rows = pd.DataFrame({"source": ["/x/3.png", "/x/0.png", "/x/1.png", "/x/2.png", "/x/4.png"],
+                         "emotion": ["a", "a", "b", "a", None], "status": ["ok", "ok", "ok", "ok", "error"]})
+    got = module.score_rows(rows, labels, keep, names)
+    assert (got["accuracy"], got["dedup_accuracy"], got["faces_scored"]) == (0.6, 1.0, 4)
+    assert got["dedup_images"] == 3 and got["dedup_macro_f1"] == pytest.approx(2 / 3, abs=1e-4)  # class c absent
+    with pytest.raises(ValueError, match="unexpected or repeated"):
+        module.score_rows(pd.concat([rows, rows.iloc[:1]]), labels, keep, names)
+    with pytest.raises(ValueError, match="only 5 were written"):
+        module.score_rows(rows.assign(source=[f"{i}.png" for i in (0, 1, 2, 3, 9)]), labels, keep, names)
