@@ -50,7 +50,8 @@ def score_rows(rows, labels, keep, class_names) -> dict:
     for prefix, mask in (("", slice(None)), ("dedup_", keep)):
         y, p = labels[mask], pred[mask]
         out[f"{prefix}accuracy"] = round(float(np.mean(p == y)), 4)
-        out[f"{prefix}macro_f1"] = round(float(f1_score(y, p, labels=range(len(names)), average="macro", zero_division=0)), 4)
+        f1 = f1_score(y, p, labels=range(len(names)), average="macro", zero_division=0)
+        out[f"{prefix}macro_f1"] = round(float(f1), 4)
     return out
 
 

@@ -1077,3 +1077,33 @@ def test_predict_command_benchmark_scores_the_commands_rows_and_counts_a_missing
         module.score_rows(pd.concat([rows, rows.iloc[:1]]), labels, keep, names)
     with pytest.raises(ValueError, match="only 5 were written"):
         module.score_rows(rows.assign(source=[f"{i}.png" for i in (0, 1, 2, 3, 9)]), labels, keep, names)
+
+
+def test_docs_quote_the_shipped_models_committed_scores():
+    """docs/predict.md's tables of the shipped model are its card's and the committed benchmark files': the runtime x
+    TTA accuracies (``predict_accuracy.csv``), the done-when command (``predict_command_private_test.csv``), the TTA
+    choice on validation (``predict_tta_choice.csv``); the README's headline is the card's ten-crop score."""
+    results = ROOT / "benchmarks" / "results"
+    doc = (ROOT / "docs" / "predict.md").read_text()
+    card = shipped.read_card()
+    acc = pd.read_csv(results / "predict_accuracy.csv").set_index(["runtime", "tta"])
+    for runtime, label in (("keras", "`keras` (bf16 here)"), ("litert", "`litert` (float32)"),
+                           ("litert_int8", "`litert_int8` (the command's default)")):
+        row = next(line for line in doc.splitlines() if line.startswith(f"| {label} |"))
+        for tta in ("none", "flip", "center_flip", "ten_crop"):
+            assert f"{acc.loc[(runtime, tta), 'accuracy']:.4f}" in row, (runtime, tta)
+        assert f"({acc.loc[(runtime, 'ten_crop'), 'dedup_accuracy']:.4f})" in row
+    own = card["scores_by_tta"]["ten_crop"]
+    assert acc.loc[("keras", "ten_crop"), "accuracy"] == round(own["PrivateTest_accuracy"], 4)
+    command = pd.read_csv(results / "predict_command_private_test.csv").iloc[0]
+    assert command["model"] == "default" and command["tta"] == "ten_crop" and command["faces_scored"] == 3589
+    assert command["accuracy"] == acc.loc[("litert_int8", "ten_crop"), "accuracy"]  # the command is its runtime
+    assert f"**{command['accuracy']:.4f}** (macro-F1 {command['macro_f1']:.4f}; {command['dedup_accuracy']:.4f}" in doc
+    choice = pd.read_csv(results / "predict_tta_choice.csv")
+    for _, r in choice.iterrows():
+        row = next(line for line in doc.splitlines() if line.startswith(f"| `{r['tta']}` ({r['views per face']}"))
+        assert f"{r['accuracy']:.4f}" in row, (r["detector"], r["tta"])
+    assert card["tta"] == "ten_crop" and choice.loc[choice.detector == "none"].set_index("tta")["accuracy"].idxmax() \
+        == card["tta"]  # the model's own TTA is the best on its validation crops
+    readme = (ROOT / "README.md").read_text()
+    assert f"({100 * card['scores']['PrivateTest_accuracy']:.1f}% on FER-2013" in readme.replace("\n", " ")
