@@ -889,6 +889,10 @@ def test_litert_int8_runtime_is_a_quantized_model_that_keeps_the_classes(fixture
         assert 1e-5 < diff < 0.1, (tta, diff)  # quantized (not the float32 file), and close to it
         np.testing.assert_allclose(p8.sum(axis=1), 1.0, atol=1e-4)
         assert (p8.argmax(1) == p32.argmax(1)).mean() >= 0.9, tta
+    # activations are quantized per face, not per batch: a face's probabilities do not depend on the faces beside it
+    # (a per-batch scale would move them by about 1e-3)
+    alone = np.concatenate([q8.predict(faces[i:i + 1], tta=None) for i in range(len(faces))])
+    np.testing.assert_allclose(alone, q8.predict(faces[::-1], tta=None, batch_size=64)[::-1], rtol=0, atol=1e-6)
     again = load_predictor(shipped.DEFAULT_DIR, runtime="litert_int8")
     assert again.model.path == q8.model.path and len(list((tmp_path / lite.LITE_DIR).glob("*.tflite"))) == 2
     assert not list((tmp_path / lite.LITE_DIR).glob("*partial*"))
