@@ -7,7 +7,7 @@ labels: accuracy and macro-F1 as published and without the images whose near-dup
 (``data.leaked_rows``). This is issue 24's done-when check; ``benchmarks/predict.py --accuracy`` scores the same model
 in process per runtime and TTA.
 
-    python benchmarks/predict_command.py [--model default] [--tta ten_crop] [--split PrivateTest] [--out CSV]
+    python benchmarks/predict_command.py [--model default] [--tta ten_crop] [--split PrivateTest] --out CSV
 
 Needs FER-2013 (``FER_DATA_DIR``). Refuses an existing ``--out``.
 """
@@ -22,7 +22,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def score_rows(rows, labels, keep, class_names) -> dict:
@@ -60,7 +59,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="default")
     p.add_argument("--tta", default="ten_crop")
     p.add_argument("--split", default="PrivateTest", choices=("PublicTest", "PrivateTest"))
-    p.add_argument("--out", default=str(RESULTS / "predict_command_private_test.csv"))
+    p.add_argument("--out", required=True, help="the result CSV to write (never an existing file)")
     args = p.parse_args(argv)
     out = Path(args.out)
     if out.exists():
@@ -71,9 +70,7 @@ def main(argv=None) -> int:
 
     from fer_utils import data as D
 
-    ds = D.load_dataset("fer2013")
-    if ds.is_synthetic:
-        p.error("needs FER-2013 (set FER_DATA_DIR)")
+    ds = D.load_dataset("fer2013")  # a missing FER-2013 is a DataError that says where it looked
     test = ds.split(args.split)
     keep = ~D.leaked_rows(ds)[ds.splits == args.split]
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,7 +80,8 @@ def main(argv=None) -> int:
             cv2.imwrite(str(folder / f"{i}.png"), np.asarray(face).reshape(face.shape[:2]))
         command = [sys.executable, "-m", "fer_utils.predict", str(folder), "--model", args.model,
                    "--detector", "none", "--tta", args.tta, "--out", str(Path(tmp) / "rows.csv"), "--quiet"]
-        subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+        subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": path})
         rows = pd.read_csv(Path(tmp) / "rows.csv")
     result = {"split": args.split, "model": args.model, "tta": args.tta,
               "command": "python -m fer_utils.predict <faces> --model {} --detector none --tta {}".format(

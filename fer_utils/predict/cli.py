@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", default="litert_int8", choices=RUNTIMES,
                    help="what computes the probabilities: litert_int8 (default: the model with int8 weights, "
                         "LiteRT dynamic-range quantization, converted once into the cache; about twice as fast as "
-                        "keras; a few faces in a thousand change class: with ten_crop 0.26 points below keras on "
+                        "keras; about one face in a hundred changes class: with ten_crop 0.25 points below keras on "
                         "PrivateTest), litert (float32, the Keras float32 probabilities to about 1e-6) or keras "
                         "(exactly as evaluated)")
     p.add_argument("--video-stride", type=int, default=1, metavar="N", help="read every N-th video frame")
