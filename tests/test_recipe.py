@@ -1888,3 +1888,52 @@ def test_the_longer_schedule_at_batch_64_is_longer_with_the_batch_changed_and_th
     quiet = timings[timings["others_cores"] <= _QUIET_CORES]
     assert f"the {len(quiet)} quiet epochs" in text and f"median of {np.median(quiet['seconds']):.1f} s" in text
     assert f"accuracy at the last epoch {history['accuracy'].iloc[-1]:.3f}" in text
+
+
+def test_the_batch_64_seeds_and_their_crop_side_are_the_runs_files():
+    """docs/results.md's seeds 1 and 2 of ``longer_batch_64``: seed 0's recipe with another seed; the seed tables are
+    the runs' predictions and hold the committed ``full`` and ``longer`` rows; the docs hold the tables whole and quote
+    the mean, the comparison with ``longer`` and the validation-chosen crop side's test scores."""
+    from scipy import stats as st
+
+    results = ROOT / "benchmarks" / "results"
+    seeds = [results / f"recipe_e26_s{k}" / "longer_batch_64" for k in (0, 1, 2)]
+    for k in (1, 2):
+        assert runs.read_recipe(seeds[k]) == {**runs.read_recipe(seeds[0]), "seed": k}
+    folder = results / "recipe_seeds_s012_longer_batch_64"
+    table = pd.read_csv(folder / "recipe_seeds_cpu_e26.csv", index_col=[0, 1])
+    pd.testing.assert_frame_equal(table.loc[["full", "longer"]],
+                                  pd.read_csv(results / "recipe_seeds_cpu_e26.csv", index_col=[0, 1]))
+    mine = np.array([_private_accuracy(s) for s in seeds])
+    by_seed = pd.read_csv(folder / "recipe_seeds_cpu_e26_longer_batch_64_vs_longer.csv", index_col=0)
+    diffs = mine - [_private_accuracy(results / f"recipe_e26_s{k}" / "longer") for k in (0, 1, 2)]
+    assert list(by_seed["diff"][:3]) == pytest.approx(diffs, abs=1e-9)
+    assert by_seed.loc["paired t-test over seeds: p", "diff"] == pytest.approx(st.ttest_1samp(diffs, 0).pvalue)
+    docs = (ROOT / "docs" / "results.md").read_text()
+    start, end = docs.index("**Seeds 1 and 2** (`--seed 1` and `--seed 2`"), docs.index("**Shipped since 2026-12-05**")
+    section = docs[start:end]
+    seed_rows = (folder / "recipe_seeds_cpu_e26.md").read_text().split("`longer_batch_64`:")[1]
+    crop = results / "tta_crop_e26_longer_batch_64"
+    for md in (seed_rows, (folder / "recipe_seeds_cpu_e26_longer_batch_64_vs_longer.md").read_text(),
+               *crop.with_suffix(".md").read_text().split("\n\n")):  # the crop file: the grid, then the test table
+        assert "\n".join(line for line in md.splitlines() if line.startswith("|")) in section
+    text = " ".join(section.split())
+    mean = table.loc[("longer_batch_64", "mean of 3 seeds")]
+    assert mean["PrivateTest_accuracy"] == pytest.approx(mine.mean(), abs=1e-12)
+    assert f"mean of the three seeds {mean['PrivateTest_accuracy']:.4f} (sd " \
+           f"{table.loc[('longer_batch_64', 'sd of 3 seeds'), 'PrivateTest_accuracy']:.4f}), " \
+           f"{mean['PrivateTest_dedup_accuracy']:.4f} without near-duplicates" in text
+    assert f"{100 * diffs.mean():+.2f} points over the three `longer` seeds (paired t-test over seeds p = " \
+           f"{by_seed.loc['paired t-test over seeds: p', 'diff']:.2f}" in text
+    assert f"{100 * (0.695 - mine.mean()):.2f} points short of the issue's 0.695" in text
+    # the crop side: chosen on validation, the test scores at the choice
+    grid = pd.read_csv(crop.parent / f"{crop.name}_validation.csv")
+    means = grid.groupby("crop fraction")["accuracy"].mean()
+    chosen = pd.read_csv(crop.with_suffix(".csv"))
+    assert set(chosen["chosen fraction"]) == {means.idxmax()} == {0.98}
+    assert list(chosen["own accuracy"]) == pytest.approx(mine, abs=1e-9)
+    assert f"(mean {means[0.98]:.4f} against {means[0.875]:.4f}" in text
+    assert f"**{chosen['chosen accuracy'].mean():.4f} on average at 0.98 (sd {chosen['chosen accuracy'].std():.4f})**" \
+           in text
+    assert f"without near-duplicates {chosen['chosen dedup accuracy'].mean():.4f}" in text
+    assert f"{100 * (0.695 - chosen['chosen accuracy'].mean()):.2f} points short" in text
