@@ -41,10 +41,10 @@ def score_rows(rows, labels, keep, class_names) -> dict:
     index = index.astype(int).to_numpy()
     if index.max(initial=-1) >= len(labels):
         raise ValueError(f"the command's rows name face {index.max()}, but only {len(labels)} were written")
+    names = list(class_names)
     pred = np.full(len(labels), -1)
     ok = (rows["status"] == "ok").to_numpy()
-    pred[index[ok]] = [list(class_names).index(e) for e in rows["emotion"][ok]]
-    names = list(class_names)
+    pred[index[ok]] = [names.index(e) for e in rows["emotion"][ok]]
     out = {"images": len(labels), "faces_scored": int(ok.sum()), "dedup_images": int(keep.sum())}
     for prefix, mask in (("", slice(None)), ("dedup_", keep)):
         y, p = labels[mask], pred[mask]
