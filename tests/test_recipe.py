@@ -277,6 +277,13 @@ def test_each_variant_changes_exactly_one_ingredient_of_the_cpu_recipe():
     assert R.variant_settings(recipe, "longer_distill", 26) == longer
     assert R.VARIANTS["longer_distill"][1] == {"epochs_factor": 1.4, "distill": 0.5}
     assert "longer_distill" in R.TEACHER_VARIANTS
+    # the batch-64 schedule as a student: its settings, and the teacher's weight in its targets
+    small = R.variant_settings(recipe, "longer_batch_64", 26)
+    assert R.variant_settings(recipe, "longer_batch_64_distill", 26) == small
+    assert small["train_config"]["batch_size"] == 64 and small["train_config"]["epochs"] == 36
+    assert R.VARIANTS["longer_batch_64_distill"][1] == {
+        "epochs_factor": 1.4, "train_config": {"batch_size": 64, "learning_rate": 0.001}, "distill": 0.5}
+    assert "longer_batch_64_distill" in R.TEACHER_VARIANTS
     assert R.variant_settings(recipe, "longer", 7)["train_config"]["epochs"] == 10
     assert R.variant_settings(recipe, R.FULL, 1)["train_config"]["warmup_epochs"] == 0  # must stay < epochs
     with pytest.raises(ValueError, match="Unknown ablation variant.*no_dropout"):

@@ -101,8 +101,12 @@ VARIANTS["longer_distill"] = _together(("longer", "distill"), "the longer schedu
 #: the best 7-epoch candidate (+0.9 points, p 0.10) and twice the optimizer steps per epoch at the same cost per
 #: image; at full length it was measured only inside ``candidates``, together with two other changes.
 VARIANTS["longer_batch_64"] = _together(("longer", "batch_64"), "the longer schedule at batch 64")
+#: The longer schedule at batch 64 as a student (compare it with ``longer_batch_64``: distillation is the one change;
+#: the teacher meant is the three ``longer_batch_64`` seeds' ensemble, 0.7024 PrivateTest with ten-crop).
+VARIANTS["longer_batch_64_distill"] = _together(("longer_batch_64", "distill"),
+                                                "the longer schedule at batch 64 distilled")
 #: Variants that need teacher run folders (``run_ablation(teacher=...)``, ``benchmarks/recipe.py --teacher``).
-TEACHER_VARIANTS = ("distill", "separable_distill", "longer_distill")
+TEACHER_VARIANTS = ("distill", "separable_distill", "longer_distill", "longer_batch_64_distill")
 #: TTA variants: the full variant's model scored with another test-time augmentation (no training).
 TTA_VARIANTS = {"ten_crop_tta": ("TTA {} -> ten-crop", "ten_crop"), "flip_tta": ("TTA {} -> flip", "flip"),
                 "center_flip_tta": ("TTA {} -> centre crop + flip", "center_flip"), "no_tta": ("TTA {} -> none", None)}
