@@ -14,6 +14,9 @@
 - ``--tta-choice``: the shipped model's accuracy per TTA on its own validation rows without a near-duplicate in its
   training rows, as photos through BlazeFace and as crops (the ``litert_int8`` runtime): where ``predict``'s
   default TTA is chosen (never on a test split).
+- ``--ten-crop-choice``: on the same validation crops, ten-crop at the model's crop side and at 0.98 for each
+  runtime: which side the model's ten-crop takes and whether the command's ``--tta ten_crop`` should compute in
+  float32 LiteRT instead of int8 (rules in :func:`ten_crop_choice`, fixed before the scores were seen).
 - ``--components``: where the default path's time goes on this CPU, stage by stage on the same images as ``--speed``
   (decode, BlazeFace and Haar per image on one thread, the classifier per runtime on every core with the GFLOP/s it
   reaches, and an untrained ``fuse="separable"`` network's speed), then the command's default end to end with the
@@ -31,6 +34,7 @@ Usage (from the repository root)::
     python benchmarks/predict.py --fer-package --images 600      # the fer package, same images, its own process
     python benchmarks/predict.py --accuracy
     python benchmarks/predict.py --tta-choice
+    python benchmarks/predict.py --ten-crop-choice
     python benchmarks/predict.py --components --images 600
     python benchmarks/predict.py --scenes 100
     python benchmarks/predict.py --framing 1500
@@ -288,6 +292,50 @@ def tta_on_validation(ds, runtime: str = "litert_int8", detectors=("blazeface", 
     return pd.DataFrame(out)
 
 
+def ten_crop_choice(ds, fractions=(0.875, 0.98), runtimes=("keras", "litert", "litert_int8")):
+    """The shipped model's ten-crop set-up, chosen on its own clean validation rows (48x48 crops, as
+    ``--detector none`` gives them) by rules fixed before the scores were seen: the crop side is the ``fractions``
+    value with the best mean accuracy over ``runtimes`` (a tie keeps the model's recorded one), then the command's
+    ten-crop runtime is float32 LiteRT only where it is right on more of these faces than int8 at that side (a tie
+    keeps int8, the faster). Per runtime x fraction: accuracy, and McNemar's p against the shipped set-up (int8 at
+    the recorded fraction); the ``chosen`` column marks the choice."""
+    import numpy as np
+    import pandas as pd
+
+    from fer_utils.predictor import load_predictor
+    from fer_utils.predict.shipped import DEFAULT_DIR
+    from fer_utils.stats import mcnemar_test
+
+    faces, labels = clean_validation(ds)
+    preds, out = {}, []
+    for runtime in runtimes:
+        predictor = load_predictor(DEFAULT_DIR, runtime=runtime)
+        recorded = float(predictor.preprocessing["crop_fraction"])
+        for fraction in dict.fromkeys((recorded, *fractions)):
+            predictor.preprocessing["crop_fraction"] = float(fraction)
+            preds[runtime, fraction] = predictor.predict(faces, tta="ten_crop").argmax(1)
+    base = preds.get(("litert_int8", recorded))
+    for (runtime, fraction), pred in preds.items():
+        out.append({"runtime": runtime, "tta": "ten_crop", "crop_fraction": fraction, "images": len(labels),
+                    "correct": int((pred == labels).sum()), "accuracy": round(float(np.mean(pred == labels)), 4),
+                    "mcnemar_p_vs_shipped": float("nan") if base is None or pred is base
+                    else round(mcnemar_test(labels, pred, base)["p"], 4)})
+    return choose_ten_crop(pd.DataFrame(out), recorded)
+
+
+def choose_ten_crop(table, recorded: float):
+    """:func:`ten_crop_choice`'s rules on its table (``runtime``, ``crop_fraction``, ``correct``), its ``chosen``
+    column added: the side with the most right answers over the runtimes (a tie keeps ``recorded``), then float32
+    LiteRT over int8 at that side only with more right answers."""
+    table = table.copy()
+    totals = table.groupby("crop_fraction", sort=False)["correct"].sum()
+    side = recorded if totals[recorded] >= totals.max() else float(totals.idxmax())
+    at = table[table["crop_fraction"] == side].set_index("runtime")["correct"]
+    lite = "litert" if at.get("litert", -1) > at.get("litert_int8", -1) else "litert_int8"
+    table["chosen"] = (table["crop_fraction"] == side) & (table["runtime"] == lite)
+    return table
+
+
 def cpu_kind() -> str:
     """The CPU's class as the docs name it: AMX, AVX512-BF16, AVX-512 or AVX2 (from /proc/cpuinfo)."""
     from fer_utils.artifacts import cpu_flags
@@ -408,6 +456,9 @@ def main(argv=None) -> int:
     p.add_argument("--tta-choice", action="store_true",
                    help="accuracy per TTA on the shipped model's clean validation rows through BlazeFace and without a "
                         "detector, the int8 runtime (predict_tta_choice.csv): which TTA predict should use")
+    p.add_argument("--ten-crop-choice", action="store_true",
+                   help="ten-crop's crop side and the command's runtime for it, chosen on the shipped model's clean "
+                        "validation crops (predict_ten_crop_choice.csv)")
     p.add_argument("--components", action="store_true", help="where the default path's time goes on this CPU")
     p.add_argument("--classify-workers", type=int, default=None, metavar="N",
                    help="--speed: the end-to-end paths with N threads classifying batches, each on its own one-thread "
@@ -418,8 +469,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
     if not (args.speed or args.scenes or args.framing or args.fer_package or args.accuracy or args.tta_choice
-            or args.components):
-        p.error("choose --speed, --fer-package, --accuracy, --tta-choice, --components, --scenes N and/or --framing N")
+            or args.ten_crop_choice or args.components):
+        p.error("choose --speed, --fer-package, --accuracy, --tta-choice, --ten-crop-choice, --components, --scenes N "
+                "and/or --framing N")
     if args.speed and args.fer_package:
         p.error("--speed and --fer-package measure in separate processes: run them one after the other")
     if args.classify_workers is not None and (args.classify_workers < 1 or not args.speed):
@@ -457,6 +509,8 @@ def main(argv=None) -> int:
         jobs.append(("accuracy", lambda: runtime_accuracy(ds, runtimes)))
     if args.tta_choice:
         jobs.append(("tta_choice", lambda: tta_on_validation(ds)))
+    if args.ten_crop_choice:
+        jobs.append(("ten_crop_choice", lambda: ten_crop_choice(ds)))
     if args.fer_package:
         jobs.append(("speed_fer_package", lambda: fer_package_speed(ds.split("PrivateTest").images, args.images,
                                                                     args.repeats)))

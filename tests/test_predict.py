@@ -396,6 +396,32 @@ def test_an_export_card_records_the_validation_carve_out_and_it_is_used_again(mo
     assert (ds.checksum, group, carved) == ("rows", False, [(False, 1, 0.2)])
 
 
+def test_ten_crop_choice_keeps_the_recorded_side_and_int8_unless_another_is_right_more_often():
+    """``benchmarks/predict.py --ten-crop-choice``'s rules: the crop side with the most right answers over the runtimes
+    (a tie keeps the model's own), then float32 LiteRT only where it beats int8 at that side."""
+    import importlib.util
+
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("predict_bench", ROOT / "benchmarks" / "predict.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def chosen(correct):  # {(runtime, fraction): right answers} -> the chosen (runtime, fraction)
+        table = pd.DataFrame([{"runtime": r, "crop_fraction": f, "correct": c} for (r, f), c in correct.items()])
+        picked = module.choose_ten_crop(table, 0.875)
+        assert picked["chosen"].sum() == 1 and picked.drop(columns="chosen").equals(table)
+        row = picked[picked["chosen"]].iloc[0]
+        return row["runtime"], row["crop_fraction"]
+
+    same = {(r, f): 100 for r in ("keras", "litert", "litert_int8") for f in (0.875, 0.98)}
+    assert chosen(same) == ("litert_int8", 0.875)  # ties keep the model's side and the faster runtime
+    assert chosen({**same, ("keras", 0.98): 103}) == ("litert_int8", 0.98)  # the side is chosen over every runtime
+    assert chosen({**same, ("keras", 0.98): 103, ("litert", 0.98): 101}) == ("litert", 0.98)
+    # float32 ahead only at the side not chosen: int8 stays
+    assert chosen({**same, ("litert", 0.98): 101, ("litert_int8", 0.875): 103}) == ("litert_int8", 0.875)
+
+
 def test_tta_choice_uses_the_shipped_models_own_validation_rows_and_refuses_another_split(tmp_path, monkeypatch):
     """``benchmarks/predict.py --tta-choice`` chooses on the validation rows of the shipped model's own split: the one
     its card records (or, without a record, the one that reproduces its data checksum); a card whose split does not
