@@ -307,6 +307,18 @@ def test_export_round_trip_keeps_predictions_and_never_overwrites(tiny_fer, tmp_
     assert np.abs(a - b).max() < 5e-3
     with pytest.raises(FileExistsError, match="already holds"):
         export.export_model(run, out)
+    # another crop side (chosen on validation): recorded beside the run's, and the export's views take it
+    wide = export.export_model(run, tmp_path / "wide", dataset=tiny_fer, tta="ten_crop", crop_fraction=0.5)
+    assert (wide["crop_fraction"], wide["source_crop_fraction"]) == (0.5, 0.875)
+    spec = json.loads((tmp_path / "wide" / "preprocessing.json").read_text())
+    assert (spec["crop_fraction"], spec["source_crop_fraction"], spec["tta"]) == (0.5, 0.875, "ten_crop")
+    source, exported = load_predictor(run), load_predictor(tmp_path / "wide")
+    source.preprocessing["crop_fraction"] = 0.5
+    a, b = source.predict(faces, tta="ten_crop"), exported.predict(faces)
+    assert np.abs(a - b).max() < 5e-3
+    exported.preprocessing["crop_fraction"] = 0.875  # the same weights at the run's side give other probabilities
+    assert np.abs(exported.predict(faces) - b).max() > 1e-5
+    assert card["crop_fraction"] == card["source_crop_fraction"] == 0.875  # not given: the run's own
     before = (out / shipped.CARD_FILE).read_bytes()
     export.export_model(run, out, overwrite=True)
     aside = list(out.glob("replaced-*"))
@@ -326,6 +338,10 @@ def test_export_round_trip_keeps_predictions_and_never_overwrites(tiny_fer, tmp_
 def test_export_checks_its_arguments_before_anything_loads(tmp_path, capsys):
     with pytest.raises(ValueError, match="tta: 'rotate'; expected one of"):
         export.export_model(tmp_path, tmp_path / "out", tta="rotate")
+    for bad in (0, 1.5, "0.9"):
+        with pytest.raises(ValueError, match=r"crop_fraction=.*expected a number in \(0, 1\]"):
+            export.export_model(tmp_path, tmp_path / "out", crop_fraction=bad)
+    assert not (tmp_path / "out").exists()
     with pytest.raises(SystemExit):
         export.main([str(tmp_path)])
     assert "no model.keras" in capsys.readouterr().err

@@ -3,13 +3,14 @@
 ::
 
     python -m fer_utils.experiments.export RUN_DIR [--out DIR] [--tta default|none|flip|center_flip|ten_crop]
-        [--dataset fer2013] [--overwrite]
+        [--crop-fraction F] [--dataset fer2013] [--overwrite]
 
 An exported folder (the format is :mod:`fer_utils.predictor`'s, which loads it)::
 
     architecture.json   the Keras model's config (``model.to_json()``; custom layers are registered by fer_utils)
     weights.npz         every weight in ``model.get_weights()`` order, stored as float16 (loaded back as float32)
-    preprocessing.json  the source run's preprocessing record, unchanged (classes, input, normalization, TTA)
+    preprocessing.json  the source run's preprocessing record (classes, input, normalization, TTA), unchanged but
+                        for a TTA or crop side given to the export (the source's then kept as ``source_*``)
     predictions.npz     the exported model's probabilities on the test splits (the run-folder format)
     model_card.json     where it came from and how good it is: source run, data checksum, the commands that
                         reproduce it, the source run's scores and the exported weights' scores on every test
@@ -51,7 +52,8 @@ def _size_kb(path: Path) -> float:
 
 
 def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Optional[list] = None,
-                 overwrite: bool = False, note: str = "", group: Optional[bool] = None) -> dict:
+                 overwrite: bool = False, note: str = "", group: Optional[bool] = None,
+                 crop_fraction: Optional[float] = None) -> dict:
     """Export the model of ``run_dir`` to ``out_dir`` with float16 weights, score it, write its card.
 
     Args:
@@ -62,6 +64,8 @@ def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Opt
             None writes the card without the exported weights' scores.
         tta: the exported model's test-time augmentation (``"default"``: the run's own; ``"none"``, ``"flip"``,
             ``"center_flip"``, ``"ten_crop"``); the card scores every TTA, ``scores`` being those of this one.
+        crop_fraction: the side of the ``center_flip`` / ``ten_crop`` crops as a fraction of the face's, in (0, 1]
+            (None: the run's own), e.g. one chosen on validation (``benchmarks/predict.py --ten-crop-choice``).
         commands: the commands that reproduce the run and the export (recorded in the card).
         group: how the run's validation split was carved (True: whole near-duplicate families, False: row by row),
             recorded in the card's ``split_params`` so that choices made later on the model's validation rows
@@ -74,7 +78,8 @@ def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Opt
 
     Raises:
         FileExistsError: ``out_dir`` already holds an export and not ``overwrite``.
-        ValueError: ``dataset``'s checksum differs from the run's, or an unknown ``tta``.
+        ValueError: ``dataset``'s checksum differs from the run's, an unknown ``tta`` or a ``crop_fraction`` outside
+            (0, 1] (before anything is written).
     """
     from fer_utils import artifacts
     from fer_utils.evaluate.tta import TTA_NAMES, resolve_tta
@@ -82,6 +87,9 @@ def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Opt
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     tta = resolve_tta(tta)
+    if crop_fraction is not None and not (isinstance(crop_fraction, (int, float)) and 0 < crop_fraction <= 1):
+        raise ValueError(f"crop_fraction={crop_fraction!r}: expected a number in (0, 1] (the crop's side as a "
+                         "fraction of the face's), or None for the run's own")
     metrics = runs.read_metrics(run_dir)
     checksum = metrics.get("headline", {}).get("data_checksum")
     if dataset is not None and checksum and dataset.checksum != checksum:
@@ -101,6 +109,8 @@ def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Opt
     spec = runs.read_preprocessing(run_dir)
     if tta != "default":
         spec = {**spec, "tta": tta, "source_tta": spec["tta"]}
+    if crop_fraction is not None and float(crop_fraction) != float(spec["crop_fraction"]):
+        spec = {**spec, "crop_fraction": float(crop_fraction), "source_crop_fraction": spec["crop_fraction"]}
     runs.write_preprocessing(out_dir, **spec)
 
     headline = metrics.get("headline", {})
@@ -120,6 +130,8 @@ def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Opt
         "best_val_accuracy": headline.get("best_val_accuracy"),
         "tta": spec["tta"] or "none",
         "source_tta": runs.read_preprocessing(run_dir).get("tta"),
+        "crop_fraction": spec["crop_fraction"],
+        "source_crop_fraction": runs.read_preprocessing(run_dir).get("crop_fraction"),
         "commands": list(commands or []),
         "note": note,
         "source_scores": {k: v for k, v in headline.items() if k.endswith(("_accuracy", "_macro_f1", "_copies"))
@@ -253,19 +265,24 @@ def main(argv=None) -> int:
     p.add_argument("run_dir")
     p.add_argument("--out", default=str(DEFAULT_DIR), help="exported folder (default: the package's default model)")
     p.add_argument("--tta", default=DEFAULT_TTA, choices=(DEFAULT_TTA,) + TTA_NAMES)
+    p.add_argument("--crop-fraction", type=float, default=None,
+                   help="side of the center_flip / ten_crop crops as a fraction of the face's (default: the run's)")
     p.add_argument("--dataset", default="fer2013", help="the dataset the run was trained on (found via FER_DATA_DIR)")
     p.add_argument("--overwrite", action="store_true", help="move an existing export aside and replace it")
     args = p.parse_args(argv)
     run_dir = Path(args.run_dir)
     if not (run_dir / runs.MODEL_FILE).is_file():
         p.error(f"{run_dir}: no {runs.MODEL_FILE}; expected a finished model run folder")
+    if args.crop_fraction is not None and not 0 < args.crop_fraction <= 1:
+        p.error(f"--crop-fraction {args.crop_fraction}: expected a number in (0, 1]")
     metrics = runs.read_metrics(run_dir)
     ds, group = training_split(args.dataset, metrics.get("metadata", {}).get("params", {}),
                                checksum=metrics.get("headline", {}).get("data_checksum"))
     command = f"{COMMAND} " + " ".join(argv if argv is not None else sys.argv[1:])
     reproduce = training_command(run_dir)
     card = export_model(run_dir, args.out, dataset=ds, tta=args.tta, overwrite=args.overwrite,
-                        commands=[c for c in (reproduce, command) if c], group=group)
+                        commands=[c for c in (reproduce, command) if c], group=group,
+                        crop_fraction=args.crop_fraction)
     print(json.dumps({k: card[k] for k in ("model", "params", "tta", "scores", "files_kb") if k in card}, indent=1))
     return 0
 
