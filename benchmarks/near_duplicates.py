@@ -9,12 +9,14 @@ speed, and what it finds in FER-2013 (``fer_utils.data.duplicates``).
   Training (different photograph collections). A false match = an image with any match.
 - **FER-2013**: the test splits against Training (best match per test image, by split and kind), the families over
   all splits and their conflicting labels, and the wall time of each search.
-- ``--shipped``: the shipped model's accuracy on the test splits, on their copies of Training images and without.
+- ``--shipped``: the shipped model's accuracy on the test splits, on their copies of Training images and without;
+  with ``--against``, its recorded PrivateTest predictions against an earlier file's, face by face.
 
 Writes ``benchmarks/results/near_duplicates.json`` and ``.md``. Needs ``FER_DATA_DIR`` (FER-2013 and CK+48).
 
     python benchmarks/near_duplicates.py            # about 10 minutes on 2 cores, no cache used
     python benchmarks/near_duplicates.py --shipped  # the shipped model with and without the copies
+    python benchmarks/near_duplicates.py --shipped --against OLD/predictions.npz  # against earlier predictions
 """
 
 from __future__ import annotations
@@ -169,6 +171,35 @@ def shipped_accuracy(ds: D.FERDataset) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def shipped_against(ds: D.FERDataset, earlier, split: str = "PrivateTest") -> pd.DataFrame:
+    """The shipped model's recorded predictions (its ``predictions.npz``) against an ``earlier`` predictions file of
+    the same rows (e.g. the same weights at another crop side): accuracy of each, faces newly right and newly wrong,
+    McNemar's p, on ``split``'s images, their copies of Training images (byte copies, near-duplicates, mirrors) and
+    the rest."""
+    from fer_utils import runs
+    from fer_utils.stats import mcnemar_test
+
+    model = Path(D.__file__).parents[1] / "predict" / "default_model"
+    now, then = runs.load_predictions(model), runs.load_predictions(earlier)
+    if not np.array_equal(now["source_ids"], then["source_ids"]):
+        raise ValueError(f"{earlier}: its rows are not the shipped model's ({model / 'predictions.npz'})")
+    keep = now["split"] == split
+    where = {s: i for i, s in enumerate(ds.source_ids)}
+    rows = np.array([where[s] for s in now["source_ids"][keep]])
+    leaked = D.leaked_rows(ds, "Training")[rows]
+    y, new, old = now["y_true"][keep], now["y_pred"][keep], then["y_pred"][keep]
+    out = []
+    for part, mask in (("all", np.ones(len(y), bool)), ("copies of Training (byte, near, mirror)", leaked),
+                       ("without any copy (dedup)", ~leaked)):
+        test = mcnemar_test(y[mask], new[mask], old[mask])
+        out.append({"split": split, "images": part, "n": int(mask.sum()),
+                    "earlier_accuracy": round(float(np.mean(old[mask] == y[mask])), 4),
+                    "shipped_accuracy": round(float(np.mean(new[mask] == y[mask])), 4),
+                    "newly_right": test["a right b wrong"], "newly_wrong": test["a wrong b right"],
+                    "mcnemar_p": round(test["p"], 4)})
+    return pd.DataFrame(out)
+
+
 def _markdown(df: pd.DataFrame) -> str:
     cells = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row] for row in df.itertuples(index=False)]
     return "\n".join(["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
@@ -182,9 +213,19 @@ def main(argv=None):
     p.add_argument("--out", default=str(OUT / "near_duplicates"))
     p.add_argument("--shipped", action="store_true", help="only score the shipped model with and without copies "
                    "(writes <out>_shipped.csv)")
+    p.add_argument("--against", metavar="PREDICTIONS_NPZ",
+                   help="with --shipped: compare the shipped model's recorded predictions with this earlier file's "
+                        "on PrivateTest, with and without copies, McNemar (writes <out>_shipped_against.csv)")
     args = p.parse_args(argv)
+    if args.against and not (args.shipped and Path(args.against).is_file()):
+        p.error(f"--against {args.against!r}: expected an existing predictions .npz file, with --shipped")
     root = Path(os.environ["FER_DATA_DIR"])
     fer = D.load_dataset("fer2013", root)
+    if args.against:
+        table = shipped_against(fer, args.against)
+        table.to_csv(Path(args.out + "_shipped_against.csv"), index=False)
+        print(_markdown(table))
+        return
     if args.shipped:
         table = shipped_accuracy(fer)
         table.to_csv(Path(args.out + "_shipped.csv"), index=False)

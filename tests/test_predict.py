@@ -1125,6 +1125,51 @@ def test_predict_command_benchmark_scores_the_commands_rows_and_counts_a_missing
         module.score_rows(rows.assign(source=[f"{i}.png" for i in (0, 1, 2, 3, 9)]), labels, keep, names)
 
 
+def test_the_shipped_crop_side_and_ten_crop_runtime_are_the_validation_choice():
+    """The shipped model's crop side is the one ``--ten-crop-choice`` chose on its validation crops
+    (``predict_ten_crop_choice.csv``, the rules applied again to the committed counts), recorded in its
+    ``preprocessing.json`` and card beside the source run's, and the command computes ten-crop with the runtime
+    chosen there."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("predict_bench", ROOT / "benchmarks" / "predict.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table = pd.read_csv(ROOT / "benchmarks" / "results" / "predict_ten_crop_choice.csv")
+    card, own = shipped.read_card(), runs.read_preprocessing(shipped.DEFAULT_DIR)
+    assert set(table["images"]) == {2872} and (table["accuracy"] == (table["correct"] / 2872).round(4)).all()
+    measured_at = float(table.loc[table["mcnemar_p_vs_shipped"].isna(), "crop_fraction"].iloc[0])
+    assert measured_at == card["source_crop_fraction"] == own["source_crop_fraction"] == 0.875
+    again = module.choose_ten_crop(table.drop(columns="chosen"), measured_at)
+    assert again["chosen"].equals(table["chosen"]) and table["chosen"].sum() == 1
+    chosen = table[table["chosen"]].iloc[0]
+    assert chosen["crop_fraction"] == card["crop_fraction"] == own["crop_fraction"] == 0.98
+    from fer_utils.predict import cli
+
+    assert cli.build_parser().get_default("runtime") == chosen["runtime"]
+    doc = (ROOT / "docs" / "predict.md").read_text()
+    # what the side did on PrivateTest: the kept predictions at 0.875 are the kept card's, the docs quote the file
+    results = ROOT / "benchmarks" / "results"
+    then = json.loads((results / "shipped_at_crop_0875_model_card.json").read_text())
+    earlier = runs.load_predictions(results / "shipped_at_crop_0875_predictions.npz")
+    private = earlier["split"] == "PrivateTest"
+    assert np.mean(earlier["y_pred"][private] == earlier["y_true"][private]) == pytest.approx(
+        then["scores_by_tta"]["ten_crop"]["PrivateTest_accuracy"])
+    against = pd.read_csv(results / "near_duplicates_shipped_against.csv").set_index("images")
+    assert against.loc["all", "shipped_accuracy"] == round(card["scores"]["PrivateTest_accuracy"], 4)
+    assert against["n"].to_dict() == {"all": 3589, "copies of Training (byte, near, mirror)": 882,
+                                      "without any copy (dedup)": 2707}
+    flat = " ".join(doc.split())
+    for part, label in (("all", "on all 3,589 PrivateTest faces"), ("without any copy (dedup)", "new faces")):
+        r = against.loc[part]
+        assert f"{r['earlier_accuracy']:.4f} -> {r['shipped_accuracy']:.4f}" in flat, part
+        assert f"p = {r['mcnemar_p']:.2f}" in flat and label in flat
+    for runtime, rows in table.groupby("runtime"):  # the docs' table is the file's
+        line = next(x for x in doc.splitlines() if x.startswith(f"| `{runtime}` | "))
+        for _, r in rows.iterrows():
+            assert f"{r['correct']:,} ({r['accuracy']:.4f})" in line, (runtime, r["crop_fraction"])
+
+
 def test_docs_quote_the_shipped_models_committed_scores():
     """docs/predict.md's tables of the shipped model are its card's and the committed benchmark files': the runtime x
     TTA accuracies (``predict_accuracy.csv``), the done-when command (``predict_command_private_test.csv``), the TTA

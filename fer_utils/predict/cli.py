@@ -67,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", default="litert_int8", choices=RUNTIMES,
                    help="what computes the probabilities: litert_int8 (default: the model with int8 weights, "
                         "LiteRT dynamic-range quantization, converted once into the cache; about twice as fast as "
-                        "keras; about one face in a hundred changes class: with ten_crop 0.25 points below keras on "
-                        "PrivateTest), litert (float32, the Keras float32 probabilities to about 1e-6) or keras "
+                        "keras; about one face in a hundred changes class, no accuracy lost measurably on PrivateTest; "
+                        "kept for ten_crop on validation, benchmarks/results/predict_ten_crop_choice.csv), "
+                        "litert (float32, the Keras float32 probabilities to about 1e-6) or keras "
                         "(exactly as evaluated)")
     p.add_argument("--video-stride", type=int, default=1, metavar="N", help="read every N-th video frame")
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="faces per classifier batch")
