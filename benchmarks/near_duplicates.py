@@ -177,9 +177,9 @@ def shipped_against(ds: D.FERDataset, earlier, split: str = "PrivateTest") -> pd
     McNemar's p, on ``split``'s images, their copies of Training images (byte copies, near-duplicates, mirrors) and
     the rest."""
     from fer_utils import runs
+    from fer_utils.predict.shipped import DEFAULT_DIR as model
     from fer_utils.stats import mcnemar_test
 
-    model = Path(D.__file__).parents[1] / "predict" / "default_model"
     now, then = runs.load_predictions(model), runs.load_predictions(earlier)
     if not np.array_equal(now["source_ids"], then["source_ids"]):
         raise ValueError(f"{earlier}: its rows are not the shipped model's ({model / 'predictions.npz'})")

@@ -16,7 +16,9 @@
   default TTA is chosen (never on a test split).
 - ``--ten-crop-choice``: on the same validation crops, ten-crop at the model's crop side and at 0.98 for each
   runtime: which side the model's ten-crop takes and whether the command's ``--tta ten_crop`` should compute in
-  float32 LiteRT instead of int8 (rules in :func:`ten_crop_choice`, fixed before the scores were seen).
+  float32 LiteRT instead of int8 (rules in :func:`ten_crop_choice`, committed before this command first ran; the
+  run's own ten-crop validation scores at both sides were on file then:
+  ``tta_crop_e26_longer_batch_64_validation.csv``).
 - ``--components``: where the default path's time goes on this CPU, stage by stage on the same images as ``--speed``
   (decode, BlazeFace and Haar per image on one thread, the classifier per runtime on every core with the GFLOP/s it
   reaches, and an untrained ``fuse="separable"`` network's speed), then the command's default end to end with the
@@ -294,11 +296,12 @@ def tta_on_validation(ds, runtime: str = "litert_int8", detectors=("blazeface", 
 
 def ten_crop_choice(ds, fractions=(0.875, 0.98), runtimes=("keras", "litert", "litert_int8")):
     """The shipped model's ten-crop set-up, chosen on its own clean validation rows (48x48 crops, as
-    ``--detector none`` gives them) by rules fixed before the scores were seen: the crop side is the ``fractions``
+    ``--detector none`` gives them) by rules committed before this first ran: the crop side is the ``fractions``
     value with the best mean accuracy over ``runtimes`` (a tie keeps the model's recorded one), then the command's
     ten-crop runtime is float32 LiteRT only where it is right on more of these faces than int8 at that side (a tie
-    keeps int8, the faster). Per runtime x fraction: accuracy, and McNemar's p against the shipped set-up (int8 at
-    the recorded fraction); the ``chosen`` column marks the choice."""
+    keeps int8, the faster). Per runtime x fraction: accuracy, and McNemar's p against int8 at the source run's
+    fraction (``source_crop_fraction`` where an export changed it, so a rerun after shipping the choice writes the
+    same table); the ``chosen`` column marks the choice."""
     import numpy as np
     import pandas as pd
 
@@ -310,7 +313,8 @@ def ten_crop_choice(ds, fractions=(0.875, 0.98), runtimes=("keras", "litert", "l
     preds, out = {}, []
     for runtime in runtimes:
         predictor = load_predictor(DEFAULT_DIR, runtime=runtime)
-        recorded = float(predictor.preprocessing["crop_fraction"])
+        own = predictor.preprocessing
+        recorded = float(own.get("source_crop_fraction", own["crop_fraction"]))
         for fraction in dict.fromkeys((recorded, *fractions)):
             predictor.preprocessing["crop_fraction"] = float(fraction)
             preds[runtime, fraction] = predictor.predict(faces, tta="ten_crop").argmax(1)

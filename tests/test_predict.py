@@ -338,7 +338,7 @@ def test_export_round_trip_keeps_predictions_and_never_overwrites(tiny_fer, tmp_
 def test_export_checks_its_arguments_before_anything_loads(tmp_path, capsys):
     with pytest.raises(ValueError, match="tta: 'rotate'; expected one of"):
         export.export_model(tmp_path, tmp_path / "out", tta="rotate")
-    for bad in (0, 1.5, "0.9"):
+    for bad in (0, 1.5, "0.9", True):
         with pytest.raises(ValueError, match=r"crop_fraction=.*expected a number in \(0, 1\]"):
             export.export_model(tmp_path, tmp_path / "out", crop_fraction=bad)
     assert not (tmp_path / "out").exists()
@@ -1160,10 +1160,17 @@ def test_the_shipped_crop_side_and_ten_crop_runtime_are_the_validation_choice():
     assert against["n"].to_dict() == {"all": 3589, "copies of Training (byte, near, mirror)": 882,
                                       "without any copy (dedup)": 2707}
     flat = " ".join(doc.split())
-    for part, label in (("all", "on all 3,589 PrivateTest faces"), ("without any copy (dedup)", "new faces")):
+    for part, label in (("all", "on all 3,589 PrivateTest faces"), ("copies of Training (byte, near, mirror)",
+                        "on the 882 whose near-duplicate family holds a training image"),
+                        ("without any copy (dedup)", "on the 2,707 new faces")):
         r = against.loc[part]
-        assert f"{r['earlier_accuracy']:.4f} -> {r['shipped_accuracy']:.4f}" in flat, part
-        assert f"p = {r['mcnemar_p']:.2f}" in flat and label in flat
+        p = f"{r['mcnemar_p']:.3f}" if r["mcnemar_p"] < 0.05 else f"{r['mcnemar_p']:.2f}"
+        said = flat[flat.index(label):][:120].replace("*", "")
+        assert said.startswith(f"{label} {r['earlier_accuracy']:.4f} -> {r['shipped_accuracy']:.4f} (p = {p}"), said
+    data_md = " ".join((ROOT / "docs" / "data.md").read_text().split())  # the copies table's columns
+    dedup = against.loc["without any copy (dedup)"]
+    assert f"| **without any copy (\"dedup\")** | 2,707 | **{dedup['shipped_accuracy']:.4f}** | " \
+           f"**{dedup['earlier_accuracy']:.4f}** |" in data_md
     for runtime, rows in table.groupby("runtime"):  # the docs' table is the file's
         line = next(x for x in doc.splitlines() if x.startswith(f"| `{runtime}` | "))
         for _, r in rows.iterrows():

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import numbers
 import os
 import re
 import shutil
@@ -87,7 +88,8 @@ def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Opt
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     tta = resolve_tta(tta)
-    if crop_fraction is not None and not (isinstance(crop_fraction, (int, float)) and 0 < crop_fraction <= 1):
+    if crop_fraction is not None and (isinstance(crop_fraction, bool) or not isinstance(crop_fraction, numbers.Real)
+                                      or not 0 < crop_fraction <= 1):
         raise ValueError(f"crop_fraction={crop_fraction!r}: expected a number in (0, 1] (the crop's side as a "
                          "fraction of the face's), or None for the run's own")
     metrics = runs.read_metrics(run_dir)
@@ -109,7 +111,7 @@ def export_model(run_dir, out_dir, *, dataset=None, tta="default", commands: Opt
     spec = runs.read_preprocessing(run_dir)
     if tta != "default":
         spec = {**spec, "tta": tta, "source_tta": spec["tta"]}
-    if crop_fraction is not None and float(crop_fraction) != float(spec["crop_fraction"]):
+    if crop_fraction is not None:  # given: recorded beside the run's own, as the card does
         spec = {**spec, "crop_fraction": float(crop_fraction), "source_crop_fraction": spec["crop_fraction"]}
     runs.write_preprocessing(out_dir, **spec)
 

@@ -10,8 +10,8 @@ Keras model once (Keras 3's ``model.export(..., format="litert")``, a few second
 without a representative dataset): weights stored as int8, activations quantized at run time, each face's on its own
 (its probabilities do not depend on the other faces in its batch; tested), so no calibration data is needed. On the
 shipped model it is about twice as fast as float32 under XNNPACK; its probabilities differ from Keras' by up to a few
-hundredths, so about one face in a hundred changes class: no measurable loss on PrivateTest at any TTA (with ten-crop
-at the shipped 47-pixel side +0.03 points, p = 1.0; at 42 pixels it was -0.25, p = 0.035; ``docs/predict.md``:
+hundredths, so about one face in a hundred changes class: at the shipped 47-pixel crop side no measurable loss on
+PrivateTest at any TTA (with ten-crop +0.03 points, p = 1.0; at 42 pixels it was -0.25, p = 0.035; ``docs/predict.md``:
 measured with the commands there).
 
 The interpreter comes from ``ai_edge_litert`` when installed (LiteRT's maintained package), else from
