@@ -1944,3 +1944,50 @@ def test_the_batch_64_seeds_and_their_crop_side_are_the_runs_files():
            in text
     assert f"without near-duplicates {chosen['chosen dedup accuracy'].mean():.4f}" in text
     assert f"{100 * (0.695 - chosen['chosen accuracy'].mean()):.2f} points short" in text
+
+
+def test_the_batch_64_student_is_its_reference_with_soft_targets_and_the_docs_read_its_files():
+    """docs/results.md's "The batch-64 schedule distilled" comes from ``recipe_e26_s0/longer_batch_64_distill``: the
+    reference's recipe with the teacher recorded (the three ``longer_batch_64`` seeds), its table row the ablation
+    CSV's, its accuracy its predictions', its quiet-epoch median its timings', and the two validation rules' numbers
+    the committed files'."""
+    from fer_utils import stats
+
+    results = ROOT / "benchmarks" / "results"
+    folder = results / "recipe_e26_s0" / "longer_batch_64_distill"
+    ref, run = (runs.read_recipe(results / "recipe_e26_s0" / v) for v in ("longer_batch_64", "longer_batch_64_distill"))
+    assert run["train_config"] == ref["train_config"] and run["train_config"]["batch_size"] == 64
+    teacher = json.loads((results / "recipe_e26_teacher_longer_batch_64_s012.json").read_text())
+    assert run["distillation"]["members"] == teacher["members"] and len(teacher["members"]) == 3
+    assert all(m.endswith(f"e26-s{k}/longer_batch_64") for k, m in enumerate(teacher["members"]))
+    table = pd.read_csv(results / "recipe_ablation_cpu_e26_longer_batch_64_distill.csv").set_index("variant")
+    row, reference = table.loc["longer_batch_64_distill"], table.loc["longer_batch_64"]
+    assert row["PrivateTest_accuracy"] == pytest.approx(_private_accuracy(folder), abs=1e-9)
+    timings, history = pd.read_csv(folder / "timings.csv"), pd.read_csv(folder / "history.csv")
+    assert len(timings) == len(history) == 36 and row["train minutes"] == round(timings["seconds"].sum() / 60, 1)
+    docs = (ROOT / "docs" / "results.md").read_text()
+    title = "**The batch-64 schedule distilled from its three-seed ensemble**"
+    section = docs[docs.index(title):docs.index("**Time to accuracy**")]
+    cells = [c.replace("*", "") for c in docs_row(section, "`longer_batch_64_distill`")]
+    assert cells[1:8] == [
+        f"{row['train minutes']:.1f}", f"{row['best val acc']:.4f} ({int(history['val_accuracy'].idxmax()) + 1})",
+        f"{row['PrivateTest_accuracy']:.4f} / {row['PrivateTest_macro_f1']:.3f}",
+        f"{row['PrivateTest_dedup_accuracy']:.4f} / {row['PrivateTest_dedup_macro_f1']:.3f}",
+        f"{row['diff vs longer_batch_64 (PrivateTest)']:+.4f} "
+        f"({row['diff vs longer_batch_64 (PrivateTest, dedup)']:+.4f})",
+        f"{row['McNemar p']:.2g} ({row['discordant (longer_batch_64 right / variant right)']})",
+        f"{row['PublicTest_accuracy']:.4f} ({row['PublicTest_dedup_accuracy']:.4f})"]
+    text = " ".join(section.split())
+    low, high = stats.paired_difference_interval(
+        3589, *[int(n) for n in row["discordant (longer_batch_64 right / variant right)"].split(" / ")])
+    assert f"95% interval {100 * low:+.2f} to {100 * high:+.2f} points" in text
+    quiet = timings[timings["others_cores"] <= _QUIET_CORES]
+    assert f"its {len(quiet)} quiet epochs took a median {np.median(quiet['seconds']):.1f} s" in text
+    faces = round((row["best val acc"] - reference["best val acc"]) * 2872)
+    assert row["best val acc"] > reference["best val acc"] and f"lead is {faces} faces of 2,872" in text
+    grid = pd.read_csv(results / "tta_crop_e26_longer_batch_64_distill_s0_validation.csv").pivot(
+        index="run", columns="crop fraction", values="accuracy")
+    student, shipped = grid.loc["e26-s0/longer_batch_64_distill"], grid.loc["e26-s0/longer_batch_64"]
+    assert (shipped > student).all()  # with ten-crop the shipped run leads at both sides
+    assert f"ten-crop {shipped[0.98]:.4f} against {student[0.98]:.4f} at 0.98 and {shipped[0.875]:.4f} against " \
+           f"{student[0.875]:.4f} at 0.875" in text
