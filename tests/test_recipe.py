@@ -1856,41 +1856,53 @@ def test_the_committed_crop_choice_is_the_grids_and_the_docs_and_cpu_profile_quo
     assert "**Without near-duplicates the gain is gone**" in section and table["diff dedup"].mean() < 0
 
 
+def _ablation_section(variant: str, reference: str, title: str, end: str, first_cell: int) -> tuple:
+    """A seed-0 36-epoch ablation run's committed files (``recipe_e26_s0/<variant>``, its ablation CSV) against each
+    other and against its docs/results.md section (``title`` to ``end``): PrivateTest accuracy its predictions',
+    training minutes its timings', the table row's cells from train minutes on (from ``first_cell``) and the 95%
+    interval of the difference. Returns ``(row, reference row, timings, history, the section as one line)``."""
+    from fer_utils import stats
+
+    results = ROOT / "benchmarks" / "results"
+    folder = results / "recipe_e26_s0" / variant
+    table = pd.read_csv(results / f"recipe_ablation_cpu_e26_{variant}.csv").set_index("variant")
+    row = table.loc[variant]
+    assert row["PrivateTest_accuracy"] == pytest.approx(_private_accuracy(folder), abs=1e-9)
+    timings, history = pd.read_csv(folder / "timings.csv"), pd.read_csv(folder / "history.csv")
+    assert len(timings) == len(history) == 36 and row["train minutes"] == round(timings["seconds"].sum() / 60, 1)
+    docs = (ROOT / "docs" / "results.md").read_text()
+    section = docs[docs.index(title):docs.index(end)]
+    cells = [c.replace("*", "") for c in docs_row(section, f"`{variant}`")]
+    discordant = row[f"discordant ({reference} right / variant right)"]
+    assert cells[first_cell:first_cell + 7] == [
+        f"{row['train minutes']:.1f}", f"{row['best val acc']:.4f} ({int(history['val_accuracy'].idxmax()) + 1})",
+        f"{row['PrivateTest_accuracy']:.4f} / {row['PrivateTest_macro_f1']:.3f}",
+        f"{row['PrivateTest_dedup_accuracy']:.4f} / {row['PrivateTest_dedup_macro_f1']:.3f}",
+        f"{row[f'diff vs {reference} (PrivateTest)']:+.4f} ({row[f'diff vs {reference} (PrivateTest, dedup)']:+.4f})",
+        f"{row['McNemar p']:.2g} ({discordant})",
+        f"{row['PublicTest_accuracy']:.4f} ({row['PublicTest_dedup_accuracy']:.4f})"]
+    text = " ".join(section.split())
+    low, high = stats.paired_difference_interval(3589, *[int(n) for n in discordant.split(" / ")])
+    assert f"95% interval {100 * low:+.2f} to {100 * high:+.2f} points" in text
+    return row, table.loc[reference], timings, history, text
+
+
 def test_the_longer_schedule_at_batch_64_is_longer_with_the_batch_changed_and_the_docs_read_its_files():
     """docs/results.md's "The longer schedule at batch 64" comes from ``recipe_e26_s0/longer_batch_64``: ``longer``'s
     recipe with the batch and its learning rate changed, its table row the ablation CSV's, its accuracy its
     predictions', its quiet-epoch median its timings'."""
-    from fer_utils import stats
     from fer_utils.experiments.running import recipe_train_config
 
     results = ROOT / "benchmarks" / "results"
-    folder = results / "recipe_e26_s0" / "longer_batch_64"
     ref, run = (runs.read_recipe(results / "recipe_e26_s0" / v) for v in ("longer", "longer_batch_64"))
     ref = {**ref, "train_config": recipe_train_config(ref["train_config"])}
     assert {k: v for k, v in run["train_config"].items() if ref["train_config"][k] != v} == {
         "batch_size": 64, "learning_rate": 0.001}
     rest = [{k: v for k, v in r.items() if k != "train_config"} for r in (run, ref)]
     assert rest[0] == rest[1]
-    table = pd.read_csv(results / "recipe_ablation_cpu_e26_longer_batch_64.csv").set_index("variant")
-    row, longer = table.loc["longer_batch_64"], table.loc["longer"]
-    assert row["PrivateTest_accuracy"] == pytest.approx(_private_accuracy(folder), abs=1e-9)
-    timings, history = pd.read_csv(folder / "timings.csv"), pd.read_csv(folder / "history.csv")
-    assert len(timings) == len(history) == 36 and row["train minutes"] == round(timings["seconds"].sum() / 60, 1)
-    docs = (ROOT / "docs" / "results.md").read_text()
-    title = "**The longer schedule at batch 64**"
-    section = docs[docs.index(title):docs.index("**Every ingredient at full length, one table**")]
-    cells = [c.replace("*", "") for c in docs_row(section, "`longer_batch_64`")]
-    assert cells[2:9] == [
-        f"{row['train minutes']:.1f}", f"{row['best val acc']:.4f} ({int(history['val_accuracy'].idxmax()) + 1})",
-        f"{row['PrivateTest_accuracy']:.4f} / {row['PrivateTest_macro_f1']:.3f}",
-        f"{row['PrivateTest_dedup_accuracy']:.4f} / {row['PrivateTest_dedup_macro_f1']:.3f}",
-        f"{row['diff vs longer (PrivateTest)']:+.4f} ({row['diff vs longer (PrivateTest, dedup)']:+.4f})",
-        f"{row['McNemar p']:.2g} ({row['discordant (longer right / variant right)']})",
-        f"{row['PublicTest_accuracy']:.4f} ({row['PublicTest_dedup_accuracy']:.4f})"]
-    text = " ".join(section.split())
-    low, high = stats.paired_difference_interval(
-        3589, *[int(n) for n in row["discordant (longer right / variant right)"].split(" / ")])
-    assert f"95% interval {100 * low:+.2f} to {100 * high:+.2f} points" in text
+    row, longer, timings, history, text = _ablation_section(
+        "longer_batch_64", "longer", "**The longer schedule at batch 64**",
+        "**Every ingredient at full length, one table**", first_cell=2)
     assert f"+{100 * (row['best val acc'] - longer['best val acc']):.2f} points over `longer`'s" in text
     quiet = timings[timings["others_cores"] <= _QUIET_CORES]
     assert f"the {len(quiet)} quiet epochs" in text and f"median of {np.median(quiet['seconds']):.1f} s" in text
@@ -1951,36 +1963,15 @@ def test_the_batch_64_student_is_its_reference_with_soft_targets_and_the_docs_re
     reference's recipe with the teacher recorded (the three ``longer_batch_64`` seeds), its table row the ablation
     CSV's, its accuracy its predictions', its quiet-epoch median its timings', and the two validation rules' numbers
     the committed files'."""
-    from fer_utils import stats
-
     results = ROOT / "benchmarks" / "results"
-    folder = results / "recipe_e26_s0" / "longer_batch_64_distill"
     ref, run = (runs.read_recipe(results / "recipe_e26_s0" / v) for v in ("longer_batch_64", "longer_batch_64_distill"))
     assert run["train_config"] == ref["train_config"] and run["train_config"]["batch_size"] == 64
     teacher = json.loads((results / "recipe_e26_teacher_longer_batch_64_s012.json").read_text())
     assert run["distillation"]["members"] == teacher["members"] and len(teacher["members"]) == 3
     assert all(m.endswith(f"e26-s{k}/longer_batch_64") for k, m in enumerate(teacher["members"]))
-    table = pd.read_csv(results / "recipe_ablation_cpu_e26_longer_batch_64_distill.csv").set_index("variant")
-    row, reference = table.loc["longer_batch_64_distill"], table.loc["longer_batch_64"]
-    assert row["PrivateTest_accuracy"] == pytest.approx(_private_accuracy(folder), abs=1e-9)
-    timings, history = pd.read_csv(folder / "timings.csv"), pd.read_csv(folder / "history.csv")
-    assert len(timings) == len(history) == 36 and row["train minutes"] == round(timings["seconds"].sum() / 60, 1)
-    docs = (ROOT / "docs" / "results.md").read_text()
-    title = "**The batch-64 schedule distilled from its three-seed ensemble**"
-    section = docs[docs.index(title):docs.index("**Time to accuracy**")]
-    cells = [c.replace("*", "") for c in docs_row(section, "`longer_batch_64_distill`")]
-    assert cells[1:8] == [
-        f"{row['train minutes']:.1f}", f"{row['best val acc']:.4f} ({int(history['val_accuracy'].idxmax()) + 1})",
-        f"{row['PrivateTest_accuracy']:.4f} / {row['PrivateTest_macro_f1']:.3f}",
-        f"{row['PrivateTest_dedup_accuracy']:.4f} / {row['PrivateTest_dedup_macro_f1']:.3f}",
-        f"{row['diff vs longer_batch_64 (PrivateTest)']:+.4f} "
-        f"({row['diff vs longer_batch_64 (PrivateTest, dedup)']:+.4f})",
-        f"{row['McNemar p']:.2g} ({row['discordant (longer_batch_64 right / variant right)']})",
-        f"{row['PublicTest_accuracy']:.4f} ({row['PublicTest_dedup_accuracy']:.4f})"]
-    text = " ".join(section.split())
-    low, high = stats.paired_difference_interval(
-        3589, *[int(n) for n in row["discordant (longer_batch_64 right / variant right)"].split(" / ")])
-    assert f"95% interval {100 * low:+.2f} to {100 * high:+.2f} points" in text
+    row, reference, timings, history, text = _ablation_section(
+        "longer_batch_64_distill", "longer_batch_64",
+        "**The batch-64 schedule distilled from its three-seed ensemble**", "**Time to accuracy**", first_cell=1)
     quiet = timings[timings["others_cores"] <= _QUIET_CORES]
     assert f"its {len(quiet)} quiet epochs took a median {np.median(quiet['seconds']):.1f} s" in text
     faces = round((row["best val acc"] - reference["best val acc"]) * 2872)
