@@ -1966,8 +1966,12 @@ def test_the_batch_64_student_is_its_reference_with_soft_targets_and_the_docs_re
     results = ROOT / "benchmarks" / "results"
     ref, run = (runs.read_recipe(results / "recipe_e26_s0" / v) for v in ("longer_batch_64", "longer_batch_64_distill"))
     assert run["train_config"] == ref["train_config"] and run["train_config"]["batch_size"] == 64
+    # the reference's recipe but for the soft targets and what made them
+    assert [k for k in {**ref, **run} if ref.get(k) != run.get(k)] == ["target", "distillation"]
+    assert run["target"] == "distribution" and run["distillation"]["alpha"] == 0.5
     teacher = json.loads((results / "recipe_e26_teacher_longer_batch_64_s012.json").read_text())
     assert run["distillation"]["members"] == teacher["members"] and len(teacher["members"]) == 3
+    assert run["distillation"]["model_sha256"] == teacher["model_sha256"]
     assert all(m.endswith(f"e26-s{k}/longer_batch_64") for k, m in enumerate(teacher["members"]))
     row, reference, timings, history, text = _ablation_section(
         "longer_batch_64_distill", "longer_batch_64",
