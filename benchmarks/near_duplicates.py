@@ -177,6 +177,7 @@ def shipped_against(ds: D.FERDataset, earlier, split: str = "PrivateTest") -> pd
     McNemar's p, on ``split``'s images, their copies of Training images (byte copies, near-duplicates, mirrors) and
     the rest."""
     from fer_utils import runs
+    from fer_utils.experiments.seeds import leaks
     from fer_utils.predict.shipped import DEFAULT_DIR as model
     from fer_utils.stats import mcnemar_test
 
@@ -184,9 +185,7 @@ def shipped_against(ds: D.FERDataset, earlier, split: str = "PrivateTest") -> pd
     if not np.array_equal(now["source_ids"], then["source_ids"]):
         raise ValueError(f"{earlier}: its rows are not the shipped model's ({model / 'predictions.npz'})")
     keep = now["split"] == split
-    where = {s: i for i, s in enumerate(ds.source_ids)}
-    rows = np.array([where[s] for s in now["source_ids"][keep]])
-    leaked = D.leaked_rows(ds, "Training")[rows]
+    leaked = np.isin(np.asarray(now["source_ids"][keep]).astype(str), list(leaks(ds)[1]))
     y, new, old = now["y_true"][keep], now["y_pred"][keep], then["y_pred"][keep]
     out = []
     for part, mask in (("all", np.ones(len(y), bool)), ("copies of Training (byte, near, mirror)", leaked),
