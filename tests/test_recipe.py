@@ -1783,6 +1783,48 @@ def test_the_crop_grid_scores_each_fraction_resumes_from_its_cache_and_the_test_
     assert md[0] == "| run | 0.5 (16 px) chosen | 0.875 (28 px) |" and md[4].startswith("| mean | ")
 
 
+def test_ship_choice_predictions_are_ten_crop_at_the_side_resume_from_their_cache_and_rescore_a_new_model(
+        seeded, tiny_fer, tmp_path, monkeypatch):
+    import shutil
+
+    from fer_utils.experiments import ship_choice as SC
+    from fer_utils.experiments import tta_crop as T
+    from fer_utils.predictor import Predictor
+
+    root, _ = seeded
+    folders = {"s3": tmp_path / "s3", "s4": tmp_path / "s4"}
+    for name in folders:
+        shutil.copytree(root / f"cnn/seed{name[1]}", folders[name])
+    rows = np.flatnonzero(tiny_fer.splits == "Validation")
+    cache = tmp_path / "cache.npz"
+    preds = SC.validation_predictions(folders, tiny_fer, fraction=0.5, cache=cache)
+    for name, folder in folders.items():
+        want = T.with_crop(load_predictor(folder), 0.5).predict(tiny_fer.images[rows], tta="ten_crop").argmax(1)
+        np.testing.assert_array_equal(preds[name], want)  # ten-crop at the side given, not the run's own flip
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cached run was scored again")
+
+    with monkeypatch.context() as m:  # resumed: every run comes from the cache
+        m.setattr(Predictor, "predict", refuse)
+        again = SC.validation_predictions(folders, tiny_fer, fraction=0.5, cache=cache)
+        assert all(np.array_equal(again[k], preds[k]) for k in folders)
+        with pytest.raises(AssertionError, match="scored again"):  # another side is not the cached one
+            SC.validation_predictions(folders, tiny_fer, fraction=0.875, cache=cache)
+    shutil.copyfile(root / "cnn/seed5" / runs.MODEL_FILE, folders["s4"] / runs.MODEL_FILE)  # another model: rescored
+    new = SC.validation_predictions(folders, tiny_fer, fraction=0.5, cache=cache)
+    want = T.with_crop(load_predictor(folders["s4"]), 0.5).predict(tiny_fer.images[rows], tta="ten_crop").argmax(1)
+    np.testing.assert_array_equal(new["s4"], want)
+    decision = SC.decide(tiny_fer.labels[rows], new, "s3")
+    table = SC.table(decision, folders, fraction=0.5)
+    assert list(table["run"]) == sorted(folders, key=lambda k: (-(new[k] == tiny_fer.labels[rows]).sum(), k))
+    assert table.loc[table["run"] == "s4", "PrivateTest published (not used)"].item() == pytest.approx(
+        runs.read_metrics(folders["s4"])["headline"]["PrivateTest_accuracy"])
+    md = SC.markdown(table, decision, fraction=0.5)
+    assert md.startswith(f"Ten-crop at crop side 0.5 on {len(rows)} validation images; shipped: s3.")
+    assert md.endswith(f"**Verdict**: {SC.verdict(decision)}.\n")
+
+
 def test_the_crop_command_names_bad_fractions_missing_models_and_outputs_it_would_overwrite(seeded, tmp_path, capsys):
     import importlib.util
 

@@ -1,0 +1,116 @@
+"""Which finished recipe run the shipped default model should be, by the rule of ``fer_utils.experiments.ship_choice``.
+
+Scores every candidate run folder on the validation split with what the shipped model computes (ten-crop at its crop
+side), compares each with the shipped model's source run face by face (McNemar, Holm over the candidates) and says
+whether the rule keeps or replaces it. Nothing is trained or exported; the test split takes no part in the choice.
+
+Writes ``<out>.csv`` (one row per run), ``<out>.md`` (the table and the verdict), ``<out>_validation.npz`` (the true
+classes and every run's predicted classes, from which the verdict can be derived again) and keeps
+``<out>_cache.npz`` (a killed call resumes from it). Usage (from the repository root; the committed
+``benchmarks/results/ship_choice_e26*``)::
+
+    python benchmarks/ship_choice.py reports/cpu/recipe_ablation/e26-s{0,1,2}/longer_batch_64 \\
+        reports/cpu/recipe_ablation/e26-s{0,1,2}/longer ... --out benchmarks/results/ship_choice_e26
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(_REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(_REPO_ROOT))
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+CARD = _REPO_ROOT / "fer_utils" / "predict" / "default_model" / "model_card.json"
+
+
+def _label(folder: Path) -> str:
+    return f"{folder.parent.name}/{folder.name}"
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", help="finished run folders (model.keras + preprocessing.json + metrics.json), "
+                                            "the shipped model's source run among them")
+    ap.add_argument("--shipped", default=None,
+                    help="the shipped model's source run as <parent>/<name> (default: the model card's source_run)")
+    ap.add_argument("--fraction", type=float, default=None,
+                    help="ten-crop's crop side (default: the model card's crop_fraction, what the shipped model uses)")
+    ap.add_argument("--profile", default="cpu", help="params/<profile>.yaml whose notebook 03 data the runs used")
+    ap.add_argument("--out", required=True, help="the outputs' path without extension")
+    ap.add_argument("--params-dir", default="params")
+    ap.add_argument("--notebooks-dir", default="notebooks")
+    args = ap.parse_args(argv)
+    args.runs = [Path(r) for r in args.runs]
+    labels = [_label(r) for r in args.runs]
+    if len(set(labels)) != len(labels):
+        ap.error(f"run folders with the same last two path parts: {labels}")
+    for file in ("model.keras", "preprocessing.json", "metrics.json"):
+        missing = [str(r) for r in args.runs if not (r / file).is_file()]
+        if missing:
+            ap.error(f"no {file} in {missing}: expected finished run folders with their model")
+    card = json.loads(CARD.read_text())
+    args.shipped = args.shipped or _label(Path(card["source_run"]))
+    if args.shipped not in labels:
+        ap.error(f"--shipped {args.shipped!r} is not among the runs {labels}: give the shipped model's source run too")
+    args.fraction = float(card["crop_fraction"]) if args.fraction is None else args.fraction
+    if not 0 < args.fraction < 1:
+        ap.error(f"--fraction {args.fraction}: expected a number in (0, 1)")
+    taken = [str(p) for p in (Path(f"{args.out}.csv"), Path(f"{args.out}.md"), Path(f"{args.out}_validation.npz"))
+             if p.exists()]
+    if taken:
+        ap.error(f"--out {args.out}: {taken} exist; give a new name (earlier results are not overwritten)")
+    return args
+
+
+def main(argv=None) -> int:
+    import numpy as np
+
+    from fer_utils import artifacts, notebook_exec, runs
+    from fer_utils.experiments import recipe as R
+    from fer_utils.experiments import ship_choice
+
+    args = parse_args(argv)
+    folders = {_label(r): r for r in args.runs}
+    try:
+        recipe = R.recipe_from_profile(args.profile, args.params_dir, args.notebooks_dir)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    with notebook_exec.filtered_stderr():
+        artifacts.quiet_warnings()
+        ds = R.load_recipe_data(recipe)
+        checksums = {n: runs.read_metrics(f)["headline"].get("data_checksum") for n, f in folders.items()}
+        other = {n: (c or "none")[:8] for n, c in checksums.items() if c != ds.checksum}
+        if ds.is_synthetic or other:
+            print(f"error: runs {sorted(other)} were not trained on the {args.profile} profile's notebook 03 split "
+                  f"(checksum {ds.checksum[:8]}; theirs {other}); set FER_DATA_DIR to the data they used",
+                  file=sys.stderr)
+            return 2
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        preds = ship_choice.validation_predictions(folders, ds, fraction=args.fraction,
+                                                   cache=f"{args.out}_cache.npz")
+    y = ds.labels[R.split_rows(ds, "Validation")]
+    decision = ship_choice.decide(y, preds, args.shipped)
+    tab = ship_choice.table(decision, folders, fraction=args.fraction)
+    tab.to_csv(f"{args.out}.csv", index=False)
+    labels = sorted(preds)
+    np.savez_compressed(f"{args.out}_validation.npz", y=y.astype(np.int8), runs=np.array(labels),
+                        predictions=np.stack([preds[k] for k in labels]).astype(np.int8),
+                        shipped=np.array(args.shipped), fraction=np.array(args.fraction),
+                        data_checksum=np.array(ds.checksum))
+    text = ship_choice.markdown(tab, decision, fraction=args.fraction)
+    Path(f"{args.out}.md").write_text(text)
+    print(text)
+    print(f"written: {args.out}.csv, {args.out}.md, {args.out}_validation.npz")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

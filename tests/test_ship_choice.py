@@ -1,0 +1,94 @@
+"""The rule the shipped model is chosen by (``fer_utils.experiments.ship_choice``), checked on cases whose answer is
+known before it is applied to the recipe's runs, and its command's refusals."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_utils.experiments import ship_choice as SC
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _flip(y, pred, rows, *, right: bool):
+    """``pred`` with ``rows`` made right (or wrong) answers."""
+    out = pred.copy()
+    out[rows] = y[rows] if right else (y[rows] + 1) % 7
+    return out
+
+
+@pytest.fixture
+def shipped_and_y():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 7, 2872)
+    shipped = np.where(rng.random(2872) < 0.66, y, (y + 1 + rng.integers(0, 6, 2872)) % 7)
+    return y, shipped
+
+
+def test_the_rule_keeps_the_shipped_run_against_copies_and_small_leads_and_replaces_it_on_a_large_one(shipped_and_y):
+    y, shipped = shipped_and_y
+    wrong = np.flatnonzero(shipped != y)
+    right = np.flatnonzero(shipped == y)
+    # an exact copy sorts first by name but ties: the shipped run stays, its p is 1
+    same = SC.decide(y, {"a_copy": shipped.copy(), "ship": shipped}, "ship")
+    assert (same["leader"], same["choice"], same["replace"]) == ("ship", "ship", False)
+    assert {r["run"]: r["McNemar p"] for r in same["rows"]}["a_copy"] == 1.0
+    assert SC.verdict(same) == "keep ship: it has the most right answers itself"
+    # six faces more of 2,872 (30 right only / 24 right only): a lead, not a replacement
+    small = _flip(y, _flip(y, shipped, wrong[:30], right=True), right[:24], right=False)
+    d = SC.decide(y, {"ship": shipped, "small": small}, "ship")
+    assert (d["leader"], d["replace"], d["choice"]) == ("small", False, "ship") and d["p"] > 0.4
+    assert SC.verdict(d).startswith("keep ship over small: +6 right answers of 2872, McNemar p ")
+    # 150 faces more: replaced, whatever the Holm family of two
+    big = _flip(y, shipped, wrong[:150], right=True)
+    d = SC.decide(y, {"ship": shipped, "big": big, "copy": shipped.copy()}, "ship")
+    assert (d["leader"], d["replace"], d["choice"]) == ("big", True, "big") and d["p_holm"] < 1e-10
+    row = {r["run"]: r for r in d["rows"]}["big"]
+    assert (row["only this right"], row["only shipped right"], row["right"]) == (150, 0, int((shipped == y).sum()) + 150)
+    assert SC.verdict(d).startswith("replace ship with big: +150 right answers")
+
+
+def test_holms_correction_keeps_a_leader_that_is_only_the_best_of_many(shipped_and_y):
+    y, shipped = shipped_and_y
+    wrong, right = np.flatnonzero(shipped != y), np.flatnonzero(shipped == y)
+    lead = _flip(y, _flip(y, shipped, wrong[:60], right=True), right[:35], right=False)  # +25 of 95 discordant
+    alone = SC.decide(y, {"ship": shipped, "lead": lead}, "ship")
+    assert 0.01 < alone["p"] < 0.05 and alone["replace"]  # alone it would replace the shipped run
+    others = {f"o{k}": _flip(y, _flip(y, shipped, wrong[100 + 5 * k:105 + 5 * k], right=True),
+                             right[100 + 5 * k:105 + 5 * k], right=False) for k in range(9)}  # each 5 / 5, p = 1
+    many = SC.decide(y, {"ship": shipped, "lead": lead, **others}, "ship")
+    assert many["leader"] == "lead" and many["p"] == alone["p"]
+    assert many["p_holm"] == pytest.approx(min(1.0, 10 * alone["p"])) and not many["replace"]
+
+
+def test_the_rule_names_a_missing_shipped_run_and_predictions_of_another_length(shipped_and_y):
+    y, shipped = shipped_and_y
+    with pytest.raises(ValueError, match=r"shipped run 'ship' is not among the candidates \['a'\]"):
+        SC.decide(y, {"a": shipped}, "ship")
+    with pytest.raises(ValueError, match=r"predictions of \{'b': 10\} images; the labels are 2872"):
+        SC.decide(y, {"ship": shipped, "b": shipped[:10]}, "ship")
+
+
+def test_the_ship_choice_command_names_a_missing_shipped_run_a_bad_side_and_outputs_it_would_overwrite(tmp_path,
+                                                                                                      capsys):
+    spec = importlib.util.spec_from_file_location("ship_choice_cli", ROOT / "benchmarks" / "ship_choice.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    run = tmp_path / "e26-s0" / "longer_batch_64"
+    run.mkdir(parents=True)
+    for file in ("model.keras", "preprocessing.json", "metrics.json"):
+        (run / file).write_text("{}")
+    (tmp_path / "taken_validation.npz").write_bytes(b"earlier predictions")
+    other = tmp_path / "e26-s1" / "full"
+    for argv, says in (([str(other)], "no model.keras in"),
+                       ([str(run), "--shipped", "e26-s9/full"], "--shipped 'e26-s9/full' is not among the runs"),
+                       ([str(run), "--fraction", "1.5"], "--fraction 1.5: expected a number in (0, 1)"),
+                       ([str(run), "--out", str(tmp_path / "taken")], "taken_validation.npz'] exist; give a new name")):
+        with pytest.raises(SystemExit):
+            module.parse_args([*argv, *([] if "--out" in argv else ["--out", str(tmp_path / "new")])])
+        assert says in capsys.readouterr().err, argv
+    assert (tmp_path / "taken_validation.npz").read_bytes() == b"earlier predictions"
+    args = module.parse_args([str(run), "--out", str(tmp_path / "new")])  # the card's source run and side
+    assert (args.shipped, args.fraction) == ("e26-s0/longer_batch_64", 0.98)
