@@ -1898,23 +1898,26 @@ def test_the_committed_crop_choice_is_the_grids_and_the_docs_and_cpu_profile_quo
     assert "**Without near-duplicates the gain is gone**" in section and table["diff dedup"].mean() < 0
 
 
-def _ablation_section(variant: str, reference: str, title: str, end: str, first_cell: int) -> tuple:
-    """A seed-0 36-epoch ablation run's committed files (``recipe_e26_s0/<variant>``, its ablation CSV) against each
-    other and against its docs/results.md section (``title`` to ``end``): PrivateTest accuracy its predictions',
-    training minutes its timings', the table row's cells from train minutes on (from ``first_cell``) and the 95%
-    interval of the difference. Returns ``(row, reference row, timings, history, the section as one line)``."""
+def _ablation_section(variant: str, reference: str, title: str, end: str, first_cell: int, *, seed: int = 0,
+                      row_name: str = "") -> tuple:
+    """A 36-epoch ablation run's committed files (``recipe_e26_s<seed>/<variant>``, its ablation CSV, with ``_s<seed>``
+    for seeds but 0) against each other and against its docs/results.md section (``title`` to ``end``; the table row
+    whose first cell is ``row_name``, default the variant in backticks): PrivateTest accuracy its predictions',
+    training minutes its timings', the row's cells from train minutes on (from ``first_cell``) and the 95% interval of
+    the difference. Returns ``(row, reference row, timings, history, the section as one line)``."""
     from fer_utils import stats
 
     results = ROOT / "benchmarks" / "results"
-    folder = results / "recipe_e26_s0" / variant
-    table = pd.read_csv(results / f"recipe_ablation_cpu_e26_{variant}.csv").set_index("variant")
+    folder = results / f"recipe_e26_s{seed}" / variant
+    table = pd.read_csv(results / f"recipe_ablation_cpu_e26_{variant}{f'_s{seed}' if seed else ''}.csv").set_index(
+        "variant")
     row = table.loc[variant]
     assert row["PrivateTest_accuracy"] == pytest.approx(_private_accuracy(folder), abs=1e-9)
     timings, history = pd.read_csv(folder / "timings.csv"), pd.read_csv(folder / "history.csv")
     assert len(timings) == len(history) == 36 and row["train minutes"] == round(timings["seconds"].sum() / 60, 1)
     docs = (ROOT / "docs" / "results.md").read_text()
     section = docs[docs.index(title):docs.index(end)]
-    cells = [c.replace("*", "") for c in docs_row(section, f"`{variant}`")]
+    cells = [c.replace("*", "") for c in docs_row(section, row_name or f"`{variant}`")]
     discordant = row[f"discordant ({reference} right / variant right)"]
     assert cells[first_cell:first_cell + 7] == [
         f"{row['train minutes']:.1f}", f"{row['best val acc']:.4f} ({int(history['val_accuracy'].idxmax()) + 1})",

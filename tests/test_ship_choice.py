@@ -93,3 +93,48 @@ def test_the_ship_choice_command_names_a_missing_shipped_run_a_bad_side_and_outp
     assert (tmp_path / "taken_validation.npz").read_bytes() == b"earlier predictions"
     args = module.parse_args([str(run), "--out", str(tmp_path / "new")])  # the card's source run and side
     assert (args.shipped, args.fraction) == ("e26-s0/longer_batch_64", 0.98)
+
+
+def test_the_committed_ship_choice_is_the_rules_verdict_on_its_predictions_and_the_docs_and_card_quote_it():
+    """``benchmarks/results/ship_choice_e26*`` (``benchmarks/ship_choice.py`` on every run of 26 or 36 epochs on the
+    family-aware split whose model is at hand): the rule applied again to the committed predictions gives the
+    committed table and verdict; the shipped run and side are the model card's; docs/results.md quotes them."""
+    import json
+
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    from conftest import docs_row
+
+    results = ROOT / "benchmarks" / "results"
+    z = np.load(results / "ship_choice_e26_validation.npz")
+    preds = {str(k): p.astype(np.int64) for k, p in zip(z["runs"], z["predictions"])}
+    decision = SC.decide(z["y"], preds, str(z["shipped"]))
+    committed = pd.read_csv(results / "ship_choice_e26.csv")
+    again = pd.DataFrame(decision["rows"]).set_index("run").loc[committed["run"]].reset_index()
+    for column in ("right", "only this right", "only shipped right", "McNemar p", "Holm p", "detectable"):
+        np.testing.assert_allclose(again[column].astype(float), committed[column].astype(float), rtol=1e-9)
+    assert list(committed["right"]) == sorted(committed["right"], reverse=True)
+    md = (results / "ship_choice_e26.md").read_text()
+    assert md == SC.markdown(committed, decision, fraction=float(z["fraction"]))
+    card = json.loads((ROOT / "fer_utils" / "predict" / "default_model" / "model_card.json").read_text())
+    assert str(z["shipped"]) == "/".join(Path(card["source_run"]).parts[-2:])
+    assert float(z["fraction"]) == card["crop_fraction"] and len(z["y"]) == 2872
+    assert str(z["data_checksum"]) == card["data_checksum"]
+
+    docs = (ROOT / "docs" / "results.md").read_text()
+    section = docs[docs.index("**One rule for the shipped model"):docs.index("**Time to accuracy**")]
+    text = " ".join(section.split())
+    assert f"**Verdict**: {SC.verdict(decision)}." in md and SC.verdict(decision) in text
+    by = committed.set_index("run")
+    for run, row in by.iterrows():
+        mark = " (shipped)" if row["shipped"] else (" (leader)" if row["leader"] else "")
+        cells = docs_row(section, f"{run}{mark}")
+        assert cells[2] == f"{row['accuracy']:.4f} ({row['right']})", run
+        assert cells[6] == f"{row['best val no TTA (earlier rule)']:.4f}", run
+        assert cells[7] == f"{row['PrivateTest published (not used)']:.4f}", run
+    others = by[~by["shipped"]]
+    assert f"{len(by)} runs" in text and f"{100 * others['detectable'].min():.1f}" in text
+    for column, rho in (("accuracy", "ten-crop"), ("best val no TTA (earlier rule)", "no-TTA")):
+        r = spearmanr(by[column], by["PrivateTest published (not used)"]).statistic
+        assert f"{rho} {r:.2f}" in text, (rho, r)
