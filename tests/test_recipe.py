@@ -2003,6 +2003,31 @@ def test_the_batch_64_seeds_and_their_crop_side_are_the_runs_files():
     assert f"{100 * (0.695 - chosen['chosen accuracy'].mean()):.2f} points short" in text
 
 
+def test_the_batch_64_students_seed_1_is_seed_0s_recipe_and_the_docs_read_its_files():
+    """docs/results.md's seed-1 paragraph of "The batch-64 schedule distilled" comes from
+    ``recipe_e26_s1/longer_batch_64_distill`` and its ablation CSV; the run is seed 0's recipe but for the seed, with
+    the same teacher; its crop-side numbers are ``tta_crop_e26_longer_batch_64_distill_s1``'s."""
+    results = ROOT / "benchmarks" / "results"
+    s0, s1 = (runs.read_recipe(results / f"recipe_e26_s{k}" / "longer_batch_64_distill") for k in (0, 1))
+    assert [k for k in {**s0, **s1} if s0.get(k) != s1.get(k)] == ["seed"] and s1["seed"] == 1
+    row, reference, timings, history, text = _ablation_section(
+        "longer_batch_64_distill", "longer_batch_64", "**Seed 1** (`--seed 1`, the same command otherwise, `--out "
+        "/work/runs80/out_s1`, from the same clone at `6aeb818`", "**Which run the shipped model should be",
+        first_cell=1, seed=1, row_name="`longer_batch_64_distill` seed 1")
+    quiet = timings[timings["others_cores"] <= _QUIET_CORES]
+    assert f"its {len(quiet)} quiet epochs took a median {np.median(quiet['seconds']):.1f} s" in text
+    assert f"include {36 - len(quiet)} epochs that shared the cores" in text
+    crop = pd.read_csv(results / "tta_crop_e26_longer_batch_64_distill_s1.csv").set_index("run")
+    student, ref = crop.loc["e26-s1/longer_batch_64_distill"], crop.loc["e26-s1/longer_batch_64"]
+    assert student["own accuracy"] == pytest.approx(row["PrivateTest_accuracy"])  # the same model, rescored
+    assert (f"the student scores {student['chosen accuracy']:.4f} (dedup {student['chosen dedup accuracy']:.4f}) "
+            f"against the reference's {ref['chosen accuracy']:.4f} ({ref['chosen dedup accuracy']:.4f})") in text
+    s0_crop = pd.read_csv(results / "tta_crop_e26_longer_batch_64_distill_s0.csv").set_index("run")
+    means = [(s0_crop.loc[f"e26-s0/{v}", "chosen accuracy"] + crop.loc[f"e26-s1/{v}", "chosen accuracy"]) / 2
+             for v in ("longer_batch_64_distill", "longer_batch_64")]
+    assert f"the student averages {means[0]:.4f} against the reference's {means[1]:.4f}" in text
+
+
 def test_the_batch_64_student_is_its_reference_with_soft_targets_and_the_docs_read_its_files():
     """docs/results.md's "The batch-64 schedule distilled" comes from ``recipe_e26_s0/longer_batch_64_distill``: the
     reference's recipe with the teacher recorded (the three ``longer_batch_64`` seeds), its table row the ablation
