@@ -74,26 +74,18 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from fer_utils import artifacts, notebook_exec, runs
+    from fer_utils import artifacts, notebook_exec
     from fer_utils.experiments import recipe as R
     from fer_utils.experiments import tta_crop
 
     args = parse_args(argv)
     folders = {_label(r): r for r in args.runs}
-    try:
-        recipe = R.recipe_from_profile(args.profile, args.params_dir, args.notebooks_dir)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     with notebook_exec.filtered_stderr():
         artifacts.quiet_warnings()
-        ds = R.load_recipe_data(recipe)
-        checksums = {n: runs.read_metrics(f)["headline"].get("data_checksum") for n, f in folders.items()}
-        other = {n: (c or "none")[:8] for n, c in checksums.items() if c != ds.checksum}
-        if ds.is_synthetic or other:
-            print(f"error: runs {sorted(other)} were not trained on the {args.profile} profile's notebook 03 split "
-                  f"(checksum {ds.checksum[:8]}; theirs {other}); set FER_DATA_DIR to the data they used",
-                  file=sys.stderr)
+        try:
+            ds = R.data_of_runs(folders, args.profile, args.params_dir, args.notebooks_dir)
+        except ValueError as err:  # an unknown profile, runs trained on other data
+            print(f"error: {err}", file=sys.stderr)
             return 2
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         try:

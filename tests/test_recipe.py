@@ -1792,9 +1792,9 @@ def test_ship_choice_predictions_are_ten_crop_at_the_side_resume_from_their_cach
     from fer_utils.predictor import Predictor
 
     root, _ = seeded
-    folders = {"s3": tmp_path / "s3", "s4": tmp_path / "s4"}
-    for name in folders:
-        shutil.copytree(root / f"cnn/seed{name[1]}", folders[name])
+    folders = {"e26-s3/x": tmp_path / "s3", "e26-s4/x": tmp_path / "s4"}  # labels as the command makes them
+    for name, folder in folders.items():
+        shutil.copytree(root / f"cnn/seed{name[5]}", folder)
     rows = np.flatnonzero(tiny_fer.splits == "Validation")
     cache = tmp_path / "cache.npz"
     preds = SC.validation_predictions(folders, tiny_fer, fraction=0.5, cache=cache)
@@ -1811,17 +1811,24 @@ def test_ship_choice_predictions_are_ten_crop_at_the_side_resume_from_their_cach
         assert all(np.array_equal(again[k], preds[k]) for k in folders)
         with pytest.raises(AssertionError, match="scored again"):  # another side is not the cached one
             SC.validation_predictions(folders, tiny_fer, fraction=0.875, cache=cache)
-    shutil.copyfile(root / "cnn/seed5" / runs.MODEL_FILE, folders["s4"] / runs.MODEL_FILE)  # another model: rescored
+        with pytest.raises(AssertionError, match="scored again"):  # nor another split of the same size
+            SC.validation_predictions(folders, tiny_fer.replace(splits=np.where(
+                tiny_fer.splits == "Validation", "Held", tiny_fer.splits)), fraction=0.5, split="Held", cache=cache)
+        record = folders["e26-s3/x"] / runs.PREPROCESSING_FILE  # nor another preprocessing record
+        record.write_text(record.read_text().replace('"channels": 1', '"channels":  1'))
+        with pytest.raises(AssertionError, match="scored again"):
+            SC.validation_predictions(folders, tiny_fer, fraction=0.5, cache=cache)
+    shutil.copyfile(root / "cnn/seed5" / runs.MODEL_FILE, folders["e26-s4/x"] / runs.MODEL_FILE)  # another model
     new = SC.validation_predictions(folders, tiny_fer, fraction=0.5, cache=cache)
-    want = T.with_crop(load_predictor(folders["s4"]), 0.5).predict(tiny_fer.images[rows], tta="ten_crop").argmax(1)
-    np.testing.assert_array_equal(new["s4"], want)
-    decision = SC.decide(tiny_fer.labels[rows], new, "s3")
+    want = T.with_crop(load_predictor(folders["e26-s4/x"]), 0.5).predict(tiny_fer.images[rows], tta="ten_crop")
+    np.testing.assert_array_equal(new["e26-s4/x"], want.argmax(1))
+    decision = SC.decide(tiny_fer.labels[rows], new, "e26-s3/x")
     table = SC.table(decision, folders, fraction=0.5)
     assert list(table["run"]) == sorted(folders, key=lambda k: (-(new[k] == tiny_fer.labels[rows]).sum(), k))
-    assert table.loc[table["run"] == "s4", "PrivateTest published (not used)"].item() == pytest.approx(
-        runs.read_metrics(folders["s4"])["headline"]["PrivateTest_accuracy"])
+    assert table.loc[table["run"] == "e26-s4/x", "PrivateTest published (not used)"].item() == pytest.approx(
+        runs.read_metrics(folders["e26-s4/x"])["headline"]["PrivateTest_accuracy"])
     md = SC.markdown(table, decision, fraction=0.5)
-    assert md.startswith(f"Ten-crop at crop side 0.5 on {len(rows)} validation images; shipped: s3.")
+    assert md.startswith(f"Ten-crop at crop side 0.5 on {len(rows)} validation images; shipped: e26-s3/x.")
     assert md.endswith(f"**Verdict**: {SC.verdict(decision)}.\n")
 
 
@@ -2026,6 +2033,20 @@ def test_the_batch_64_students_seed_1_is_seed_0s_recipe_and_the_docs_read_its_fi
     means = [(s0_crop.loc[f"e26-s0/{v}", "chosen accuracy"] + crop.loc[f"e26-s1/{v}", "chosen accuracy"]) / 2
              for v in ("longer_batch_64_distill", "longer_batch_64")]
     assert f"the student averages {means[0]:.4f} against the reference's {means[1]:.4f}" in text
+    diff, dedup = row["diff vs longer_batch_64 (PrivateTest)"], row["diff vs longer_batch_64 (PrivateTest, dedup)"]
+    val = row["best val acc"] - reference["best val acc"]
+    assert f"Reading: {100 * diff:+.2f} points on PrivateTest" in text
+    assert f"{100 * dedup:+.2f} without near-duplicates, {100 * val:+.2f} on validation" in text
+    seed0 = pd.read_csv(results / "recipe_ablation_cpu_e26_longer_batch_64_distill.csv").set_index("variant")
+    d0 = seed0.loc["longer_batch_64_distill"]
+    v0 = d0["best val acc"] - seed0.loc["longer_batch_64", "best val acc"]
+    assert f"as seed 0 ({100 * d0['diff vs longer_batch_64 (PrivateTest)']:+.2f})" in text
+    assert f"on validation ({100 * v0:+.2f})" in text
+    grid = pd.read_csv(results / "tta_crop_e26_longer_batch_64_distill_s1_validation.csv")
+    mean = grid.groupby("crop fraction")["accuracy"].mean()
+    assert f"validation chose 0.98 (mean {mean[0.98]:.4f} against {mean[0.875]:.4f})" in text
+    assert f"{100 * (student['chosen accuracy'] - ref['chosen accuracy']):+.2f} points, not tested" in text
+    assert f"the student {100 * student['diff']:+.2f}, p = {student['McNemar p']:.2g})" in text
 
 
 def test_the_batch_64_student_is_its_reference_with_soft_targets_and_the_docs_read_its_files():

@@ -68,8 +68,11 @@ def test_the_rule_names_a_missing_shipped_run_and_predictions_of_another_length(
     y, shipped = shipped_and_y
     with pytest.raises(ValueError, match=r"shipped run 'ship' is not among the candidates \['a'\]"):
         SC.decide(y, {"a": shipped}, "ship")
-    with pytest.raises(ValueError, match=r"predictions of \{'b': 10\} images; the labels are 2872"):
+    with pytest.raises(ValueError, match=r"predictions of shape \{'b': \(10,\)\}: expected one class per image, "
+                                         r"\(2872,\)"):
         SC.decide(y, {"ship": shipped, "b": shipped[:10]}, "ship")
+    with pytest.raises(ValueError, match=r"\{'b': \(2872, 7\)\}"):  # scores, not classes
+        SC.decide(y, {"ship": shipped, "b": np.eye(7)[shipped]}, "ship")
 
 
 def test_the_ship_choice_command_names_a_missing_shipped_run_a_bad_side_and_outputs_it_would_overwrite(tmp_path,
@@ -104,7 +107,7 @@ def test_the_committed_ship_choice_is_the_rules_verdict_on_its_predictions_and_t
     import pandas as pd
     from scipy.stats import spearmanr
 
-    from conftest import docs_row
+    from fer_utils import stats
 
     results = ROOT / "benchmarks" / "results"
     z = np.load(results / "ship_choice_e26_validation.npz")
@@ -126,15 +129,49 @@ def test_the_committed_ship_choice_is_the_rules_verdict_on_its_predictions_and_t
     section = docs[docs.index("**One rule for the shipped model"):docs.index("**Time to accuracy**")]
     text = " ".join(section.split())
     assert f"**Verdict**: {SC.verdict(decision)}." in md and SC.verdict(decision) in text
+    table_lines = [line for line in md.splitlines() if line.startswith("|")]
+    assert [line for line in section.splitlines() if line.startswith("|")] == table_lines  # the file's table, as is
     by = committed.set_index("run")
-    for run, row in by.iterrows():
-        mark = " (shipped)" if row["shipped"] else (" (leader)" if row["leader"] else "")
-        cells = docs_row(section, f"{run}{mark}")
-        assert cells[2] == f"{row['accuracy']:.4f} ({row['right']})", run
-        assert cells[6] == f"{row['best val no TTA (earlier rule)']:.4f}", run
-        assert cells[7] == f"{row['PrivateTest published (not used)']:.4f}", run
+    # the predictions are the earlier crop-side measurements' wherever those scored a run at the same side
+    earlier = pd.concat([pd.read_csv(f) for f in sorted(results.glob("tta_crop_e26_*_validation.csv"))])
+    earlier = earlier[np.isclose(earlier["crop fraction"], float(z["fraction"]))].drop_duplicates("run")
+    assert len(earlier) >= 10
+    for _, row in earlier.iterrows():
+        assert by.loc[row["run"], "accuracy"] == pytest.approx(row["accuracy"], abs=1e-12), row["run"]
     others = by[~by["shipped"]]
-    assert f"{len(by)} runs" in text and f"{100 * others['detectable'].min():.1f}" in text
+    lead = by["right"].iloc[0] - by["right"].iloc[1]
+    assert f"{len(by)} runs" in text
+    assert f"lead over the next run is {lead} faces ({100 * lead / 2872:.2f} points)" in text
+    power = {"0.05": others["detectable"]}
+    power["0.05 / 15"] = pd.Series([stats.detectable_difference_mcnemar(2872, a + b, alpha=0.05 / len(others))
+                                    for a, b in zip(others["only this right"], others["only shipped right"])])
+    assert len(others) == 15
+    for name, d in power.items():
+        assert (f"{100 * d.min():.1f} to {100 * d.max():.1f} points ({round(2872 * d.min())}-"
+                f"{round(2872 * d.max())} faces) at") in text, name
     for column, rho in (("accuracy", "ten-crop"), ("best val no TTA (earlier rule)", "no-TTA")):
         r = spearmanr(by[column], by["PrivateTest published (not used)"]).statistic
         assert f"{rho} {r:.2f}" in text, (rho, r)
+
+
+def test_the_runs_data_is_refused_for_runs_trained_on_other_data_or_on_synthetic_faces(tiny_fer, tmp_path,
+                                                                                       monkeypatch):
+    from fer_utils import runs
+    from fer_utils.experiments import recipe as R
+
+    real = tiny_fer.replace(synthetic=np.zeros(len(tiny_fer), dtype=bool))  # as if read from a file
+    folders = {}
+    for name, checksum in (("e26-s0/a", real.checksum), ("e26-s1/b", "0123456789abcdef")):
+        folders[name] = tmp_path / name
+        runs.write_metrics(folders[name], {"data_checksum": checksum}, {})
+    monkeypatch.setattr(R, "load_recipe_data", lambda recipe: real)
+    assert R.data_of_runs({"e26-s0/a": folders["e26-s0/a"]}, "smoke") is real
+    with pytest.raises(ValueError, match=r"runs \['e26-s1/b'\] were not trained on the smoke profile's notebook 03 "
+                                         r"split \(checksum .{8}; theirs \{'e26-s1/b': '01234567'\}\)"):
+        R.data_of_runs(folders, "smoke")
+    monkeypatch.setattr(R, "load_recipe_data", lambda recipe: tiny_fer)  # no dataset found: the synthetic faces
+    runs.write_metrics(folders["e26-s0/a"], {"data_checksum": tiny_fer.checksum}, {})
+    with pytest.raises(ValueError, match=r"runs \['e26-s0/a', 'e26-s1/b'\] were not trained"):
+        R.data_of_runs(folders, "smoke")
+    with pytest.raises(ValueError, match="nope"):  # an unknown profile, before any data is read
+        R.data_of_runs(folders, "nope")

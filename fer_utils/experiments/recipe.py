@@ -189,6 +189,22 @@ def load_recipe_data(recipe: dict) -> D.FERDataset:
                    seed=recipe["seed"])
 
 
+def data_of_runs(folders: dict, profile: str, params_dir="params", notebooks_dir="notebooks") -> D.FERDataset:
+    """:func:`load_recipe_data` of ``profile`` for finished run folders (``{label: folder}``), checked against the
+    data checksum each run recorded in its ``metrics.json``.
+
+    Raises:
+        ValueError: an unknown profile, or runs not trained on that data (named; synthetic data matches none).
+    """
+    ds = load_recipe_data(recipe_from_profile(profile, params_dir, notebooks_dir))
+    checksums = {n: runs.read_metrics(f)["headline"].get("data_checksum") for n, f in folders.items()}
+    other = {n: (c or "none")[:8] for n, c in checksums.items() if c != ds.checksum or ds.is_synthetic}
+    if other:
+        raise ValueError(f"runs {sorted(other)} were not trained on the {profile} profile's notebook 03 split "
+                         f"(checksum {ds.checksum[:8]}; theirs {other}); set FER_DATA_DIR to the data they used")
+    return ds
+
+
 def run_ablation(recipe: dict, ds: D.FERDataset, out_dir, *, variants, epochs: int, seed: int = 0,
                  teacher: dict | None = None) -> dict:
     """Train (or resume, or reuse) every variant in ``out_dir/<variant>``; TTA variants rescore ``full``.
