@@ -84,7 +84,7 @@ def main(argv=None) -> int:
         artifacts.quiet_warnings()
         try:
             ds = R.data_of_runs(folders, args.profile, args.params_dir, args.notebooks_dir)
-        except ValueError as err:  # an unknown profile, runs trained on other data
+        except ValueError as err:  # an unknown profile, an unreadable metrics.json, runs on other data
             print(f"error: {err}", file=sys.stderr)
             return 2
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -2082,8 +2082,31 @@ def test_the_batch_64_students_three_seeds_are_the_seed_tables_and_the_docs_read
     assert (f"the three seeds average {np.mean(at98['longer_batch_64_distill']):.4f} (sd "
             f"{np.std(at98['longer_batch_64_distill'], ddof=1):.4f};") in text
     assert f"against the reference's {np.mean(at98['longer_batch_64']):.4f}: " in text
-    assert st.ttest_rel(*at98.values()).pvalue > 0.5  # no difference at the profile's side either
-    shipped = pd.read_csv(results / "ship_choice_e26.csv").set_index("run").loc["e26-s0/longer_batch_64", "right"]
+    assert all((c["chosen fraction"] == 0.98).all() for c in crops)  # the profile's side
+    dedup98 = np.mean([c.loc[f"e26-s{k}/longer_batch_64_distill", "chosen dedup accuracy"]
+                       for k, c in enumerate(crops)])
+    assert f"{dedup98:.4f} without near-duplicates) against" in text
+    assert f"{100 * (0.695 - np.mean(at98['longer_batch_64_distill'])):.2f} points short of the issue's 0.695" in text
+    ref_epoch = int(pd.read_csv(results / "recipe_e26_s2/longer_batch_64/history.csv")["val_accuracy"].idxmax()) + 1
+    assert docs_row(section, "`longer_batch_64` seed 2")[1:4] == [
+        f"{reference['train minutes']:.1f}", f"{reference['best val acc']:.4f} ({ref_epoch})",
+        f"{reference['PrivateTest_accuracy']:.4f} / {reference['PrivateTest_macro_f1']:.3f}"]
+    assert f"Seed 2 scores {-100 * row['diff vs longer_batch_64 (PrivateTest)']:.2f} points below" in text
+    # validation at the best epoch and with ten-crop at 0.98, paired over the three seeds
+    best = {v: [pd.read_csv(results / f"recipe_e26_s{k}" / v / "history.csv")["val_accuracy"].max() for k in range(3)]
+            for v in ("longer_batch_64_distill", "longer_batch_64")}
+    grids = [pd.read_csv(results / f"tta_crop_e26_longer_batch_64_distill_s{k}_validation.csv").set_index(
+        ["run", "crop fraction"]) for k in range(3)]
+    ten = {v: [g.loc[(f"e26-s{k}/{v}", 0.98), "accuracy"] for k, g in enumerate(grids)] for v in best}
+    for scores, words in ((best, "{d:.2f} points above on validation at its best epoch"),
+                          (ten, "{d:+.2f} with ten-crop at 0.98, p = {p:.2g}")):
+        d = 100 * (np.mean(scores["longer_batch_64_distill"]) - np.mean(scores["longer_batch_64"]))
+        p = st.ttest_rel(scores["longer_batch_64_distill"], scores["longer_batch_64"]).pvalue
+        assert words.format(d=d, p=p) in text, words
+    assert f"paired t-test p = {st.ttest_rel(*best.values()).pvalue:.2g}; +" in text
+    ship = pd.read_csv(results / "ship_choice_e26.csv").set_index("run")
+    assert ship.loc["e26-s0/longer_batch_64", "shipped"]
+    shipped = ship.loc["e26-s0/longer_batch_64", "right"]
     grid = pd.read_csv(results / "tta_crop_e26_longer_batch_64_distill_s2_validation.csv").set_index(
         ["run", "crop fraction"])
     right = round(grid.loc[("e26-s2/longer_batch_64_distill", 0.98), "accuracy"] * 2872)
