@@ -1,0 +1,111 @@
+"""Runs' PrivateTest answers against FER+'s crowd votes on the same faces (``fer_utils.experiments.label_agreement``).
+
+Splits each run's accuracy by whether the crowd's majority gives the FER-2013 label, and scores the crowd itself
+against those labels (its majority, one annotator at random), on every face and without near-duplicates of training
+images. Reads saved predictions only: nothing is trained or evaluated again. Writes ``<out>.csv`` and ``<out>.md``
+(refused if either exists). Usage (from the repository root; the committed
+``benchmarks/results/label_agreement_private_test*``)::
+
+    R=benchmarks/results
+    python benchmarks/label_agreement.py $R/recipe_e26_s{0,1,2}/longer_batch_64 \\
+        --ensemble "longer_batch_64, 3 seeds=recipe_e26_s0/longer_batch_64,recipe_e26_s1/longer_batch_64,..." \\
+        --out $R/label_agreement_private_test
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(_REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(_REPO_ROOT))
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _label(folder: Path) -> str:
+    return f"{folder.parent.name}/{folder.name}"
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", help="run folders with predictions.npz and metrics.json (labelled by their "
+                                            "last two path parts)")
+    ap.add_argument("--ensemble", action="append", default=[], metavar="NAME=LABEL,LABEL,...",
+                    help="a row for the mean probabilities of runs given above (repeatable)")
+    ap.add_argument("--split", default="PrivateTest", help="the test split scored (PublicTest or PrivateTest)")
+    ap.add_argument("--profile", default="cpu", help="params/<profile>.yaml whose notebook 03 data the runs used")
+    ap.add_argument("--ferplus", default=None,
+                    help="FER+ votes (default: $FER_DATA_DIR/ferplus/fer2013new.csv)")
+    ap.add_argument("--out", required=True, help="the outputs' path without extension")
+    ap.add_argument("--params-dir", default="params")
+    ap.add_argument("--notebooks-dir", default="notebooks")
+    args = ap.parse_args(argv)
+    args.runs = [Path(r) for r in args.runs]
+    labels = [_label(r) for r in args.runs]
+    if len(set(labels)) != len(labels):
+        ap.error(f"run folders with the same last two path parts: {labels}")
+    for file in ("predictions.npz", "metrics.json"):
+        missing = [str(r) for r in args.runs if not (r / file).is_file()]
+        if missing:
+            ap.error(f"no {file} in {missing}: expected finished run folders")
+    ensembles = {}
+    for spec in args.ensemble:
+        name, _, members = spec.rpartition("=")
+        members = [m.strip() for m in members.split(",") if m.strip()]
+        unknown = [m for m in members if m not in labels]
+        if not name or len(members) < 2 or unknown:
+            ap.error(f"--ensemble {spec!r}: expected NAME=LABEL,LABEL,... with two or more of the runs {labels}"
+                     + (f" (not among them: {unknown})" if unknown else ""))
+        ensembles[name] = members
+    args.ensembles = ensembles
+    if args.ferplus is None:
+        root = os.environ.get("FER_DATA_DIR")
+        if not root:
+            ap.error("--ferplus not given and FER_DATA_DIR not set: expected the FER+ votes (fer2013new.csv)")
+        args.ferplus = str(Path(root) / "ferplus" / "fer2013new.csv")
+    if not Path(args.ferplus).is_file():
+        ap.error(f"--ferplus {args.ferplus}: file not found (expected FER+ fer2013new.csv)")
+    taken = [str(p) for p in (Path(f"{args.out}.csv"), Path(f"{args.out}.md")) if p.exists()]
+    if taken:
+        ap.error(f"--out {args.out}: {taken} exist; give a new name (earlier results are not overwritten)")
+    return args
+
+
+def main(argv=None) -> int:
+    from fer_utils import artifacts, notebook_exec
+    from fer_utils.experiments import label_agreement as L
+    from fer_utils.experiments import recipe as R
+    from fer_utils.experiments import seeds
+
+    args = parse_args(argv)
+    folders = {_label(r): r for r in args.runs}
+    with notebook_exec.filtered_stderr():
+        artifacts.quiet_warnings()
+        try:
+            ds = R.data_of_runs(folders, args.profile, args.params_dir, args.notebooks_dir)
+        except ValueError as err:  # an unknown profile, an unreadable metrics.json, runs on other data
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        _, leaked = seeds.leaks(ds)
+    preds = L.load_runs(folders)
+    preds.update({name: L.ensemble({m: preds[m] for m in members}) for name, members in args.ensembles.items()})
+    try:
+        tab = L.table(preds, args.ferplus, split=args.split, leaked=leaked)
+    except (ValueError, OSError) as err:  # runs on other faces, votes not aligned with fer2013.csv
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    text = L.markdown(tab)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    tab.to_csv(f"{args.out}.csv", index=False)
+    Path(f"{args.out}.md").write_text(text)
+    print(text)
+    print(f"written: {args.out}.csv, {args.out}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Test answers against FER+'s crowd votes (``fer_utils.experiments.label_agreement``): the measures on cases whose
+answer is known, the refusals, and the committed table read back from the committed predictions."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_utils.data.dataset import DataError
+from fer_utils.experiments import label_agreement as L
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+COMMITTED = RESULTS / "label_agreement_private_test"
+RUNS = [f"recipe_e26_s{s}/{v}" for v in ("full", "longer_batch_64") for s in (0, 1, 2)]
+
+
+@pytest.fixture
+def crowd():
+    """7,000 faces: votes for one emotion each (7 of 10 votes), the FER-2013 label that emotion for 60% of them."""
+    rng = np.random.default_rng(0)
+    n = 7000
+    top = rng.integers(0, 7, n)
+    votes = np.zeros((n, 7))
+    votes[np.arange(n), top] = 7
+    votes[np.arange(n), (top + 1) % 7] += 3
+    y = np.where(rng.random(n) < 0.6, top, (top + 1 + rng.integers(0, 6, n)) % 7)
+    return y, votes, top
+
+
+def test_known_answers_score_as_they_must(crowd):
+    y, votes, top = crowd
+    agrees = float((top == y).mean())
+    perfect = L.agreement(y, y, votes)  # the FER-2013 labels themselves
+    assert (perfect["accuracy"], perfect["accuracy_crowd_agrees"], perfect["accuracy_crowd_disagrees"]) == (1, 1, 1)
+    assert perfect["crowd_pick_where_disagrees"] == 0.0
+    assert perfect["accuracy_vs_crowd"] == pytest.approx(agrees) == perfect["crowd_agrees"]
+    assert perfect["crowd_answers"] == len(y)
+    the_crowd = L.agreement(y, top, votes)  # the crowd's own answers
+    assert the_crowd["accuracy"] == pytest.approx(agrees)
+    assert (the_crowd["accuracy_crowd_agrees"], the_crowd["accuracy_crowd_disagrees"]) == (1.0, 0.0)
+    assert (the_crowd["crowd_pick_where_disagrees"], the_crowd["accuracy_vs_crowd"]) == (1.0, 1.0)
+    guess = L.agreement(y, np.random.default_rng(1).integers(0, 7, len(y)), votes)  # a guess knows neither
+    assert guess["accuracy_crowd_agrees"] == pytest.approx(1 / 7, abs=0.03)
+    assert guess["accuracy_crowd_disagrees"] == pytest.approx(1 / 7, abs=0.03)
+
+
+def test_ties_and_faces_without_emotion_votes_have_no_crowd_answer():
+    votes = np.array([[5, 5, 0, 0, 0, 0, 0], [0] * 7, [1, 0, 0, 0, 0, 0, 9], [0, 2, 0, 0, 0, 0, 0]], float)
+    assert L.crowd_majority(votes).tolist() == [-1, -1, 6, 1]
+    out = L.agreement(np.array([0, 0, 6, 0]), np.array([0, 0, 6, 1]), votes)
+    assert (out["crowd_answers"], out["crowd_agrees"], out["accuracy"]) == (2, 0.5, 0.75)
+    assert (out["accuracy_crowd_agrees"], out["accuracy_crowd_disagrees"]) == (1.0, 0.0)
+    # no face where the crowd disagrees: NaN, not a made-up number
+    assert np.isnan(L.agreement(np.array([6]), np.array([6]), votes[2:3])["accuracy_crowd_disagrees"])
+    # one annotator at random: 1 vote of 10 for label 0, 2 of 2 for label 1, the face without votes left out
+    assert L.one_annotator(np.array([0, 0, 0, 1]), votes) == pytest.approx((0.5 + 0.1 + 1.0) / 3)
+
+
+def test_bad_shapes_ids_and_misaligned_votes_are_refused_with_the_row(tmp_path):
+    with pytest.raises(ValueError, match=r"\[N, 7\]"):
+        L.agreement(np.zeros(3), np.zeros(3), np.zeros((3, 8)))
+    with pytest.raises(ValueError, match="source id 1 is 'ckplus:S005'"):
+        L.source_rows(["fer2013.csv.gz:row=4", "ckplus:S005"])
+    assert L.source_rows(["fer2013.csv:row=7", "fer2013.csv.gz:row=28709"]).tolist() == [7, 28709]
+    votes = tmp_path / "fer2013new.csv"
+    votes.write_text("Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
+                     "Training,fer0.png,1,0,0,0,9,0,0,0,0,0\nPrivateTest,fer1.png,0,2,0,0,0,0,0,0,0,8\n")
+    assert L.crowd_votes(votes, [1, 0]).tolist() == [[0, 0, 0, 2, 0, 0, 0], [9, 0, 0, 0, 0, 0, 1]]
+    with pytest.raises(DataError, match="has 2 rows, no row 5"):
+        L.crowd_votes(votes, [0, 5])
+    with pytest.raises(DataError, match="row 0 has Usage='Training', the predictions say 'PrivateTest'"):
+        L.crowd_votes(votes, [1, 0], splits=["PrivateTest", "PrivateTest"])
+
+
+def _preds(ids, y, pred, split="PrivateTest", k=7):
+    prob = np.eye(k, dtype=np.float32)[pred]
+    return {"source_ids": np.array(ids), "split": np.array([split] * len(ids)), "y_true": np.asarray(y),
+            "y_pred": np.asarray(pred), "y_prob": prob}
+
+
+def test_ensembles_average_probabilities_and_refuse_members_on_other_faces():
+    ids = [f"fer2013.csv.gz:row={i}" for i in range(3)]
+    a, b = _preds(ids, [0, 1, 2], [0, 1, 2]), _preds(ids, [0, 1, 2], [0, 2, 2])
+    b["y_prob"] = np.array([[0.6, 0.4] + [0] * 5, [0, 0.3, 0.7] + [0] * 4, [0, 0, 1] + [0] * 4], np.float32)
+    both = L.ensemble({"a": a, "b": b})
+    assert both["y_pred"].tolist() == [0, 1, 2]  # row 1: (1 + 0.3) / 2 > 0.7 / 2
+    assert both["y_prob"][1, 1] == pytest.approx(0.65)
+    with pytest.raises(ValueError, match="member b: its source_ids differ from a's"):
+        L.ensemble({"a": a, "b": _preds(ids[::-1], [0, 1, 2], [0, 1, 2])})
+    with pytest.raises(ValueError, match="two or more members"):
+        L.ensemble({"a": a})
+    with pytest.raises(ValueError, match="b: its PrivateTest faces or labels differ from a's"):
+        L.table({"a": a, "b": _preds(ids, [0, 1, 1], [0, 1, 2])}, "unused.csv")
+    with pytest.raises(ValueError, match="a: no PrivateTest faces"):
+        L.table({"a": _preds(ids, [0, 1, 2], [0, 1, 2], split="PublicTest")}, "unused.csv")
+
+
+def _cli():
+    spec = importlib.util.spec_from_file_location("label_agreement_cli", ROOT / "benchmarks" / "label_agreement.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_command_refuses_unknown_ensemble_members_missing_votes_and_outputs_it_would_overwrite(tmp_path,
+                                                                                                  monkeypatch, capsys):
+    cli = _cli()
+    runs = [str(RESULTS / r) for r in RUNS[:2]]
+    votes = tmp_path / "fer2013new.csv"
+    votes.write_text("x\n")
+    with pytest.raises(SystemExit):
+        cli.parse_args([*runs, "--ensemble", "two=recipe_e26_s0/full,recipe_e26_s2/full", "--ferplus", str(votes),
+                        "--out", str(tmp_path / "t")])
+    assert "not among them: ['recipe_e26_s2/full']" in capsys.readouterr().err
+    monkeypatch.delenv("FER_DATA_DIR", raising=False)
+    with pytest.raises(SystemExit):
+        cli.parse_args([*runs, "--out", str(tmp_path / "t")])
+    assert "FER_DATA_DIR not set" in capsys.readouterr().err
+    (tmp_path / "t.md").write_text("earlier")
+    with pytest.raises(SystemExit):
+        cli.parse_args([*runs, "--ferplus", str(votes), "--out", str(tmp_path / "t")])
+    assert "earlier results are not overwritten" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.parse_args([str(tmp_path), "--ferplus", str(votes), "--out", str(tmp_path / "u")])
+    assert "no predictions.npz" in capsys.readouterr().err
+
+
+def test_the_committed_table_is_what_the_committed_predictions_and_the_votes_give(real_data):
+    """Every official column again from the runs' committed predictions and the real FER+ votes; the columns without
+    near-duplicates tied to each run's own recorded dedup accuracy (the same rows left out); the docs quote it."""
+    committed = pd.read_csv(f"{COMMITTED}.csv")
+    preds = L.load_runs({r: RESULTS / r for r in RUNS})
+    for v in ("full", "longer_batch_64"):
+        preds[f"{v}, 3 seeds"] = L.ensemble({r: preds[r] for r in RUNS if r.endswith(f"/{v}")})
+    again = L.table(preds, real_data / "ferplus" / "fer2013new.csv")
+    assert committed["answers"].tolist() == again["answers"].tolist()
+    official = [c for c in again.columns if not c.endswith("_dedup") and c != "answers"]
+    pd.testing.assert_frame_equal(committed[official], again[official], check_dtype=False, atol=1e-9)
+    for r in RUNS:
+        headline = json.loads((RESULTS / r / "metrics.json").read_text())["headline"]
+        row = committed.set_index("answers").loc[r]
+        assert row["accuracy"] == pytest.approx(headline["PrivateTest_accuracy"], abs=1e-9)
+        assert row["accuracy_dedup"] == pytest.approx(headline["PrivateTest_dedup_accuracy"], abs=1e-9)
+        assert row["images_dedup"] == 3589 - headline["PrivateTest_near_copies"]
+    ens = committed.set_index("answers")
+    assert ens.loc["longer_batch_64, 3 seeds", "accuracy"] == pytest.approx(0.7024, abs=5e-5)  # the seed table's
+    assert ens.loc["FER+ crowd majority", "accuracy_crowd_agrees"] == 1.0
+    assert ens.loc["FER+ crowd majority", "accuracy_crowd_disagrees"] == 0.0
+    md = Path(f"{COMMITTED}.md").read_text()
+    assert md == L.markdown(committed)
+    docs = (ROOT / "docs" / "results.md").read_text()
+    assert md.split("\n\n")[0] in docs  # the table, whole
