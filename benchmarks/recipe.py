@@ -71,7 +71,8 @@ def parse_args(argv=None):
     ap.add_argument("--teacher", default="",
                     help="comma-separated trained run folders whose averaged probabilities the teacher variants "
                          f"({', '.join(R.TEACHER_VARIANTS)}) learn from "
-                         "(e.g. reports/cpu/03_baselines/msca_resnet/seed0,...seed1,...seed2)")
+                         "(e.g. reports/cpu/03_baselines/msca_resnet/seed0,...seed1,...seed2), or crowd: FER+'s "
+                         "votes, for longer_batch_64_crowd")
     ap.add_argument("--teacher-tta", default="ten_crop",
                     help="the teacher's test-time augmentation (default: %(default)s)")
     ap.add_argument("--reference", default="full",
@@ -112,8 +113,13 @@ def parse_args(argv=None):
     args.teacher = [t.strip() for t in args.teacher.split(",") if t.strip()]
     needs = [v for v in args.variants if v in R.TEACHER_VARIANTS]
     if needs and not args.teacher and not args.seed_table:
-        ap.error(f"variant(s) {needs} need --teacher (trained run folders)")
-    missing = [t for t in args.teacher if not Path(t).is_dir()]
+        ap.error(f"variant(s) {needs} need --teacher (trained run folders, or crowd)")
+    by_crowd = args.teacher == ["crowd"]
+    other = [v for v in needs if (R.VARIANTS[v][1].get("teacher") == "crowd") != by_crowd]
+    if args.teacher and other:
+        ap.error(f"--teacher {','.join(args.teacher)}: variant(s) {other} learn from "
+                 + ("trained run folders: train them in another call" if by_crowd else "--teacher crowd"))
+    missing = [t for t in args.teacher if not Path(t).is_dir() and args.teacher != ["crowd"]]
     if missing:
         ap.error(f"--teacher: no such run folder(s) {missing}")
     return args
@@ -145,11 +151,22 @@ def main(argv=None) -> int:
             if any(v in R.TEACHER_VARIANTS for v in args.variants):
                 from fer_utils.experiments import distill
 
-                teacher = distill.teacher_probabilities(ds, args.teacher, budget / distill.TEACHER_FILE,
-                                                        tta=args.teacher_tta)
-                print(f"teacher: {len(args.teacher)} model(s), {args.teacher_tta} TTA on {len(teacher['rows'])} "
-                      f"Training rows: {teacher['seconds'] / 60:.1f} min of inference"
-                      + (" (computed earlier, reused)" if teacher["reused"] else ""))
+                if args.teacher == ["crowd"]:  # FER+'s votes on the Training faces: nothing to infer
+                    from fer_utils.data.discovery import discover
+                    from fer_utils.experiments.label_agreement import crowd_teacher
+
+                    votes = discover("ferplus", recipe["data_dir"])
+                    if votes is None:
+                        raise FileNotFoundError("--teacher crowd: no FER+ votes (ferplus/fer2013new.csv) beside the "
+                                                "FER-2013 csv under FER_DATA_DIR")
+                    teacher = crowd_teacher(ds, votes.path)
+                    print(f"teacher: FER+'s crowd votes ({votes.path}) on {len(teacher['rows'])} Training rows")
+                else:
+                    teacher = distill.teacher_probabilities(ds, args.teacher, budget / distill.TEACHER_FILE,
+                                                            tta=args.teacher_tta)
+                    print(f"teacher: {len(args.teacher)} model(s), {args.teacher_tta} TTA on {len(teacher['rows'])} "
+                          f"Training rows: {teacher['seconds'] / 60:.1f} min of inference"
+                          + (" (computed earlier, reused)" if teacher["reused"] else ""))
                 said = distill.summary(ds, teacher)
                 print(f"teacher on the Training rows it labels: accuracy {said['train_accuracy']:.4f}, mean top "
                       f"probability {said['mean_top_probability']:.3f} ({said['share_top_above_90']:.1%} above 0.9), "

@@ -154,3 +154,49 @@ def test_the_committed_table_is_what_the_committed_predictions_and_the_votes_giv
     assert md == L.markdown(committed)
     docs = (ROOT / "docs" / "results.md").read_text()
     assert md.split("\n\n")[0] in docs  # the table, whole
+
+
+def test_the_crowd_teacher_gives_training_faces_their_vote_shares_and_nothing_else(tiny_fer, tmp_path):
+    """Training faces: 0.5 one-hot + 0.5 the crowd's shares (4 votes for the label, 6 for the next emotion); a face
+    with only contempt votes keeps its label; validation and test faces are untouched; other faces are refused."""
+    from fer_utils.data.classes import FER2013_CLASSES, FER_TO_FERPLUS, FERPLUS_VOTE_COLUMNS
+    from fer_utils.experiments import distill
+
+    ds = tiny_fer.replace(source_ids=np.array([f"fer2013.csv.gz:row={i}" for i in range(len(tiny_fer))]))
+    train = np.flatnonzero(ds.splits == "Training")
+    lines = ["Usage,Image name," + ",".join(FERPLUS_VOTE_COLUMNS)]
+    for i, (split, label) in enumerate(zip(ds.splits, ds.labels)):
+        votes = dict.fromkeys(FERPLUS_VOTE_COLUMNS, 0)
+        if i == train[0]:
+            votes["contempt"] = 10
+        else:
+            votes[FER_TO_FERPLUS[FER2013_CLASSES[label]]] += 4
+            votes[FER_TO_FERPLUS[FER2013_CLASSES[(label + 1) % 7]]] += 6
+        lines.append(f"{split},fer{i}.png," + ",".join(str(votes[c]) for c in FERPLUS_VOTE_COLUMNS))
+    path = tmp_path / "fer2013new.csv"
+    path.write_text("\n".join(lines) + "\n")
+    teacher = L.crowd_teacher(ds, path)
+    assert (teacher["tta"], teacher["members"], teacher["seconds"]) == (L.CROWD, [str(path)], 0.0)
+    soft = distill.distilled(ds, teacher, 0.5).soft_labels
+    one_hot = np.eye(7, dtype=np.float32)[ds.labels]
+    nxt = np.eye(7, dtype=np.float32)[(ds.labels + 1) % 7]
+    np.testing.assert_allclose(soft[train[1:]], (0.7 * one_hot + 0.3 * nxt)[train[1:]], rtol=1e-6)
+    assert np.array_equal(soft[train[0]], one_hot[train[0]])
+    others = np.setdiff1d(np.arange(len(ds)), train)
+    assert len(others) and np.array_equal(soft[others], one_hot[others])
+    with pytest.raises(ValueError, match="expected 'fer2013.csv.gz:row=N'"):
+        L.crowd_teacher(tiny_fer, path)  # the synthetic faces are no rows of fer2013.csv
+
+
+def test_the_recipe_command_pairs_the_crowd_student_with_the_crowd_and_the_others_with_run_folders(capsys):
+    spec = importlib.util.spec_from_file_location("recipe_cli", ROOT / "benchmarks" / "recipe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = module.parse_args(["--variants", "longer_batch_64,longer_batch_64_crowd", "--teacher", "crowd"])
+    assert args.teacher == ["crowd"]
+    for variants, teacher, says in (("longer_batch_64_crowd", ".", "['longer_batch_64_crowd'] learn from --teacher "
+                                     "crowd"), ("longer_batch_64_distill,longer_batch_64_crowd", "crowd",
+                                                "['longer_batch_64_distill'] learn from trained run folders")):
+        with pytest.raises(SystemExit):
+            module.parse_args(["--variants", variants, "--teacher", teacher])
+        assert says in capsys.readouterr().err

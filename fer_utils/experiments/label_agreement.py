@@ -12,14 +12,18 @@ face whose FER-2013 label the crowd does not give either, and how the crowd itse
   majority gives the FER-2013 label (``crowd agrees``) or another emotion (``crowd disagrees``); faces without a
   crowd answer count only in the overall numbers.
 * :func:`table` puts runs' saved predictions and the crowd itself side by side (``benchmarks/label_agreement.py``).
+* :func:`crowd_teacher` turns the votes of the **Training** rows into a teacher for
+  :func:`fer_utils.experiments.distill.distilled` (the recipe variant ``longer_batch_64_crowd``); validation and test
+  faces keep their FER-2013 labels.
 
 The crowd's own rows are the reference the models are read against: its majority as a classifier, and one annotator
-drawn at random (the expected share of votes for the FER-2013 label). Nothing here trains or tunes: the votes of test
-faces are read to describe test answers, never to choose a model.
+drawn at random (the expected share of votes for the FER-2013 label). The votes of test faces are read to describe
+test answers, never to choose or train a model.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -212,3 +216,28 @@ def ensemble(members: dict) -> dict:
                                  "on the same faces)")
     prob = np.mean([np.asarray(p["y_prob"], dtype=np.float64) for p in members.values()], axis=0)
     return {**p0, "y_prob": prob.astype(np.float32), "y_pred": prob.argmax(axis=1).astype(np.int64)}
+
+
+#: What the teacher of a crowd student is called in its run's recipe (``distillation.tta``).
+CROWD = "FER+ crowd votes"
+
+
+def crowd_teacher(ds, ferplus_csv) -> dict:
+    """The crowd's vote shares of FER-2013's seven emotions on ``ds``'s Training rows, as a distillation teacher.
+
+    Returns the dict :func:`fer_utils.experiments.distill.distilled` takes (``probs`` [n_train, 7], ``rows``) and what
+    a run records of it (``members``: the votes file; ``model_sha256``: its checksum; ``tta``: :data:`CROWD`;
+    ``seconds``: 0, nothing is inferred). A face without emotion votes (only contempt, unknown or not-a-face) keeps
+    its one-hot FER-2013 label.
+
+    Raises:
+        ValueError: Training rows that are not rows of ``fer2013.csv`` (another dataset, synthetic faces).
+        DataError: votes not aligned with ``fer2013.csv``.
+    """
+    rows = np.flatnonzero(ds.splits == "Training")
+    votes = crowd_votes(ferplus_csv, source_rows(np.asarray(ds.source_ids)[rows]), splits=["Training"] * len(rows))
+    total = votes.sum(axis=1, keepdims=True)
+    one_hot = np.eye(len(EMOTION_COLUMNS))[ds.labels[rows]]
+    probs = np.where(total > 0, votes / np.maximum(total, 1), one_hot).astype(np.float32)
+    return {"probs": probs, "rows": rows, "seconds": 0.0, "tta": CROWD, "members": [str(ferplus_csv)],
+            "model_sha256": [hashlib.sha256(Path(ferplus_csv).read_bytes()).hexdigest()], "reused": False}

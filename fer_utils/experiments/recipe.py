@@ -106,8 +106,14 @@ VARIANTS["longer_batch_64"] = _together(("longer", "batch_64"), "the longer sche
 #: of any run on this split; the ensemble's PrivateTest score, 0.7024 with ten-crop, was known when it was chosen).
 VARIANTS["longer_batch_64_distill"] = _together(("longer_batch_64", "distill"),
                                                 "the longer schedule at batch 64 distilled")
-#: Variants that need teacher run folders (``run_ablation(teacher=...)``, ``benchmarks/recipe.py --teacher``).
-TEACHER_VARIANTS = ("distill", "separable_distill", "longer_distill", "longer_batch_64_distill")
+#: The same student taught by FER+'s crowd votes on the Training faces instead (``label_agreement.crowd_teacher``).
+VARIANTS["longer_batch_64_crowd"] = ("the longer schedule at batch 64 taught by people: targets 0.5 one-hot + 0.5 "
+                                     "FER+'s crowd vote shares", {**VARIANTS["longer_batch_64_distill"][1],
+                                                                  "teacher": "crowd"})
+#: Variants that need a teacher (``run_ablation(teacher=...)``, ``benchmarks/recipe.py --teacher``): run folders, or
+#: the crowd's votes for those whose change says ``"teacher": "crowd"``.
+TEACHER_VARIANTS = ("distill", "separable_distill", "longer_distill", "longer_batch_64_distill",
+                    "longer_batch_64_crowd")
 #: TTA variants: the full variant's model scored with another test-time augmentation (no training).
 TTA_VARIANTS = {"ten_crop_tta": ("TTA {} -> ten-crop", "ten_crop"), "flip_tta": ("TTA {} -> flip", "flip"),
                 "center_flip_tta": ("TTA {} -> centre crop + flip", "center_flip"), "no_tta": ("TTA {} -> none", None)}
