@@ -6,9 +6,10 @@ images. Reads saved predictions only: nothing is trained or evaluated again. Wri
 (refused if either exists). Usage (from the repository root; the committed
 ``benchmarks/results/label_agreement_private_test*``)::
 
-    R=benchmarks/results
-    python benchmarks/label_agreement.py $R/recipe_e26_s{0,1,2}/longer_batch_64 \\
-        --ensemble "longer_batch_64, 3 seeds=recipe_e26_s0/longer_batch_64,recipe_e26_s1/longer_batch_64,..." \\
+    R=benchmarks/results; E=recipe_e26_s
+    python benchmarks/label_agreement.py $R/${E}{0,1,2}/full $R/${E}{0,1,2}/longer_batch_64 \\
+        --ensemble "full, 3 seeds=${E}0/full,${E}1/full,${E}2/full" \\
+        --ensemble "longer_batch_64, 3 seeds=${E}0/longer_batch_64,${E}1/longer_batch_64,${E}2/longer_batch_64" \\
         --out $R/label_agreement_private_test
 """
 
@@ -55,10 +56,12 @@ def parse_args(argv=None):
     ensembles = {}
     for spec in args.ensemble:
         name, _, members = spec.rpartition("=")
-        members = [m.strip() for m in members.split(",") if m.strip()]
+        members = list(dict.fromkeys(m.strip() for m in members.split(",") if m.strip()))
         unknown = [m for m in members if m not in labels]
+        if name in labels or name in ensembles:
+            ap.error(f"--ensemble {spec!r}: the name {name!r} is taken (a run's label or another ensemble)")
         if not name or len(members) < 2 or unknown:
-            ap.error(f"--ensemble {spec!r}: expected NAME=LABEL,LABEL,... with two or more of the runs {labels}"
+            ap.error(f"--ensemble {spec!r}: expected NAME=LABEL,LABEL,... with two or more different runs of {labels}"
                      + (f" (not among them: {unknown})" if unknown else ""))
         ensembles[name] = members
     args.ensembles = ensembles
@@ -91,11 +94,11 @@ def main(argv=None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         _, leaked = seeds.leaks(ds)
-    preds = L.load_runs(folders)
-    preds.update({name: L.ensemble({m: preds[m] for m in members}) for name, members in args.ensembles.items()})
     try:
+        preds = L.load_runs(folders)
+        preds.update({name: L.ensemble({m: preds[m] for m in members}) for name, members in args.ensembles.items()})
         tab = L.table(preds, args.ferplus, split=args.split, leaked=leaked)
-    except (ValueError, OSError) as err:  # runs on other faces, votes not aligned with fer2013.csv
+    except (ValueError, OSError) as err:  # runs on other faces or classes, votes not aligned with fer2013.csv
         print(f"error: {err}", file=sys.stderr)
         return 2
     text = L.markdown(tab)

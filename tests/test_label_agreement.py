@@ -82,21 +82,29 @@ def _preds(ids, y, pred, split="PrivateTest", k=7):
             "y_pred": np.asarray(pred), "y_prob": prob}
 
 
-def test_ensembles_average_probabilities_and_refuse_members_on_other_faces():
+def test_ensembles_average_probabilities_and_refuse_members_on_other_faces_or_classes():
     ids = [f"fer2013.csv.gz:row={i}" for i in range(3)]
-    a, b = _preds(ids, [0, 1, 2], [0, 1, 2]), _preds(ids, [0, 1, 2], [0, 2, 2])
-    b["y_prob"] = np.array([[0.6, 0.4] + [0] * 5, [0, 0.3, 0.7] + [0] * 4, [0, 0, 1] + [0] * 4], np.float32)
-    both = L.ensemble({"a": a, "b": b})
-    assert both["y_pred"].tolist() == [0, 1, 2]  # row 1: (1 + 0.3) / 2 > 0.7 / 2
-    assert both["y_prob"][1, 1] == pytest.approx(0.65)
+    a, b, c = (_preds(ids, [0, 1, 2], pred) for pred in ([0, 2, 2], [0, 1, 2], [0, 1, 2]))
+    b["y_prob"] = np.array([[0.6, 0.4] + [0] * 5, [0, 0.7, 0.3] + [0] * 4, [0, 0, 1] + [0] * 4], np.float32)
+    three = L.ensemble({"a": a, "b": b, "c": c})
+    assert three["y_pred"].tolist() == [0, 1, 2]  # row 1: the first member says 2, the mean (0.567 for 1) says 1
+    assert three["y_prob"][1].tolist() == pytest.approx([0, 1.7 / 3, 1.3 / 3, 0, 0, 0, 0])
     with pytest.raises(ValueError, match="member b: its source_ids differ from a's"):
         L.ensemble({"a": a, "b": _preds(ids[::-1], [0, 1, 2], [0, 1, 2])})
-    with pytest.raises(ValueError, match="two or more members"):
+    with pytest.raises(ValueError, match="two or more different members"):
         L.ensemble({"a": a})
     with pytest.raises(ValueError, match="b: its PrivateTest faces or labels differ from a's"):
         L.table({"a": a, "b": _preds(ids, [0, 1, 1], [0, 1, 2])}, "unused.csv")
     with pytest.raises(ValueError, match="a: no PrivateTest faces"):
         L.table({"a": _preds(ids, [0, 1, 2], [0, 1, 2], split="PublicTest")}, "unused.csv")
+    ferplus = {**a, "class_names": ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
+                                    "contempt"]}  # a FER+ run: its rows are fer2013.csv's, its classes are not
+    with pytest.raises(ValueError, match="a: classes .* expected FER-2013's"):
+        L.table({"a": ferplus}, "unused.csv")
+
+
+def test_the_vote_columns_are_fer2013s_classes_in_fer2013s_order():
+    assert L.EMOTION_COLUMNS == ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 
 
 def _cli():
@@ -120,6 +128,10 @@ def test_the_command_refuses_unknown_ensemble_members_missing_votes_and_outputs_
     with pytest.raises(SystemExit):
         cli.parse_args([*runs, "--out", str(tmp_path / "t")])
     assert "FER_DATA_DIR not set" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.parse_args([*runs, "--ensemble", "recipe_e26_s0/full=recipe_e26_s0/full,recipe_e26_s1/full",
+                        "--ferplus", str(votes), "--out", str(tmp_path / "t")])
+    assert "the name 'recipe_e26_s0/full' is taken" in capsys.readouterr().err
     (tmp_path / "t.md").write_text("earlier")
     with pytest.raises(SystemExit):
         cli.parse_args([*runs, "--ferplus", str(votes), "--out", str(tmp_path / "t")])
@@ -130,16 +142,18 @@ def test_the_command_refuses_unknown_ensemble_members_missing_votes_and_outputs_
 
 
 def test_the_committed_table_is_what_the_committed_predictions_and_the_votes_give(real_data):
-    """Every official column again from the runs' committed predictions and the real FER+ votes; the columns without
-    near-duplicates tied to each run's own recorded dedup accuracy (the same rows left out); the docs quote it."""
+    """The whole table again from the runs' committed predictions, the real FER+ votes and the recipe data's
+    near-duplicates; each run's row tied to its own recorded scores (the same rows left out); the docs quote it."""
+    from fer_utils.experiments import recipe as R
+    from fer_utils.experiments import seeds
+
     committed = pd.read_csv(f"{COMMITTED}.csv")
     preds = L.load_runs({r: RESULTS / r for r in RUNS})
     for v in ("full", "longer_batch_64"):
         preds[f"{v}, 3 seeds"] = L.ensemble({r: preds[r] for r in RUNS if r.endswith(f"/{v}")})
-    again = L.table(preds, real_data / "ferplus" / "fer2013new.csv")
-    assert committed["answers"].tolist() == again["answers"].tolist()
-    official = [c for c in again.columns if not c.endswith("_dedup") and c != "answers"]
-    pd.testing.assert_frame_equal(committed[official], again[official], check_dtype=False, atol=1e-9)
+    ds = R.data_of_runs({r: RESULTS / r for r in RUNS}, "cpu", ROOT / "params", ROOT / "notebooks")
+    again = L.table(preds, real_data / "ferplus" / "fer2013new.csv", leaked=seeds.leaks(ds)[1])
+    pd.testing.assert_frame_equal(committed, again, check_dtype=False, atol=1e-9)
     for r in RUNS:
         headline = json.loads((RESULTS / r / "metrics.json").read_text())["headline"]
         row = committed.set_index("answers").loc[r]
@@ -186,6 +200,8 @@ def test_the_crowd_teacher_gives_training_faces_their_vote_shares_and_nothing_el
     assert len(others) and np.array_equal(soft[others], one_hot[others])
     with pytest.raises(ValueError, match="expected 'fer2013.csv.gz:row=N'"):
         L.crowd_teacher(tiny_fer, path)  # the synthetic faces are no rows of fer2013.csv
+    with pytest.raises(ValueError, match="expected FER-2013's"):
+        L.crowd_teacher(ds.replace(class_names=tuple(reversed(ds.class_names))), path)
 
 
 def test_the_recipe_command_pairs_the_crowd_student_with_the_crowd_and_the_others_with_run_folders(capsys):

@@ -383,6 +383,13 @@ def test_export_checks_its_arguments_before_anything_loads(tmp_path, capsys):
     runs.write_recipe(distilled, {"seed": 0, "distillation": {"members": [str(second)], "tta": "ten_crop"}})
     assert export.training_command(second) is None
     assert export.training_command(tmp_path / "elsewhere") is None
+    # taught by FER+'s votes: the votes file is no run, the command names the crowd
+    crowd = tmp_path / "reports/cpu/recipe_ablation/e26-s0/longer_batch_64_crowd"
+    crowd.mkdir(parents=True)
+    runs.write_recipe(crowd, {"seed": 0, "distillation": {"members": ["/data/ferplus/fer2013new.csv"],
+                                                          "tta": "FER+ crowd votes"}})
+    assert export.training_command(crowd) == ("python benchmarks/recipe.py --profile cpu --epochs 26 --seed 0 "
+                                              "--variants full,longer_batch_64_crowd --teacher crowd")
 
 
 def test_an_export_card_records_the_validation_carve_out_and_it_is_used_again(monkeypatch):

@@ -691,7 +691,7 @@ def test_the_distilled_separable_variant_trains_the_separable_network_on_the_tea
         tiny_fer, tmp_path, monkeypatch):
     """``separable_distill`` hands run_model the separable network, the distilled labels and their record; ``full``
     (always trained first) gets neither. run_model is replaced by a recorder: what is asserted is what it is given."""
-    from fer_utils.experiments import running
+    from fer_utils.experiments import label_agreement, running
 
     given = {}
     monkeypatch.setattr(running, "run_model", lambda model, ds, folder, **kw: given.setdefault(folder.name,
@@ -716,6 +716,12 @@ def test_the_distilled_separable_variant_trains_the_separable_network_on_the_tea
     assert export.split_params(full_kw["params"]) == full_kw["params"]
     with pytest.raises(ValueError, match=r"variant\(s\) \['separable_distill'\] need a teacher"):
         R.run_ablation(recipe, tiny_fer, tmp_path, variants=["separable_distill"], epochs=2)
+    # a student gets the teacher of its kind: run folders' probabilities, or FER+'s votes for the crowd student
+    crowd = {**teacher, "tta": label_agreement.CROWD}
+    with pytest.raises(ValueError, match=r"\['longer_batch_64_crowd'\] need a teacher of their kind \(got ten_crop\)"):
+        R.run_ablation(recipe, tiny_fer, tmp_path, variants=["longer_batch_64_crowd"], epochs=2, teacher=teacher)
+    with pytest.raises(ValueError, match=r"\['separable_distill'\] need a teacher of their kind \(got FER\+ crowd"):
+        R.run_ablation(recipe, tiny_fer, tmp_path, variants=["separable_distill"], epochs=2, teacher=crowd)
 
 
 def test_teacher_probabilities_are_the_members_mean_computed_once_and_tied_to_their_teacher(seeded, tiny_fer,

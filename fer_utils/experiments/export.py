@@ -227,6 +227,7 @@ def training_command(run_dir, _seen: frozenset = frozenset()) -> Optional[str]:
     distilled student's is its teacher members' commands (each once), then its own with ``--teacher`` naming them
     from ``reports/`` on, as the default ``--reports-dir`` finds them; None when a member's command is not known, when
     a teacher variant records no teacher, or when the teachers loop back to the student."""
+    from fer_utils.experiments.label_agreement import CROWD
     from fer_utils.experiments.recipe import TEACHER_VARIANTS
 
     parts = _under_reports(run_dir)
@@ -241,6 +242,8 @@ def training_command(run_dir, _seen: frozenset = frozenset()) -> Optional[str]:
         teacher = (runs.read_recipe(run_dir) or {}).get("distillation")
         if teacher is None:  # a teacher variant without its record cannot name its teacher
             return None if parts[4] in TEACHER_VARIANTS else own
+        if teacher.get("tta") == CROWD:  # taught by FER+'s votes, not by runs
+            return own + " --teacher crowd"
         members = [_under_reports(t) for t in teacher.get("members", [])]
         first = [training_command(t, _seen | {parts}) for t in teacher.get("members", [])]
         if not members or None in members or None in first:

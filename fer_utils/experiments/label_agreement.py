@@ -137,7 +137,8 @@ def table(predictions: dict, ferplus_csv, split: str = "PrivateTest", leaked=())
     answer as a classifier; no answer counts wrong) and ``one FER+ annotator (expected)``.
 
     Raises:
-        ValueError: no predictions, a run without ``split`` or its source ids, or runs on different faces.
+        ValueError: no predictions, a run without ``split`` or its source ids, another class list than FER-2013's,
+            or runs on different faces.
     """
     if not predictions:
         raise ValueError("no predictions to compare")
@@ -145,6 +146,9 @@ def table(predictions: dict, ferplus_csv, split: str = "PrivateTest", leaked=())
     for label, p in predictions.items():
         if p.get("split") is None or p.get("source_ids") is None:
             raise ValueError(f"{label}: predictions without split names or source ids (saved before they were kept)")
+        if p.get("class_names") is not None and list(p["class_names"]) != list(FER2013_CLASSES):
+            raise ValueError(f"{label}: classes {list(p['class_names'])}, expected FER-2013's {list(FER2013_CLASSES)} "
+                             "(FER+'s votes are compared with FER-2013's labels)")
         keep = np.asarray(p["split"]) == split
         if not keep.any():
             raise ValueError(f"{label}: no {split} faces (splits: {sorted(set(np.asarray(p['split']).tolist()))})")
@@ -207,7 +211,7 @@ def ensemble(members: dict) -> dict:
         ValueError: fewer than two members, or members on other faces or labels (named).
     """
     if len(members) < 2:
-        raise ValueError(f"an ensemble needs two or more members, got {list(members)}")
+        raise ValueError(f"an ensemble needs two or more different members, got {list(members)}")
     (first, p0), *rest = members.items()
     for label, p in rest:
         for key in ("source_ids", "split", "y_true"):
@@ -231,9 +235,12 @@ def crowd_teacher(ds, ferplus_csv) -> dict:
     its one-hot FER-2013 label.
 
     Raises:
-        ValueError: Training rows that are not rows of ``fer2013.csv`` (another dataset, synthetic faces).
+        ValueError: another class list than FER-2013's, or Training rows that are not rows of ``fer2013.csv``
+            (another dataset, synthetic faces).
         DataError: votes not aligned with ``fer2013.csv``.
     """
+    if tuple(ds.class_names) != FER2013_CLASSES:
+        raise ValueError(f"{ds.name}: classes {list(ds.class_names)}, expected FER-2013's {list(FER2013_CLASSES)}")
     rows = np.flatnonzero(ds.splits == "Training")
     votes = crowd_votes(ferplus_csv, source_rows(np.asarray(ds.source_ids)[rows]), splits=["Training"] * len(rows))
     total = votes.sum(axis=1, keepdims=True)

@@ -33,8 +33,9 @@ ABLATION_DIR = "recipe_ablation"
 FULL = "full"
 
 #: variant -> (what changes, overrides). Overrides: ``train_config`` keys, ``augment`` (replaces it), ``augment_add``
-#: (keys added to the recipe's augmentation), ``distill`` (the teacher's weight alpha in the targets), ``model`` /
-#: ``model_kwargs`` (replace them; the recipe model's normalization is kept unless ``normalization`` is given),
+#: (keys added to the recipe's augmentation), ``distill`` (the teacher's weight alpha in the targets; the teacher is
+#: run folders, or FER+'s votes where ``teacher`` is ``"crowd"``), ``model`` / ``model_kwargs`` (replace them; the
+#: recipe model's normalization is kept unless ``normalization`` is given),
 #: ``normalization``, ``tta``, ``epochs_from_variant`` (train the variant's own ``epochs``, not the budget),
 #: ``epochs_factor`` (train that many times the budget's epochs, rounded; the schedule stretches with them).
 VARIANTS: dict[str, tuple[str, dict]] = {
@@ -106,12 +107,11 @@ VARIANTS["longer_batch_64"] = _together(("longer", "batch_64"), "the longer sche
 #: of any run on this split; the ensemble's PrivateTest score, 0.7024 with ten-crop, was known when it was chosen).
 VARIANTS["longer_batch_64_distill"] = _together(("longer_batch_64", "distill"),
                                                 "the longer schedule at batch 64 distilled")
-#: The same student taught by FER+'s crowd votes on the Training faces instead (``label_agreement.crowd_teacher``).
+#: The same student taught by FER+'s crowd votes on the Training faces (``label_agreement.crowd_teacher``).
 VARIANTS["longer_batch_64_crowd"] = ("the longer schedule at batch 64 taught by people: targets 0.5 one-hot + 0.5 "
-                                     "FER+'s crowd vote shares", {**VARIANTS["longer_batch_64_distill"][1],
-                                                                  "teacher": "crowd"})
-#: Variants that need a teacher (``run_ablation(teacher=...)``, ``benchmarks/recipe.py --teacher``): run folders, or
-#: the crowd's votes for those whose change says ``"teacher": "crowd"``.
+                                     "FER+'s crowd vote shares",
+                                     {**VARIANTS["longer_batch_64_distill"][1], "teacher": "crowd"})
+#: Variants that need a teacher: run folders, or FER+'s votes where ``teacher`` is ``"crowd"`` (``--teacher``).
 TEACHER_VARIANTS = ("distill", "separable_distill", "longer_distill", "longer_batch_64_distill",
                     "longer_batch_64_crowd")
 #: TTA variants: the full variant's model scored with another test-time augmentation (no training).
@@ -140,8 +140,7 @@ def recipe_from_profile(profile: str, params_dir="params", notebooks_dir="notebo
         raise ValueError(f"params/{profile}.yaml: notebook 03 sets {unsupported}; the ablation trains the recipe on "
                          "the real Training split with the profile's train_config only")
     if not recipe.get("models"):
-        raise ValueError(f"params/{profile}.yaml: notebooks.03_baselines.models is empty; the recipe is its first "
-                         "model")
+        raise ValueError(f"params/{profile}.yaml: notebooks.03_baselines.models is empty (the recipe is its first)")
     return recipe
 
 
@@ -220,27 +219,28 @@ def run_ablation(recipe: dict, ds: D.FERDataset, out_dir, *, variants, epochs: i
 
     Returns ``{variant: run folder}`` in the order given.
     """
-    from fer_utils.experiments import distill
+    from fer_utils.experiments import distill, label_agreement
     from fer_utils.experiments.running import evaluation_splits, run_model
 
     eval_splits, _ = evaluation_splits(ds, recipe.get("eval_splits") or (), recipe.get("report_split") or "")
     out_dir = Path(out_dir)
     names = check_variants(variants)
-    needs = [n for n in names if n in TEACHER_VARIANTS]
-    if needs and teacher is None:
-        raise ValueError(f"variant(s) {needs} need a teacher: trained run folders (benchmarks/recipe.py --teacher)")
+    by_crowd = teacher is not None and teacher.get("tta") == label_agreement.CROWD
+    wrong = [n for n in names if n in TEACHER_VARIANTS
+             and (teacher is None or (VARIANTS[n][1].get("teacher") == "crowd") != by_crowd)]
+    if wrong:
+        raise ValueError(f"variant(s) {wrong} need a teacher of their kind (got {teacher and teacher['tta']}): run "
+                         "folders, or FER+'s crowd votes for those taught by people (benchmarks/recipe.py --teacher)")
     if FULL not in names:  # the whole recipe is always trained (or reused): the reference of most tables
         names.insert(0, FULL)
     # the data split's parameters, recorded in each run's metrics.json (what an export needs to re-create its data)
-    split = {"seed": recipe["seed"], "val_fraction": recipe.get("val_fraction", 0.1),
-             "max_per_class": recipe.get("max_per_class", 0)}
+    split = {k: recipe.get(k, d) for k, d in (("seed", None), ("val_fraction", 0.1), ("max_per_class", 0))}
     folders = {}
     for i, name in enumerate(n for n in names if n in VARIANTS):
         progress.report(f"ablation {name}: {VARIANTS[name][0]}")
         settings = variant_settings(recipe, name, epochs)
         alpha = VARIANTS[name][1].get("distill")
-        extra = ({} if alpha is None else
-                 {"target": "distribution", "distillation": distill.record(teacher, alpha)})
+        extra = {} if alpha is None else {"target": "distribution", "distillation": distill.record(teacher, alpha)}
         run_model(settings.pop("model_name"), ds if alpha is None else distill.distilled(ds, teacher, alpha),
                   out_dir / name, seed=seed, eval_splits=eval_splits, label=f"ablation {name}", params=split,
                   **settings, **extra)
