@@ -152,13 +152,14 @@ def main(argv=None) -> int:
                 from fer_utils.experiments import distill
 
                 if args.teacher == ["crowd"]:  # FER+'s votes on the Training faces: nothing to infer
-                    from fer_utils.data.discovery import discover
+                    from fer_utils.data.discovery import candidate_roots, discover
                     from fer_utils.experiments.label_agreement import crowd_teacher
 
                     votes = discover("ferplus", recipe["data_dir"])
                     if votes is None:
-                        raise FileNotFoundError("--teacher crowd: no FER+ votes (ferplus/fer2013new.csv) beside the "
-                                                "FER-2013 csv under FER_DATA_DIR")
+                        raise FileNotFoundError("--teacher crowd: no FER+ votes (ferplus/fer2013new.csv beside the "
+                                                "FER-2013 csv) under "
+                                                f"{[str(r) for r in candidate_roots(recipe['data_dir'])]}")
                     teacher = crowd_teacher(ds, votes.path)
                     print(f"teacher: FER+'s crowd votes ({votes.path}) on {len(teacher['rows'])} Training rows")
                 else:
