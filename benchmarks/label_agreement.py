@@ -27,10 +27,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _label(folder: Path) -> str:
-    return f"{folder.parent.name}/{folder.name}"
-
-
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", help="run folders with predictions.npz and metrics.json (labelled by their "
@@ -45,14 +41,10 @@ def parse_args(argv=None):
     ap.add_argument("--params-dir", default="params")
     ap.add_argument("--notebooks-dir", default="notebooks")
     args = ap.parse_args(argv)
-    args.runs = [Path(r) for r in args.runs]
-    labels = [_label(r) for r in args.runs]
-    if len(set(labels)) != len(labels):
-        ap.error(f"run folders with the same last two path parts: {labels}")
-    for file in ("predictions.npz", "metrics.json"):
-        missing = [str(r) for r in args.runs if not (r / file).is_file()]
-        if missing:
-            ap.error(f"no {file} in {missing}: expected finished run folders")
+    from fer_utils.experiments import commands as C
+
+    args.folders = C.check_runs(ap, args.runs, ("predictions.npz", "metrics.json"))
+    labels = list(args.folders)
     ensembles = {}
     for spec in args.ensemble:
         name, _, members = spec.rpartition("=")
@@ -72,26 +64,22 @@ def parse_args(argv=None):
         args.ferplus = str(Path(root) / "ferplus" / "fer2013new.csv")
     if not Path(args.ferplus).is_file():
         ap.error(f"--ferplus {args.ferplus}: file not found (expected FER+ fer2013new.csv)")
-    taken = [str(p) for p in (Path(f"{args.out}.csv"), Path(f"{args.out}.md")) if p.exists()]
-    if taken:
-        ap.error(f"--out {args.out}: {taken} exist; give a new name (earlier results are not overwritten)")
+    C.refuse_taken(ap, args.out)
     return args
 
 
 def main(argv=None) -> int:
     from fer_utils import artifacts, notebook_exec
+    from fer_utils.experiments import commands as C
     from fer_utils.experiments import label_agreement as L
-    from fer_utils.experiments import recipe as R
     from fer_utils.experiments import seeds
 
     args = parse_args(argv)
-    folders = {_label(r): r for r in args.runs}
+    folders = args.folders
     with notebook_exec.filtered_stderr():
         artifacts.quiet_warnings()
-        try:
-            ds = R.data_of_runs(folders, args.profile, args.params_dir, args.notebooks_dir)
-        except ValueError as err:  # an unknown profile, an unreadable metrics.json, runs on other data
-            print(f"error: {err}", file=sys.stderr)
+        ds = C.runs_data(folders, args)
+        if ds is None:
             return 2
         _, leaked = seeds.leaks(ds)
     try:

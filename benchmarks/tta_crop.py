@@ -29,10 +29,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _label(folder: Path) -> str:
-    return f"{folder.parent.name}/{folder.name}"
-
-
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", help="finished run folders (model.keras + preprocessing.json + metrics.json)")
@@ -46,14 +42,10 @@ def parse_args(argv=None):
     ap.add_argument("--params-dir", default="params")
     ap.add_argument("--notebooks-dir", default="notebooks")
     args = ap.parse_args(argv)
-    args.runs = [Path(r) for r in args.runs]
-    labels = [_label(r) for r in args.runs]
-    if len(set(labels)) != len(labels):
-        ap.error(f"run folders with the same last two path parts: {labels}")
-    for file in ("model.keras", "preprocessing.json", "metrics.json"):
-        missing = [str(r) for r in args.runs if not (r / file).is_file()]
-        if missing:
-            ap.error(f"no {file} in {missing}: expected finished run folders with their model")
+    from fer_utils.experiments import commands as C
+
+    args.folders = C.check_runs(ap, args.runs, ("model.keras", "preprocessing.json", "metrics.json"),
+                                what="finished run folders with their model")
     try:
         args.fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
     except ValueError:
@@ -67,25 +59,21 @@ def parse_args(argv=None):
         ap.error(f"--fractions: {err}")
     if args.split == args.validation_split:
         ap.error(f"--split {args.split!r}: the split the fraction is chosen on cannot also judge it")
-    taken = [str(p) for p in (Path(f"{args.out}.csv"), Path(f"{args.out}.md")) if p.exists()]
-    if taken:
-        ap.error(f"--out {args.out}: {taken} exist; give a new name (earlier results are not overwritten)")
+    C.refuse_taken(ap, args.out)
     return args
 
 
 def main(argv=None) -> int:
     from fer_utils import artifacts, notebook_exec
-    from fer_utils.experiments import recipe as R
+    from fer_utils.experiments import commands as C
     from fer_utils.experiments import tta_crop
 
     args = parse_args(argv)
-    folders = {_label(r): r for r in args.runs}
+    folders = args.folders
     with notebook_exec.filtered_stderr():
         artifacts.quiet_warnings()
-        try:
-            ds = R.data_of_runs(folders, args.profile, args.params_dir, args.notebooks_dir)
-        except ValueError as err:  # an unknown profile, an unreadable metrics.json, runs on other data
-            print(f"error: {err}", file=sys.stderr)
+        ds = C.runs_data(folders, args)
+        if ds is None:
             return 2
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         try:
