@@ -216,3 +216,53 @@ def test_the_recipe_command_pairs_the_crowd_student_with_the_crowd_and_the_other
         with pytest.raises(SystemExit):
             module.parse_args(["--variants", variants, "--teacher", teacher])
         assert says in capsys.readouterr().err
+
+
+def test_the_committed_crowd_student_is_what_its_files_say_and_the_docs_quote(real_data):
+    """The crowd-taught seed: its ablation row (difference, discordant faces, McNemar) from the committed predictions,
+    its teacher's summary from the real votes, its crowd split from the predictions, its validation count against the
+    shipped run's, and the docs' tables and prose."""
+    from fer_utils import stats
+    from fer_utils.experiments import distill, seeds
+    from fer_utils.experiments import recipe as R
+
+    runs_ = {r: RESULTS / r for r in ("recipe_e26_s0/longer_batch_64", "recipe_e26_s0/longer_batch_64_crowd")}
+    ref, crowd = L.load_runs(runs_).values()
+    table = pd.read_csv(RESULTS / "recipe_ablation_cpu_e26_longer_batch_64_crowd.csv", index_col="variant")
+    row = table.loc["longer_batch_64_crowd"]
+    private = ref["split"] == "PrivateTest"
+    right_ref, right_crowd = (p["y_pred"][private] == p["y_true"][private] for p in (ref, crowd))
+    assert row["discordant (longer_batch_64 right / variant right)"] == \
+        f"{int((right_ref & ~right_crowd).sum())} / {int((right_crowd & ~right_ref).sum())}" == "318 / 210"
+    assert row["McNemar p"] == pytest.approx(stats.mcnemar_test(ref["y_true"][private], ref["y_pred"][private],
+                                                                crowd["y_pred"][private])["p"], rel=1e-9)
+    assert row["diff vs longer_batch_64 (PrivateTest)"] == pytest.approx(right_crowd.mean() - right_ref.mean())
+    recipe = json.loads((RESULTS / "recipe_e26_s0/longer_batch_64_crowd/recipe.json").read_text())
+    assert recipe["distillation"]["tta"] == L.CROWD and recipe["distillation"]["alpha"] == 0.5
+    ds = R.data_of_runs(runs_, "cpu", ROOT / "params", ROOT / "notebooks")
+    votes = real_data / "ferplus" / "fer2013new.csv"
+    said = json.loads((RESULTS / "recipe_e26_teacher_crowd.json").read_text())
+    teacher = L.crowd_teacher(ds, votes)
+    assert said["model_sha256"] == teacher["model_sha256"] == recipe["distillation"]["model_sha256"]
+    assert {k: said[k] for k in ("train_accuracy", "mean_top_probability", "mean_entropy")} == pytest.approx(
+        {k: v for k, v in distill.summary(ds, teacher).items() if k != "share_top_above_90"}, rel=1e-9)
+    split = pd.read_csv(RESULTS / "label_agreement_private_test_crowd.csv")
+    again = L.table(dict(zip(runs_, (ref, crowd))), votes, leaked=seeds.leaks(ds)[1])
+    pd.testing.assert_frame_equal(split, again, check_dtype=False, atol=1e-9)
+    grid = pd.read_csv(RESULTS / "tta_crop_e26_longer_batch_64_crowd_s0_validation.csv")
+    at_ship = grid.loc[np.isclose(grid["crop fraction"], 0.98)].iloc[0]
+    assert round(at_ship["accuracy"] * at_ship["images"]) == 1836 < 1908  # the shipped run's right answers at 0.98
+    docs = (ROOT / "docs" / "results.md").read_text()
+    section = docs[docs.index("**Taught by people"):docs.index("**Time to accuracy**")]
+    md = (RESULTS / "label_agreement_private_test_crowd.md").read_text()
+    runs_rows = [line for line in md.splitlines() if line.startswith("| recipe_e26_s0/")]
+    assert len(runs_rows) == 2 and all(line in section.splitlines() for line in runs_rows)  # the runs' rows, as is
+    text = " ".join(section.split())
+    for quoted in ("-3.01 points", "p = 3.2e-6", "-1.96", "89.1% right against 85.0%", "56% of the faces",
+                   "1,010 times", "0.6393 (1,836 right)", "108.3 s"):
+        assert quoted in text, quoted
+    assert f"{100 * row['diff vs longer_batch_64 (PrivateTest)']:.2f}" == "-3.01"
+    assert f"{100 * row['diff vs longer_batch_64 (PrivateTest, dedup)']:.2f}" == "-1.96"
+    assert np.bincount(crowd["y_pred"][private], minlength=7)[6] == 1010
+    timings = pd.read_csv(RESULTS / "recipe_e26_s0/longer_batch_64_crowd/timings.csv")
+    assert timings.loc[timings["others_cores"] <= 0.03, "seconds"].median() == pytest.approx(108.3, abs=0.05)
