@@ -89,7 +89,7 @@ def test_ensembles_average_probabilities_and_refuse_members_on_other_faces_or_cl
     three = L.ensemble({"a": a, "b": b, "c": c})
     assert three["y_pred"].tolist() == [0, 1, 2]  # row 1: the first member says 2, the mean (0.567 for 1) says 1
     assert three["y_prob"][1].tolist() == pytest.approx([0, 1.7 / 3, 1.3 / 3, 0, 0, 0, 0])
-    with pytest.raises(ValueError, match="member b: its source_ids differ from a's"):
+    with pytest.raises(ValueError, match="b was scored on other samples than a"):
         L.ensemble({"a": a, "b": _preds(ids[::-1], [0, 1, 2], [0, 1, 2])})
     with pytest.raises(ValueError, match="two or more different members"):
         L.ensemble({"a": a})

@@ -205,21 +205,15 @@ def load_runs(folders: dict) -> dict:
 
 
 def ensemble(members: dict) -> dict:
-    """The members' mean probabilities as one set of predictions (``y_pred`` their arg-max), for the same faces.
+    """The members' mean probabilities as one set of predictions (``y_pred`` their arg-max), for the same faces
+    (:func:`fer_utils.experiments.seeds.averaged`).
 
     Raises:
         ValueError: fewer than two members, or members on other faces or labels (named).
     """
-    if len(members) < 2:
-        raise ValueError(f"an ensemble needs two or more different members, got {list(members)}")
-    (first, p0), *rest = members.items()
-    for label, p in rest:
-        for key in ("source_ids", "split", "y_true"):
-            if p.get(key) is None or p0.get(key) is None or not np.array_equal(np.asarray(p[key]), np.asarray(p0[key])):
-                raise ValueError(f"ensemble member {label}: its {key} differ from {first}'s (members must be scored "
-                                 "on the same faces)")
-    prob = np.mean([np.asarray(p["y_prob"], dtype=np.float64) for p in members.values()], axis=0)
-    return {**p0, "y_prob": prob.astype(np.float32), "y_pred": prob.argmax(axis=1).astype(np.int64)}
+    from fer_utils.experiments.seeds import averaged
+
+    return averaged(members)
 
 
 #: What the teacher of a crowd student is called in its run's recipe (``distillation.tta``).

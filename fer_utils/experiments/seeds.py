@@ -62,6 +62,25 @@ def _scores(y, prob_or_pred, class_names) -> dict:
     return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
 
 
+def averaged(preds: dict) -> dict:
+    """The mean probabilities of predictions scored on the same samples (``{name: runs.load_predictions(...)}``, in
+    order), as one set of predictions: the first member's labels, splits and ids, ``y_pred`` the mean's arg-max.
+
+    Raises:
+        ValueError: fewer than two members, or a member scored on other samples (named, with the first).
+    """
+    if len(preds) < 2:
+        raise ValueError(f"an ensemble needs two or more different members, got {list(preds)}")
+    (first, p0), *rest = preds.items()
+    for name, p in rest:
+        if not all(p.get(k) is not None and p0.get(k) is not None and np.array_equal(p[k], p0[k])
+                   for k in ("y_true", "split", "source_ids")):
+            raise ValueError(f"{name} was scored on other samples than {first}; members must be evaluated on the same "
+                             "test rows")
+    prob = np.mean([np.asarray(p["y_prob"], dtype=np.float64) for p in preds.values()], axis=0).astype(np.float32)
+    return {**p0, "y_prob": prob, "y_pred": prob.argmax(axis=1).astype(np.int64)}
+
+
 def evaluate_ensemble(model: str, member_dirs, ds: D.FERDataset, out_dir) -> dict:
     """The ensemble of finished runs: their saved test probabilities averaged, written as a run folder.
 
@@ -80,16 +99,13 @@ def evaluate_ensemble(model: str, member_dirs, ds: D.FERDataset, out_dir) -> dic
     preds = [runs.load_predictions(d) for d in member_dirs]
     checksums = [runs.read_metrics(d)["headline"].get("data_checksum", "") for d in member_dirs]
     first = preds[0]
-    for d, p in zip(member_dirs[1:], preds[1:]):
-        same = (np.array_equal(p["y_true"], first["y_true"]) and np.array_equal(p["split"], first["split"])
-                and np.array_equal(p["source_ids"], first["source_ids"]))
-        if not same:
-            raise ValueError(f"Ensemble {out_dir}: {d} was scored on other samples than {member_dirs[0]}; members "
-                             "must be evaluated on the same test rows")
+    try:
+        prob = averaged(dict(zip(map(str, member_dirs), preds)))["y_prob"] if len(preds) > 1 else first["y_prob"]
+    except ValueError as err:
+        raise ValueError(f"Ensemble {out_dir}: {err}") from None
     if len(set(checksums)) > 1:
         raise ValueError(f"Ensemble {out_dir}: members trained on different data (checksums "
                          f"{dict(zip(map(str, member_dirs), checksums))})")
-    prob = np.mean([p["y_prob"].astype(np.float64) for p in preds], axis=0).astype(np.float32)
     out_dir = Path(out_dir)
     if runs.finished_files(out_dir):
         try:
