@@ -36,7 +36,7 @@ def parse_args(argv=None):
     ap.add_argument("--split", default="PrivateTest", help="the test split scored (PublicTest or PrivateTest)")
     ap.add_argument("--profile", default="cpu", help="params/<profile>.yaml whose notebook 03 data the runs used")
     ap.add_argument("--ferplus", default=None,
-                    help="FER+ votes (default: $FER_DATA_DIR/ferplus/fer2013new.csv)")
+                    help="FER+ votes (default: fer2013new.csv found as the suite finds FER+, e.g. under $FER_DATA_DIR)")
     ap.add_argument("--out", required=True, help="the outputs' path without extension")
     ap.add_argument("--params-dir", default="params")
     ap.add_argument("--notebooks-dir", default="notebooks")
@@ -57,11 +57,15 @@ def parse_args(argv=None):
                      + (f" (not among them: {unknown})" if unknown else ""))
         ensembles[name] = members
     args.ensembles = ensembles
-    if args.ferplus is None:
-        root = os.environ.get("FER_DATA_DIR")
-        if not root:
-            ap.error("--ferplus not given and FER_DATA_DIR not set: expected the FER+ votes (fer2013new.csv)")
-        args.ferplus = str(Path(root) / "ferplus" / "fer2013new.csv")
+    if args.ferplus is None:  # where the suite finds FER+ elsewhere (FER_DATA_DIR, ./data, ../data, Kaggle inputs)
+        from fer_utils.data.discovery import candidate_roots, discover
+
+        found = discover("ferplus")
+        if found is None:
+            ap.error("--ferplus not given and no FER+ votes (ferplus/fer2013new.csv beside the FER-2013 csv) under "
+                     f"{[str(r) for r in candidate_roots()]}"
+                     + ("" if os.environ.get("FER_DATA_DIR") else " (FER_DATA_DIR not set)"))
+        args.ferplus = found.path
     if not Path(args.ferplus).is_file():
         ap.error(f"--ferplus {args.ferplus}: file not found (expected FER+ fer2013new.csv)")
     C.refuse_taken(ap, args.out)
@@ -84,7 +88,7 @@ def main(argv=None) -> int:
         _, leaked = seeds.leaks(ds)
     try:
         preds = L.load_runs(folders)
-        preds.update({name: L.ensemble({m: preds[m] for m in members}) for name, members in args.ensembles.items()})
+        preds.update({name: seeds.averaged({m: preds[m] for m in members}) for name, members in args.ensembles.items()})
         tab = L.table(preds, args.ferplus, split=args.split, leaked=leaked)
     except (ValueError, OSError) as err:  # runs on other faces or classes, votes not aligned with fer2013.csv
         print(f"error: {err}", file=sys.stderr)

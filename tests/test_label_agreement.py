@@ -11,6 +11,7 @@ import pytest
 
 from fer_utils.data.dataset import DataError
 from fer_utils.experiments import label_agreement as L
+from fer_utils.experiments import seeds
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -86,13 +87,13 @@ def test_ensembles_average_probabilities_and_refuse_members_on_other_faces_or_cl
     ids = [f"fer2013.csv.gz:row={i}" for i in range(3)]
     a, b, c = (_preds(ids, [0, 1, 2], pred) for pred in ([0, 2, 2], [0, 1, 2], [0, 1, 2]))
     b["y_prob"] = np.array([[0.6, 0.4] + [0] * 5, [0, 0.7, 0.3] + [0] * 4, [0, 0, 1] + [0] * 4], np.float32)
-    three = L.ensemble({"a": a, "b": b, "c": c})
+    three = seeds.averaged({"a": a, "b": b, "c": c})
     assert three["y_pred"].tolist() == [0, 1, 2]  # row 1: the first member says 2, the mean (0.567 for 1) says 1
     assert three["y_prob"][1].tolist() == pytest.approx([0, 1.7 / 3, 1.3 / 3, 0, 0, 0, 0])
     with pytest.raises(ValueError, match="b was scored on other samples than a"):
-        L.ensemble({"a": a, "b": _preds(ids[::-1], [0, 1, 2], [0, 1, 2])})
+        seeds.averaged({"a": a, "b": _preds(ids[::-1], [0, 1, 2], [0, 1, 2])})
     with pytest.raises(ValueError, match="two or more different members"):
-        L.ensemble({"a": a})
+        seeds.averaged({"a": a})
     with pytest.raises(ValueError, match="b: its PrivateTest faces or labels differ from a's"):
         L.table({"a": a, "b": _preds(ids, [0, 1, 1], [0, 1, 2])}, "unused.csv")
     with pytest.raises(ValueError, match="a: no PrivateTest faces"):
@@ -145,12 +146,11 @@ def test_the_committed_table_is_what_the_committed_predictions_and_the_votes_giv
     """The whole table again from the runs' committed predictions, the real FER+ votes and the recipe data's
     near-duplicates; each run's row tied to its own recorded scores (the same rows left out); the docs quote it."""
     from fer_utils.experiments import recipe as R
-    from fer_utils.experiments import seeds
 
     committed = pd.read_csv(f"{COMMITTED}.csv")
     preds = L.load_runs({r: RESULTS / r for r in RUNS})
     for v in ("full", "longer_batch_64"):
-        preds[f"{v}, 3 seeds"] = L.ensemble({r: preds[r] for r in RUNS if r.endswith(f"/{v}")})
+        preds[f"{v}, 3 seeds"] = seeds.averaged({r: preds[r] for r in RUNS if r.endswith(f"/{v}")})
     ds = R.data_of_runs({r: RESULTS / r for r in RUNS}, "cpu", ROOT / "params", ROOT / "notebooks")
     again = L.table(preds, real_data / "ferplus" / "fer2013new.csv", leaked=seeds.leaks(ds)[1])
     pd.testing.assert_frame_equal(committed, again, check_dtype=False, atol=1e-9)
@@ -223,7 +223,7 @@ def test_the_committed_crowd_student_is_what_its_files_say_and_the_docs_quote(re
     its teacher's summary from the real votes, its crowd split from the predictions, its validation count against the
     shipped run's, and the docs' tables and prose."""
     from fer_utils import stats
-    from fer_utils.experiments import distill, seeds
+    from fer_utils.experiments import distill
     from fer_utils.experiments import recipe as R
 
     runs_ = {r: RESULTS / r for r in ("recipe_e26_s0/longer_batch_64", "recipe_e26_s0/longer_batch_64_crowd")}

@@ -204,18 +204,6 @@ def load_runs(folders: dict) -> dict:
     return {label: runs.load_predictions(Path(f)) for label, f in folders.items()}
 
 
-def ensemble(members: dict) -> dict:
-    """The members' mean probabilities as one set of predictions (``y_pred`` their arg-max), for the same faces
-    (:func:`fer_utils.experiments.seeds.averaged`).
-
-    Raises:
-        ValueError: fewer than two members, or members on other faces or labels (named).
-    """
-    from fer_utils.experiments.seeds import averaged
-
-    return averaged(members)
-
-
 #: What the teacher of a crowd student is called in its run's recipe (``distillation.tta``).
 CROWD = "FER+ crowd votes"
 
